@@ -1,0 +1,443 @@
+//! `Qwen3Config`: a mirror of Hugging Face `config.json` for Qwen3 and Qwen2-architecture models.
+//!
+//! Field names are the JSON keys verbatim, so a checkpoint's `config.json` deserialises with no glue.
+//! Unknown keys are ignored (HF adds keys freely). [`Qwen3Config::validate`] runs once after loading
+//! and rejects what the model cannot run, so inner code can assume a consistent config.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The architecture family named by `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// `qwen3`: per-head q/k RMSNorm, `head_dim` from the config, optional biases on every projection.
+    Qwen3,
+    /// `qwen2` (Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen): q/k/v biases, no q/k norm, `head_dim = hidden/heads`.
+    Qwen2,
+    /// `qwen3_moe`: Qwen3 attention with sparse mixture-of-experts MLPs.
+    Qwen3Moe,
+}
+
+/// `eos_token_id` is an integer in some checkpoints and a list in others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    /// A single id.
+    One(u32),
+    /// Several ids.
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    /// The ids as a vector.
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            TokenIds::One(id) => vec![*id],
+            TokenIds::Many(ids) => ids.clone(),
+        }
+    }
+}
+
+/// Model hyper-parameters, read from a Hugging Face `config.json`.
+///
+/// Qwen3 dense (`model_type = "qwen3"`), Qwen2 (`"qwen2"`) and Qwen3-MoE (`"qwen3_moe"`) share this struct;
+/// keys a family does not use are absent or ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Qwen3Config {
+    /// `qwen3`, `qwen2` or `qwen3_moe`.
+    pub model_type: String,
+    /// Rows of the embedding matrix (padded; larger than the tokenizer's vocabulary).
+    pub vocab_size: usize,
+    /// Model width `d`.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (GQA); defaults to `num_attention_heads`.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Per-head width. Qwen3 sets it (128 at every size); Qwen2 derives `hidden_size / num_attention_heads`.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Longest position the checkpoint was trained for (informational; RoPE tables are computed on demand).
+    #[serde(default = "default_max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    /// RMSNorm epsilon.
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    /// RoPE base θ.
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    /// RoPE scaling; only `null` is supported.
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Whether the LM head reuses the embedding matrix.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Qwen3: biases on q/k/v/o projections. Qwen2 always has q/k/v biases and ignores this key.
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Activation of the MLP; only `silu` is supported.
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    /// Sliding-window attention; not supported (Qwen2 checkpoints ship `false`).
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    /// Attention kind per layer (recent transformers); only `full_attention` is supported.
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Beginning-of-sequence id (Qwen prepends none; informational).
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence id(s).
+    #[serde(default)]
+    pub eos_token_id: Option<TokenIds>,
+    /// The dtype the checkpoint was saved in (informational).
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
+
+    // Mixture-of-experts keys (`qwen3_moe`).
+    /// Number of routed experts per MoE layer.
+    #[serde(default)]
+    pub num_experts: Option<usize>,
+    /// Experts chosen per token.
+    #[serde(default)]
+    pub num_experts_per_tok: Option<usize>,
+    /// Width of each expert's SwiGLU MLP.
+    #[serde(default)]
+    pub moe_intermediate_size: Option<usize>,
+    /// Renormalise the top-k routing weights to sum to one.
+    #[serde(default)]
+    pub norm_topk_prob: Option<bool>,
+    /// Every `decoder_sparse_step`-th layer is sparse.
+    #[serde(default)]
+    pub decoder_sparse_step: Option<usize>,
+    /// Layers that keep a dense MLP.
+    #[serde(default)]
+    pub mlp_only_layers: Option<Vec<usize>>,
+    /// Weight of the router load-balancing loss.
+    #[serde(default)]
+    pub router_aux_loss_coef: Option<f64>,
+}
+
+fn default_max_position_embeddings() -> usize {
+    40_960
+}
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+fn default_rope_theta() -> f64 {
+    1_000_000.0
+}
+fn default_hidden_act() -> String {
+    "silu".to_string()
+}
+
+impl Qwen3Config {
+    /// Reads and validates a `config.json`.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid JSON, misses a required key, or describes an unsupported model.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses and validates `config.json` text; `origin` names the file in errors.
+    ///
+    /// # Errors
+    /// As [`Qwen3Config::from_file`].
+    pub fn from_json_str(text: &str, origin: impl AsRef<Path>) -> Result<Self> {
+        let origin = origin.as_ref();
+        let config: Self = serde_json::from_str(text).map_err(|source| Error::Json {
+            path: origin.to_path_buf(),
+            source,
+        })?;
+        config.validate_at(origin)?;
+        Ok(config)
+    }
+
+    /// The architecture family.
+    ///
+    /// # Panics
+    /// On an unknown `model_type`; [`Qwen3Config::validate`] rejects those first.
+    pub fn arch(&self) -> Arch {
+        arch_of(&self.model_type).expect("model_type is validated when the config is loaded")
+    }
+
+    /// Per-head width: `head_dim` when present, else `hidden_size / num_attention_heads`.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Key/value heads.
+    pub fn num_kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Whether q/k/v projections carry a bias.
+    pub fn qkv_bias(&self) -> bool {
+        match self.arch() {
+            Arch::Qwen2 => true,
+            Arch::Qwen3 | Arch::Qwen3Moe => self.attention_bias,
+        }
+    }
+
+    /// Whether the output projection carries a bias.
+    pub fn o_bias(&self) -> bool {
+        match self.arch() {
+            Arch::Qwen2 => false,
+            Arch::Qwen3 | Arch::Qwen3Moe => self.attention_bias,
+        }
+    }
+
+    /// Whether attention applies a per-head RMSNorm to q and k (Qwen3 only).
+    pub fn qk_norm(&self) -> bool {
+        self.arch() != Arch::Qwen2
+    }
+
+    /// End-of-sequence ids from the config (may be empty).
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        self.eos_token_id
+            .as_ref()
+            .map(TokenIds::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Whether layer `layer` uses a sparse MoE block instead of a dense MLP.
+    pub fn is_moe_layer(&self, layer: usize) -> bool {
+        if self.arch() != Arch::Qwen3Moe {
+            return false;
+        }
+        let step = self.decoder_sparse_step.unwrap_or(1).max(1);
+        let dense = self
+            .mlp_only_layers
+            .as_ref()
+            .is_some_and(|layers| layers.contains(&layer));
+        !dense && self.num_experts.unwrap_or(0) > 0 && (layer + 1) % step == 0
+    }
+
+    /// Checks the config describes a model this crate can run.
+    ///
+    /// # Errors
+    /// Unsupported `model_type`, activation, RoPE scaling or sliding window; zero or inconsistent sizes.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_at("<memory>")
+    }
+
+    fn validate_at(&self, origin: impl AsRef<Path>) -> Result<()> {
+        let fail = |message: String| Error::Config {
+            path: PathBuf::from(origin.as_ref()),
+            message,
+        };
+        let Some(arch) = arch_of(&self.model_type) else {
+            return Err(fail(format!(
+                "unsupported `model_type` `{}` (supported: `qwen3`, `qwen2`, `qwen3_moe`)",
+                self.model_type
+            )));
+        };
+        for (key, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_kv_heads()),
+            ("head_dim", self.head_dim()),
+        ] {
+            if value == 0 {
+                return Err(fail(format!("`{key}` must be positive, found `0`")));
+            }
+        }
+        if self.num_attention_heads % self.num_kv_heads() != 0 {
+            return Err(fail(format!(
+                "`num_attention_heads` ({}) must be a multiple of `num_key_value_heads` ({})",
+                self.num_attention_heads,
+                self.num_kv_heads()
+            )));
+        }
+        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+            return Err(fail(format!(
+                "`hidden_size` ({}) is not divisible by `num_attention_heads` ({}) and no `head_dim` is given",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(fail(format!(
+                "`head_dim` must be even for rotary embeddings, found `{}`",
+                self.head_dim()
+            )));
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
+            return Err(fail(format!(
+                "`rms_norm_eps` must be positive, found `{}`",
+                self.rms_norm_eps
+            )));
+        }
+        if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
+            return Err(fail(format!(
+                "`rope_theta` must be positive, found `{}`",
+                self.rope_theta
+            )));
+        }
+        if self.hidden_act != "silu" {
+            return Err(fail(format!(
+                "unsupported `hidden_act` `{}` (only `silu` is supported)",
+                self.hidden_act
+            )));
+        }
+        if self
+            .rope_scaling
+            .as_ref()
+            .is_some_and(|value| !value.is_null())
+        {
+            return Err(fail(
+                "`rope_scaling` is not supported (only `null`)".to_string(),
+            ));
+        }
+        if self.use_sliding_window {
+            return Err(fail(
+                "sliding-window attention (`use_sliding_window = true`) is not supported"
+                    .to_string(),
+            ));
+        }
+        if let Some(kind) = self
+            .layer_types
+            .iter()
+            .flatten()
+            .find(|kind| kind.as_str() != "full_attention")
+        {
+            return Err(fail(format!(
+                "`layer_types` entry `{kind}` is not supported (only `full_attention`)"
+            )));
+        }
+        if arch == Arch::Qwen3Moe {
+            for (key, value) in [
+                ("num_experts", self.num_experts),
+                ("num_experts_per_tok", self.num_experts_per_tok),
+                ("moe_intermediate_size", self.moe_intermediate_size),
+            ] {
+                match value {
+                    Some(v) if v > 0 => {}
+                    _ => {
+                        return Err(fail(format!(
+                            "`{key}` must be a positive integer for `qwen3_moe`"
+                        )))
+                    }
+                }
+            }
+            let (experts, top_k) = (
+                self.num_experts.unwrap_or(0),
+                self.num_experts_per_tok.unwrap_or(0),
+            );
+            if top_k > experts {
+                return Err(fail(format!(
+                    "`num_experts_per_tok` ({top_k}) exceeds `num_experts` ({experts})"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn arch_of(model_type: &str) -> Option<Arch> {
+    match model_type {
+        "qwen3" => Some(Arch::Qwen3),
+        "qwen2" => Some(Arch::Qwen2),
+        "qwen3_moe" => Some(Arch::Qwen3Moe),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `config.json` of Qwen/Qwen3-0.6B, abridged to the keys that matter plus a few unknown ones.
+    const QWEN3_06B: &str = r#"{
+      "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+      "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+      "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072,
+      "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+      "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8,
+      "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null,
+      "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.51.0",
+      "use_cache": true, "use_sliding_window": false, "vocab_size": 151936
+    }"#;
+
+    #[test]
+    fn reads_qwen3_config() {
+        let c = Qwen3Config::from_json_str(QWEN3_06B, "config.json").unwrap();
+        assert_eq!(c.arch(), Arch::Qwen3);
+        // head_dim comes from the file, not hidden/heads (1024/16 = 64).
+        assert_eq!(c.head_dim(), 128);
+        assert_eq!(c.num_kv_heads(), 8);
+        assert!(c.tie_word_embeddings && c.qk_norm() && !c.qkv_bias());
+        assert_eq!(c.eos_token_ids(), vec![151645]);
+        assert_eq!(c.rope_theta, 1e6);
+    }
+
+    #[test]
+    fn qwen2_derives_head_dim_and_has_qkv_bias() {
+        let text = r#"{"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1536,
+            "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12,
+            "num_key_value_heads": 2, "rope_theta": 10000, "eos_token_id": [151643, 151645],
+            "use_sliding_window": false, "sliding_window": 4096}"#;
+        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        assert_eq!(c.arch(), Arch::Qwen2);
+        assert_eq!(c.head_dim(), 128);
+        assert!(c.qkv_bias() && !c.o_bias() && !c.qk_norm());
+        assert_eq!(c.eos_token_ids(), vec![151643, 151645]);
+    }
+
+    #[test]
+    fn rejects_unsupported_and_inconsistent_configs() {
+        let bad_type = QWEN3_06B.replace(r#""model_type": "qwen3""#, r#""model_type": "llama""#);
+        let err = Qwen3Config::from_json_str(&bad_type, "m/config.json").unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported `model_type` `llama`"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("m/config.json"), "{err}");
+
+        let bad_heads =
+            QWEN3_06B.replace(r#""num_key_value_heads": 8"#, r#""num_key_value_heads": 5"#);
+        let err = Qwen3Config::from_json_str(&bad_heads, "config.json").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("multiple of `num_key_value_heads`"),
+            "{err}"
+        );
+
+        let missing = QWEN3_06B.replace(r#""hidden_size": 1024,"#, "");
+        let err = Qwen3Config::from_json_str(&missing, "config.json").unwrap_err();
+        assert!(format!("{err:#?}").contains("hidden_size"), "{err:#?}");
+
+        let scaled = QWEN3_06B.replace(
+            r#""rope_scaling": null"#,
+            r#""rope_scaling": {"type": "yarn"}"#,
+        );
+        assert!(Qwen3Config::from_json_str(&scaled, "config.json").is_err());
+    }
+
+    #[test]
+    fn moe_layer_selection() {
+        let text = r#"{"model_type": "qwen3_moe", "vocab_size": 64, "hidden_size": 16,
+            "intermediate_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "head_dim": 8,
+            "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+            "decoder_sparse_step": 1, "mlp_only_layers": [0]}"#;
+        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        assert_eq!(
+            (0..4).map(|l| c.is_moe_layer(l)).collect::<Vec<_>>(),
+            [false, true, true, true]
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! Qwen3 and Qwen2-architecture decoders in burn, loading Hugging Face checkpoint folders unchanged.
+//!
+//! The first crate of laconic's data flow (**model** → rollout → reward → optimizer → train/eval): a
+//! backend-generic [`Qwen3`] with a padded training forward and a KV-cached incremental forward,
+//! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
+//! Qwen3 chat template.
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::prelude::*;
+//! use laconic_model::{AttentionLayout, Qwen3, Qwen3Config};
+//!
+//! let config = Qwen3Config::from_json_str(
+//!     r#"{"model_type": "qwen3", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32,
+//!         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+//!         "tie_word_embeddings": true}"#,
+//!     "config.json",
+//! )?;
+//! let device = Default::default();
+//! let model = Qwen3::<NdArray>::init(&config, &device)?;
+//! // Two prompts of lengths 2 and 3, left-padded to 3 columns.
+//! let tokens = Tensor::<NdArray, 2, Int>::from_ints([[0, 5, 6], [7, 8, 9]], &device);
+//! let layout = AttentionLayout::left_padded(&[2, 3], 3)?;
+//! let logits = model.forward(tokens, &layout)?;
+//! assert_eq!(logits.dims(), [2, 3, 32]);
+//! # Ok::<(), laconic_model::Error>(())
+//! ```
+
+mod attention;
+mod cache;
+mod chat;
+mod config;
+mod error;
+mod layer;
+mod layout;
+mod linear;
+mod load;
+mod mlp;
+mod model;
+mod norm;
+mod rope;
+pub mod safetensors;
+mod tokenizer;
+
+pub use attention::Attention;
+pub use cache::{KvCache, LayerKv};
+pub use chat::{apply_chat_template, Message, Role};
+pub use config::{Arch, Qwen3Config, TokenIds};
+pub use error::{Error, Result};
+pub use layer::DecoderLayer;
+pub use layout::AttentionLayout;
+pub use linear::Linear;
+pub use load::{
+    load_model, load_pretrained, load_weights, named_tensors, save_pretrained, Pretrained,
+};
+pub use mlp::Mlp;
+pub use model::{Qwen3, Qwen3Model, INITIALIZER_RANGE};
+pub use norm::RmsNorm;
+pub use rope::{Rope, RopeTables};
+pub use tokenizer::{Tokenizer, END_OF_TEXT, IM_END};
+
+/// The backend of this crate's unit tests: ndarray, or wgpu/CUDA with `test-wgpu` / `test-cuda`.
+#[cfg(all(test, not(any(feature = "test-wgpu", feature = "test-cuda"))))]
+pub(crate) type TestBackend = burn::backend::NdArray;
+#[cfg(all(test, feature = "test-wgpu", not(feature = "test-cuda")))]
+pub(crate) type TestBackend = burn::backend::Wgpu;
+#[cfg(all(test, feature = "test-cuda"))]
+pub(crate) type TestBackend = burn::backend::Cuda;

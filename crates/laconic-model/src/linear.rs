@@ -1,0 +1,47 @@
+//! `Linear`: a projection stored in Hugging Face layout (`weight` is `[d_out, d_in]`), so checkpoints load
+//! and save without transposes.
+
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::prelude::*;
+
+/// A linear projection `y = x·Wᵀ + b` with `W` stored as `[d_out, d_in]` (PyTorch's layout).
+///
+/// # Shapes
+/// - input: `[..., d_in]`
+/// - output: `[..., d_out]`
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// `[d_out, d_in]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[d_out]`, when the projection has a bias.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> Linear<B> {
+    /// A projection initialised like Hugging Face's `_init_weights`: weights `N(0, std²)`, bias zero.
+    pub fn init(d_in: usize, d_out: usize, bias: bool, std: f64, device: &B::Device) -> Self {
+        let weight = Initializer::Normal { mean: 0.0, std }.init_with(
+            [d_out, d_in],
+            Some(d_in),
+            Some(d_out),
+            device,
+        );
+        let bias = bias.then(|| Initializer::Zeros.init([d_out], device));
+        Self { weight, bias }
+    }
+
+    /// Applies the projection to the last dimension.
+    pub fn forward<const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
+        burn::tensor::module::linear(
+            input,
+            self.weight.val().transpose(),
+            self.bias.as_ref().map(Param::val),
+        )
+    }
+
+    /// `d_out`, the width of the output.
+    pub fn d_out(&self) -> usize {
+        self.weight.lazy_shape()[0]
+    }
+}

@@ -1,0 +1,204 @@
+//! Loading Hugging Face checkpoint folders into [`Qwen3`] and writing them back out.
+//!
+//! The module tree's field names are HF's parameter names, so a parameter's path in the tree
+//! (`model.layers.0.self_attn.q_proj.weight`) is its key in the checkpoint. Loading walks the tree
+//! with a [`ModuleMapper`], replacing each lazily-initialised parameter with the checkpoint tensor
+//! (never sampling the random init); saving walks it with a [`ModuleVisitor`].
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+
+use crate::config::Qwen3Config;
+use crate::error::{Error, Result};
+use crate::model::Qwen3;
+use crate::safetensors::{write_f32, SafetensorsIndex};
+use crate::tokenizer::Tokenizer;
+
+/// A model loaded from an HF folder, with the folder's tokenizer when it has one.
+#[derive(Debug)]
+pub struct Pretrained<B: Backend> {
+    /// The model.
+    pub model: Qwen3<B>,
+    /// `tokenizer.json` from the folder, if present.
+    pub tokenizer: Option<Tokenizer>,
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+/// Loads `config.json`, the weights (`model.safetensors` or a sharded index) and `tokenizer.json` (when
+/// present) from an HF checkpoint folder. Weights stored as BF16/F16/F32 become the backend's float type.
+///
+/// # Errors
+/// Missing or malformed files, an unsupported config, a missing tensor or a tensor of the wrong shape
+/// (the error names the tensor, the file and both shapes).
+pub fn load_pretrained<B: Backend>(
+    dir: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<Pretrained<B>> {
+    let dir = dir.as_ref();
+    let model = load_model(dir, device)?;
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer = if tokenizer_path.is_file() {
+        Some(Tokenizer::from_file(&tokenizer_path)?)
+    } else {
+        None
+    };
+    Ok(Pretrained {
+        model,
+        tokenizer,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Loads the model of an HF checkpoint folder (see [`load_pretrained`]).
+///
+/// # Errors
+/// As [`load_pretrained`].
+pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<Qwen3<B>> {
+    let dir = dir.as_ref();
+    let config = Qwen3Config::from_file(dir.join("config.json"))?;
+    let index = SafetensorsIndex::from_dir(dir)?;
+    let model = Qwen3::init(&config, device)?;
+    load_weights(model, &index, dir)
+}
+
+/// Replaces every parameter of `model` with the tensor of the same name in `index`.
+///
+/// # Errors
+/// The first missing tensor, shape mismatch or unreadable tensor.
+pub fn load_weights<B: Backend>(
+    model: Qwen3<B>,
+    index: &SafetensorsIndex,
+    dir: &Path,
+) -> Result<Qwen3<B>> {
+    let mut loader = Loader {
+        index,
+        dir,
+        path: Vec::new(),
+        error: None,
+    };
+    let model = model.map(&mut loader);
+    match loader.error {
+        Some(error) => Err(error),
+        None => Ok(model),
+    }
+}
+
+/// Writes `model` as an HF checkpoint folder: `config.json` and `model.safetensors` (F32), loadable by
+/// this crate and by `transformers`.
+///
+/// # Errors
+/// When the folder or files cannot be written.
+pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let config_path = dir.join("config.json");
+    let config = serde_json::to_string_pretty(model.config()).map_err(|source| Error::Json {
+        path: config_path.clone(),
+        source,
+    })?;
+    std::fs::write(&config_path, config).map_err(|e| Error::io(&config_path, e))?;
+    write_f32(&dir.join("model.safetensors"), &named_tensors(model))
+}
+
+/// Every float parameter of a module with its dotted path, shape and values (f32).
+pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut collector = Collector {
+        path: Vec::new(),
+        tensors: Vec::new(),
+    };
+    module.visit(&mut collector);
+    collector.tensors
+}
+
+struct Loader<'a> {
+    index: &'a SafetensorsIndex,
+    dir: &'a Path,
+    path: Vec<String>,
+    error: Option<Error>,
+}
+
+impl Loader<'_> {
+    fn read<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        expected: &[usize],
+        device: &B::Device,
+    ) -> Result<Tensor<B, D>> {
+        let entry = self.index.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            dir: self.dir.to_path_buf(),
+        })?;
+        if entry.shape != expected {
+            return Err(Error::ShapeMismatch {
+                name: name.to_string(),
+                path: entry.path.clone(),
+                expected: expected.to_vec(),
+                found: entry.shape.clone(),
+            });
+        }
+        let values = self.index.read_f32(name)?;
+        Ok(Tensor::from_data(
+            TensorData::new(values, expected.to_vec()),
+            device,
+        ))
+    }
+}
+
+impl<B: Backend> ModuleMapper<B> for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        let name = self.path.join(".");
+        let expected = param.lazy_shape().to_vec();
+        let device = param.lazy_device();
+        match self.read::<B, D>(&name, &expected, &device) {
+            Ok(tensor) => {
+                let id = param.id;
+                param.transform_for_load(tensor, id)
+            }
+            Err(error) => {
+                self.error = Some(error);
+                param
+            }
+        }
+    }
+}
+
+struct Collector {
+    path: Vec<String>,
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Collector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        let values = tensor
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("a float tensor converted to f32 yields f32 values");
+        self.tensors.push((self.path.join("."), shape, values));
+    }
+}

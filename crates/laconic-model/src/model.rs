@@ -1,0 +1,198 @@
+//! `Qwen3`: the decoder stack and its LM head (`Qwen3ForCausalLM` in Hugging Face terms).
+//!
+//! Field names mirror HF's parameter names (`model.layers.0.self_attn.q_proj.weight`), so a checkpoint
+//! maps onto the module tree without a renaming table.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
+use burn::prelude::*;
+
+use crate::cache::KvCache;
+use crate::config::{Arch, Qwen3Config};
+use crate::error::{Error, Result};
+use crate::layer::DecoderLayer;
+use crate::layout::AttentionLayout;
+use crate::linear::Linear;
+use crate::norm::RmsNorm;
+use crate::rope::Rope;
+
+/// Standard deviation of HF's weight initialisation (`initializer_range`).
+pub const INITIALIZER_RANGE: f64 = 0.02;
+
+/// The decoder stack without the LM head (`Qwen3Model`).
+#[derive(Module, Debug)]
+pub struct Qwen3Model<B: Backend> {
+    /// Token embeddings `[V, d]`.
+    pub embed_tokens: Embedding<B>,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+}
+
+/// A Qwen3 / Qwen2 causal language model.
+#[derive(Module, Debug)]
+pub struct Qwen3<B: Backend> {
+    /// The decoder stack.
+    pub model: Qwen3Model<B>,
+    /// The LM head `[V, d]`; `None` when tied to `model.embed_tokens` (logits use the embedding matrix
+    /// itself, so gradients reach it from both ends).
+    pub lm_head: Option<Linear<B>>,
+    #[module(skip)]
+    config: Qwen3Config,
+}
+
+impl<B: Backend> Qwen3<B> {
+    /// A randomly initialised model (HF's scheme: `N(0, 0.02²)` weights, unit norms, zero biases).
+    /// Parameters are created lazily, so [`crate::load`] overwrites them without ever sampling.
+    ///
+    /// # Errors
+    /// When the config is invalid or describes a mixture-of-experts model (not supported yet).
+    pub fn init(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        if config.arch() == Arch::Qwen3Moe {
+            return Err(Error::Config {
+                path: "<memory>".into(),
+                message: "`qwen3_moe` (mixture of experts) is not supported yet".into(),
+            });
+        }
+        let std = INITIALIZER_RANGE;
+        let embed_tokens = EmbeddingConfig::new(config.vocab_size, config.hidden_size)
+            .with_initializer(Initializer::Normal { mean: 0.0, std })
+            .init(device);
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| DecoderLayer::init(config, std, device))
+            .collect();
+        let lm_head = (!config.tie_word_embeddings)
+            .then(|| Linear::init(config.hidden_size, config.vocab_size, false, std, device));
+        Ok(Self {
+            model: Qwen3Model {
+                embed_tokens,
+                layers,
+                norm: RmsNorm::init(config.hidden_size, config.rms_norm_eps, device),
+            },
+            lm_head,
+            config: config.clone(),
+        })
+    }
+
+    /// The config the model was built from.
+    pub fn config(&self) -> &Qwen3Config {
+        &self.config
+    }
+
+    /// An empty KV cache sized for this model.
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache::new(self.model.layers.len())
+    }
+
+    /// Training forward over a padded batch: logits for every position.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[B, T]`, described by `layout` (padding anywhere, explicit positions)
+    /// - returns: `[B, T, V]`
+    ///
+    /// # Errors
+    /// When `tokens` and `layout` disagree on `[B, T]`.
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+    ) -> Result<Tensor<B, 3>> {
+        let mut cache = self.new_cache();
+        let hidden = self.forward_hidden(tokens, layout, &mut cache)?;
+        Ok(self.logits(hidden))
+    }
+
+    /// Incremental forward: attends to everything in `cache`, appends the new tokens to it, and returns
+    /// logits for the new positions.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[B, T]` (`B` must equal the cache's rows unless the cache is empty)
+    /// - returns: `[B, T, V]`
+    ///
+    /// # Errors
+    /// When shapes disagree with `layout` or the cache.
+    pub fn forward_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let hidden = self.forward_hidden(tokens, layout, cache)?;
+        Ok(self.logits(hidden))
+    }
+
+    /// The decoder stack without the head: final-norm hidden states. Use with [`Qwen3::logits`] to
+    /// compute logits in chunks (a `[B, T, V]` block for a long batch does not fit in memory).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[B, T]`
+    /// - returns: `[B, T, d]`
+    ///
+    /// # Errors
+    /// When shapes disagree with `layout` or the cache.
+    pub fn forward_hidden(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let [b, t] = tokens.dims();
+        if [b, t] != [layout.batch(), layout.seq()] {
+            return Err(Error::Input(format!(
+                "tokens have shape [{b}, {t}] but the attention layout describes [{}, {}]",
+                layout.batch(),
+                layout.seq()
+            )));
+        }
+        if !cache.is_empty() && cache.batch() != b {
+            return Err(Error::Input(format!(
+                "tokens have {b} rows but the KV cache holds {} rows",
+                cache.batch()
+            )));
+        }
+        let device = tokens.device();
+        let config = self.config();
+        let n_rep = config.num_attention_heads / config.num_kv_heads();
+
+        // 1. Shared per-call inputs: RoPE tables [B, 1, T, D] and the mask [B, 1, n_rep·T, S + T].
+        let rope = Rope::new(config.head_dim(), config.rope_theta).tables(
+            layout.positions(),
+            b,
+            t,
+            &device,
+        );
+        let mask = cache.extend_mask(layout.valid(), b, t, n_rep, &device);
+
+        // 2. Embed and run the stack: [B, T, d].
+        let mut x = self.model.embed_tokens.forward(tokens);
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            x = layer.forward(x, &rope, mask.clone(), cache, i);
+        }
+        Ok(self.model.norm.forward(x))
+    }
+
+    /// Projects hidden states to vocabulary logits with the LM head (or the tied embedding).
+    ///
+    /// # Shapes
+    /// - `hidden`: `[..., d]` → `[..., V]`
+    pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => burn::tensor::module::linear(
+                hidden,
+                self.model.embed_tokens.weight.val().transpose(),
+                None,
+            ),
+        }
+    }
+
+    /// The tensor the logits are computed with, `[V, d]` (the embedding when tied).
+    pub fn lm_head_weight(&self) -> Param<Tensor<B, 2>> {
+        match &self.lm_head {
+            Some(head) => head.weight.clone(),
+            None => self.model.embed_tokens.weight.clone(),
+        }
+    }
+}

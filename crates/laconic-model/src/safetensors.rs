@@ -1,0 +1,321 @@
+//! A small reader and writer for the safetensors format, sharded or not, converting F32/F16/BF16 to f32.
+//!
+//! The reader parses the JSON header itself and reads one tensor at a time with positioned reads, so
+//! loading a large checkpoint never holds more than one tensor's bytes beyond the model itself, and
+//! needs no memory mapping.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Largest header accepted (100 MB, as the reference implementation).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Where a tensor lives and how it is stored.
+#[derive(Debug, Clone)]
+pub struct TensorEntry {
+    /// The file holding it.
+    pub path: PathBuf,
+    /// Stored dtype (`F32`, `F16`, `BF16`, …).
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Absolute byte range in the file.
+    pub start: u64,
+    /// End of the byte range (exclusive).
+    pub end: u64,
+}
+
+/// The tensors of a checkpoint: one `model.safetensors` or the shards named by
+/// `model.safetensors.index.json`.
+#[derive(Debug, Clone, Default)]
+pub struct SafetensorsIndex {
+    entries: HashMap<String, TensorEntry>,
+}
+
+#[derive(Deserialize)]
+struct RawEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: BTreeMap<String, String>,
+}
+
+impl SafetensorsIndex {
+    /// Indexes the weights of an HF folder (`model.safetensors` or a sharded index).
+    ///
+    /// # Errors
+    /// No weights file; unreadable or malformed files.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let single = dir.join("model.safetensors");
+        let sharded = dir.join("model.safetensors.index.json");
+        if single.is_file() {
+            return Self::from_files(&[single]);
+        }
+        if !sharded.is_file() {
+            return Err(Error::NoWeights {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let text = std::fs::read_to_string(&sharded).map_err(|e| Error::io(&sharded, e))?;
+        let index: ShardIndex = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: sharded.clone(),
+            source,
+        })?;
+        let mut shards: Vec<PathBuf> = index.weight_map.values().map(|f| dir.join(f)).collect();
+        shards.sort();
+        shards.dedup();
+        let all = Self::from_files(&shards)?;
+        for (name, file) in &index.weight_map {
+            if !all.entries.contains_key(name) {
+                return Err(Error::Safetensors {
+                    path: dir.join(file),
+                    message: format!(
+                        "tensor `{name}` is listed in `{}` but not in this shard",
+                        sharded.display()
+                    ),
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// Indexes the given safetensors files.
+    ///
+    /// # Errors
+    /// Unreadable files, malformed headers, a tensor name present in two files.
+    pub fn from_files(paths: &[PathBuf]) -> Result<Self> {
+        let mut entries = HashMap::new();
+        for path in paths {
+            for (name, entry) in read_header(path)? {
+                if let Some(previous) = entries.insert(name.clone(), entry) {
+                    return Err(Error::Safetensors {
+                        path: path.clone(),
+                        message: format!(
+                            "tensor `{name}` also appears in `{}`",
+                            previous.path.display()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    /// The entry for `name`.
+    pub fn get(&self, name: &str) -> Option<&TensorEntry> {
+        self.entries.get(name)
+    }
+
+    /// Tensor names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.entries.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Reads tensor `name` as f32 values in row-major order.
+    ///
+    /// # Errors
+    /// Unknown name, unsupported dtype, read failure.
+    pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let entry = self.entries.get(name).ok_or_else(|| Error::Safetensors {
+            path: PathBuf::from("<index>"),
+            message: format!("no tensor `{name}`"),
+        })?;
+        let mut file = File::open(&entry.path).map_err(|e| Error::io(&entry.path, e))?;
+        file.seek(SeekFrom::Start(entry.start))
+            .map_err(|e| Error::io(&entry.path, e))?;
+        let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
+        file.read_exact(&mut bytes)
+            .map_err(|e| Error::io(&entry.path, e))?;
+        decode_f32(&bytes, entry, name)
+    }
+}
+
+fn decode_f32(bytes: &[u8], entry: &TensorEntry, name: &str) -> Result<Vec<f32>> {
+    let values = match entry.dtype.as_str() {
+        "F32" => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        "BF16" => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
+            .collect(),
+        "F16" => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::UnsupportedDtype {
+                name: name.to_string(),
+                path: entry.path.clone(),
+                dtype: other.to_string(),
+            })
+        }
+    };
+    Ok(values)
+}
+
+fn dtype_size(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "F64" | "I64" | "U64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        _ => return None,
+    })
+}
+
+fn read_header(path: &Path) -> Result<Vec<(String, TensorEntry)>> {
+    let fail = |message: String| Error::Safetensors {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut len_bytes = [0u8; 8];
+    file.read_exact(&mut len_bytes)
+        .map_err(|_| fail("file is shorter than the 8-byte header length".into()))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > file_len {
+        return Err(fail(format!(
+            "header length {header_len} is invalid for a file of {file_len} bytes"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| Error::io(path, e))?;
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| fail(format!("malformed header: {e}")))?;
+    let data_start = 8 + header_len;
+    let mut entries = Vec::with_capacity(raw.len());
+    for (name, value) in raw {
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: RawEntry = serde_json::from_value(value)
+            .map_err(|e| fail(format!("malformed header entry for `{name}`: {e}")))?;
+        let [start, end] = entry.data_offsets;
+        let elements: u64 = entry.shape.iter().map(|&d| d as u64).product();
+        let expected = dtype_size(&entry.dtype).map(|size| size * elements);
+        if start > end || data_start + end > file_len || expected.is_some_and(|n| n != end - start)
+        {
+            return Err(fail(format!(
+                "tensor `{name}` has byte range {start}..{end} inconsistent with dtype `{}`, shape {:?} or the file size",
+                entry.dtype, entry.shape
+            )));
+        }
+        entries.push((
+            name,
+            TensorEntry {
+                path: path.to_path_buf(),
+                dtype: entry.dtype,
+                shape: entry.shape,
+                start: data_start + start,
+                end: data_start + end,
+            },
+        ));
+    }
+    Ok(entries)
+}
+
+/// Writes f32 tensors `(name, shape, values)` to a safetensors file.
+///
+/// # Errors
+/// When the file cannot be written or a tensor's value count does not match its shape.
+pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+    let fail = |message: String| Error::Write {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for (name, shape, values) in tensors {
+        if shape.iter().product::<usize>() != values.len() {
+            return Err(fail(format!(
+                "tensor `{name}` has {} values for shape {shape:?}",
+                values.len()
+            )));
+        }
+        let end = offset + 4 * values.len() as u64;
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
+        );
+        offset = end;
+    }
+    let mut header = serde_json::to_vec(&header).map_err(|e| fail(e.to_string()))?;
+    // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let write_err = |e: std::io::Error| Error::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    out.write_all(&(header.len() as u64).to_le_bytes())
+        .map_err(write_err)?;
+    out.write_all(&header).map_err(write_err)?;
+    for (_, _, values) in tensors {
+        for v in values {
+            out.write_all(&v.to_le_bytes()).map_err(write_err)?;
+        }
+    }
+    out.flush().map_err(write_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_truncated_files() {
+        let dir = std::env::temp_dir().join(format!("laconic-st-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        let tensors = vec![
+            ("a".to_string(), vec![2, 2], vec![1.0, -2.0, 3.5, 0.0]),
+            ("b.weight".to_string(), vec![3], vec![0.25, 0.5, 0.75]),
+        ];
+        write_f32(&path, &tensors).unwrap();
+        let index = SafetensorsIndex::from_dir(&dir).unwrap();
+        assert_eq!(index.names(), ["a", "b.weight"]);
+        assert_eq!(index.read_f32("a").unwrap(), vec![1.0, -2.0, 3.5, 0.0]);
+        assert_eq!(index.get("b.weight").unwrap().shape, vec![3]);
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
+        let err = SafetensorsIndex::from_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("model.safetensors") && err.contains("b.weight"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn decodes_half_precision() {
+        let entry = TensorEntry {
+            path: "x".into(),
+            dtype: "BF16".into(),
+            shape: vec![2],
+            start: 0,
+            end: 4,
+        };
+        let mut bytes = half::bf16::from_f32(1.5).to_bits().to_le_bytes().to_vec();
+        bytes.extend(half::bf16::from_f32(-0.25).to_bits().to_le_bytes());
+        assert_eq!(decode_f32(&bytes, &entry, "t").unwrap(), vec![1.5, -0.25]);
+    }
+}

@@ -1,0 +1,57 @@
+//! The one place a concrete burn backend is chosen, by cargo feature.
+//!
+//! Precedence when several backend features are on: `cuda` > `wgpu` > `flex` > `ndarray`. The crates of
+//! the workspace stay generic over `B: Backend`; binaries and examples use [`Backend`] and [`device`].
+
+#[cfg(feature = "cuda")]
+mod chosen {
+    /// NVIDIA GPUs through CUDA.
+    pub type Backend = burn::backend::Cuda;
+    /// Human-readable backend name.
+    pub const NAME: &str = "cuda";
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+mod chosen {
+    /// GPUs through wgpu (Vulkan/Metal/DX12).
+    pub type Backend = burn::backend::Wgpu;
+    /// Human-readable backend name.
+    pub const NAME: &str = "wgpu";
+}
+
+#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
+mod chosen {
+    /// The pure-Rust SIMD CPU backend.
+    pub type Backend = burn::backend::Flex;
+    /// Human-readable backend name.
+    pub const NAME: &str = "flex";
+}
+
+#[cfg(all(
+    feature = "ndarray",
+    not(any(feature = "cuda", feature = "wgpu", feature = "flex"))
+))]
+mod chosen {
+    /// The ndarray CPU backend.
+    pub type Backend = burn::backend::NdArray;
+    /// Human-readable backend name.
+    pub const NAME: &str = "ndarray";
+}
+
+#[cfg(not(any(
+    feature = "cuda",
+    feature = "wgpu",
+    feature = "flex",
+    feature = "ndarray"
+)))]
+compile_error!("laconic needs one backend feature: `flex` (default), `ndarray`, `wgpu` or `cuda`");
+
+pub use chosen::{Backend, NAME};
+
+/// [`Backend`] with automatic differentiation, for training.
+pub type Autodiff = burn::backend::Autodiff<Backend>;
+
+/// The default device of [`Backend`].
+pub fn device() -> burn::tensor::Device<Backend> {
+    Default::default()
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+pub use laconic_model as model;
+
+pub mod backend;
+
+/// The types most programs need.
+pub mod prelude {
+    pub use crate::backend::{device, Autodiff, Backend};
+    pub use crate::model::{
+        apply_chat_template, load_pretrained, AttentionLayout, KvCache, Message, Qwen3,
+        Qwen3Config, Tokenizer,
+    };
+}

@@ -1,0 +1,338 @@
+//! Parity with Hugging Face transformers on tiny random checkpoints (`tests/fixtures/parity/`, made by
+//! `tests/fixtures/make_parity.py`): logits, padded batches, cached decoding, greedy ids, save/reload and
+//! load errors — on ndarray and on flex.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use laconic::model::safetensors::SafetensorsIndex;
+use laconic::model::{load_model, save_pretrained, AttentionLayout, Error, Qwen3};
+
+const FIXTURES: [&str; 3] = ["qwen3_tied", "qwen3_untied", "qwen2_bias"];
+/// Largest accepted `max|ours − reference| / max|reference|`.
+const MAX_REL_ERR: f32 = 1e-4;
+
+fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parity")
+        .join(name)
+}
+
+struct Expected {
+    prompts: Vec<Vec<u32>>,
+    greedy: Vec<Vec<u32>>,
+    /// `[T_i, V]` logits of each prompt run alone, row-major.
+    logits: Vec<Vec<f32>>,
+}
+
+fn expected(name: &str) -> Expected {
+    let dir = fixture_dir(name);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let ids = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(json[key].clone()).unwrap() };
+    let tensors = SafetensorsIndex::from_files(&[dir.join("expected.safetensors")]).unwrap();
+    let prompts = ids("prompts");
+    let logits = (0..prompts.len())
+        .map(|i| tensors.read_f32(&format!("logits_{i}")).unwrap())
+        .collect();
+    Expected {
+        prompts,
+        greedy: ids("greedy"),
+        logits,
+    }
+}
+
+fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len());
+    let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max_diff = ours
+        .iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    max_diff / max_ref
+}
+
+fn tokens<B: Backend>(
+    rows: &[Vec<u32>],
+    width: usize,
+    left: bool,
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
+    let mut data = Vec::with_capacity(rows.len() * width);
+    for row in rows {
+        let pad = width - row.len();
+        let ids = row.iter().map(|&t| t as i64);
+        if left {
+            data.extend(std::iter::repeat_n(0i64, pad).chain(ids));
+        } else {
+            data.extend(ids.chain(std::iter::repeat_n(0i64, pad)));
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [rows.len(), width]), device)
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec().unwrap()
+}
+
+/// Logits of the real positions of row `b` of a `[B, T, V]` batch.
+fn row_logits(
+    all: &[f32],
+    b: usize,
+    width: usize,
+    vocab: usize,
+    cols: std::ops::Range<usize>,
+) -> Vec<f32> {
+    let start = (b * width + cols.start) * vocab;
+    all[start..start + cols.len() * vocab].to_vec()
+}
+
+fn logits_match_transformers<B: Backend>() {
+    let device = Default::default();
+    for name in FIXTURES {
+        let model = load_model::<B>(fixture_dir(name), &device).unwrap();
+        let expected = expected(name);
+        for (prompt, reference) in expected.prompts.iter().zip(&expected.logits) {
+            let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
+            let logits = model
+                .forward(
+                    tokens::<B>(&[prompt.clone()], prompt.len(), true, &device),
+                    &layout,
+                )
+                .unwrap();
+            let err = rel_err(&values(logits), reference);
+            assert!(err <= MAX_REL_ERR, "{name}: relative error {err:e}");
+        }
+    }
+}
+
+fn padded_batches_equal_each_sequence_alone<B: Backend>() {
+    let device = Default::default();
+    for name in FIXTURES {
+        let model = load_model::<B>(fixture_dir(name), &device).unwrap();
+        let vocab = model.config().vocab_size;
+        let expected = expected(name);
+        let lengths: Vec<usize> = expected.prompts.iter().map(Vec::len).collect();
+        let width = *lengths.iter().max().unwrap();
+        for left in [true, false] {
+            let layout = if left {
+                AttentionLayout::left_padded(&lengths, width).unwrap()
+            } else {
+                AttentionLayout::right_padded(&lengths, width).unwrap()
+            };
+            let logits = values(
+                model
+                    .forward(
+                        tokens::<B>(&expected.prompts, width, left, &device),
+                        &layout,
+                    )
+                    .unwrap(),
+            );
+            for (b, len) in lengths.iter().enumerate() {
+                let cols = if left { width - len..width } else { 0..*len };
+                let err = rel_err(
+                    &row_logits(&logits, b, width, vocab, cols),
+                    &expected.logits[b],
+                );
+                assert!(
+                    err <= MAX_REL_ERR,
+                    "{name} (left padding: {left}) row {b}: relative error {err:e}"
+                );
+            }
+        }
+    }
+}
+
+/// Greedy decoding with the KV cache: prefill once, then one token per step.
+fn greedy<B: Backend>(
+    model: &Qwen3<B>,
+    prompt: &[u32],
+    steps: usize,
+    device: &B::Device,
+) -> (Vec<u32>, Vec<f32>) {
+    let mut cache = model.new_cache();
+    let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
+    let mut logits = model
+        .forward_cached(
+            tokens::<B>(&[prompt.to_vec()], prompt.len(), true, device),
+            &layout,
+            &mut cache,
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    for step in 0..steps {
+        let [_, t, v] = logits.dims();
+        let last = logits.slice([0..1, t - 1..t, 0..v]);
+        let next = values(last.clone().argmax(2).float())[0] as u32;
+        out.push(next);
+        if step + 1 == steps {
+            return (out, values(last));
+        }
+        let layout = AttentionLayout::decode_step(vec![prompt.len() + step]);
+        logits = model
+            .forward_cached(
+                tokens::<B>(&[vec![next]], 1, true, device),
+                &layout,
+                &mut cache,
+            )
+            .unwrap();
+    }
+    unreachable!("steps > 0")
+}
+
+fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
+    let device = Default::default();
+    for name in FIXTURES {
+        let model = load_model::<B>(fixture_dir(name), &device).unwrap();
+        let expected = expected(name);
+        for (prompt, reference) in expected.prompts.iter().zip(&expected.greedy) {
+            let (ids, last_logits) = greedy(&model, prompt, reference.len(), &device);
+            assert_eq!(
+                &ids, reference,
+                "{name}: greedy ids differ from transformers"
+            );
+            // The cached logits of the last step equal a full forward over prompt + continuation.
+            let full: Vec<u32> = prompt
+                .iter()
+                .chain(&ids[..ids.len() - 1])
+                .copied()
+                .collect();
+            let layout = AttentionLayout::left_padded(&[full.len()], full.len()).unwrap();
+            let logits = model
+                .forward(
+                    tokens::<B>(&[full.clone()], full.len(), true, &device),
+                    &layout,
+                )
+                .unwrap();
+            let [_, t, v] = logits.dims();
+            let err = rel_err(&last_logits, &values(logits.slice([0..1, t - 1..t, 0..v])));
+            assert!(
+                err <= MAX_REL_ERR,
+                "{name}: cached vs full forward relative error {err:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ndarray_logits_match_transformers() {
+    logits_match_transformers::<burn::backend::NdArray>();
+}
+
+#[test]
+fn flex_logits_match_transformers() {
+    logits_match_transformers::<burn::backend::Flex>();
+}
+
+#[test]
+fn ndarray_padded_batches_equal_each_sequence_alone() {
+    padded_batches_equal_each_sequence_alone::<burn::backend::NdArray>();
+}
+
+#[test]
+fn flex_padded_batches_equal_each_sequence_alone() {
+    padded_batches_equal_each_sequence_alone::<burn::backend::Flex>();
+}
+
+#[test]
+fn ndarray_cached_greedy_matches_transformers_and_full_forward() {
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::NdArray>();
+}
+
+#[test]
+fn flex_cached_greedy_matches_transformers_and_full_forward() {
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Flex>();
+}
+
+#[test]
+fn saved_checkpoints_reload_identically() {
+    type B = burn::backend::NdArray;
+    let device = Default::default();
+    let model = load_model::<B>(fixture_dir("qwen3_untied"), &device).unwrap();
+    let out = std::env::temp_dir().join(format!("laconic-save-{}", std::process::id()));
+    save_pretrained(&model, &out).unwrap();
+    let reloaded = load_model::<B>(&out, &device).unwrap();
+    let prompt = vec![vec![5u32, 9, 13, 2]];
+    let layout = AttentionLayout::left_padded(&[4], 4).unwrap();
+    let a = values(
+        model
+            .forward(tokens::<B>(&prompt, 4, true, &device), &layout)
+            .unwrap(),
+    );
+    let b = values(
+        reloaded
+            .forward(tokens::<B>(&prompt, 4, true, &device), &layout)
+            .unwrap(),
+    );
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+/// A copy of a fixture folder to corrupt.
+fn scratch_copy(name: &str, tag: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("laconic-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    for entry in std::fs::read_dir(fixture_dir(name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, out.join(path.file_name().unwrap())).unwrap();
+    }
+    out
+}
+
+#[test]
+fn load_errors_name_the_tensor_file_and_shapes() {
+    type B = burn::backend::NdArray;
+    let device = Default::default();
+
+    // A config whose MLP is wider than the stored tensors: shape mismatch.
+    let dir = scratch_copy("qwen3_tied", "shape");
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("\"intermediate_size\": 96", "\"intermediate_size\": 100"),
+    )
+    .unwrap();
+    let err = load_model::<B>(&dir, &device).unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("mlp.gate_proj.weight") && msg.contains("model.safetensors"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("[96, 64]") && msg.contains("[100, 64]"),
+        "{msg}"
+    );
+
+    // Untied head expected but absent from a tied checkpoint: missing tensor.
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace(
+            "\"tie_word_embeddings\": true",
+            "\"tie_word_embeddings\": false",
+        ),
+    )
+    .unwrap();
+    let err = load_model::<B>(&dir, &device).unwrap_err().to_string();
+    assert!(
+        err.contains("lm_head.weight") && err.contains("missing"),
+        "{err}"
+    );
+
+    // A truncated weights file.
+    std::fs::write(dir.join("config.json"), &config).unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_model::<B>(&dir, &device).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+
+    // Malformed config.json names the file.
+    std::fs::write(dir.join("config.json"), "{\"model_type\": \"qwen3\",").unwrap();
+    let err = format!(
+        "{:#}",
+        anyhow::Error::from(load_model::<B>(&dir, &device).unwrap_err())
+    );
+    assert!(err.contains("config.json"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
