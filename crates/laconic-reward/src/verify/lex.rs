@@ -477,6 +477,10 @@ impl Lexer {
         if (1..=3).contains(&digits.len()) {
             loop {
                 let sep_len = match (chars.get(i), chars.get(i + 1), chars.get(i + 2)) {
+                    // `10,\!080` (MATH's thousands style), also with a space after `\!`.
+                    (Some(','), Some('\\'), Some('!')) => {
+                        3 + usize::from(chars.get(i + 3) == Some(&' '))
+                    }
                     (Some(','), _, _) => 1,
                     (Some('{'), Some(','), Some('}')) => 3,
                     (Some('\\'), Some(','), _) => 2,
@@ -670,6 +674,8 @@ mod tests {
         assert_eq!(toks("1{,}234{,}567"), vec![Tok::Num("1234567".into(), 0)]);
         assert_eq!(toks("1\\,000"), vec![Tok::Num("1000".into(), 0)]);
         assert_eq!(toks("12 345"), vec![Tok::Num("12345".into(), 0)]);
+        assert_eq!(toks("10,\\!080"), vec![Tok::Num("10080".into(), 0)]);
+        assert_eq!(toks("11,\\! 111,\\! 100"), vec![Tok::Num("11111100".into(), 0)]);
         assert_eq!(toks("3,5"), vec![Tok::Num("3".into(), 0), Tok::Comma, Tok::Num("5".into(), 0)]);
         assert_eq!(toks("1.5e3"), vec![Tok::Num("1.5".into(), 3)]);
         assert_eq!(toks(".5"), vec![Tok::Num(".5".into(), 0)]);

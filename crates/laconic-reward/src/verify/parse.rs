@@ -103,6 +103,9 @@ fn expand_plus_minus(a: Answer) -> Answer {
             Answer::Scalar { expr: expr.resolve_plus_minus(1), percent },
             Answer::Scalar { expr: expr.resolve_plus_minus(-1), percent },
         ]),
+        Answer::Relation { parts, ops } => {
+            Answer::Relation { parts: parts.into_iter().map(expand_plus_minus).collect(), ops }
+        }
         Answer::Set(xs) => {
             let mut out = Vec::new();
             for x in xs {

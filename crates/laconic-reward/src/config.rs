@@ -1,0 +1,320 @@
+//! The `[reward]` section: which shaper, with which knobs.
+//!
+//! A TOML table selects a shaper by `kind`; every other key is that shaper's knob, defaulted
+//! when absent, and an unknown key is an error (a typo in a knob would silently change the
+//! experiment):
+//!
+//! ```toml
+//! [reward]
+//! kind = "truncation"   # 1[c]·1[L ≤ L_T], the paper's choice
+//! l_t = 8192
+//! mask = "none"         # none | incorrect | long_correct | long_correct_short_incorrect | long_correct_long_incorrect
+//! ```
+//!
+//! | `kind` | knobs (defaults) |
+//! |---|---|
+//! | `correctness` | — |
+//! | `truncation` | `l_t = 8192`, `mask = "none"` |
+//! | `adaptive_truncation` | `percentile = 90`, `scope = "group"` (`"batch"`), `fallback_l_t = 8192`, `mask = "none"` |
+//! | `kimi` | `alpha = 0.4` |
+//! | `laser` | `l_t = 4096`, `alpha = 0.4` |
+//! | `laser_d` | `l_t = 4096`, `alpha = 0.4` |
+//! | `dapo_overlong` | `l_max = 20480`, `l_cache = 4096`, `incorrect_reward = -1.0` |
+//! | `l1` | `alpha = 0.0003`, `default_target` (none) |
+//! | `alp` | `beta = 0.0001` |
+//! | `cosine` | `l_max = 8192`, `correct_at_zero = 1.0`, `correct_at_max = 0.5`, `wrong_at_zero = -1.0`, `wrong_at_max = -0.5`, `exceed_reward` (none) |
+//! | `arora_zanette` | `alpha = 0.1` |
+//! | `grpo_lead` | `alpha = 0.05`, `incorrect_reward = -1.0` |
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::group::{GroupView, Scored};
+use crate::shapers::{
+    AdaptiveTruncation, Alp, AroraZanette, Correctness, Cosine, DapoOverlong, GrpoLead, Kimi, Laser,
+    LaserD, RewardFn, Truncation, L1,
+};
+
+/// The reward shaper and its knobs; the serde tag `kind` is the name users write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RewardConfig {
+    /// `1[c]` ([`Correctness`]).
+    Correctness(Correctness),
+    /// `1[c]·1[L ≤ L_T]` with masking ([`Truncation`]).
+    Truncation(Truncation),
+    /// Truncation with `L_T` a percentile of correct lengths ([`AdaptiveTruncation`]).
+    AdaptiveTruncation(AdaptiveTruncation),
+    /// Kimi-1.5 ([`Kimi`]).
+    Kimi(Kimi),
+    /// Laser ([`Laser`]).
+    Laser(Laser),
+    /// Laser-D, eq. 6 ([`LaserD`]).
+    LaserD(LaserD),
+    /// DAPO soft overlong punishment ([`DapoOverlong`]).
+    DapoOverlong(DapoOverlong),
+    /// L1 / LCPO-Exact ([`L1`]).
+    L1(L1),
+    /// ALP ([`Alp`]).
+    Alp(Alp),
+    /// Cosine, Yeo et al. ([`Cosine`]).
+    Cosine(Cosine),
+    /// Arora–Zanette ([`AroraZanette`]).
+    AroraZanette(AroraZanette),
+    /// GRPO-LEAD ([`GrpoLead`]).
+    GrpoLead(GrpoLead),
+}
+
+/// The default is the paper's choice: the truncation reward, `L_T = 8192`, no mask.
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig::Truncation(Truncation::default())
+    }
+}
+
+/// The valid `kind` names, for messages and `--help`.
+pub const REWARD_KINDS: &[&str] = &[
+    "correctness",
+    "truncation",
+    "adaptive_truncation",
+    "kimi",
+    "laser",
+    "laser_d",
+    "dapo_overlong",
+    "l1",
+    "alp",
+    "cosine",
+    "arora_zanette",
+    "grpo_lead",
+];
+
+/// Scores for a rollout batch and the `L_T` each group used (for the trainer's logs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchScores {
+    /// One `Vec<Scored>` per group, in order.
+    pub scores: Vec<Vec<Scored>>,
+    /// The effective target length per group (`None` for rewards without one).
+    pub l_t: Vec<Option<f64>>,
+}
+
+impl RewardConfig {
+    /// The `kind` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RewardConfig::Correctness(_) => "correctness",
+            RewardConfig::Truncation(_) => "truncation",
+            RewardConfig::AdaptiveTruncation(_) => "adaptive_truncation",
+            RewardConfig::Kimi(_) => "kimi",
+            RewardConfig::Laser(_) => "laser",
+            RewardConfig::LaserD(_) => "laser_d",
+            RewardConfig::DapoOverlong(_) => "dapo_overlong",
+            RewardConfig::L1(_) => "l1",
+            RewardConfig::Alp(_) => "alp",
+            RewardConfig::Cosine(_) => "cosine",
+            RewardConfig::AroraZanette(_) => "arora_zanette",
+            RewardConfig::GrpoLead(_) => "grpo_lead",
+        }
+    }
+
+    fn shaper(&self) -> &dyn RewardFn {
+        match self {
+            RewardConfig::Correctness(r) => r,
+            RewardConfig::Truncation(r) => r,
+            RewardConfig::AdaptiveTruncation(r) => r,
+            RewardConfig::Kimi(r) => r,
+            RewardConfig::Laser(r) => r,
+            RewardConfig::LaserD(r) => r,
+            RewardConfig::DapoOverlong(r) => r,
+            RewardConfig::L1(r) => r,
+            RewardConfig::Alp(r) => r,
+            RewardConfig::Cosine(r) => r,
+            RewardConfig::AroraZanette(r) => r,
+            RewardConfig::GrpoLead(r) => r,
+        }
+    }
+
+    /// Score a batch and report each group's effective `L_T`.
+    pub fn score_batch_detailed(&self, groups: &[GroupView]) -> BatchScores {
+        BatchScores { scores: self.score_batch(groups), l_t: self.effective_l_t(groups) }
+    }
+
+    /// Check every knob is in its domain, naming the first bad key as `reward.<key>`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero length, a percentile outside `[0, 100]`,
+    /// `l_cache > l_max`, or a non-finite or negative coefficient.
+    pub fn validate(&self) -> Result<()> {
+        fn positive(key: &str, v: usize) -> Result<()> {
+            if v == 0 {
+                return Err(bad(key, "a positive integer", v));
+            }
+            Ok(())
+        }
+        fn coef(key: &str, v: f64) -> Result<()> {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(key, "a finite non-negative number", v));
+            }
+            Ok(())
+        }
+        fn finite(key: &str, v: f64) -> Result<()> {
+            if !v.is_finite() {
+                return Err(bad(key, "a finite number", v));
+            }
+            Ok(())
+        }
+        match self {
+            RewardConfig::Correctness(_) => Ok(()),
+            RewardConfig::Truncation(r) => positive("l_t", r.l_t),
+            RewardConfig::AdaptiveTruncation(r) => {
+                if !(0.0..=100.0).contains(&r.percentile) {
+                    return Err(bad("percentile", "a number in [0, 100]", r.percentile));
+                }
+                positive("fallback_l_t", r.fallback_l_t)
+            }
+            RewardConfig::Kimi(r) => coef("alpha", r.alpha),
+            RewardConfig::Laser(Laser { l_t, alpha }) | RewardConfig::LaserD(LaserD { l_t, alpha }) => {
+                positive("l_t", *l_t)?;
+                coef("alpha", *alpha)
+            }
+            RewardConfig::DapoOverlong(r) => {
+                positive("l_max", r.l_max)?;
+                if r.l_cache > r.l_max {
+                    return Err(bad("l_cache", "at most `l_max`", r.l_cache));
+                }
+                finite("incorrect_reward", r.incorrect_reward)
+            }
+            RewardConfig::L1(r) => coef("alpha", r.alpha),
+            RewardConfig::Alp(r) => coef("beta", r.beta),
+            RewardConfig::Cosine(r) => {
+                positive("l_max", r.l_max)?;
+                finite("correct_at_zero", r.correct_at_zero)?;
+                finite("correct_at_max", r.correct_at_max)?;
+                finite("wrong_at_zero", r.wrong_at_zero)?;
+                finite("wrong_at_max", r.wrong_at_max)?;
+                r.exceed_reward.map_or(Ok(()), |e| finite("exceed_reward", e))
+            }
+            RewardConfig::AroraZanette(r) => coef("alpha", r.alpha),
+            RewardConfig::GrpoLead(r) => {
+                coef("alpha", r.alpha)?;
+                finite("incorrect_reward", r.incorrect_reward)
+            }
+        }
+    }
+}
+
+fn bad(key: &str, expected: &str, found: impl std::fmt::Display) -> Error {
+    Error::InvalidConfig {
+        key: format!("reward.{key}"),
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
+}
+
+impl RewardFn for RewardConfig {
+    fn score_group(&self, group: &GroupView) -> Vec<Scored> {
+        self.shaper().score_group(group)
+    }
+
+    fn score_batch(&self, groups: &[GroupView]) -> Vec<Vec<Scored>> {
+        self.shaper().score_batch(groups)
+    }
+
+    fn effective_l_t(&self, groups: &[GroupView]) -> Vec<Option<f64>> {
+        self.shaper().effective_l_t(groups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shapers::{AdaptiveScope, TruncationMask};
+
+    #[derive(Debug, Deserialize)]
+    struct Run {
+        reward: RewardConfig,
+    }
+
+    fn parse(s: &str) -> std::result::Result<RewardConfig, toml::de::Error> {
+        toml::from_str::<Run>(s).map(|r| r.reward)
+    }
+
+    #[test]
+    fn toml_selects_kind_and_defaults_the_rest() {
+        let r = parse("[reward]\nkind = \"truncation\"\nl_t = 4096\nmask = \"long_correct\"").unwrap();
+        assert_eq!(r, RewardConfig::Truncation(Truncation { l_t: 4096, mask: TruncationMask::LongCorrect }));
+        let r = parse("[reward]\nkind = \"adaptive_truncation\"\nscope = \"batch\"").unwrap();
+        assert_eq!(
+            r,
+            RewardConfig::AdaptiveTruncation(AdaptiveTruncation {
+                scope: AdaptiveScope::Batch,
+                ..AdaptiveTruncation::default()
+            })
+        );
+        assert_eq!(parse("[reward]\nkind = \"kimi\"").unwrap(), RewardConfig::Kimi(Kimi::default()));
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for kind in REWARD_KINDS {
+            let r = parse(&format!("[reward]\nkind = \"{kind}\"")).unwrap();
+            assert_eq!(r.kind(), *kind);
+            r.validate().unwrap();
+            let back: RewardConfig = toml::from_str(&toml::to_string(&r).unwrap()).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn mask_names_round_trip() {
+        for (name, mask) in [
+            ("none", TruncationMask::None),
+            ("incorrect", TruncationMask::Incorrect),
+            ("long_correct", TruncationMask::LongCorrect),
+            ("long_correct_short_incorrect", TruncationMask::LongCorrectShortIncorrect),
+            ("long_correct_long_incorrect", TruncationMask::LongCorrectLongIncorrect),
+        ] {
+            let r = parse(&format!("[reward]\nkind = \"truncation\"\nmask = \"{name}\"")).unwrap();
+            assert_eq!(r, RewardConfig::Truncation(Truncation { l_t: 8192, mask }));
+        }
+    }
+
+    #[test]
+    fn typos_are_errors_that_name_the_key() {
+        let e = parse("[reward]\nkind = \"truncation\"\nl_tt = 4096").unwrap_err().to_string();
+        assert!(e.contains("l_tt"), "{e}");
+        let e = parse("[reward]\nkind = \"truncaton\"").unwrap_err().to_string();
+        assert!(e.contains("truncaton"), "{e}");
+        let e = parse("[reward]\nkind = \"truncation\"\nmask = \"some\"").unwrap_err().to_string();
+        assert!(e.contains("some"), "{e}");
+    }
+
+    #[test]
+    fn validation() {
+        let e = RewardConfig::Truncation(Truncation { l_t: 0, ..Truncation::default() }).validate();
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "invalid reward config: `reward.l_t` expected a positive integer, found `0`"
+        );
+        let d = DapoOverlong { l_max: 10, l_cache: 20, ..DapoOverlong::default() };
+        assert!(RewardConfig::DapoOverlong(d).validate().is_err());
+        let a = AdaptiveTruncation { percentile: 150.0, ..AdaptiveTruncation::default() };
+        assert!(RewardConfig::AdaptiveTruncation(a).validate().is_err());
+        assert!(RewardConfig::Kimi(Kimi { alpha: f64::NAN }).validate().is_err());
+    }
+
+    #[test]
+    fn batch_entry_point_and_l_t() {
+        use crate::group::Finish;
+        let groups = vec![
+            GroupView::new([(true, 10, Finish::Stop), (false, 20, Finish::Stop)]),
+            GroupView::new(std::iter::empty()),
+        ];
+        let r = RewardConfig::Truncation(Truncation { l_t: 15, mask: TruncationMask::None });
+        let b = r.score_batch_detailed(&groups);
+        assert_eq!(b.scores.len(), 2);
+        assert_eq!(b.scores[0], vec![Scored::reward(1.0), Scored::reward(0.0)]);
+        assert!(b.scores[1].is_empty());
+        assert_eq!(b.l_t, vec![Some(15.0), Some(15.0)]);
+        assert_eq!(RewardConfig::Kimi(Kimi::default()).effective_l_t(&groups), vec![None, None]);
+    }
+}
