@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::group::{GroupView, Scored};
 use crate::shapers::{
-    AdaptiveTruncation, Alp, AroraZanette, Correctness, Cosine, DapoOverlong, GrpoLead, Kimi, Laser,
-    LaserD, RewardFn, Truncation, L1,
+    AdaptiveTruncation, Alp, AroraZanette, Correctness, Cosine, DapoOverlong, GrpoLead, Kimi,
+    Laser, LaserD, RewardFn, Truncation, L1,
 };
 
 /// The reward shaper and its knobs; the serde tag `kind` is the name users write.
@@ -135,7 +135,10 @@ impl RewardConfig {
 
     /// Score a batch and report each group's effective `L_T`.
     pub fn score_batch_detailed(&self, groups: &[GroupView]) -> BatchScores {
-        BatchScores { scores: self.score_batch(groups), l_t: self.effective_l_t(groups) }
+        BatchScores {
+            scores: self.score_batch(groups),
+            l_t: self.effective_l_t(groups),
+        }
     }
 
     /// Check every knob is in its domain, naming the first bad key as `reward.<key>`.
@@ -172,7 +175,8 @@ impl RewardConfig {
                 positive("fallback_l_t", r.fallback_l_t)
             }
             RewardConfig::Kimi(r) => coef("alpha", r.alpha),
-            RewardConfig::Laser(Laser { l_t, alpha }) | RewardConfig::LaserD(LaserD { l_t, alpha }) => {
+            RewardConfig::Laser(Laser { l_t, alpha })
+            | RewardConfig::LaserD(LaserD { l_t, alpha }) => {
                 positive("l_t", *l_t)?;
                 coef("alpha", *alpha)
             }
@@ -191,7 +195,8 @@ impl RewardConfig {
                 finite("correct_at_max", r.correct_at_max)?;
                 finite("wrong_at_zero", r.wrong_at_zero)?;
                 finite("wrong_at_max", r.wrong_at_max)?;
-                r.exceed_reward.map_or(Ok(()), |e| finite("exceed_reward", e))
+                r.exceed_reward
+                    .map_or(Ok(()), |e| finite("exceed_reward", e))
             }
             RewardConfig::AroraZanette(r) => coef("alpha", r.alpha),
             RewardConfig::GrpoLead(r) => {
@@ -240,8 +245,15 @@ mod tests {
 
     #[test]
     fn toml_selects_kind_and_defaults_the_rest() {
-        let r = parse("[reward]\nkind = \"truncation\"\nl_t = 4096\nmask = \"long_correct\"").unwrap();
-        assert_eq!(r, RewardConfig::Truncation(Truncation { l_t: 4096, mask: TruncationMask::LongCorrect }));
+        let r =
+            parse("[reward]\nkind = \"truncation\"\nl_t = 4096\nmask = \"long_correct\"").unwrap();
+        assert_eq!(
+            r,
+            RewardConfig::Truncation(Truncation {
+                l_t: 4096,
+                mask: TruncationMask::LongCorrect
+            })
+        );
         let r = parse("[reward]\nkind = \"adaptive_truncation\"\nscope = \"batch\"").unwrap();
         assert_eq!(
             r,
@@ -250,7 +262,10 @@ mod tests {
                 ..AdaptiveTruncation::default()
             })
         );
-        assert_eq!(parse("[reward]\nkind = \"kimi\"").unwrap(), RewardConfig::Kimi(Kimi::default()));
+        assert_eq!(
+            parse("[reward]\nkind = \"kimi\"").unwrap(),
+            RewardConfig::Kimi(Kimi::default())
+        );
     }
 
     #[test]
@@ -270,36 +285,64 @@ mod tests {
             ("none", TruncationMask::None),
             ("incorrect", TruncationMask::Incorrect),
             ("long_correct", TruncationMask::LongCorrect),
-            ("long_correct_short_incorrect", TruncationMask::LongCorrectShortIncorrect),
-            ("long_correct_long_incorrect", TruncationMask::LongCorrectLongIncorrect),
+            (
+                "long_correct_short_incorrect",
+                TruncationMask::LongCorrectShortIncorrect,
+            ),
+            (
+                "long_correct_long_incorrect",
+                TruncationMask::LongCorrectLongIncorrect,
+            ),
         ] {
-            let r = parse(&format!("[reward]\nkind = \"truncation\"\nmask = \"{name}\"")).unwrap();
+            let r = parse(&format!(
+                "[reward]\nkind = \"truncation\"\nmask = \"{name}\""
+            ))
+            .unwrap();
             assert_eq!(r, RewardConfig::Truncation(Truncation { l_t: 8192, mask }));
         }
     }
 
     #[test]
     fn typos_are_errors_that_name_the_key() {
-        let e = parse("[reward]\nkind = \"truncation\"\nl_tt = 4096").unwrap_err().to_string();
+        let e = parse("[reward]\nkind = \"truncation\"\nl_tt = 4096")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("l_tt"), "{e}");
-        let e = parse("[reward]\nkind = \"truncaton\"").unwrap_err().to_string();
+        let e = parse("[reward]\nkind = \"truncaton\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncaton"), "{e}");
-        let e = parse("[reward]\nkind = \"truncation\"\nmask = \"some\"").unwrap_err().to_string();
+        let e = parse("[reward]\nkind = \"truncation\"\nmask = \"some\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("some"), "{e}");
     }
 
     #[test]
     fn validation() {
-        let e = RewardConfig::Truncation(Truncation { l_t: 0, ..Truncation::default() }).validate();
+        let e = RewardConfig::Truncation(Truncation {
+            l_t: 0,
+            ..Truncation::default()
+        })
+        .validate();
         assert_eq!(
             e.unwrap_err().to_string(),
             "invalid reward config: `reward.l_t` expected a positive integer, found `0`"
         );
-        let d = DapoOverlong { l_max: 10, l_cache: 20, ..DapoOverlong::default() };
+        let d = DapoOverlong {
+            l_max: 10,
+            l_cache: 20,
+            ..DapoOverlong::default()
+        };
         assert!(RewardConfig::DapoOverlong(d).validate().is_err());
-        let a = AdaptiveTruncation { percentile: 150.0, ..AdaptiveTruncation::default() };
+        let a = AdaptiveTruncation {
+            percentile: 150.0,
+            ..AdaptiveTruncation::default()
+        };
         assert!(RewardConfig::AdaptiveTruncation(a).validate().is_err());
-        assert!(RewardConfig::Kimi(Kimi { alpha: f64::NAN }).validate().is_err());
+        assert!(RewardConfig::Kimi(Kimi { alpha: f64::NAN })
+            .validate()
+            .is_err());
     }
 
     #[test]
@@ -309,12 +352,18 @@ mod tests {
             GroupView::new([(true, 10, Finish::Stop), (false, 20, Finish::Stop)]),
             GroupView::new(std::iter::empty()),
         ];
-        let r = RewardConfig::Truncation(Truncation { l_t: 15, mask: TruncationMask::None });
+        let r = RewardConfig::Truncation(Truncation {
+            l_t: 15,
+            mask: TruncationMask::None,
+        });
         let b = r.score_batch_detailed(&groups);
         assert_eq!(b.scores.len(), 2);
         assert_eq!(b.scores[0], vec![Scored::reward(1.0), Scored::reward(0.0)]);
         assert!(b.scores[1].is_empty());
         assert_eq!(b.l_t, vec![Some(15.0), Some(15.0)]);
-        assert_eq!(RewardConfig::Kimi(Kimi::default()).effective_l_t(&groups), vec![None, None]);
+        assert_eq!(
+            RewardConfig::Kimi(Kimi::default()).effective_l_t(&groups),
+            vec![None, None]
+        );
     }
 }

@@ -21,7 +21,12 @@ pub struct ExtractOptions {
 
 impl Default for ExtractOptions {
     fn default() -> Self {
-        ExtractOptions { boxed: true, gsm8k: true, phrases: false, think_aware: true }
+        ExtractOptions {
+            boxed: true,
+            gsm8k: true,
+            phrases: false,
+            think_aware: true,
+        }
     }
 }
 
@@ -48,7 +53,11 @@ pub fn strip_think(text: &str) -> Option<&str> {
 /// assert_eq!(extract_answer("3 + 4 = 7\n#### 7", &o).as_deref(), Some("7"));
 /// ```
 pub fn extract_answer(text: &str, opts: &ExtractOptions) -> Option<String> {
-    let text = if opts.think_aware { strip_think(text)? } else { text };
+    let text = if opts.think_aware {
+        strip_think(text)?
+    } else {
+        text
+    };
     if opts.boxed {
         if let Some(a) = last_boxed(text) {
             return Some(a);
@@ -139,7 +148,10 @@ fn last_boxed(text: &str) -> Option<String> {
         }
         // `\boxed 5`: up to whitespace or `$`, without trailing punctuation.
         if rest.starts_with(char::is_whitespace) {
-            let word: String = trimmed.chars().take_while(|c| !c.is_whitespace() && *c != '$').collect();
+            let word: String = trimmed
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '$')
+                .collect();
             let word = word.trim_end_matches(['.', ',', ';']);
             if !word.is_empty() {
                 return Some(word.to_string());
@@ -170,13 +182,21 @@ fn last_phrase(text: &str) -> Option<String> {
     // End of sentence: a `.` followed by whitespace or the end (not a decimal point).
     let mut cut = line.len();
     for (k, c) in line.char_indices() {
-        if c == '.' && line.get(k + 1..).is_none_or(|r| r.is_empty() || r.starts_with(char::is_whitespace)) {
+        if c == '.'
+            && line
+                .get(k + 1..)
+                .is_none_or(|r| r.is_empty() || r.starts_with(char::is_whitespace))
+        {
             cut = k;
             break;
         }
     }
     let a = line.get(..cut)?.trim();
-    let a = a.trim_start_matches("\\(").trim_end_matches("\\)").trim_matches('$').trim();
+    let a = a
+        .trim_start_matches("\\(")
+        .trim_end_matches("\\)")
+        .trim_matches('$')
+        .trim();
     let a = a.trim_end_matches([',', ';', '.']).trim();
     (!a.is_empty()).then(|| a.to_string())
 }
@@ -192,7 +212,10 @@ mod tests {
     #[test]
     fn boxed_variants() {
         assert_eq!(ex("a \\boxed{1} then \\boxed{2}").as_deref(), Some("2"));
-        assert_eq!(ex("\\boxed{\\frac{a}{\\sqrt{b}}}").as_deref(), Some("\\frac{a}{\\sqrt{b}}"));
+        assert_eq!(
+            ex("\\boxed{\\frac{a}{\\sqrt{b}}}").as_deref(),
+            Some("\\frac{a}{\\sqrt{b}}")
+        );
         assert_eq!(ex("\\fbox{7}").as_deref(), Some("7"));
         assert_eq!(ex("so $\\boxed 5$.").as_deref(), Some("5"));
         assert_eq!(ex("answer \\boxed 5.").as_deref(), Some("5"));
@@ -206,20 +229,38 @@ mod tests {
 
     #[test]
     fn think_awareness() {
-        assert_eq!(ex("<think>\\boxed{1}</think>\\boxed{2}").as_deref(), Some("2"));
+        assert_eq!(
+            ex("<think>\\boxed{1}</think>\\boxed{2}").as_deref(),
+            Some("2")
+        );
         assert_eq!(ex("<think>\\boxed{1}</think>no box"), None);
         assert_eq!(ex("<think>\\boxed{1}"), None);
-        let off = ExtractOptions { think_aware: false, ..ExtractOptions::default() };
-        assert_eq!(extract_answer("<think>\\boxed{1}", &off).as_deref(), Some("1"));
+        let off = ExtractOptions {
+            think_aware: false,
+            ..ExtractOptions::default()
+        };
+        assert_eq!(
+            extract_answer("<think>\\boxed{1}", &off).as_deref(),
+            Some("1")
+        );
     }
 
     #[test]
     fn gsm8k_and_phrases() {
         assert_eq!(ex("x\n#### 1,234\n").as_deref(), Some("1,234"));
         assert_eq!(ex("The final answer is 42."), None);
-        let o = ExtractOptions { phrases: true, ..ExtractOptions::default() };
-        assert_eq!(extract_answer("The final answer is $3.5$. I hope", &o).as_deref(), Some("3.5"));
-        assert_eq!(extract_answer("Answer: 12 apples", &o).as_deref(), Some("12 apples"));
+        let o = ExtractOptions {
+            phrases: true,
+            ..ExtractOptions::default()
+        };
+        assert_eq!(
+            extract_answer("The final answer is $3.5$. I hope", &o).as_deref(),
+            Some("3.5")
+        );
+        assert_eq!(
+            extract_answer("Answer: 12 apples", &o).as_deref(),
+            Some("12 apples")
+        );
         assert_eq!(extract_answer("answer: ", &o), None);
     }
 
@@ -232,7 +273,14 @@ mod tests {
 
     #[test]
     fn odd_bytes_do_not_panic() {
-        for s in ["\\boxed", "\\boxed{", "\\boxed{é}", "####", "é\\boxed é", "\\fbox\\boxed{"] {
+        for s in [
+            "\\boxed",
+            "\\boxed{",
+            "\\boxed{é}",
+            "####",
+            "é\\boxed é",
+            "\\fbox\\boxed{",
+        ] {
             let _ = ex(s);
             let _ = gold_answer(s);
         }

@@ -103,9 +103,27 @@ impl GroupView {
             .collect();
         let size = rollouts.len();
         let all = LengthSummary::of(rollouts.iter().map(|r| r.length as f64));
-        let correct = LengthSummary::of(rollouts.iter().filter(|r| r.correct).map(|r| r.length as f64));
-        let solve_rate = if size == 0 { 0.0 } else { correct.count as f64 / size as f64 };
-        GroupView { rollouts, stats: GroupStats { size, all, correct, solve_rate }, target_length: None }
+        let correct = LengthSummary::of(
+            rollouts
+                .iter()
+                .filter(|r| r.correct)
+                .map(|r| r.length as f64),
+        );
+        let solve_rate = if size == 0 {
+            0.0
+        } else {
+            correct.count as f64 / size as f64
+        };
+        GroupView {
+            rollouts,
+            stats: GroupStats {
+                size,
+                all,
+                correct,
+                solve_rate,
+            },
+            target_length: None,
+        }
     }
 
     /// Attach the per-prompt target length `n_gold` (L1 / LCPO, arXiv 2503.04697).
@@ -153,12 +171,18 @@ pub struct Scored {
 impl Scored {
     /// An unmasked reward.
     pub fn reward(reward: f32) -> Scored {
-        Scored { reward, masked: false }
+        Scored {
+            reward,
+            masked: false,
+        }
     }
 
     /// A masked rollout.
     pub fn masked() -> Scored {
-        Scored { reward: 0.0, masked: true }
+        Scored {
+            reward: 0.0,
+            masked: true,
+        }
     }
 }
 
@@ -180,7 +204,10 @@ mod tests {
         assert_eq!((s.all.min, s.all.max, s.all.mean), (100.0, 400.0, 250.0));
         // var = (150² + 50² + 50² + 150²)/4 = 12500 → std ≈ 111.803
         assert!((s.all.std - 12500f64.sqrt()).abs() < 1e-9);
-        assert_eq!((s.correct.count, s.correct.mean, s.correct.std), (2, 200.0, 100.0));
+        assert_eq!(
+            (s.correct.count, s.correct.mean, s.correct.std),
+            (2, 200.0, 100.0)
+        );
         assert_eq!(s.solve_rate, 0.5);
     }
 

@@ -50,7 +50,9 @@ pub struct MathJudge {
 impl Judge for MathJudge {
     fn judge(&self, response: &str, gold: &str) -> Judgement {
         let extracted = extract_answer(response, &self.extract);
-        let correct = extracted.as_deref().and_then(|a| verify_with(a, &gold_answer(gold), &self.verify));
+        let correct = extracted
+            .as_deref()
+            .and_then(|a| verify_with(a, &gold_answer(gold), &self.verify));
         Judgement { correct, extracted }
     }
 }
@@ -62,14 +64,20 @@ mod tests {
     struct ExactMatch;
     impl Judge for ExactMatch {
         fn judge(&self, response: &str, gold: &str) -> Judgement {
-            Judgement { correct: Some(response.trim() == gold.trim()), extracted: Some(response.into()) }
+            Judgement {
+                correct: Some(response.trim() == gold.trim()),
+                extracted: Some(response.into()),
+            }
         }
     }
 
     #[test]
     fn trait_objects_work() {
-        let judges: Vec<Box<dyn Judge>> = vec![Box::new(MathJudge::default()), Box::new(ExactMatch)];
-        assert!(judges.iter().all(|j| j.judge("\\boxed{7}", "7").correct.is_some()));
+        let judges: Vec<Box<dyn Judge>> =
+            vec![Box::new(MathJudge::default()), Box::new(ExactMatch)];
+        assert!(judges
+            .iter()
+            .all(|j| j.judge("\\boxed{7}", "7").correct.is_some()));
         assert!(judges[0].judge("\\boxed{7}", "7").is_correct());
         assert!(!judges[1].judge("\\boxed{7}", "7").is_correct());
     }
@@ -79,6 +87,12 @@ mod tests {
         let j = MathJudge::default();
         assert_eq!(j.judge("\\boxed{8}", "7").correct, Some(false));
         assert_eq!(j.judge("\\boxed{\\frac{}", "7").correct, None);
-        assert_eq!(j.judge("<think>\\boxed{7}", "7"), Judgement { correct: None, extracted: None });
+        assert_eq!(
+            j.judge("<think>\\boxed{7}", "7"),
+            Judgement {
+                correct: None,
+                extracted: None
+            }
+        );
     }
 }

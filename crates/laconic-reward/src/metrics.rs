@@ -120,9 +120,11 @@ impl BatchMetrics {
                 found: scores.len(),
             });
         }
-        let (mut all, mut cor, mut inc, mut pos, mut neg) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut all, mut cor, mut inc, mut pos, mut neg) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let mut rewards = Vec::new();
-        let (mut n_pos, mut n_masked, mut n_trunc, mut n_correct) = (0usize, 0usize, 0usize, 0usize);
+        let (mut n_pos, mut n_masked, mut n_trunc, mut n_correct) =
+            (0usize, 0usize, 0usize, 0usize);
         let mut solve = SolveRateStats::default();
         let mut rate_sum = 0.0;
         for (i, (g, s)) in groups.iter().zip(scores).enumerate() {
@@ -224,7 +226,11 @@ impl BatchMetrics {
             put("solve_rate/none_correct", self.solve.none_correct);
             put("solve_rate/mixed", self.solve.mixed);
             for (k, &c) in self.solve.histogram.iter().enumerate() {
-                let key = format!("solve_rate/hist_{:.1}_{:.1}", k as f64 / 10.0, (k + 1) as f64 / 10.0);
+                let key = format!(
+                    "solve_rate/hist_{:.1}_{:.1}",
+                    k as f64 / 10.0,
+                    (k + 1) as f64 / 10.0
+                );
                 out.push((key, c as f64 / self.solve.groups as f64));
             }
         }
@@ -281,12 +287,17 @@ mod tests {
         ];
         let scores = vec![vec![Scored::reward(1.0); 2], vec![Scored::reward(0.0)]];
         let m = BatchMetrics::compute(&groups, &scores).unwrap();
-        assert_eq!((m.solve.all_correct, m.solve.none_correct, m.solve.mixed), (0.5, 0.5, 0.0));
+        assert_eq!(
+            (m.solve.all_correct, m.solve.none_correct, m.solve.mixed),
+            (0.5, 0.5, 0.0)
+        );
         assert_eq!(m.solve.histogram[0], 1);
         assert_eq!(m.solve.histogram[SOLVE_RATE_BINS - 1], 1);
         let empty = BatchMetrics::compute(&[], &[]).unwrap();
         assert!(empty.to_pairs().is_empty());
-        let p = BatchMetrics::compute(&groups[1..], &scores[1..]).unwrap().to_pairs();
+        let p = BatchMetrics::compute(&groups[1..], &scores[1..])
+            .unwrap()
+            .to_pairs();
         assert_eq!(get(&p, "response_length/correct_mean"), None);
         assert!(p.iter().all(|(_, v)| v.is_finite()));
     }
@@ -295,7 +306,9 @@ mod tests {
     fn mismatched_inputs_are_errors() {
         let groups = vec![GroupView::new([(true, 1, Finish::Stop)])];
         assert!(BatchMetrics::compute(&groups, &[]).is_err());
-        let e = BatchMetrics::compute(&groups, &[vec![]]).unwrap_err().to_string();
+        let e = BatchMetrics::compute(&groups, &[vec![]])
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "length mismatch: `scores[0]` has 0 entries, expected 1");
     }
 }

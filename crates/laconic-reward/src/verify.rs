@@ -13,16 +13,20 @@
 //!
 //! The work per input is bounded ([`Limits`]) and nothing panics: malformed input is `None`.
 
+mod answer;
 mod compare;
 mod complex;
 mod expr;
 mod lex;
 mod parse;
+mod primary;
 mod rational;
+mod token;
+mod units;
 
-pub use parse::{parse_answer, Answer};
 pub use expr::Expr;
 pub use lex::{Func, Rel};
+pub use parse::{parse_answer, Answer};
 pub use rational::Rational;
 
 use compare::Comparer;
@@ -43,8 +47,13 @@ pub struct Limits {
 }
 
 /// The limits every call uses.
-pub const LIMITS: Limits =
-    Limits { max_chars: 2000, max_tokens: 1000, max_depth: 48, max_nodes: 2000, max_digits: 200 };
+pub const LIMITS: Limits = Limits {
+    max_chars: 2000,
+    max_tokens: 1000,
+    max_depth: 48,
+    max_nodes: 2000,
+    max_digits: 200,
+};
 
 /// Knobs of the equivalence check.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +73,12 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { float_rounding: 6, rel_tol: 1e-9, sample_points: 8, min_agreeing_points: 4 }
+        VerifyOptions {
+            float_rounding: 6,
+            rel_tol: 1e-9,
+            sample_points: 8,
+            min_agreeing_points: 4,
+        }
     }
 }
 
@@ -112,10 +126,20 @@ fn canonical(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(c) = rest.chars().next() {
-        let skip = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\displaystyle", "$"]
-            .iter()
-            .find(|p| rest.starts_with(**p))
-            .map(|p| p.len());
+        let skip = [
+            "\\left",
+            "\\right",
+            "\\!",
+            "\\,",
+            "\\;",
+            "\\:",
+            "\\ ",
+            "\\displaystyle",
+            "$",
+        ]
+        .iter()
+        .find(|p| rest.starts_with(**p))
+        .map(|p| p.len());
         match skip {
             Some(n) => rest = rest.get(n..).unwrap_or_default(),
             None => {
@@ -137,11 +161,19 @@ mod tests {
     use super::*;
 
     fn yes(pred: &str, gold: &str) {
-        assert_eq!(verify(pred, gold), Some(true), "expected `{pred}` == `{gold}`");
+        assert_eq!(
+            verify(pred, gold),
+            Some(true),
+            "expected `{pred}` == `{gold}`"
+        );
     }
 
     fn no(pred: &str, gold: &str) {
-        assert_ne!(verify(pred, gold), Some(true), "expected `{pred}` != `{gold}`");
+        assert_ne!(
+            verify(pred, gold),
+            Some(true),
+            "expected `{pred}` != `{gold}`"
+        );
     }
 
     #[test]
@@ -232,10 +264,22 @@ mod tests {
         no("(2,1)", "(1,2)");
         no("[1,2)", "(1,2)");
         yes("[1,2)", "[1, 2)");
-        yes("(-\\infty, 1) \\cup (2, \\infty)", "(2,\\infty)\\cup(-\\infty,1)");
-        no("(-\\infty, 1] \\cup (2, \\infty)", "(-\\infty,1)\\cup(2,\\infty)");
-        yes("\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\-2\\end{pmatrix}");
-        no("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\-2\\end{pmatrix}");
+        yes(
+            "(-\\infty, 1) \\cup (2, \\infty)",
+            "(2,\\infty)\\cup(-\\infty,1)",
+        );
+        no(
+            "(-\\infty, 1] \\cup (2, \\infty)",
+            "(-\\infty,1)\\cup(2,\\infty)",
+        );
+        yes(
+            "\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}",
+            "\\begin{pmatrix}1\\\\-2\\end{pmatrix}",
+        );
+        no(
+            "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+            "\\begin{pmatrix}1\\\\-2\\end{pmatrix}",
+        );
         yes("1 \\pm \\sqrt{2}", "1 + \\sqrt{2}, 1 - \\sqrt{2}");
         yes("x > 3", "(3, \\infty)");
         yes("(3, \\infty)", "x > 3");

@@ -16,7 +16,10 @@ struct Pair {
 }
 
 fn pairs() -> Vec<Pair> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/verify_pairs/pairs.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/verify_pairs/pairs.jsonl"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
         .enumerate()
@@ -44,6 +47,11 @@ fn agrees_with_math_verify_on_at_least_98_percent() {
         );
     }
     let agree = 1.0 - disagreements.len() as f64 / pairs.len() as f64;
-    println!("agreement {:.2}% ({} pairs, {} disagreements)", 100.0 * agree, pairs.len(), disagreements.len());
+    println!(
+        "agreement {:.2}% ({} pairs, {} disagreements)",
+        100.0 * agree,
+        pairs.len(),
+        disagreements.len()
+    );
     assert!(agree >= 0.98, "agreement {agree:.4} < 0.98");
 }

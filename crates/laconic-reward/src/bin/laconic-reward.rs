@@ -132,7 +132,11 @@ fn reward_config(args: &Args) -> Result<RewardConfig> {
         }
         None => {
             if !REWARD_KINDS.contains(&args.reward.as_str()) {
-                bail!("unknown reward `{}`, expected one of: {}", args.reward, REWARD_KINDS.join(", "));
+                bail!(
+                    "unknown reward `{}`, expected one of: {}",
+                    args.reward,
+                    REWARD_KINDS.join(", ")
+                );
             }
             let mut t = toml::Table::new();
             t.insert("kind".into(), toml::Value::String(args.reward.clone()));
@@ -160,7 +164,11 @@ fn reward_config(args: &Args) -> Result<RewardConfig> {
         };
         table.insert(k.trim().into(), toml_value(v.trim()));
     }
-    let kind = table.get("kind").and_then(toml::Value::as_str).unwrap_or("?").to_string();
+    let kind = table
+        .get("kind")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("?")
+        .to_string();
     let config: RewardConfig = toml::Value::Table(table)
         .try_into()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
@@ -173,7 +181,8 @@ fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::new(std::io::stdin())));
     }
-    let f = std::fs::File::open(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
     Ok(Box::new(BufReader::new(f)))
 }
 
@@ -189,10 +198,18 @@ fn main() -> Result<()> {
 fn run(args: &Args) -> Result<()> {
     let config = reward_config(args)?;
     let judge = MathJudge {
-        extract: ExtractOptions { phrases: args.phrases, think_aware: !args.no_think, ..ExtractOptions::default() },
+        extract: ExtractOptions {
+            phrases: args.phrases,
+            think_aware: !args.no_think,
+            ..ExtractOptions::default()
+        },
         ..MathJudge::default()
     };
-    let name = if args.input == Path::new("-") { "<stdin>".to_string() } else { args.input.display().to_string() };
+    let name = if args.input == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        args.input.display().to_string()
+    };
 
     // 1. Read and judge every line (blank lines are skipped; a broken line is an error).
     let mut lines: Vec<(Map<String, Value>, bool, usize, Finish)> = Vec::new();
@@ -201,13 +218,16 @@ fn run(args: &Args) -> Result<()> {
     let mut groups: Vec<(Vec<usize>, Option<f64>)> = Vec::new();
     let mut text = String::new();
     let mut reader = open_input(&args.input)?;
-    reader.read_to_string(&mut text).with_context(|| format!("failed to read `{name}`"))?;
+    reader
+        .read_to_string(&mut text)
+        .with_context(|| format!("failed to read `{name}`"))?;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let at = || format!("`{name}` line {}", i + 1);
-        let obj: Map<String, Value> = serde_json::from_str(line).with_context(|| format!("{}: invalid JSON object", at()))?;
+        let obj: Map<String, Value> =
+            serde_json::from_str(line).with_context(|| format!("{}: invalid JSON object", at()))?;
         let r: Rollout = serde_json::from_value(Value::Object(obj.clone())).with_context(at)?;
         let v = judge.judge(&r.response, &r.answer);
         let length = r.length.unwrap_or_else(|| match args.length_unit {
@@ -216,7 +236,10 @@ fn run(args: &Args) -> Result<()> {
         });
         let finish = r.finish.unwrap_or_default();
         let mut obj = obj;
-        obj.insert("extracted".into(), v.extracted.map_or(Value::Null, Value::String));
+        obj.insert(
+            "extracted".into(),
+            v.extracted.map_or(Value::Null, Value::String),
+        );
         obj.insert("correct".into(), v.correct.map_or(Value::Null, Value::Bool));
         let key = match &r.group {
             None | Some(Value::Null) => None,
@@ -246,7 +269,12 @@ fn run(args: &Args) -> Result<()> {
     let views: Vec<GroupView> = groups
         .iter()
         .map(|(members, target)| {
-            let g = GroupView::new(members.iter().filter_map(|&k| lines.get(k)).map(|(_, c, l, f)| (*c, *l, *f)));
+            let g = GroupView::new(
+                members
+                    .iter()
+                    .filter_map(|&k| lines.get(k))
+                    .map(|(_, c, l, f)| (*c, *l, *f)),
+            );
             match target {
                 Some(t) => g.with_target_length(*t),
                 None => g,
@@ -270,10 +298,17 @@ fn run(args: &Args) -> Result<()> {
         if let Some(p) = position_in_group.get_mut(*gid) {
             *p += 1;
         }
-        let s = scores.get(*gid).and_then(|g| g.get(pos)).context("internal error: missing score")?;
+        let s = scores
+            .get(*gid)
+            .and_then(|g| g.get(pos))
+            .context("internal error: missing score")?;
         let mut obj = obj.clone();
         // Through the f32's shortest decimal form, so 0.7 prints as 0.7, not 0.699999988079071.
-        let reward = s.reward.to_string().parse::<f64>().unwrap_or(f64::from(s.reward));
+        let reward = s
+            .reward
+            .to_string()
+            .parse::<f64>()
+            .unwrap_or(f64::from(s.reward));
         obj.insert("reward".into(), Value::from(reward));
         obj.insert("masked".into(), Value::Bool(s.masked));
         serde_json::to_writer(&mut out, &obj).context("failed to write output")?;
@@ -283,7 +318,11 @@ fn run(args: &Args) -> Result<()> {
 
     if args.metrics {
         let m = BatchMetrics::compute(&views, &scores)?;
-        let obj: Map<String, Value> = m.to_pairs().into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+        let obj: Map<String, Value> = m
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect();
         eprintln!("{}", Value::Object(obj));
     }
     Ok(())

@@ -54,7 +54,12 @@ impl AdaptiveTruncation {
     fn l_t_of<'a>(&self, groups: impl IntoIterator<Item = &'a GroupView>) -> f64 {
         let correct: Vec<f64> = groups
             .into_iter()
-            .flat_map(|g| g.rollouts().iter().filter(|r| r.correct).map(|r| r.length as f64))
+            .flat_map(|g| {
+                g.rollouts()
+                    .iter()
+                    .filter(|r| r.correct)
+                    .map(|r| r.length as f64)
+            })
             .collect();
         percentile(&correct, self.percentile).unwrap_or(self.fallback_l_t as f64)
     }
@@ -69,7 +74,9 @@ impl RewardFn for AdaptiveTruncation {
         self.effective_l_t(groups)
             .into_iter()
             .zip(groups)
-            .map(|(l_t, g)| truncation_reward(g, l_t.unwrap_or(self.fallback_l_t as f64), self.mask))
+            .map(|(l_t, g)| {
+                truncation_reward(g, l_t.unwrap_or(self.fallback_l_t as f64), self.mask)
+            })
             .collect()
     }
 
@@ -90,7 +97,13 @@ mod tests {
     fn group_scope_by_hand() {
         // Correct lengths 100, 200, 300, 400: h = 3·0.9 = 2.7 → L_T = 300 + 0.7·100 = 370.
         // So 400 (correct, long) → 0; 500 is incorrect → 0.
-        let g = group(&[(true, 100), (true, 200), (true, 300), (true, 400), (false, 50)]);
+        let g = group(&[
+            (true, 100),
+            (true, 200),
+            (true, 300),
+            (true, 400),
+            (false, 50),
+        ]);
         let a = AdaptiveTruncation::default();
         assert_eq!(a.effective_l_t(std::slice::from_ref(&g)), vec![Some(370.0)]);
         assert_rewards(&a.score_group(&g), &[1.0, 1.0, 1.0, 0.0, 0.0]);
@@ -98,14 +111,23 @@ mod tests {
 
     #[test]
     fn one_correct_and_none_correct() {
-        let a = AdaptiveTruncation { fallback_l_t: 64, ..AdaptiveTruncation::default() };
+        let a = AdaptiveTruncation {
+            fallback_l_t: 64,
+            ..AdaptiveTruncation::default()
+        };
         // One correct rollout: L_T is its own length, so it is rewarded.
         let one = group(&[(true, 500), (false, 10)]);
-        assert_eq!(a.effective_l_t(std::slice::from_ref(&one)), vec![Some(500.0)]);
+        assert_eq!(
+            a.effective_l_t(std::slice::from_ref(&one)),
+            vec![Some(500.0)]
+        );
         assert_rewards(&a.score_group(&one), &[1.0, 0.0]);
         // None correct: the fallback, all zero.
         let none = group(&[(false, 500), (false, 10)]);
-        assert_eq!(a.effective_l_t(std::slice::from_ref(&none)), vec![Some(64.0)]);
+        assert_eq!(
+            a.effective_l_t(std::slice::from_ref(&none)),
+            vec![Some(64.0)]
+        );
         assert_rewards(&a.score_group(&none), &[0.0, 0.0]);
         assert!(a.score_group(&group(&[])).is_empty());
     }
@@ -113,14 +135,24 @@ mod tests {
     #[test]
     fn batch_scope_pools_groups() {
         // Pooled correct lengths 100, 200 (group 1) and 1000 (group 2): h = 2·0.5 = 1 → 200.
-        let a = AdaptiveTruncation { percentile: 50.0, scope: AdaptiveScope::Batch, ..Default::default() };
-        let groups = [group(&[(true, 100), (true, 200)]), group(&[(true, 1000), (false, 5)])];
+        let a = AdaptiveTruncation {
+            percentile: 50.0,
+            scope: AdaptiveScope::Batch,
+            ..Default::default()
+        };
+        let groups = [
+            group(&[(true, 100), (true, 200)]),
+            group(&[(true, 1000), (false, 5)]),
+        ];
         assert_eq!(a.effective_l_t(&groups), vec![Some(200.0), Some(200.0)]);
         let s = a.score_batch(&groups);
         assert_rewards(&s[0], &[1.0, 1.0]);
         assert_rewards(&s[1], &[0.0, 0.0]);
         // Group scope would give group 2 L_T = 1000 and reward it.
-        let g = AdaptiveTruncation { scope: AdaptiveScope::Group, ..a };
+        let g = AdaptiveTruncation {
+            scope: AdaptiveScope::Group,
+            ..a
+        };
         assert_rewards(&g.score_batch(&groups)[1], &[1.0, 0.0]);
     }
 }

@@ -57,9 +57,15 @@ mod tests {
     fn edge_groups() {
         let a = Alp::default();
         // None correct: scale 1/K = 1/2 → −1e-4·1000·0.5 = −0.05.
-        assert_rewards(&a.score_group(&group(&[(false, 1000), (false, 0)])), &[-0.05, 0.0]);
+        assert_rewards(
+            &a.score_group(&group(&[(false, 1000), (false, 0)])),
+            &[-0.05, 0.0],
+        );
         // All correct: scale 1 → 1 − 0.1.
-        assert_rewards(&a.score_group(&group(&[(true, 1000), (true, 1000)])), &[0.9, 0.9]);
+        assert_rewards(
+            &a.score_group(&group(&[(true, 1000), (true, 1000)])),
+            &[0.9, 0.9],
+        );
         assert!(a.score_group(&group(&[])).is_empty());
     }
 }

@@ -53,16 +53,28 @@ mod tests {
         // Correct lengths 100, 300: mean 200, std 100 → z = ∓1; σ(−1) = 0.268941, σ(1) = 0.731059.
         // 1 − 0.1·0.268941 = 0.973106; 1 − 0.1·0.731059 = 0.926894; wrong → 0.
         let g = group(&[(true, 100), (true, 300), (false, 5)]);
-        assert_rewards(&AroraZanette::default().score_group(&g), &[0.973106, 0.926894, 0.0]);
+        assert_rewards(
+            &AroraZanette::default().score_group(&g),
+            &[0.973106, 0.926894, 0.0],
+        );
     }
 
     #[test]
     fn edge_groups() {
         let a = AroraZanette::default();
         // One correct / equal lengths: z = 0 → 1 − 0.05.
-        assert_rewards(&a.score_group(&group(&[(true, 100), (false, 5)])), &[0.95, 0.0]);
-        assert_rewards(&a.score_group(&group(&[(true, 7), (true, 7)])), &[0.95, 0.95]);
-        assert_rewards(&a.score_group(&group(&[(false, 7), (false, 9)])), &[0.0, 0.0]);
+        assert_rewards(
+            &a.score_group(&group(&[(true, 100), (false, 5)])),
+            &[0.95, 0.0],
+        );
+        assert_rewards(
+            &a.score_group(&group(&[(true, 7), (true, 7)])),
+            &[0.95, 0.95],
+        );
+        assert_rewards(
+            &a.score_group(&group(&[(false, 7), (false, 9)])),
+            &[0.0, 0.0],
+        );
         assert!(a.score_group(&group(&[])).is_empty());
     }
 }

@@ -15,7 +15,11 @@ pub struct Correctness {}
 
 impl RewardFn for Correctness {
     fn score_group(&self, group: &GroupView) -> Vec<Scored> {
-        group.rollouts().iter().map(|r| Scored::reward(if r.correct { 1.0 } else { 0.0 })).collect()
+        group
+            .rollouts()
+            .iter()
+            .map(|r| Scored::reward(if r.correct { 1.0 } else { 0.0 }))
+            .collect()
     }
 }
 
@@ -27,7 +31,10 @@ mod tests {
     #[test]
     fn zero_one() {
         let c = Correctness {};
-        assert_rewards(&c.score_group(&group(&[(true, 9), (false, 1)])), &[1.0, 0.0]);
+        assert_rewards(
+            &c.score_group(&group(&[(true, 9), (false, 1)])),
+            &[1.0, 0.0],
+        );
         assert_rewards(&c.score_group(&group(&[(true, 9), (true, 9)])), &[1.0, 1.0]);
         assert_rewards(&c.score_group(&group(&[(false, 9)])), &[0.0]);
         assert!(c.score_group(&group(&[])).is_empty());

@@ -59,7 +59,11 @@ impl RewardFn for Cosine {
                 } else {
                     (self.wrong_at_zero, self.wrong_at_max)
                 };
-                let t = if self.l_max == 0 { 1.0 } else { (r.length as f64 / self.l_max as f64).min(1.0) };
+                let t = if self.l_max == 0 {
+                    1.0
+                } else {
+                    (r.length as f64 / self.l_max as f64).min(1.0)
+                };
                 let reward = v_end + 0.5 * (v0 - v_end) * (1.0 + (std::f64::consts::PI * t).cos());
                 Scored::reward(reward as f32)
             })
@@ -76,18 +80,42 @@ mod tests {
     fn by_hand() {
         // L_max = 100. Correct: L = 0 → 1.0; 50 → 0.5 + 0.25·(1 + cos(π/2)) = 0.75; 100 → 0.5;
         // 200 → 0.5 (clamped). Wrong: 0 → −1.0; 50 → −0.5 − 0.25 = −0.75; 100 → −0.5.
-        let c = Cosine { l_max: 100, ..Cosine::default() };
-        let g = group(&[(true, 0), (true, 50), (true, 100), (true, 200), (false, 0), (false, 50), (false, 100)]);
-        assert_rewards(&c.score_group(&g), &[1.0, 0.75, 0.5, 0.5, -1.0, -0.75, -0.5]);
+        let c = Cosine {
+            l_max: 100,
+            ..Cosine::default()
+        };
+        let g = group(&[
+            (true, 0),
+            (true, 50),
+            (true, 100),
+            (true, 200),
+            (false, 0),
+            (false, 50),
+            (false, 100),
+        ]);
+        assert_rewards(
+            &c.score_group(&g),
+            &[1.0, 0.75, 0.5, 0.5, -1.0, -0.75, -0.5],
+        );
     }
 
     #[test]
     fn exceed_and_edges() {
-        let c = Cosine { l_max: 100, exceed_reward: Some(-10.0), ..Cosine::default() };
+        let c = Cosine {
+            l_max: 100,
+            exceed_reward: Some(-10.0),
+            ..Cosine::default()
+        };
         let g = GroupView::new([(true, 100, Finish::Length), (true, 0, Finish::Stop)]);
         assert_rewards(&c.score_group(&g), &[-10.0, 1.0]);
-        let z = Cosine { l_max: 0, ..Cosine::default() };
-        assert_rewards(&z.score_group(&group(&[(true, 0), (false, 0)])), &[0.5, -0.5]);
+        let z = Cosine {
+            l_max: 0,
+            ..Cosine::default()
+        };
+        assert_rewards(
+            &z.score_group(&group(&[(true, 0), (false, 0)])),
+            &[0.5, -0.5],
+        );
         assert!(c.score_group(&group(&[])).is_empty());
     }
 }

@@ -28,7 +28,11 @@ pub struct DapoOverlong {
 
 impl Default for DapoOverlong {
     fn default() -> Self {
-        DapoOverlong { l_max: 20480, l_cache: 4096, incorrect_reward: -1.0 }
+        DapoOverlong {
+            l_max: 20480,
+            l_cache: 4096,
+            incorrect_reward: -1.0,
+        }
     }
 }
 
@@ -53,7 +57,11 @@ impl RewardFn for DapoOverlong {
             .rollouts()
             .iter()
             .map(|r| {
-                let base = if r.correct { 1.0 } else { self.incorrect_reward };
+                let base = if r.correct {
+                    1.0
+                } else {
+                    self.incorrect_reward
+                };
                 Scored::reward((base + self.penalty(r.length)) as f32)
             })
             .collect()
@@ -69,16 +77,36 @@ mod tests {
     fn by_hand() {
         // L_max = 100, L_cache = 20: buffer starts at 80.
         // 80 → 0; 90 → (80 − 90)/20 = −0.5; 100 → −1; 101 → −1. Correct adds 1, wrong adds −1.
-        let d = DapoOverlong { l_max: 100, l_cache: 20, incorrect_reward: -1.0 };
-        let g = group(&[(true, 80), (true, 90), (true, 100), (false, 101), (false, 10)]);
+        let d = DapoOverlong {
+            l_max: 100,
+            l_cache: 20,
+            incorrect_reward: -1.0,
+        };
+        let g = group(&[
+            (true, 80),
+            (true, 90),
+            (true, 100),
+            (false, 101),
+            (false, 10),
+        ]);
         assert_rewards(&d.score_group(&g), &[1.0, 0.5, 0.0, -2.0, -1.0]);
     }
 
     #[test]
     fn zero_buffer_and_edge_groups() {
-        let d = DapoOverlong { l_max: 100, l_cache: 0, incorrect_reward: 0.0 };
-        assert_rewards(&d.score_group(&group(&[(true, 100), (true, 101)])), &[1.0, 0.0]);
-        assert_rewards(&d.score_group(&group(&[(false, 1), (false, 1)])), &[0.0, 0.0]);
+        let d = DapoOverlong {
+            l_max: 100,
+            l_cache: 0,
+            incorrect_reward: 0.0,
+        };
+        assert_rewards(
+            &d.score_group(&group(&[(true, 100), (true, 101)])),
+            &[1.0, 0.0],
+        );
+        assert_rewards(
+            &d.score_group(&group(&[(false, 1), (false, 1)])),
+            &[0.0, 0.0],
+        );
         assert!(d.score_group(&group(&[])).is_empty());
     }
 }

@@ -24,7 +24,10 @@ pub struct GrpoLead {
 
 impl Default for GrpoLead {
     fn default() -> Self {
-        GrpoLead { alpha: 0.05, incorrect_reward: -1.0 }
+        GrpoLead {
+            alpha: 0.05,
+            incorrect_reward: -1.0,
+        }
     }
 }
 
@@ -54,15 +57,24 @@ mod tests {
     fn by_hand() {
         // Correct lengths 100, 300: z = ∓1 → e^{0.05} = 1.051271, e^{−0.05} = 0.951229; wrong −1.
         let g = group(&[(true, 100), (true, 300), (false, 5)]);
-        assert_rewards(&GrpoLead::default().score_group(&g), &[1.051271, 0.951229, -1.0]);
+        assert_rewards(
+            &GrpoLead::default().score_group(&g),
+            &[1.051271, 0.951229, -1.0],
+        );
     }
 
     #[test]
     fn edge_groups() {
         let l = GrpoLead::default();
-        assert_rewards(&l.score_group(&group(&[(true, 100), (false, 5)])), &[1.0, -1.0]);
+        assert_rewards(
+            &l.score_group(&group(&[(true, 100), (false, 5)])),
+            &[1.0, -1.0],
+        );
         assert_rewards(&l.score_group(&group(&[(true, 7), (true, 7)])), &[1.0, 1.0]);
-        assert_rewards(&l.score_group(&group(&[(false, 7), (false, 9)])), &[-1.0, -1.0]);
+        assert_rewards(
+            &l.score_group(&group(&[(false, 7), (false, 9)])),
+            &[-1.0, -1.0],
+        );
         assert!(l.score_group(&group(&[])).is_empty());
     }
 }

@@ -22,13 +22,18 @@ pub struct L1 {
 
 impl Default for L1 {
     fn default() -> Self {
-        L1 { alpha: 3e-4, default_target: None }
+        L1 {
+            alpha: 3e-4,
+            default_target: None,
+        }
     }
 }
 
 impl L1 {
     fn target(&self, group: &GroupView) -> Option<f64> {
-        group.target_length().or(self.default_target.map(|t| t as f64))
+        group
+            .target_length()
+            .or(self.default_target.map(|t| t as f64))
     }
 }
 
@@ -68,7 +73,10 @@ mod tests {
     fn missing_target_and_edge_groups() {
         let g = group(&[(true, 1000), (false, 2000)]);
         assert_rewards(&L1::default().score_group(&g), &[1.0, 0.0]);
-        let d = L1 { default_target: Some(0), ..L1::default() };
+        let d = L1 {
+            default_target: Some(0),
+            ..L1::default()
+        };
         // 1 − 3e-4·1000 = 0.7; 0 − 3e-4·2000 = −0.6.
         assert_rewards(&d.score_group(&g), &[0.7, -0.6]);
         assert_eq!(d.effective_l_t(std::slice::from_ref(&g)), vec![Some(0.0)]);

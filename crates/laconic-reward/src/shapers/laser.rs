@@ -20,7 +20,10 @@ pub struct Laser {
 
 impl Default for Laser {
     fn default() -> Self {
-        Laser { l_t: 4096, alpha: 0.4 }
+        Laser {
+            l_t: 4096,
+            alpha: 0.4,
+        }
     }
 }
 
@@ -40,7 +43,10 @@ pub struct LaserD {
 
 impl Default for LaserD {
     fn default() -> Self {
-        LaserD { l_t: 4096, alpha: 0.4 }
+        LaserD {
+            l_t: 4096,
+            alpha: 0.4,
+        }
     }
 }
 
@@ -94,20 +100,40 @@ mod tests {
     #[test]
     fn laser_by_hand() {
         // 1 + 0.4, 1 (L = L_T is not < L_T), 0, 0.
-        assert_rewards(&Laser { l_t: 100, alpha: 0.4 }.score_group(&quadrants()), &[1.4, 1.0, 0.0, 0.0]);
+        assert_rewards(
+            &Laser {
+                l_t: 100,
+                alpha: 0.4,
+            }
+            .score_group(&quadrants()),
+            &[1.4, 1.0, 0.0, 0.0],
+        );
     }
 
     #[test]
     fn laser_d_by_hand() {
         // As Laser, plus α for the incorrect rollout with L ≥ L_T.
-        assert_rewards(&LaserD { l_t: 100, alpha: 0.4 }.score_group(&quadrants()), &[1.4, 1.0, 0.0, 0.4]);
+        assert_rewards(
+            &LaserD {
+                l_t: 100,
+                alpha: 0.4,
+            }
+            .score_group(&quadrants()),
+            &[1.4, 1.0, 0.0, 0.4],
+        );
     }
 
     #[test]
     fn edge_groups() {
-        let l = LaserD { l_t: 100, alpha: 0.4 };
+        let l = LaserD {
+            l_t: 100,
+            alpha: 0.4,
+        };
         assert_rewards(&l.score_group(&group(&[(true, 5), (true, 5)])), &[1.4, 1.4]);
-        assert_rewards(&l.score_group(&group(&[(false, 5), (false, 500)])), &[0.0, 0.4]);
+        assert_rewards(
+            &l.score_group(&group(&[(false, 5), (false, 500)])),
+            &[0.0, 0.4],
+        );
         assert!(l.score_group(&group(&[])).is_empty());
     }
 }

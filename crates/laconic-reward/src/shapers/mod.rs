@@ -85,7 +85,10 @@ pub(crate) mod test_util {
         for (g, e) in got.iter().zip(expected) {
             assert!(!g.masked, "{got:?}");
             assert!(g.reward.is_finite(), "{got:?}");
-            assert!((g.reward - e).abs() < 1e-5, "got {got:?}, expected {expected:?}");
+            assert!(
+                (g.reward - e).abs() < 1e-5,
+                "got {got:?}, expected {expected:?}"
+            );
         }
     }
 }

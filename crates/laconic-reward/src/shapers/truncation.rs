@@ -62,7 +62,10 @@ pub struct Truncation {
 
 impl Default for Truncation {
     fn default() -> Self {
-        Truncation { l_t: 8192, mask: TruncationMask::None }
+        Truncation {
+            l_t: 8192,
+            mask: TruncationMask::None,
+        }
     }
 }
 
@@ -104,28 +107,58 @@ mod tests {
 
     fn pattern(mask: TruncationMask) -> Vec<Option<f32>> {
         let t = Truncation { l_t: 100, mask };
-        t.score_group(&quadrants()).iter().map(|s| (!s.masked).then_some(s.reward)).collect()
+        t.score_group(&quadrants())
+            .iter()
+            .map(|s| (!s.masked).then_some(s.reward))
+            .collect()
     }
 
     #[test]
     fn masking_table_of_the_paper() {
         // Rows of the table in PAPER.md; `None` is "−" (masked).
         use TruncationMask as M;
-        assert_eq!(pattern(M::None), [Some(1.0), Some(0.0), Some(0.0), Some(0.0)]);
+        assert_eq!(
+            pattern(M::None),
+            [Some(1.0), Some(0.0), Some(0.0), Some(0.0)]
+        );
         assert_eq!(pattern(M::Incorrect), [Some(1.0), Some(0.0), None, None]);
-        assert_eq!(pattern(M::LongCorrect), [Some(1.0), None, Some(0.0), Some(0.0)]);
-        assert_eq!(pattern(M::LongCorrectShortIncorrect), [Some(1.0), None, None, Some(0.0)]);
-        assert_eq!(pattern(M::LongCorrectLongIncorrect), [Some(1.0), None, Some(0.0), None]);
+        assert_eq!(
+            pattern(M::LongCorrect),
+            [Some(1.0), None, Some(0.0), Some(0.0)]
+        );
+        assert_eq!(
+            pattern(M::LongCorrectShortIncorrect),
+            [Some(1.0), None, None, Some(0.0)]
+        );
+        assert_eq!(
+            pattern(M::LongCorrectLongIncorrect),
+            [Some(1.0), None, Some(0.0), None]
+        );
     }
 
     #[test]
     fn boundary_and_edge_groups() {
-        let t = Truncation { l_t: 100, mask: TruncationMask::None };
+        let t = Truncation {
+            l_t: 100,
+            mask: TruncationMask::None,
+        };
         // L = L_T is short (≤).
-        assert_rewards(&t.score_group(&group(&[(true, 100), (true, 101)])), &[1.0, 0.0]);
-        assert_rewards(&t.score_group(&group(&[(true, 10), (true, 20)])), &[1.0, 1.0]);
-        assert_rewards(&t.score_group(&group(&[(false, 10), (false, 20)])), &[0.0, 0.0]);
-        assert_rewards(&t.score_group(&group(&[(true, 10), (false, 20)])), &[1.0, 0.0]);
+        assert_rewards(
+            &t.score_group(&group(&[(true, 100), (true, 101)])),
+            &[1.0, 0.0],
+        );
+        assert_rewards(
+            &t.score_group(&group(&[(true, 10), (true, 20)])),
+            &[1.0, 1.0],
+        );
+        assert_rewards(
+            &t.score_group(&group(&[(false, 10), (false, 20)])),
+            &[0.0, 0.0],
+        );
+        assert_rewards(
+            &t.score_group(&group(&[(true, 10), (false, 20)])),
+            &[1.0, 0.0],
+        );
         assert!(t.score_group(&group(&[])).is_empty());
     }
 
@@ -133,6 +166,13 @@ mod tests {
     fn cut_rollouts_are_incorrect() {
         use crate::group::Finish;
         let g = GroupView::new([(true, 50, Finish::Length)]);
-        assert_rewards(&Truncation { l_t: 100, mask: TruncationMask::None }.score_group(&g), &[0.0]);
+        assert_rewards(
+            &Truncation {
+                l_t: 100,
+                mask: TruncationMask::None,
+            }
+            .score_group(&g),
+            &[0.0],
+        );
     }
 }

@@ -51,14 +51,36 @@ fn neg_inf() -> Expr {
 /// `x < 3` → `(-∞, 3)`, `1 \le x < 2` → `[1, 2)`: an inequality in one variable as an interval.
 fn relation_as_interval(parts: &[Answer], ops: &[Rel]) -> Option<Answer> {
     let expr = |a: &Answer| match a {
-        Answer::Scalar { expr, percent: false } => Some(expr.clone()),
+        Answer::Scalar {
+            expr,
+            percent: false,
+        } => Some(expr.clone()),
         _ => None,
     };
-    let is_var = |a: &Answer| matches!(a, Answer::Scalar { expr: Expr::Sym(_), .. });
-    let interval = |lo, hi, lo_closed, hi_closed| Answer::Interval { lo, hi, lo_closed, hi_closed };
+    let is_var = |a: &Answer| {
+        matches!(
+            a,
+            Answer::Scalar {
+                expr: Expr::Sym(_),
+                ..
+            }
+        )
+    };
+    let interval = |lo, hi, lo_closed, hi_closed| Answer::Interval {
+        lo,
+        hi,
+        lo_closed,
+        hi_closed,
+    };
     match (parts, ops) {
         ([a, b], [op]) => {
-            let (var_left, bound) = if is_var(a) { (true, expr(b)?) } else if is_var(b) { (false, expr(a)?) } else { return None };
+            let (var_left, bound) = if is_var(a) {
+                (true, expr(b)?)
+            } else if is_var(b) {
+                (false, expr(a)?)
+            } else {
+                return None;
+            };
             let op = if var_left { *op } else { flip(*op) };
             Some(match op {
                 Rel::Lt => interval(neg_inf(), bound, false, false),
@@ -132,12 +154,29 @@ impl Comparer<'_> {
             _ => {}
         }
         match (g, p) {
-            (A::Scalar { expr: ge, percent: gp }, A::Scalar { expr: pe, percent: pp }) => {
-                self.scalars(ge, *gp, pe, *pp)
-            }
+            (
+                A::Scalar {
+                    expr: ge,
+                    percent: gp,
+                },
+                A::Scalar {
+                    expr: pe,
+                    percent: pp,
+                },
+            ) => self.scalars(ge, *gp, pe, *pp),
             (A::Text(a), A::Text(b)) => Some(a == b),
-            (A::Text(t), A::Scalar { expr: Expr::Sym(s), .. })
-            | (A::Scalar { expr: Expr::Sym(s), .. }, A::Text(t)) => Some(*t == s.to_lowercase()),
+            (
+                A::Text(t),
+                A::Scalar {
+                    expr: Expr::Sym(s), ..
+                },
+            )
+            | (
+                A::Scalar {
+                    expr: Expr::Sym(s), ..
+                },
+                A::Text(t),
+            ) => Some(*t == s.to_lowercase()),
             (A::Tuple(a), A::Tuple(b)) | (A::Tuple(a), A::Set(b)) | (A::Set(a), A::Tuple(b)) => {
                 self.in_order(a, b)
             }
@@ -145,8 +184,18 @@ impl Comparer<'_> {
             (A::Scalar { .. }, A::Set(b)) if b.len() == 1 => self.answers(g, b.first()?),
             (A::Set(a), A::Scalar { .. }) if a.len() == 1 => self.answers(a.first()?, p),
             (
-                A::Interval { lo: gl, hi: gh, lo_closed: glc, hi_closed: ghc },
-                A::Interval { lo: pl, hi: ph, lo_closed: plc, hi_closed: phc },
+                A::Interval {
+                    lo: gl,
+                    hi: gh,
+                    lo_closed: glc,
+                    hi_closed: ghc,
+                },
+                A::Interval {
+                    lo: pl,
+                    hi: ph,
+                    lo_closed: plc,
+                    hi_closed: phc,
+                },
             ) => {
                 if glc != plc || ghc != phc {
                     return Some(false);
@@ -154,14 +203,30 @@ impl Comparer<'_> {
                 Some(self.scalars(gl, false, pl, false)? && self.scalars(gh, false, ph, false)?)
             }
             // `(a, b)` reads as a tuple or an open interval.
-            (A::Tuple(t), A::Interval { lo, hi, lo_closed: false, hi_closed: false })
-            | (A::Interval { lo, hi, lo_closed: false, hi_closed: false }, A::Tuple(t))
-                if t.len() == 2 =>
-            {
+            (
+                A::Tuple(t),
+                A::Interval {
+                    lo,
+                    hi,
+                    lo_closed: false,
+                    hi_closed: false,
+                },
+            )
+            | (
+                A::Interval {
+                    lo,
+                    hi,
+                    lo_closed: false,
+                    hi_closed: false,
+                },
+                A::Tuple(t),
+            ) if t.len() == 2 => {
                 let ends = [lo, hi];
                 let mut all = true;
                 for (e, a) in ends.iter().zip(t) {
-                    let A::Scalar { expr, .. } = a else { return Some(false) };
+                    let A::Scalar { expr, .. } = a else {
+                        return Some(false);
+                    };
                     all &= self.scalars(e, false, expr, false)?;
                 }
                 Some(all)
@@ -217,8 +282,10 @@ impl Comparer<'_> {
         if n > MAX_ELEMENTS {
             return None;
         }
-        let eq: Vec<Vec<bool>> =
-            a.iter().map(|x| b.iter().map(|y| self.answers(x, y) == Some(true)).collect()).collect();
+        let eq: Vec<Vec<bool>> = a
+            .iter()
+            .map(|x| b.iter().map(|y| self.answers(x, y) == Some(true)).collect())
+            .collect();
         let mut match_of_b: Vec<Option<usize>> = vec![None; n];
         fn augment(
             i: usize,
@@ -304,7 +371,9 @@ impl Comparer<'_> {
         let mut agree = 0;
         for k in 0..self.opts.sample_points {
             let env = env_at(&vars, k);
-            let (Some(x), Some(y)) = (a.eval(&env), b.eval(&env)) else { continue };
+            let (Some(x), Some(y)) = (a.eval(&env), b.eval(&env)) else {
+                continue;
+            };
             let zero = |v: Val| values_equal(v, Val::Exact(Rational::ZERO), self.opts.rel_tol);
             match (zero(x), zero(y)) {
                 (true, true) => {

@@ -32,22 +32,34 @@ impl C64 {
 
     /// `z + w`.
     pub fn add(self, w: C64) -> C64 {
-        C64 { re: self.re + w.re, im: self.im + w.im }
+        C64 {
+            re: self.re + w.re,
+            im: self.im + w.im,
+        }
     }
 
     /// `z - w`.
     pub fn sub(self, w: C64) -> C64 {
-        C64 { re: self.re - w.re, im: self.im - w.im }
+        C64 {
+            re: self.re - w.re,
+            im: self.im - w.im,
+        }
     }
 
     /// `-z`.
     pub fn neg(self) -> C64 {
-        C64 { re: -self.re, im: -self.im }
+        C64 {
+            re: -self.re,
+            im: -self.im,
+        }
     }
 
     /// `z · w`.
     pub fn mul(self, w: C64) -> C64 {
-        C64 { re: self.re * w.re - self.im * w.im, im: self.re * w.im + self.im * w.re }
+        C64 {
+            re: self.re * w.re - self.im * w.im,
+            im: self.re * w.im + self.im * w.re,
+        }
     }
 
     /// `z / w` (non-finite when `w = 0`).
@@ -62,12 +74,18 @@ impl C64 {
     /// `e^z`.
     pub fn exp(self) -> C64 {
         let m = self.re.exp();
-        C64 { re: m * self.im.cos(), im: m * self.im.sin() }
+        C64 {
+            re: m * self.im.cos(),
+            im: m * self.im.sin(),
+        }
     }
 
     /// Principal `ln z`.
     pub fn ln(self) -> C64 {
-        C64 { re: self.abs().ln(), im: self.im.atan2(self.re) }
+        C64 {
+            re: self.abs().ln(),
+            im: self.im.atan2(self.re),
+        }
     }
 
     /// Principal `√z`; real and non-negative for real `z >= 0`.
@@ -76,7 +94,10 @@ impl C64 {
             return if self.re >= 0.0 {
                 C64::real(self.re.sqrt())
             } else {
-                C64 { re: 0.0, im: (-self.re).sqrt() }
+                C64 {
+                    re: 0.0,
+                    im: (-self.re).sqrt(),
+                }
             };
         }
         let r = self.abs();
@@ -93,7 +114,11 @@ impl C64 {
             for _ in 0..(w.re.abs() as u32) {
                 acc = acc.mul(self);
             }
-            return if w.re < 0.0 { C64::real(1.0).div(acc) } else { acc };
+            return if w.re < 0.0 {
+                C64::real(1.0).div(acc)
+            } else {
+                acc
+            };
         }
         if self.im == 0.0 && w.im == 0.0 {
             if self.re > 0.0 {
@@ -108,19 +133,29 @@ impl C64 {
             }
         }
         if self.re == 0.0 && self.im == 0.0 {
-            return if w.re > 0.0 { C64::real(0.0) } else { C64::real(f64::NAN) };
+            return if w.re > 0.0 {
+                C64::real(0.0)
+            } else {
+                C64::real(f64::NAN)
+            };
         }
         w.mul(self.ln()).exp()
     }
 
     /// `sin z`.
     pub fn sin(self) -> C64 {
-        C64 { re: self.re.sin() * self.im.cosh(), im: self.re.cos() * self.im.sinh() }
+        C64 {
+            re: self.re.sin() * self.im.cosh(),
+            im: self.re.cos() * self.im.sinh(),
+        }
     }
 
     /// `cos z`.
     pub fn cos(self) -> C64 {
-        C64 { re: self.re.cos() * self.im.cosh(), im: -self.re.sin() * self.im.sinh() }
+        C64 {
+            re: self.re.cos() * self.im.cosh(),
+            im: -self.re.sin() * self.im.sinh(),
+        }
     }
 
     /// `arcsin z = -i · ln(iz + √(1 − z²))`.
@@ -159,11 +194,17 @@ mod tests {
     #[test]
     fn principal_branches() {
         assert!(close(C64::real(-4.0).sqrt(), C64 { re: 0.0, im: 2.0 }));
-        assert!(close(C64::real(-8.0).pow(C64::real(1.0 / 3.0)), C64::real(-2.0)));
+        assert!(close(
+            C64::real(-8.0).pow(C64::real(1.0 / 3.0)),
+            C64::real(-2.0)
+        ));
         assert!(close(C64::real(2.0).pow(C64::real(-2.0)), C64::real(0.25)));
         // e^{iπ} = −1
         assert!(close(C64 { re: 0.0, im: PI }.exp(), C64::real(-1.0)));
         assert!(close(C64::real(0.5).asin().sin(), C64::real(0.5)));
-        assert!(close(C64 { re: 0.3, im: 0.2 }.atan(), C64 { re: 0.3, im: 0.2 }.atan()));
+        assert!(close(
+            C64 { re: 0.3, im: 0.2 }.atan(),
+            C64 { re: 0.3, im: 0.2 }.atan()
+        ));
     }
 }

@@ -137,7 +137,9 @@ fn factorial(v: Val) -> Option<Val> {
 }
 
 fn binom(n: Val, k: Val) -> Option<Val> {
-    let (Val::Exact(n), Val::Exact(k)) = (n, k) else { return None };
+    let (Val::Exact(n), Val::Exact(k)) = (n, k) else {
+        return None;
+    };
     if !n.is_integer() || !k.is_integer() {
         return None;
     }
@@ -156,7 +158,10 @@ fn binom(n: Val, k: Val) -> Option<Val> {
         let num = n - j;
         approx = approx * num as f64 / (j + 1) as f64;
         if exact {
-            match acc.mul(Rational::int(num)).and_then(|a| a.div(Rational::int(j + 1))) {
+            match acc
+                .mul(Rational::int(num))
+                .and_then(|a| a.div(Rational::int(j + 1)))
+            {
                 Some(a) => acc = a,
                 None => exact = false,
             }
@@ -261,7 +266,11 @@ impl Expr {
                     Val::Exact(q) => {
                         let (n, d) = (q.numer(), q.denom());
                         let f = n.div_euclid(d);
-                        let v = if up && n.rem_euclid(d) != 0 { f.checked_add(1)? } else { f };
+                        let v = if up && n.rem_euclid(d) != 0 {
+                            f.checked_add(1)?
+                        } else {
+                            f
+                        };
                         Some(Val::Exact(Rational::int(v)))
                     }
                     Val::Approx(z) if z.im.abs() < 1e-12 => {
@@ -406,7 +415,10 @@ mod tests {
         assert_eq!(e.eval(&[]), Some(Val::Exact(Rational::new(5, 6).unwrap())));
         // sqrt(9/4) = 3/2 exactly; sqrt(2) is approximate.
         let half = Expr::Num(Rational::new(1, 2).unwrap());
-        let s = Expr::Pow(Box::new(Expr::Num(Rational::new(9, 4).unwrap())), Box::new(half.clone()));
+        let s = Expr::Pow(
+            Box::new(Expr::Num(Rational::new(9, 4).unwrap())),
+            Box::new(half.clone()),
+        );
         assert_eq!(s.eval(&[]), Some(Val::Exact(Rational::new(3, 2).unwrap())));
         let s2 = Expr::Pow(Box::new(n(2)), Box::new(half));
         assert!(matches!(s2.eval(&[]), Some(Val::Approx(_))));
@@ -419,8 +431,14 @@ mod tests {
         // 10^400 overflows f64 too.
         assert_eq!(Expr::Pow(Box::new(n(10)), Box::new(n(400))).eval(&[]), None);
         // 30! is exact in i128; 40! is approximate.
-        assert!(matches!(Expr::Factorial(Box::new(n(30))).eval(&[]), Some(Val::Exact(_))));
-        assert!(matches!(Expr::Factorial(Box::new(n(40))).eval(&[]), Some(Val::Approx(_))));
+        assert!(matches!(
+            Expr::Factorial(Box::new(n(30))).eval(&[]),
+            Some(Val::Exact(_))
+        ));
+        assert!(matches!(
+            Expr::Factorial(Box::new(n(40))).eval(&[]),
+            Some(Val::Approx(_))
+        ));
     }
 
     #[test]

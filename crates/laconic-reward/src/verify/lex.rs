@@ -6,158 +6,10 @@
 //! `1,000`, `1{,}000` and `1\,000` become one number. One linear scan, no regular expressions,
 //! with a token budget so the work per input is bounded.
 
+use super::token::{command_token, word_token};
+pub use super::token::{Func, Rel, Tok, Token};
+use super::units::strip_units;
 use super::LIMITS;
-
-/// A named function applied with `\name` (or the bare word).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Func {
-    /// `\sin`.
-    Sin,
-    /// `\cos`.
-    Cos,
-    /// `\tan`.
-    Tan,
-    /// `\cot`.
-    Cot,
-    /// `\sec`.
-    Sec,
-    /// `\csc`.
-    Csc,
-    /// `\arcsin`.
-    Asin,
-    /// `\arccos`.
-    Acos,
-    /// `\arctan`.
-    Atan,
-    /// `\sinh`.
-    Sinh,
-    /// `\cosh`.
-    Cosh,
-    /// `\tanh`.
-    Tanh,
-    /// `\ln`, and `\log` without a base (natural log, as SymPy reads it).
-    Ln,
-    /// `\exp`.
-    Exp,
-}
-
-/// A relation symbol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rel {
-    /// `=`.
-    Eq,
-    /// `\ne`.
-    Ne,
-    /// `<`.
-    Lt,
-    /// `\le`.
-    Le,
-    /// `>`.
-    Gt,
-    /// `\ge`.
-    Ge,
-    /// `\in` (membership; read like `=` when one side is a set or interval).
-    In,
-    /// `\approx`.
-    Approx,
-}
-
-/// One token.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Tok {
-    /// A number literal, digits and at most one `.` (thousands separators removed), with a power
-    /// of ten from scientific notation (`1.5e3` → (`1.5`, 3)).
-    Num(String, i32),
-    /// A single-letter identifier.
-    Ident(char),
-    /// A run of letters (`xy`, `dollars`), or the text of `\text{…}` when `from_text`.
-    Word(String, bool),
-    /// A Greek letter or other named symbol (`\theta`).
-    Greek(String),
-    /// `\frac` and friends.
-    Frac,
-    /// `\sqrt` / `√`.
-    Sqrt,
-    /// `\binom`.
-    Binom,
-    /// `\pi` / `π`.
-    Pi,
-    /// `\infty` / `∞`.
-    Infty,
-    /// `\emptyset`.
-    Empty,
-    /// `\cup`.
-    Cup,
-    /// A function name.
-    Func(Func),
-    /// `\log` (base may follow as a subscript).
-    Log,
-    /// A relation.
-    Rel(Rel),
-    /// `(` / `\langle`.
-    LParen,
-    /// `)` / `\rangle`.
-    RParen,
-    /// `[`.
-    LBrack,
-    /// `]`.
-    RBrack,
-    /// `{` (a LaTeX group).
-    LBrace,
-    /// `}`.
-    RBrace,
-    /// `\{` (a set).
-    LSet,
-    /// `\}`.
-    RSet,
-    /// `,`, `;`, and the words `and` / `or`.
-    Comma,
-    /// `+`.
-    Plus,
-    /// `-`.
-    Minus,
-    /// `\pm`.
-    PlusMinus,
-    /// `*`, `\cdot`, `\times`.
-    Star,
-    /// `/`, `\div`.
-    Slash,
-    /// `^`.
-    Caret,
-    /// `_`.
-    Underscore,
-    /// `!`.
-    Bang,
-    /// `|`, `\vert`.
-    Pipe,
-    /// `%`, `\%`, `percent`.
-    Percent,
-    /// `&` (matrix column separator).
-    Amp,
-    /// `\\` (matrix row separator).
-    RowSep,
-    /// `\begin{name}`.
-    Begin(String),
-    /// `\end{name}`.
-    End(String),
-    /// `\lfloor`.
-    LFloor,
-    /// `\rfloor`.
-    RFloor,
-    /// `\lceil`.
-    LCeil,
-    /// `\rceil`.
-    RCeil,
-}
-
-/// A token and whether whitespace preceded it (single-letter units need it).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Token {
-    /// The token.
-    pub tok: Tok,
-    /// Whitespace (or removed spacing) came right before it.
-    pub space: bool,
-}
 
 /// Why tokenizing failed; the verifier turns this into "cannot judge".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +18,10 @@ pub struct LexError;
 /// Tokenize `s`, then drop trailing unit words.
 pub fn lex(s: &str) -> Result<Vec<Token>, LexError> {
     let chars: Vec<char> = s.chars().collect();
-    let mut lx = Lexer { out: Vec::new(), space: false };
+    let mut lx = Lexer {
+        out: Vec::new(),
+        space: false,
+    };
     lx.run(&chars, 0)?;
     Ok(strip_units(lx.out))
 }
@@ -174,158 +29,6 @@ pub fn lex(s: &str) -> Result<Vec<Token>, LexError> {
 struct Lexer {
     out: Vec<Token>,
     space: bool,
-}
-
-/// Units and counted nouns dropped after a number (`18 dollars`, `5 \text{ cm}^2`). Any word of
-/// three or more letters after a number is dropped too; this list covers shorter ones.
-const SHORT_UNITS: &[&str] = &[
-    "cm", "mm", "km", "kg", "mg", "ml", "ft", "in", "yd", "mi", "lb", "oz", "hr", "hrs", "pm", "am",
-    "s", "m", "g", "h", "l", "L", "K", "st", "nd", "rd", "th", "sq", "cc", "gb", "mb", "kb", "mph",
-];
-
-fn is_unit_word(w: &str) -> bool {
-    w.chars().all(char::is_alphabetic) && (w.chars().count() >= 3 || SHORT_UNITS.contains(&w))
-}
-
-fn word_or_text_is_units(w: &str) -> bool {
-    let mut any = false;
-    for part in w.split(|c: char| c.is_whitespace() || c == '/' || c == '.') {
-        if part.is_empty() {
-            continue;
-        }
-        if !is_unit_word(part) {
-            return false;
-        }
-        any = true;
-    }
-    any
-}
-
-/// Drop unit words that follow a complete numeric operand, with a `^2` that belongs to them.
-fn strip_units(toks: Vec<Token>) -> Vec<Token> {
-    let mut out: Vec<Token> = Vec::with_capacity(toks.len());
-    let mut dropping = false;
-    let mut i = 0;
-    while let Some(t) = toks.get(i) {
-        let operand_before = match out.last().map(|t| &t.tok) {
-            Some(Tok::Num(..) | Tok::RParen | Tok::RBrace | Tok::Percent | Tok::Pi) => true,
-            _ => dropping,
-        };
-        let is_unit = match &t.tok {
-            Tok::Word(w, _) => word_or_text_is_units(w),
-            // A single-letter unit only at the very end after a space (`5 m`, not `5m` or `5 x`).
-            Tok::Ident(c) => {
-                t.space
-                    && matches!(out.last().map(|t| &t.tok), Some(Tok::Num(..)))
-                    && SHORT_UNITS.contains(&c.to_string().as_str())
-                    && i + 1 == toks.len()
-            }
-            _ => false,
-        };
-        if is_unit && operand_before {
-            dropping = true;
-            i += 1;
-            // `cm^2`, `m^{3}`: the exponent belongs to the unit.
-            if matches!(toks.get(i).map(|t| &t.tok), Some(Tok::Caret)) {
-                match toks.get(i + 1).map(|t| &t.tok) {
-                    Some(Tok::Num(..)) => i += 2,
-                    Some(Tok::LBrace)
-                        if matches!(toks.get(i + 2).map(|t| &t.tok), Some(Tok::Num(..)))
-                            && matches!(toks.get(i + 3).map(|t| &t.tok), Some(Tok::RBrace)) =>
-                    {
-                        i += 4
-                    }
-                    _ => {}
-                }
-            }
-            continue;
-        }
-        dropping = false;
-        out.push(t.clone());
-        i += 1;
-    }
-    out
-}
-
-fn command_token(name: &str) -> Option<Option<Tok>> {
-    // Outer `None`: unknown command. Inner `None`: a command that only formats (skipped).
-    let t = match name {
-        "frac" | "dfrac" | "tfrac" | "cfrac" => Tok::Frac,
-        "sqrt" => Tok::Sqrt,
-        "binom" | "dbinom" | "tbinom" | "choose" => Tok::Binom,
-        "pi" => Tok::Pi,
-        "infty" | "infin" => Tok::Infty,
-        "emptyset" | "varnothing" => Tok::Empty,
-        "cup" => Tok::Cup,
-        "cdot" | "times" | "ast" => Tok::Star,
-        "div" => Tok::Slash,
-        "pm" | "mp" => Tok::PlusMinus,
-        "le" | "leq" | "leqslant" => Tok::Rel(Rel::Le),
-        "ge" | "geq" | "geqslant" => Tok::Rel(Rel::Ge),
-        "lt" => Tok::Rel(Rel::Lt),
-        "gt" => Tok::Rel(Rel::Gt),
-        "ne" | "neq" => Tok::Rel(Rel::Ne),
-        "approx" | "simeq" | "thickapprox" => Tok::Rel(Rel::Approx),
-        "in" => Tok::Rel(Rel::In),
-        "lfloor" => Tok::LFloor,
-        "rfloor" => Tok::RFloor,
-        "lceil" => Tok::LCeil,
-        "rceil" => Tok::RCeil,
-        "vert" | "lvert" | "rvert" | "mid" => Tok::Pipe,
-        "langle" => Tok::LParen,
-        "rangle" => Tok::RParen,
-        "lbrace" => Tok::LSet,
-        "rbrace" => Tok::RSet,
-        "lbrack" => Tok::LBrack,
-        "rbrack" => Tok::RBrack,
-        "imath" => Tok::Ident('i'),
-        "sin" => Tok::Func(Func::Sin),
-        "cos" => Tok::Func(Func::Cos),
-        "tan" => Tok::Func(Func::Tan),
-        "cot" => Tok::Func(Func::Cot),
-        "sec" => Tok::Func(Func::Sec),
-        "csc" => Tok::Func(Func::Csc),
-        "arcsin" => Tok::Func(Func::Asin),
-        "arccos" => Tok::Func(Func::Acos),
-        "arctan" => Tok::Func(Func::Atan),
-        "sinh" => Tok::Func(Func::Sinh),
-        "cosh" => Tok::Func(Func::Cosh),
-        "tanh" => Tok::Func(Func::Tanh),
-        "ln" => Tok::Func(Func::Ln),
-        "exp" => Tok::Func(Func::Exp),
-        "log" | "lg" => Tok::Log,
-        "alpha" | "beta" | "gamma" | "delta" | "epsilon" | "varepsilon" | "zeta" | "eta"
-        | "theta" | "vartheta" | "iota" | "kappa" | "lambda" | "mu" | "nu" | "xi" | "rho"
-        | "varrho" | "sigma" | "tau" | "upsilon" | "phi" | "varphi" | "chi" | "psi" | "omega"
-        | "Gamma" | "Delta" | "Theta" | "Lambda" | "Xi" | "Pi" | "Sigma" | "Upsilon" | "Phi"
-        | "Psi" | "Omega" | "ell" => Tok::Greek(name.to_string()),
-        "left" | "right" | "big" | "Big" | "bigg" | "Bigg" | "bigl" | "bigr" | "Bigl" | "Bigr"
-        | "biggl" | "biggr" | "Biggl" | "Biggr" | "middle" | "quad" | "qquad" | "displaystyle"
-        | "textstyle" | "scriptstyle" | "limits" | "nolimits" | "circ" | "degree" | "boxed"
-        | "fbox" | "strut" | "mathstrut" | "hfill" | "dollar" | "thinspace" | "enspace"
-        | "medspace" | "thickspace" | "negthinspace" | "hspace" | "tag" | "nonumber" => {
-            return Some(None)
-        }
-        _ => return None,
-    };
-    Some(Some(t))
-}
-
-fn word_token(w: &str) -> Tok {
-    match w {
-        "sqrt" => Tok::Sqrt,
-        "pi" => Tok::Pi,
-        "inf" | "infty" | "infinity" => Tok::Infty,
-        "and" | "or" => Tok::Comma,
-        "percent" | "percentage" | "pct" => Tok::Percent,
-        "sin" => Tok::Func(Func::Sin),
-        "cos" => Tok::Func(Func::Cos),
-        "tan" => Tok::Func(Func::Tan),
-        "ln" => Tok::Func(Func::Ln),
-        "log" => Tok::Log,
-        "exp" => Tok::Func(Func::Exp),
-        _ => Tok::Word(w.to_string(), false),
-    }
 }
 
 /// The index just past the group `{…}` that opens at `open` (which must hold `{`), or `None`.
@@ -361,7 +64,10 @@ impl Lexer {
         if self.out.len() >= LIMITS.max_tokens {
             return Err(LexError);
         }
-        self.out.push(Token { tok, space: self.space });
+        self.out.push(Token {
+            tok,
+            space: self.space,
+        });
         self.space = false;
         Ok(())
     }
@@ -378,7 +84,9 @@ impl Lexer {
                     i + 1
                 }
                 '\\' => self.command(chars, i, depth)?,
-                '0'..='9' | '.' if c != '.' || chars.get(i + 1).is_some_and(char::is_ascii_digit) => {
+                '0'..='9' | '.'
+                    if c != '.' || chars.get(i + 1).is_some_and(char::is_ascii_digit) =>
+                {
                     self.number(chars, i)?
                 }
                 c if c.is_alphabetic() => {
@@ -389,7 +97,9 @@ impl Lexer {
                     let w: String = chars.get(i..j).unwrap_or_default().iter().collect();
                     let mut it = w.chars();
                     match (it.next(), it.next()) {
-                        (Some(ch), None) if ch.is_ascii_alphabetic() => self.push(Tok::Ident(ch))?,
+                        (Some(ch), None) if ch.is_ascii_alphabetic() => {
+                            self.push(Tok::Ident(ch))?
+                        }
                         _ => self.push(word_token(&w))?,
                     }
                     j
@@ -492,7 +202,9 @@ impl Lexer {
                 }
                 let g = i + sep_len;
                 let three = (g..g + 3).all(|k| chars.get(k).is_some_and(char::is_ascii_digit));
-                let fourth = chars.get(g + 3).is_some_and(|c| c.is_ascii_digit() || *c == '.');
+                let fourth = chars
+                    .get(g + 3)
+                    .is_some_and(|c| c.is_ascii_digit() || *c == '.');
                 // `1 000` only merges when a decimal point cannot follow (that would be `1 000.5`,
                 // fine) — but `2 345.6`-style spacing is rare; keep commas/braces generous and
                 // spaces strict (no decimal part after a space group).
@@ -573,8 +285,8 @@ impl Lexer {
         }
         let name: String = chars.get(i + 1..j).unwrap_or_default().iter().collect();
         match name.as_str() {
-            "text" | "textbf" | "textit" | "textrm" | "textsf" | "texttt" | "textnormal" | "mbox"
-            | "hbox" | "emph" | "textup" => {
+            "text" | "textbf" | "textit" | "textrm" | "textsf" | "texttt" | "textnormal"
+            | "mbox" | "hbox" | "emph" | "textup" => {
                 let open = skip_spaces(chars, j);
                 if chars.get(open) != Some(&'{') {
                     return Ok(j);
@@ -601,7 +313,11 @@ impl Lexer {
                     return Err(LexError);
                 }
                 let end = group_end(chars, open).ok_or(LexError)?;
-                let env: String = chars.get(open + 1..end - 1).unwrap_or_default().iter().collect();
+                let env: String = chars
+                    .get(open + 1..end - 1)
+                    .unwrap_or_default()
+                    .iter()
+                    .collect();
                 let env = env.trim_end_matches('*').to_string();
                 if name == "begin" {
                     self.push(Tok::Begin(env.clone()))?;
@@ -675,8 +391,14 @@ mod tests {
         assert_eq!(toks("1\\,000"), vec![Tok::Num("1000".into(), 0)]);
         assert_eq!(toks("12 345"), vec![Tok::Num("12345".into(), 0)]);
         assert_eq!(toks("10,\\!080"), vec![Tok::Num("10080".into(), 0)]);
-        assert_eq!(toks("11,\\! 111,\\! 100"), vec![Tok::Num("11111100".into(), 0)]);
-        assert_eq!(toks("3,5"), vec![Tok::Num("3".into(), 0), Tok::Comma, Tok::Num("5".into(), 0)]);
+        assert_eq!(
+            toks("11,\\! 111,\\! 100"),
+            vec![Tok::Num("11111100".into(), 0)]
+        );
+        assert_eq!(
+            toks("3,5"),
+            vec![Tok::Num("3".into(), 0), Tok::Comma, Tok::Num("5".into(), 0)]
+        );
         assert_eq!(toks("1.5e3"), vec![Tok::Num("1.5".into(), 3)]);
         assert_eq!(toks(".5"), vec![Tok::Num(".5".into(), 0)]);
     }
@@ -695,7 +417,10 @@ mod tests {
         assert_eq!(toks("18 dollars"), vec![Tok::Num("18".into(), 0)]);
         assert_eq!(toks("5 \\text{ cm}^2"), vec![Tok::Num("5".into(), 0)]);
         assert_eq!(toks("5 m"), vec![Tok::Num("5".into(), 0)]);
-        assert_eq!(toks("\\text{Evelyn}"), vec![Tok::Word("Evelyn".into(), true)]);
+        assert_eq!(
+            toks("\\text{Evelyn}"),
+            vec![Tok::Word("Evelyn".into(), true)]
+        );
         assert_eq!(toks("5x"), vec![Tok::Num("5".into(), 0), Tok::Ident('x')]);
     }
 

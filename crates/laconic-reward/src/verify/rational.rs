@@ -106,13 +106,19 @@ impl Rational {
         let g = i128::try_from(gcd(self.den, rhs.den)).ok()?;
         let l = self.den.checked_div(g)?;
         let r = rhs.den.checked_div(g)?;
-        let num = self.num.checked_mul(r)?.checked_add(rhs.num.checked_mul(l)?)?;
+        let num = self
+            .num
+            .checked_mul(r)?
+            .checked_add(rhs.num.checked_mul(l)?)?;
         Rational::new(num, self.den.checked_mul(r)?)
     }
 
     /// `-self`.
     pub fn neg(self) -> Option<Rational> {
-        Some(Rational { num: self.num.checked_neg()?, den: self.den })
+        Some(Rational {
+            num: self.num.checked_neg()?,
+            den: self.den,
+        })
     }
 
     /// `self - rhs`.
@@ -206,7 +212,10 @@ impl PartialOrd for Rational {
 impl Ord for Rational {
     fn cmp(&self, other: &Self) -> Ordering {
         // Compare a/b with c/d via a·d vs c·b, falling back to floats on overflow.
-        match (self.num.checked_mul(other.den), other.num.checked_mul(self.den)) {
+        match (
+            self.num.checked_mul(other.den),
+            other.num.checked_mul(self.den),
+        ) {
             (Some(l), Some(r)) => l.cmp(&r),
             _ => self.to_f64().total_cmp(&other.to_f64()),
         }
