@@ -1,0 +1,376 @@
+//! `PolicyUpdater`: one rollout batch → `ppo_epochs × mini-batches` AdamW updates of the policy.
+//!
+//! For each mini-batch: its global counts fix the aggregation weights; each micro-batch of
+//! `ppo_micro_batch_size` sequences is packed, run through the decoder, scored through the
+//! memory-bounded LM head ([`crate::head`]), turned into its partial loss ([`crate::objective`]) and
+//! back-propagated; the gradients are summed (burn's `GradientsAccumulator`), clipped to a global norm
+//! ([`crate::clip`]) and applied by AdamW ([`crate::adamw`]) at the scheduled learning rate. A
+//! non-finite loss or gradient norm stops the step with [`Error::NonFinite`] before any parameter of
+//! that mini-batch changes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use laconic_model::safetensors::{write_f32, SafetensorsIndex};
+use laconic_model::Qwen3;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::adamw::AdamW;
+use crate::agg::AggCounts;
+use crate::batch::{UpdateBatch, UpdateSequence};
+use crate::clip::clip_grad_norm;
+use crate::config::OptimConfig;
+use crate::error::{Error, Result};
+use crate::head::{head_logprobs_grad, LogprobBackend};
+use crate::logprob::{check_head, head_weight, response_hidden, PackedSequences};
+use crate::objective::{objective, ObjectiveSums, TokenBatch};
+
+/// Version tag of the optimizer state file.
+const STATE_FORMAT: f32 = 1.0;
+/// Counters are stored as f32 tensors; they are exact below this.
+const EXACT_F32_COUNTER: u64 = 1 << 24;
+
+/// Metrics of one `step` (means over its optimizer updates), with verl's keys via [`UpdateMetrics::to_map`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateMetrics {
+    /// `actor/pg_loss`: the aggregated surrogate loss.
+    pub pg_loss: f64,
+    /// `actor/pg_clipfrac`: fraction of tokens whose clipped branch is active.
+    pub pg_clipfrac: f64,
+    /// `actor/pg_clipfrac_lower`: fraction of tokens held by the dual clip.
+    pub pg_clipfrac_lower: f64,
+    /// `actor/ppo_kl`: token mean of `log π_old − log π_θ`.
+    pub ppo_kl: f64,
+    /// `actor/kl_loss`: the aggregated KL to the reference, when reference log-probs were given.
+    pub kl_loss: Option<f64>,
+    /// `actor/entropy`: token mean of the policy entropy.
+    pub entropy: f64,
+    /// `actor/grad_norm`: global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// `actor/lr`: learning rate of the last update.
+    pub lr: f64,
+    /// `actor/loss`: the total loss that was back-propagated.
+    pub loss: f64,
+    /// `actor/num_updates`: optimizer updates applied.
+    pub num_updates: usize,
+    /// `actor/skipped_mini_batches`: mini-batches with no trainable token (all masked), not applied.
+    pub skipped_mini_batches: usize,
+    /// `actor/num_tokens`: response tokens trained on, summed over updates.
+    pub num_tokens: usize,
+}
+
+impl UpdateMetrics {
+    /// The metrics under their namespaced keys.
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        let mut map = BTreeMap::new();
+        let mut put = |key: &str, value: f64| {
+            map.insert(key.to_string(), value);
+        };
+        put("actor/pg_loss", self.pg_loss);
+        put("actor/pg_clipfrac", self.pg_clipfrac);
+        put("actor/pg_clipfrac_lower", self.pg_clipfrac_lower);
+        put("actor/ppo_kl", self.ppo_kl);
+        if let Some(kl) = self.kl_loss {
+            put("actor/kl_loss", kl);
+        }
+        put("actor/entropy", self.entropy);
+        put("actor/grad_norm", self.grad_norm);
+        put("actor/lr", self.lr);
+        put("actor/loss", self.loss);
+        put("actor/num_updates", self.num_updates as f64);
+        put("actor/skipped_mini_batches", self.skipped_mini_batches as f64);
+        put("actor/num_tokens", self.num_tokens as f64);
+        map
+    }
+
+    fn record(&mut self, sums: &ObjectiveSums, grad_norm: f64, lr: f64) {
+        let tokens = sums.tokens.max(1.0);
+        self.pg_loss += sums.pg_loss;
+        self.pg_clipfrac += sums.clipped / tokens;
+        self.pg_clipfrac_lower += sums.clipped_lower / tokens;
+        self.ppo_kl += sums.ppo_kl_sum / tokens;
+        self.kl_loss = sums.kl_loss.map(|kl| self.kl_loss.unwrap_or(0.0) + kl);
+        self.entropy += sums.entropy_sum / tokens;
+        self.grad_norm += grad_norm;
+        self.loss += sums.loss;
+        self.lr = lr;
+        self.num_updates += 1;
+        self.num_tokens += sums.tokens as usize;
+    }
+
+    fn finish(mut self) -> Self {
+        let n = self.num_updates.max(1) as f64;
+        for value in [
+            &mut self.pg_loss,
+            &mut self.pg_clipfrac,
+            &mut self.pg_clipfrac_lower,
+            &mut self.ppo_kl,
+            &mut self.entropy,
+            &mut self.grad_norm,
+            &mut self.loss,
+        ] {
+            *value /= n;
+        }
+        self.kl_loss = self.kl_loss.map(|kl| kl / n);
+        self
+    }
+}
+
+/// Turns scored rollouts into parameter updates of a [`Qwen3`] policy on an autodiff backend.
+#[derive(Debug)]
+pub struct PolicyUpdater<B: LogprobBackend> {
+    config: OptimConfig,
+    optimizer: AdamW<B::InnerBackend>,
+    /// Optimizer updates applied so far (the schedule's position).
+    updates: u64,
+    /// Rollout batches consumed so far (seeds the shuffle of each batch).
+    batches: u64,
+}
+
+impl<B: LogprobBackend> PolicyUpdater<B> {
+    /// An updater with fresh optimizer state.
+    ///
+    /// # Errors
+    /// When the config is invalid or the model's LM head has a bias.
+    pub fn new(config: OptimConfig, model: &Qwen3<B>) -> Result<Self> {
+        config.validate()?;
+        check_head(model)?;
+        Ok(Self {
+            optimizer: AdamW::new(config.adamw()),
+            config,
+            updates: 0,
+            batches: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimConfig {
+        &self.config
+    }
+
+    /// Optimizer updates applied so far.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// The learning rate the next update will use.
+    pub fn next_lr(&self) -> f64 {
+        self.config.schedule().lr_at(self.updates)
+    }
+
+    /// Updates `model` on one rollout batch: `ppo_epochs` passes over mini-batches of
+    /// `ppo_mini_batch_size` groups, one AdamW update each. `ref_logprobs` (one vector per sequence,
+    /// see [`crate::logprob::compute_logprobs`]) is required when `kl_loss_coef > 0` and reported as
+    /// `actor/kl_loss` whenever given.
+    ///
+    /// # Errors
+    /// An invalid batch; missing reference log-probs; a non-finite loss or gradient norm
+    /// ([`Error::NonFinite`]: the model is dropped, resume from the last checkpoint).
+    pub fn step(
+        &mut self,
+        mut model: Qwen3<B>,
+        batch: &UpdateBatch,
+        ref_logprobs: Option<&[Vec<f32>]>,
+    ) -> Result<(Qwen3<B>, UpdateMetrics)> {
+        batch.validate(ref_logprobs, model.config().vocab_size)?;
+        if self.config.kl_loss_coef > 0.0 && ref_logprobs.is_none() {
+            return Err(Error::Input(
+                "`kl_loss_coef` > 0 needs reference log-probs for every sequence".into(),
+            ));
+        }
+        let mut metrics = UpdateMetrics::default();
+        let mut rng = StdRng::seed_from_u64(self.config.seed ^ self.batches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for _epoch in 0..self.config.ppo_epochs {
+            let shuffle = self.config.shuffle.then_some(&mut rng);
+            for mini_batch in batch.mini_batches(self.config.ppo_mini_batch_size, shuffle) {
+                let trainable: Vec<&UpdateSequence> = mini_batch
+                    .iter()
+                    .map(|&i| &batch.sequences[i])
+                    .filter(|s| s.is_trainable())
+                    .collect();
+                let refs: Option<Vec<&[f32]>> = ref_logprobs.map(|r| {
+                    mini_batch
+                        .iter()
+                        .filter(|&&i| batch.sequences[i].is_trainable())
+                        .map(|&i| r[i].as_slice())
+                        .collect()
+                });
+                let lengths: Vec<usize> = trainable.iter().map(|s| s.response_ids.len()).collect();
+                let counts = AggCounts::from_lengths(&lengths, self.config.loss_scale_factor.map(f64::from));
+                if counts.is_empty() {
+                    metrics.skipped_mini_batches += 1;
+                    continue;
+                }
+                let (mut grads, sums) = self.accumulate_gradients(&model, &trainable, refs.as_deref(), &counts)?;
+                let grad_norm = clip_grad_norm(&model, &mut grads, self.config.grad_clip);
+                if !grad_norm.is_finite() {
+                    return Err(Error::NonFinite {
+                        what: "grad_norm",
+                        value: grad_norm,
+                        step: self.updates,
+                    });
+                }
+                let lr = self.next_lr();
+                model = self.optimizer.step(model, grads, lr);
+                self.updates += 1;
+                metrics.record(&sums, grad_norm, lr);
+            }
+        }
+        self.batches += 1;
+        Ok((model, metrics.finish()))
+    }
+
+    /// The summed gradients of the objective over `sequences` (all trainable), processed
+    /// `ppo_micro_batch_size` at a time, with aggregation weights from the mini-batch's `counts`.
+    /// The result does not depend on the micro-batch size (up to float rounding).
+    ///
+    /// # Errors
+    /// When the model rejects the input or a partial loss is not finite.
+    pub fn accumulate_gradients(
+        &self,
+        model: &Qwen3<B>,
+        sequences: &[&UpdateSequence],
+        ref_logprobs: Option<&[&[f32]]>,
+        counts: &AggCounts,
+    ) -> Result<(GradientsParams, ObjectiveSums)> {
+        let config = &self.config;
+        let settings = config.loss_settings();
+        let weight = head_weight(model);
+        let device = weight.device();
+        let mut accumulator = GradientsAccumulator::<Qwen3<B>>::new();
+        let mut total = ObjectiveSums::default();
+        let micro = config.ppo_micro_batch_size;
+        for (chunk_index, chunk) in sequences.chunks(micro).enumerate() {
+            let pairs: Vec<(&[u32], &[u32])> = chunk
+                .iter()
+                .map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice()))
+                .collect();
+            let packed = PackedSequences::new(&pairs)?;
+            let tokens = token_batch(chunk, ref_logprobs.map(|r| &r[chunk_index * micro..chunk_index * micro + chunk.len()]), counts, config);
+            // Decoder → response rows [n_tok, d] → head op → per-token log-probs and entropies.
+            let hidden = response_hidden(model, &packed, &device)?;
+            let (logp, entropy) = head_logprobs_grad(
+                hidden,
+                weight.clone(),
+                packed.targets_tensor(&device),
+                config.temperature,
+                config.logprob_chunk_size,
+            );
+            let (loss, sums) = objective(logp, entropy, &tokens, &settings);
+            if !sums.loss.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "loss",
+                    value: sums.loss,
+                    step: self.updates,
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            accumulator.accumulate(model, grads);
+            total.add(&sums);
+        }
+        Ok((accumulator.grads(), total))
+    }
+
+    /// Writes the optimizer state (AdamW moments by parameter name, step counts, the schedule's and
+    /// the shuffle's positions) to `path` as safetensors, atomically: a temporary file in the same
+    /// folder, then a rename.
+    ///
+    /// # Errors
+    /// When the file cannot be written, or a counter exceeds 2^24 (stored as f32).
+    pub fn save_state(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        if self.updates >= EXACT_F32_COUNTER || self.batches >= EXACT_F32_COUNTER {
+            return Err(state_error(path, "counters beyond 2^24 cannot be stored exactly"));
+        }
+        let mut tensors = self.optimizer.to_tensors();
+        tensors.push(("meta.format".into(), vec![1], vec![STATE_FORMAT]));
+        tensors.push(("meta.updates".into(), vec![1], vec![self.updates as f32]));
+        tensors.push(("meta.batches".into(), vec![1], vec![self.batches as f32]));
+        let tmp = temp_path(path);
+        write_f32(&tmp, &tensors).map_err(|e| state_error(path, &e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Restores the state written by [`PolicyUpdater::save_state`]. Every parameter with saved moments
+    /// must exist in `model` with the same shape.
+    ///
+    /// # Errors
+    /// When the file is unreadable, of another format, or does not match the model.
+    pub fn load_state(&mut self, path: impl AsRef<Path>, model: &Qwen3<B>) -> Result<()> {
+        let path = path.as_ref();
+        let index = SafetensorsIndex::from_files(&[path.to_path_buf()]).map_err(|e| state_error(path, &e.to_string()))?;
+        let mut tensors = BTreeMap::new();
+        for name in index.names() {
+            let entry = index.get(name).expect("a listed name has an entry");
+            let values = index.read_f32(name).map_err(|e| state_error(path, &e.to_string()))?;
+            tensors.insert(name.to_string(), (entry.shape.clone(), values));
+        }
+        let meta = |key: &str| {
+            tensors
+                .get(key)
+                .and_then(|(_, v)| v.first().copied())
+                .ok_or_else(|| state_error(path, &format!("missing `{key}`")))
+        };
+        if meta("meta.format")? != STATE_FORMAT {
+            return Err(state_error(path, "unknown state format"));
+        }
+        let (updates, batches) = (meta("meta.updates")? as u64, meta("meta.batches")? as u64);
+        let shapes: BTreeMap<String, Vec<usize>> = laconic_model::named_tensors(model)
+            .into_iter()
+            .map(|(name, shape, _)| (name, shape))
+            .collect();
+        for (key, (shape, _)) in &tensors {
+            if let Some(name) = key.strip_prefix("exp_avg.") {
+                match shapes.get(name) {
+                    Some(expected) if expected == shape => {}
+                    Some(expected) => {
+                        return Err(state_error(path, &format!("`{name}` has shape {shape:?}, the model's is {expected:?}")))
+                    }
+                    None => return Err(state_error(path, &format!("the model has no parameter `{name}`"))),
+                }
+            }
+        }
+        let device = head_weight(model).device();
+        self.optimizer
+            .load_tensors(&tensors, &device)
+            .map_err(|e| state_error(path, &e.to_string()))?;
+        self.updates = updates;
+        self.batches = batches;
+        Ok(())
+    }
+}
+
+/// Host-side token data of one micro-batch, weights normalised by the mini-batch's counts.
+fn token_batch(
+    chunk: &[&UpdateSequence],
+    ref_logprobs: Option<&[&[f32]]>,
+    counts: &AggCounts,
+    config: &OptimConfig,
+) -> TokenBatch {
+    let lengths: Vec<usize> = chunk.iter().map(|s| s.response_ids.len()).collect();
+    TokenBatch {
+        old_logprobs: chunk.iter().flat_map(|s| s.old_logprobs.iter().copied()).collect(),
+        advantages: chunk
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.advantage, s.response_ids.len()))
+            .collect(),
+        ref_logprobs: ref_logprobs.map(|r| r.iter().flat_map(|v| v.iter().copied()).collect()),
+        weights: config.loss_agg_mode.token_weights(&lengths, counts),
+        lengths,
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn state_error(path: &Path, message: &str) -> Error {
+    Error::State {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
