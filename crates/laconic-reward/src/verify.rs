@@ -201,6 +201,8 @@ mod tests {
         yes("4 \\frac{2}{3}", "\\frac{14}{3}");
         yes("0.5", "\\frac12");
         yes("0.333333", "\\frac{1}{3}");
+        yes("0.0011905", "\\frac{1}{840}"); // 7 correct places; 6-place rounding would tie
+        no("0.0011906", "\\frac{1}{840}");
         no("0.3333", "\\frac{1}{3}");
         no("0.33", "\\frac{1}{3}");
         yes("-\\frac{\\pi}{6}", "-\\frac{\\pi}{6}");

@@ -154,6 +154,17 @@ impl Comparer<'_> {
             _ => {}
         }
         match (g, p) {
+            // A lone letter is a choice label (`C` = `c`); inside expressions case matters.
+            (
+                A::Scalar {
+                    expr: Expr::Sym(a), ..
+                },
+                A::Scalar {
+                    expr: Expr::Sym(b), ..
+                },
+            ) if a.chars().count() == 1 && b.chars().count() == 1 => {
+                Some(a.eq_ignore_ascii_case(b))
+            }
             (
                 A::Scalar {
                     expr: ge,
@@ -384,7 +395,7 @@ impl Comparer<'_> {
                 _ => {}
             }
             let r = match (x, y) {
-                (Val::Exact(p), Val::Exact(q)) => p.div(q).map(Val::Exact),
+                (Val::Exact(p), Val::Exact(q)) => p.checked_div(q).map(Val::Exact),
                 _ => None,
             }
             .unwrap_or_else(|| Val::Approx(x.approx().div(y.approx())));
@@ -410,6 +421,21 @@ impl Comparer<'_> {
         })
     }
 
+    /// Whether `lit` (a decimal literal of value `v`) with at least `float_rounding` places is
+    /// `other` correctly rounded to its own places: `0.0011905` for `1/840 = 0.00119047…` (two
+    /// roundings to 6 places would disagree on the tie).
+    fn correctly_rounded(&self, lit: &Expr, v: Val, other: Val) -> bool {
+        let Some(k) = lit
+            .decimal_places()
+            .filter(|&k| k >= self.opts.float_rounding)
+        else {
+            return false;
+        };
+        let half_ulp = 0.5 * 10f64.powi(-(k.min(300) as i32));
+        let (x, y) = (v.approx(), other.approx());
+        y.im.abs() <= 1e-12 && (x.re - y.re).abs() <= half_ulp * (1.0 + 1e-9)
+    }
+
     /// Two scalars: exact where possible, rounded when either is a decimal literal, sampled at
     /// points when variables appear; `%` on one side tries both readings (`50\%` = 50 = 0.5).
     pub fn scalars(&self, g: &Expr, g_pct: bool, p: &Expr, p_pct: bool) -> Option<bool> {
@@ -420,14 +446,19 @@ impl Comparer<'_> {
         }
         let vars = symbols_of(&[g, p]);
         if vars.is_empty() {
-            let (gv, pv) = (g.eval(&[])?, p.eval(&[])?);
+            let (gv, pv) = match (g.eval(&[]), p.eval(&[])) {
+                (Some(a), Some(b)) => (a, b),
+                // Too large to evaluate (`2^{2005}`): the same tree is the same value.
+                (None, None) => return (g == p).then_some(true),
+                _ => return None,
+            };
             let rounded = g.is_decimal_literal() || p.is_decimal_literal();
             let readings = |v: Val, pct: bool, other: bool| {
                 let mut r = vec![v];
                 if pct && !other {
                     let hundred = Val::Exact(Rational::int(100));
                     let scaled = match v {
-                        Val::Exact(q) => q.div(Rational::int(100)).map(Val::Exact),
+                        Val::Exact(q) => q.checked_div(Rational::int(100)).map(Val::Exact),
                         Val::Approx(_) => None,
                     };
                     r.push(scaled.unwrap_or_else(|| Val::Approx(v.approx().div(hundred.approx()))));
@@ -439,6 +470,8 @@ impl Comparer<'_> {
             let eq = |a: Val, b: Val| {
                 if rounded {
                     values_equal_rounded(a, b, self.opts.float_rounding)
+                        || self.correctly_rounded(g, a, b)
+                        || self.correctly_rounded(p, b, a)
                 } else {
                     values_equal(a, b, self.opts.rel_tol)
                 }

@@ -123,7 +123,7 @@ fn factorial(v: Val) -> Option<Val> {
     for k in 2..=n {
         approx *= k as f64;
         if exact {
-            match acc.mul(Rational::int(k)) {
+            match acc.checked_mul(Rational::int(k)) {
                 Some(a) => acc = a,
                 None => exact = false,
             }
@@ -159,8 +159,8 @@ fn binom(n: Val, k: Val) -> Option<Val> {
         approx = approx * num as f64 / (j + 1) as f64;
         if exact {
             match acc
-                .mul(Rational::int(num))
-                .and_then(|a| a.div(Rational::int(j + 1)))
+                .checked_mul(Rational::int(num))
+                .and_then(|a| a.checked_div(Rational::int(j + 1)))
             {
                 Some(a) => acc = a,
                 None => exact = false,
@@ -224,19 +224,19 @@ impl Expr {
             Expr::Add(xs) => {
                 let mut acc = Val::Exact(Rational::ZERO);
                 for x in xs {
-                    acc = binary(acc, x.eval(env)?, Rational::add, C64::add)?;
+                    acc = binary(acc, x.eval(env)?, Rational::checked_add, C64::add)?;
                 }
                 Some(acc)
             }
             Expr::Mul(xs) => {
                 let mut acc = Val::Exact(Rational::ONE);
                 for x in xs {
-                    acc = binary(acc, x.eval(env)?, Rational::mul, C64::mul)?;
+                    acc = binary(acc, x.eval(env)?, Rational::checked_mul, C64::mul)?;
                 }
                 Some(acc)
             }
             Expr::Neg(x) => match x.eval(env)? {
-                Val::Exact(q) => match q.neg() {
+                Val::Exact(q) => match q.checked_neg() {
                     Some(n) => Some(Val::Exact(n)),
                     None => Val::checked(C64::real(q.to_f64()).neg()),
                 },
@@ -247,7 +247,7 @@ impl Expr {
                 if b == Val::Exact(Rational::ZERO) {
                     return None;
                 }
-                binary(a, b, Rational::div, C64::div)
+                binary(a, b, Rational::checked_div, C64::div)
             }
             Expr::Pow(b, e) => pow(b.eval(env)?, e.eval(env)?),
             Expr::Func(f, x) => func(*f, x.eval(env)?),
@@ -256,7 +256,7 @@ impl Expr {
                 Val::checked(x.ln().div(b.ln()))
             }
             Expr::Abs(x) => match x.eval(env)? {
-                Val::Exact(q) if q.numer() < 0 => q.neg().map(Val::Exact),
+                Val::Exact(q) if q.numer() < 0 => q.checked_neg().map(Val::Exact),
                 Val::Exact(q) => Some(Val::Exact(q)),
                 Val::Approx(z) => Val::checked(C64::real(z.abs())),
             },
@@ -288,11 +288,7 @@ impl Expr {
     /// Collect the free variables into `out` (sorted, deduplicated by the caller).
     pub fn symbols(&self, out: &mut Vec<String>) {
         match self {
-            Expr::Sym(s) => {
-                if !out.contains(s) {
-                    out.push(s.clone());
-                }
-            }
+            Expr::Sym(s) if !out.contains(s) => out.push(s.clone()),
             Expr::Add(xs) | Expr::Mul(xs) => xs.iter().for_each(|x| x.symbols(out)),
             Expr::Neg(x)
             | Expr::PlusMinus(x)
@@ -326,6 +322,27 @@ impl Expr {
             Expr::Decimal(_) => true,
             Expr::Neg(x) => x.is_decimal_literal(),
             _ => false,
+        }
+    }
+
+    /// For a decimal literal, its number of decimal places without trailing zeros: for the
+    /// reduced value `p / (2^a·5^b)` that is `max(a, b)` (`0.0011905` → 7, `0.150` → 2).
+    pub fn decimal_places(&self) -> Option<u32> {
+        match self {
+            Expr::Decimal(q) => {
+                let (mut d, mut twos, mut fives) = (q.denom(), 0u32, 0u32);
+                while d % 2 == 0 {
+                    d /= 2;
+                    twos += 1;
+                }
+                while d % 5 == 0 {
+                    d /= 5;
+                    fives += 1;
+                }
+                Some(twos.max(fives))
+            }
+            Expr::Neg(x) => x.decimal_places(),
+            _ => None,
         }
     }
 
@@ -439,6 +456,15 @@ mod tests {
             Expr::Factorial(Box::new(n(40))).eval(&[]),
             Some(Val::Approx(_))
         ));
+    }
+
+    #[test]
+    fn decimal_places() {
+        let d = |s: &str| Expr::Decimal(Rational::parse_decimal(s).unwrap()).decimal_places();
+        assert_eq!(d("0.0011905"), Some(7));
+        assert_eq!(d("0.150"), Some(2));
+        assert_eq!(d("12.0"), Some(0));
+        assert_eq!(n(3).decimal_places(), None);
     }
 
     #[test]

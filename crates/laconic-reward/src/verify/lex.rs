@@ -117,6 +117,11 @@ impl Lexer {
                         i + 1
                     }
                 }
+                // A full stop (`5.`), not a decimal point: punctuation.
+                '.' => {
+                    self.space = true;
+                    i + 1
+                }
                 '{' if chars.get(i + 1) == Some(&',') && chars.get(i + 2) == Some(&'}') => {
                     // `{,}` as in `1{,}000` is handled by `number`; elsewhere it is a comma.
                     self.push(Tok::Comma)?;
@@ -135,7 +140,8 @@ impl Lexer {
                         '-' | '−' | '–' => Tok::Minus,
                         '±' => Tok::PlusMinus,
                         '*' | '×' | '·' | '⋅' => Tok::Star,
-                        '/' | '÷' => Tok::Slash,
+                        // A ratio `3:1` is the quotient 3/1.
+                        '/' | '÷' | ':' => Tok::Slash,
                         '_' => Tok::Underscore,
                         '|' => Tok::Pipe,
                         '%' => Tok::Percent,

@@ -93,7 +93,7 @@ pub(super) fn number(digits: &str, exp: i32) -> Expr {
         Some(q) if exp == 0 => Expr::Num(q),
         Some(q) => match Rational::int(10)
             .powi(i128::from(exp))
-            .and_then(|s| q.mul(s))
+            .and_then(|s| q.checked_mul(s))
         {
             Some(v) => Expr::Num(v),
             None => Expr::Float(float()),
@@ -208,6 +208,8 @@ impl Parser {
         if !self.at_closer() {
             v.push(self.union()?);
             while self.eat(&Tok::Comma) {
+                // `7, -2, and -5`: `, and` is one separator.
+                while self.eat(&Tok::Comma) {}
                 if self.at_closer() {
                     break;
                 }
@@ -337,18 +339,8 @@ impl Parser {
                     acc = scalar(div(into_expr(acc)?, rhs));
                 }
                 // `2 3` (two bare numbers) is no product anyone writes; `1  000` would read
-                // as 0. Refuse instead of guessing.
-                Some(Tok::Num(..))
-                    if matches!(
-                        self.pos.checked_sub(1).and_then(|k| self.toks.get(k)),
-                        Some(Token {
-                            tok: Tok::Num(..),
-                            ..
-                        })
-                    ) =>
-                {
-                    return Err(ParseError);
-                }
+                // as 0. Refuse instead of guessing (`3 5^{1/2}` is still 3·√5).
+                Some(Tok::Num(..)) if self.bare_number_after_number() => return Err(ParseError),
                 _ if self.starts_primary() => {
                     let frac_next = self.peek() == Some(&Tok::Frac);
                     let rhs = into_expr(self.power()?)?;
@@ -414,9 +406,14 @@ impl Parser {
         Ok(r)
     }
 
+    /// After `^`: a braced group, or a whole number (`2^10` is 2¹⁰ as everyone but TeX reads
+    /// it), or one primary; a leading `-` negates it.
     pub(super) fn exponent(&mut self) -> PResult<Expr> {
         if self.eat(&Tok::Minus) {
-            return Ok(Expr::Neg(Box::new(into_expr(self.arg()?)?)));
+            return Ok(Expr::Neg(Box::new(self.exponent()?)));
+        }
+        if matches!(self.peek(), Some(Tok::Num(..))) {
+            return into_expr(self.primary()?);
         }
         into_expr(self.arg()?)
     }
@@ -476,6 +473,26 @@ impl Parser {
         }
         // `5!!!!!!!!!…`: more postfix operators than any answer has; refuse rather than nest.
         Err(ParseError)
+    }
+
+    fn bare_number_after_number(&self) -> bool {
+        let is_num = |k: Option<usize>| {
+            matches!(
+                k.and_then(|k| self.toks.get(k)),
+                Some(Token {
+                    tok: Tok::Num(..),
+                    ..
+                })
+            )
+        };
+        let next_is_caret = matches!(
+            self.toks.get(self.pos + 1),
+            Some(Token {
+                tok: Tok::Caret,
+                ..
+            })
+        );
+        is_num(self.pos.checked_sub(1)) && is_num(Some(self.pos)) && !next_is_caret
     }
 
     fn at_postfix(&self) -> bool {

@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(v("\\frac{3}{4}"), Some(0.75));
         assert_eq!(v("4\\frac{2}{3}").map(|x| (x * 3.0).round()), Some(14.0));
         assert_eq!(v("-4\\frac{2}{3}").map(|x| (x * 3.0).round()), Some(-14.0));
-        assert_eq!(v("2^10"), Some(0.0)); // LaTeX reads 2^1·0
+        assert_eq!(v("2^10"), Some(1024.0)); // as plain text reads it (TeX would say 2^1·0)
         assert_eq!(v("2^{10}"), Some(1024.0));
         assert_eq!(v("\\sqrt[3]{27}"), Some(3.0));
         assert_eq!(v("5!"), Some(120.0));

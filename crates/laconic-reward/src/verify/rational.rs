@@ -102,7 +102,7 @@ impl Rational {
     }
 
     /// `self + rhs`.
-    pub fn add(self, rhs: Rational) -> Option<Rational> {
+    pub fn checked_add(self, rhs: Rational) -> Option<Rational> {
         let g = i128::try_from(gcd(self.den, rhs.den)).ok()?;
         let l = self.den.checked_div(g)?;
         let r = rhs.den.checked_div(g)?;
@@ -114,7 +114,7 @@ impl Rational {
     }
 
     /// `-self`.
-    pub fn neg(self) -> Option<Rational> {
+    pub fn checked_neg(self) -> Option<Rational> {
         Some(Rational {
             num: self.num.checked_neg()?,
             den: self.den,
@@ -122,12 +122,12 @@ impl Rational {
     }
 
     /// `self - rhs`.
-    pub fn sub(self, rhs: Rational) -> Option<Rational> {
-        self.add(rhs.neg()?)
+    pub fn checked_sub(self, rhs: Rational) -> Option<Rational> {
+        self.checked_add(rhs.checked_neg()?)
     }
 
     /// `self * rhs`, cross-reducing first to delay overflow.
-    pub fn mul(self, rhs: Rational) -> Option<Rational> {
+    pub fn checked_mul(self, rhs: Rational) -> Option<Rational> {
         let g1 = i128::try_from(gcd(self.num, rhs.den)).ok()?.max(1);
         let g2 = i128::try_from(gcd(rhs.num, self.den)).ok()?.max(1);
         let num = (self.num / g1).checked_mul(rhs.num / g2)?;
@@ -141,8 +141,8 @@ impl Rational {
     }
 
     /// `self / rhs`; `None` when `rhs = 0`.
-    pub fn div(self, rhs: Rational) -> Option<Rational> {
-        self.mul(rhs.recip()?)
+    pub fn checked_div(self, rhs: Rational) -> Option<Rational> {
+        self.checked_mul(rhs.recip()?)
     }
 
     /// `self^exp` for an integer exponent with `|exp| <= 4096` (by squaring, checked).
@@ -155,11 +155,11 @@ impl Rational {
         let mut acc = Rational::ONE;
         while e > 0 {
             if e & 1 == 1 {
-                acc = acc.mul(base)?;
+                acc = acc.checked_mul(base)?;
             }
             e >>= 1;
             if e > 0 {
-                base = base.mul(base)?;
+                base = base.checked_mul(base)?;
             }
         }
         Some(acc)
@@ -171,7 +171,7 @@ impl Rational {
         if k == 0 {
             return None;
         }
-        if self.num < 0 && k % 2 == 0 {
+        if self.num < 0 && k.is_multiple_of(2) {
             return None;
         }
         let n = int_root(self.num.unsigned_abs(), k)?;
@@ -268,11 +268,11 @@ mod tests {
 
     #[test]
     fn arithmetic() {
-        assert_eq!(q(1, 2).add(q(1, 3)).unwrap(), q(5, 6));
-        assert_eq!(q(1, 2).sub(q(1, 3)).unwrap(), q(1, 6));
-        assert_eq!(q(2, 3).mul(q(9, 4)).unwrap(), q(3, 2));
-        assert_eq!(q(2, 3).div(q(4, 9)).unwrap(), q(3, 2));
-        assert!(q(2, 3).div(Rational::ZERO).is_none());
+        assert_eq!(q(1, 2).checked_add(q(1, 3)).unwrap(), q(5, 6));
+        assert_eq!(q(1, 2).checked_sub(q(1, 3)).unwrap(), q(1, 6));
+        assert_eq!(q(2, 3).checked_mul(q(9, 4)).unwrap(), q(3, 2));
+        assert_eq!(q(2, 3).checked_div(q(4, 9)).unwrap(), q(3, 2));
+        assert!(q(2, 3).checked_div(Rational::ZERO).is_none());
         assert_eq!(q(2, 3).powi(-2).unwrap(), q(9, 4));
         assert_eq!(q(9, 4).exact_root(2).unwrap(), q(3, 2));
         assert_eq!(q(-8, 1).exact_root(3).unwrap(), q(-2, 1));
@@ -283,10 +283,10 @@ mod tests {
     #[test]
     fn overflow_is_none_not_panic() {
         let big = Rational::int(i128::MAX);
-        assert!(big.add(Rational::ONE).is_none());
-        assert!(big.mul(Rational::int(2)).is_none());
+        assert!(big.checked_add(Rational::ONE).is_none());
+        assert!(big.checked_mul(Rational::int(2)).is_none());
         assert!(Rational::int(10).powi(40).is_none());
-        assert!(Rational::int(i128::MIN).neg().is_none());
+        assert!(Rational::int(i128::MIN).checked_neg().is_none());
         assert!(Rational::new(i128::MIN, -1).is_none());
     }
 
