@@ -1,9 +1,8 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
-
-/// Everything that can go wrong in `laconic-reward`: configuration and input files. Grading
-/// itself never fails (an unreadable answer is judged "cannot tell", not an error).
+/// Everything that can go wrong in `laconic-reward`: a reward configuration out of its domain,
+/// or mismatched inputs. Grading itself never fails (an unreadable answer is judged "cannot
+/// tell", not an error), and the library reads no files (the binary uses `anyhow`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A reward knob has a value outside its domain.
@@ -25,15 +24,6 @@ pub enum Error {
         expected: usize,
         /// Actual count.
         found: usize,
-    },
-    /// Reading a file failed.
-    #[error("failed to read `{path}`")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
     },
 }
 

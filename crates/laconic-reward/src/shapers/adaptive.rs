@@ -133,6 +133,16 @@ mod tests {
     }
 
     #[test]
+    fn all_correct_with_equal_lengths() {
+        // Every correct length is 300, so L_T = 300 and L = L_T is short: all rewarded.
+        let g = group(&[(true, 300), (true, 300), (true, 300)]);
+        assert_rewards(
+            &AdaptiveTruncation::default().score_group(&g),
+            &[1.0, 1.0, 1.0],
+        );
+    }
+
+    #[test]
     fn batch_scope_pools_groups() {
         // Pooled correct lengths 100, 200 (group 1) and 1000 (group 2): h = 2·0.5 = 1 → 200.
         let a = AdaptiveTruncation {

@@ -343,23 +343,16 @@ impl Comparer<'_> {
                 Answer::Scalar { expr, .. } => Some(expr.clone()),
                 _ => None,
             };
-            let (gl, gr, pl, pr) = (side(gl), side(gr), side(pl), side(pr));
-            let (Some(gl), Some(gr), Some(pl), Some(pr)) = (gl, gr, pl, pr) else {
-                return Some(false);
-            };
-            let dg = Expr::Add(vec![gl, Expr::Neg(Box::new(gr))]);
-            let dp = Expr::Add(vec![pl, Expr::Neg(Box::new(pr))]);
-            // The sign the constant factor must have: any for `=`/`≠`, positive for the same
-            // inequality, negative for the flipped one (`a < b` ⇔ `b > a`).
-            let sign = match (gop, pop) {
-                (Rel::Eq, Rel::Eq) | (Rel::Ne, Rel::Ne) | (Rel::Approx, Rel::Approx) => 0,
-                (a, b) if a == b => 1,
-                (a, b) if flip(*a) == *b => -1,
-                _ => return Some(false),
-            };
-            return self.proportional(&dg, &dp, sign);
+            // Sides that are not all scalars (`\text{…} = 0`, `x \in [1, 2]`) are compared
+            // side by side below.
+            if let (Some(gl), Some(gr), Some(pl), Some(pr)) =
+                (side(gl), side(gr), side(pl), side(pr))
+            {
+                return self.same_relation(gl, gr, *gop, pl, pr, *pop);
+            }
         }
-        // Chains (`1 < x < 2`): side by side, or mirrored with flipped relations.
+        // Chains (`1 < x < 2`) and non-scalar sides: side by side, or mirrored with flipped
+        // relations.
         if gp.len() != pp.len() {
             return Some(false);
         }
@@ -372,6 +365,30 @@ impl Comparer<'_> {
             return self.in_order(gp, &mirrored);
         }
         Some(false)
+    }
+
+    /// `gl gop gr` against `pl pop pr`: the same relation when `gl − gr = c·(pl − pr)` for a
+    /// constant `c` of the right sign.
+    fn same_relation(
+        &self,
+        gl: Expr,
+        gr: Expr,
+        gop: Rel,
+        pl: Expr,
+        pr: Expr,
+        pop: Rel,
+    ) -> Option<bool> {
+        let dg = Expr::Add(vec![gl, Expr::Neg(Box::new(gr))]);
+        let dp = Expr::Add(vec![pl, Expr::Neg(Box::new(pr))]);
+        // The sign the constant factor must have: any for `=`/`≠`, positive for the same
+        // inequality, negative for the flipped one (`a < b` ⇔ `b > a`).
+        let sign = match (&gop, &pop) {
+            (Rel::Eq, Rel::Eq) | (Rel::Ne, Rel::Ne) | (Rel::Approx, Rel::Approx) => 0,
+            (a, b) if a == b => 1,
+            (a, b) if flip(*a) == *b => -1,
+            _ => return Some(false),
+        };
+        self.proportional(&dg, &dp, sign)
     }
 
     /// Whether `a = c·b` for one constant `c ≠ 0` (with `c`'s sign fixed unless `sign == 0`),
