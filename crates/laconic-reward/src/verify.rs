@@ -239,6 +239,9 @@ mod tests {
         yes("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi/2)");
         yes("\\displaystyle\\frac{1}{2}", "1/2");
         yes("\\mathrm{5}", "5");
+        yes("9", "9\\text{ a.m.}");
+        yes("12", "12 \\text{ gm}");
+        yes("CD", "\\overline{CD}");
     }
 
     #[test]

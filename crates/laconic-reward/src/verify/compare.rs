@@ -125,6 +125,10 @@ impl Comparer<'_> {
     /// The answers' equivalence; `None` when it cannot be decided (nothing evaluates).
     pub fn answers(&self, g: &Answer, p: &Answer) -> Option<bool> {
         use Answer as A;
+        // The same tree is the same answer, even where nothing evaluates (`\infty = x`).
+        if g == p {
+            return Some(true);
+        }
         match (g, p) {
             (A::Relation { parts: gp, ops: go }, A::Relation { parts: pp, ops: po }) => {
                 return self.relations(gp, go, pp, po);
@@ -176,18 +180,10 @@ impl Comparer<'_> {
                 },
             ) => self.scalars(ge, *gp, pe, *pp),
             (A::Text(a), A::Text(b)) => Some(a == b),
-            (
-                A::Text(t),
-                A::Scalar {
-                    expr: Expr::Sym(s), ..
-                },
-            )
-            | (
-                A::Scalar {
-                    expr: Expr::Sym(s), ..
-                },
-                A::Text(t),
-            ) => Some(*t == s.to_lowercase()),
+            // `Evelyn` = `\text{Evelyn}`; `\overline{CD}` = `CD` (read as the product C·D).
+            (A::Text(t), A::Scalar { expr, .. }) | (A::Scalar { expr, .. }, A::Text(t)) => {
+                Some(letters_of(expr).is_some_and(|l| l == t.replace(' ', "")))
+            }
             (A::Tuple(a), A::Tuple(b)) | (A::Tuple(a), A::Set(b)) | (A::Set(a), A::Tuple(b)) => {
                 self.in_order(a, b)
             }
@@ -507,6 +503,17 @@ impl Comparer<'_> {
             }
         }
         (agree >= self.opts.min_agreeing_points.min(self.opts.sample_points)).then_some(true)
+    }
+}
+
+/// The lowercase letters of a symbol or a product of symbols (`C·D` → `cd`), else `None`.
+fn letters_of(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Sym(s) => Some(s.to_lowercase()),
+        Expr::E => Some("e".into()),
+        Expr::I => Some("i".into()),
+        Expr::Mul(xs) => xs.iter().map(letters_of).collect(),
+        _ => None,
     }
 }
 

@@ -303,7 +303,9 @@ impl Lexer {
                 Ok(end)
             }
             "mathrm" | "mathbf" | "mathit" | "mathsf" | "mathtt" | "boldsymbol" | "bm"
-            | "operatorname" | "mathbb" | "mathcal" | "mathnormal" | "pmb" => {
+            | "operatorname" | "mathbb" | "mathcal" | "mathnormal" | "pmb" | "overline"
+            | "underline" | "overrightarrow" | "overleftrightarrow" | "widehat" | "hat" | "bar"
+            | "vec" | "widetilde" | "tilde" | "mathring" => {
                 let open = skip_spaces(chars, j);
                 if chars.get(open) != Some(&'{') {
                     return Ok(j);

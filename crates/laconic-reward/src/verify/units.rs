@@ -5,9 +5,9 @@ use super::token::{Tok, Token};
 /// Units and counted nouns dropped after a number (`18 dollars`, `5 \text{ cm}^2`). Any word of
 /// three or more letters after a number is dropped too; this list covers shorter ones.
 const SHORT_UNITS: &[&str] = &[
-    "cm", "mm", "km", "kg", "mg", "ml", "ft", "in", "yd", "mi", "lb", "oz", "hr", "hrs", "pm",
-    "am", "s", "m", "g", "h", "l", "L", "K", "st", "nd", "rd", "th", "sq", "cc", "gb", "mb", "kb",
-    "mph",
+    "cm", "mm", "km", "kg", "mg", "gm", "ml", "mL", "dl", "cl", "kl", "dm", "ft", "in", "yd", "mi",
+    "lb", "oz", "pt", "qt", "hr", "ms", "ns", "pm", "am", "ha", "s", "m", "g", "h", "l", "L", "K",
+    "st", "nd", "rd", "th", "sq", "cc", "gb", "mb", "kb",
 ];
 
 fn is_unit_word(w: &str) -> bool {
@@ -16,7 +16,9 @@ fn is_unit_word(w: &str) -> bool {
 
 fn word_or_text_is_units(w: &str) -> bool {
     let mut any = false;
-    for part in w.split(|c: char| c.is_whitespace() || c == '/' || c == '.') {
+    // `a.m.` is `am`, `sq. ft` is `sq ft`.
+    let w: String = w.chars().filter(|&c| c != '.').collect();
+    for part in w.split(|c: char| c.is_whitespace() || c == '/') {
         if part.is_empty() {
             continue;
         }
@@ -94,5 +96,7 @@ mod tests {
         assert_eq!(x.len(), 2);
         assert!(word_or_text_is_units("miles per hour"));
         assert!(!word_or_text_is_units("x"));
+        assert!(word_or_text_is_units(" a.m."));
+        assert!(word_or_text_is_units("sq. ft"));
     }
 }
