@@ -133,6 +133,24 @@ impl RewardConfig {
         }
     }
 
+    /// One score per rollout of one group (see [`RewardFn::score_group`]). With adaptive `L_T`
+    /// in `batch` scope a lone group is its own batch.
+    pub fn score_group(&self, group: &GroupView) -> Vec<Scored> {
+        self.shaper().score_group(group)
+    }
+
+    /// The trainer's entry point: scores for every group of a rollout batch, in order (batch
+    /// statistics such as adaptive `L_T` with `scope = "batch"` see all groups).
+    pub fn score_batch(&self, groups: &[GroupView]) -> Vec<Vec<Scored>> {
+        self.shaper().score_batch(groups)
+    }
+
+    /// The target length `L_T` each group was scored with, for logging (`None` where the
+    /// reward has none).
+    pub fn effective_l_t(&self, groups: &[GroupView]) -> Vec<Option<f64>> {
+        self.shaper().effective_l_t(groups)
+    }
+
     /// Score a batch and report each group's effective `L_T`.
     pub fn score_batch_detailed(&self, groups: &[GroupView]) -> BatchScores {
         BatchScores {
@@ -217,15 +235,15 @@ fn bad(key: &str, expected: &str, found: impl std::fmt::Display) -> Error {
 
 impl RewardFn for RewardConfig {
     fn score_group(&self, group: &GroupView) -> Vec<Scored> {
-        self.shaper().score_group(group)
+        RewardConfig::score_group(self, group)
     }
 
     fn score_batch(&self, groups: &[GroupView]) -> Vec<Vec<Scored>> {
-        self.shaper().score_batch(groups)
+        RewardConfig::score_batch(self, groups)
     }
 
     fn effective_l_t(&self, groups: &[GroupView]) -> Vec<Option<f64>> {
-        self.shaper().effective_l_t(groups)
+        RewardConfig::effective_l_t(self, groups)
     }
 }
 

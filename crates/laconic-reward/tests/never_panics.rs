@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use laconic_reward::config::REWARD_KINDS;
 use laconic_reward::{
     extract_answer, gold_answer, verify, ExtractOptions, Finish, GroupView, Judge, MathJudge,
-    RewardConfig, RewardFn,
+    RewardConfig,
 };
 use proptest::prelude::*;
 

@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use laconic_reward::config::REWARD_KINDS;
 use laconic_reward::{
-    BatchMetrics, ExtractOptions, Finish, GroupView, Judge, MathJudge, RewardConfig, RewardFn,
+    BatchMetrics, ExtractOptions, Finish, GroupView, Judge, MathJudge, RewardConfig,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
