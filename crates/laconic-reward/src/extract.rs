@@ -5,6 +5,14 @@
 //! [`ExtractOptions::phrases`] — the last "final answer is …" / "answer: …". All hand-written
 //! scanning, linear in the input.
 
+/// Longest answer we extract (bytes); a longer "answer" is a runaway, and the verifier would
+/// refuse it anyway. Bounds the brace scan per candidate.
+const MAX_ANSWER_BYTES: usize = 8192;
+
+/// Most `\boxed` candidates tried from the end (unbalanced ones are skipped); bounds the work on
+/// adversarial text with thousands of unclosed boxes.
+const MAX_BOX_CANDIDATES: usize = 256;
+
 /// What [`extract_answer`] looks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractOptions {
@@ -98,7 +106,8 @@ fn balanced(text: &str, open: usize) -> Option<(&str, usize)> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = open;
-    while let Some(&b) = bytes.get(i) {
+    let stop = open.saturating_add(MAX_ANSWER_BYTES);
+    while let Some(&b) = bytes.get(i).filter(|_| i < stop) {
         match b {
             b'\\' => i += 1, // `\{` and `\}` do not count
             b'{' => depth += 1,
@@ -117,18 +126,25 @@ fn balanced(text: &str, open: usize) -> Option<(&str, usize)> {
 
 /// The last `\boxed{…}` / `\fbox{…}` / `\boxed X` whose content is complete and non-empty.
 fn last_boxed(text: &str) -> Option<String> {
-    let mut end = text.len();
-    loop {
-        let head = text.get(..end)?;
-        let b = head.rfind("\\boxed");
-        let f = head.rfind("\\fbox");
+    // Each pattern is searched backwards from its previous hit only, so the scan is linear.
+    let mut b = text.rfind("\\boxed");
+    let mut f = text.rfind("\\fbox");
+    for _ in 0..MAX_BOX_CANDIDATES {
         let (start, len) = match (b, f) {
             (None, None) => return None,
-            (Some(b), Some(f)) if f > b => (f, "\\fbox".len()),
-            (Some(b), _) => (b, "\\boxed".len()),
-            (None, Some(f)) => (f, "\\fbox".len()),
+            (Some(bi), Some(fi)) if fi > bi => {
+                f = text.get(..fi)?.rfind("\\fbox");
+                (fi, "\\fbox".len())
+            }
+            (Some(bi), _) => {
+                b = text.get(..bi)?.rfind("\\boxed");
+                (bi, "\\boxed".len())
+            }
+            (None, Some(fi)) => {
+                f = text.get(..fi)?.rfind("\\fbox");
+                (fi, "\\fbox".len())
+            }
         };
-        end = start;
         let after = start + len;
         let rest = text.get(after..)?;
         // `\boxedx` is another command.
@@ -151,6 +167,7 @@ fn last_boxed(text: &str) -> Option<String> {
             let word: String = trimmed
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '$')
+                .take(MAX_ANSWER_BYTES)
                 .collect();
             let word = word.trim_end_matches(['.', ',', ';']);
             if !word.is_empty() {
@@ -158,6 +175,7 @@ fn last_boxed(text: &str) -> Option<String> {
             }
         }
     }
+    None
 }
 
 /// The rest of the line after the last `####`.
@@ -269,6 +287,22 @@ mod tests {
         assert_eq!(gold_answer("a\n#### 72"), "72");
         assert_eq!(gold_answer("$\\boxed{2}$ and"), "2");
         assert_eq!(gold_answer("\\frac{1}{2}"), "\\frac{1}{2}");
+    }
+
+    #[test]
+    fn adversarial_boxes_are_linear() {
+        // 100k unclosed boxes: each candidate's brace scan is capped, candidates are capped.
+        let t = std::time::Instant::now();
+        assert_eq!(ex(&"\\boxed{".repeat(100_000)), None);
+        assert_eq!(
+            ex(&("\\boxed{1}".to_string() + &"\\fbox{".repeat(100_000))),
+            None
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -20,8 +20,11 @@ pub struct ParseError;
 
 pub(super) type PResult<T> = Result<T, ParseError>;
 
-/// Parse one answer string.
+/// Parse one answer string (at most `LIMITS.max_chars` characters).
 pub fn parse_answer(s: &str) -> PResult<Answer> {
+    if s.len() > 4 * LIMITS.max_chars || s.chars().count() > LIMITS.max_chars {
+        return Err(ParseError);
+    }
     let toks = lex(s).map_err(|_| ParseError)?;
     if toks.is_empty() {
         return Err(ParseError);
