@@ -96,7 +96,7 @@ fn logits_match_transformers<B: Backend>() {
             let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
             let logits = model
                 .forward(
-                    tokens::<B>(&[prompt.clone()], prompt.len(), true, &device),
+                    tokens::<B>(std::slice::from_ref(prompt), prompt.len(), true, &device),
                     &layout,
                 )
                 .unwrap();
@@ -200,7 +200,7 @@ fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
             let layout = AttentionLayout::left_padded(&[full.len()], full.len()).unwrap();
             let logits = model
                 .forward(
-                    tokens::<B>(&[full.clone()], full.len(), true, &device),
+                    tokens::<B>(std::slice::from_ref(&full), full.len(), true, &device),
                     &layout,
                 )
                 .unwrap();

@@ -2,6 +2,7 @@
 
 use burn::module::Module;
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
@@ -119,18 +120,18 @@ impl<B: Backend> Attention<B> {
 
         // 5. Fold each group's query heads into the query axis: [B, H_kv, n_rep·T, D].
         let q = q.reshape([b, h_kv, n_rep * t, hd]);
-        let out = attention(
-            q,
-            kv.k,
-            kv.v,
-            Some(mask),
-            None,
-            AttentionModuleOptions {
-                scale: Some(1.0 / (hd as f64).sqrt()),
+        let scale = 1.0 / (hd as f64).sqrt();
+        let out = if t == 1 {
+            // Decode: read the cache through strided views, no copy of the keys.
+            attend_by_matmul(q, kv.k, kv.v, mask, scale)
+        } else {
+            let options = AttentionModuleOptions {
+                scale: Some(scale),
                 softcap: None,
                 is_causal: false,
-            },
-        );
+            };
+            attention(q, kv.k, kv.v, Some(mask), None, options)
+        };
 
         // 6. Unfold and merge heads: [B, H, T, D] → [B, T, H·D] → [B, T, d].
         let out = out
@@ -139,4 +140,22 @@ impl<B: Backend> Attention<B> {
             .reshape([b, t, h * hd]);
         self.o_proj.forward(out)
     }
+}
+
+/// `softmax(q·kᵀ·scale, masked) · v` with plain matrix products, which accept strided (cache-view) inputs.
+///
+/// # Shapes
+/// - `q`: `[B, H_kv, Q, D]`, `k`, `v`: `[B, H_kv, S, D]`, `mask`: `[B, 1, Q, S]` → `[B, H_kv, Q, D]`
+fn attend_by_matmul<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Tensor<B, 4, Bool>,
+    scale: f64,
+) -> Tensor<B, 4> {
+    let [b, h_kv, queries, _] = q.dims();
+    let keys = k.dims()[2];
+    let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+    let scores = scores.mask_fill(mask.expand([b, h_kv, queries, keys]), f32::NEG_INFINITY);
+    softmax(scores, 3).matmul(v)
 }

@@ -3,13 +3,21 @@
 //!
 //! All rows share one column axis: row `b`'s tokens occupy columns where `valid[b, s]` is true
 //! (prompts are left-padded so every row ends at the same column and decoding appends one column).
+//!
+//! Buffers keep spare columns (grown [`GROWTH`] columns at a time) so a decode step writes its new
+//! column in place instead of copying the whole cache, and attention reads a strided view of the
+//! first `len` columns.
 
 use burn::prelude::*;
+
+/// Spare columns added when a cache buffer is full.
+pub const GROWTH: usize = 256;
 
 /// Cached keys and values of one layer.
 ///
 /// # Shapes
-/// - `k`, `v`: `[B, H_kv, S, D]`
+/// - `k`, `v`: `[B, H_kv, C, D]` buffers whose first `S ≤ C` columns are in use (views returned by
+///   [`KvCache`] methods are exactly `[B, H_kv, S, D]`)
 #[derive(Debug, Clone)]
 pub struct LayerKv<B: Backend> {
     /// Rotated keys.
@@ -108,17 +116,30 @@ impl<B: Backend> KvCache<B> {
         )
     }
 
-    /// Appends a layer's new keys/values (`[B, H_kv, T, D]`) and returns all of them (`[B, H_kv, S + T, D]`).
+    /// Writes a layer's new keys/values (`[B, H_kv, T, D]`) after the cached columns and returns views of
+    /// all of them (`[B, H_kv, S + T, D]`). Call after [`KvCache::extend_mask`], which advanced `len`.
     pub(crate) fn append(&mut self, layer: usize, k: Tensor<B, 4>, v: Tensor<B, 4>) -> LayerKv<B> {
-        let merged = match self.layers[layer].take() {
-            None => LayerKv { k, v },
-            Some(cached) => LayerKv {
-                k: Tensor::cat(vec![cached.k, k], 2),
-                v: Tensor::cat(vec![cached.v, v], 2),
-            },
+        let [b, h, t, d] = k.dims();
+        let (end, start) = (self.len, self.len - t);
+        let buffers = match self.layers[layer].take() {
+            // First write: the new block is the buffer (no spare columns; training never appends twice).
+            None if start == 0 => LayerKv { k, v },
+            None => unreachable!("a layer's cache is written on every forward"),
+            Some(kv) => {
+                let kv = if kv.k.dims()[2] < end {
+                    grow(kv, end)
+                } else {
+                    kv
+                };
+                LayerKv {
+                    k: kv.k.slice_assign([0..b, 0..h, start..end, 0..d], k),
+                    v: kv.v.slice_assign([0..b, 0..h, start..end, 0..d], v),
+                }
+            }
         };
-        self.layers[layer] = Some(merged.clone());
-        merged
+        let view = view(&buffers, end);
+        self.layers[layer] = Some(buffers);
+        view
     }
 
     /// Keeps the rows `rows` in that order (rows may repeat: a prompt's cache shared by its samples).
@@ -137,9 +158,12 @@ impl<B: Backend> KvCache<B> {
             .layers
             .iter()
             .map(|layer| {
-                layer.as_ref().map(|kv| LayerKv {
-                    k: kv.k.clone().select(0, index.clone()),
-                    v: kv.v.clone().select(0, index.clone()),
+                layer.as_ref().map(|kv| {
+                    let kv = view(kv, self.len);
+                    LayerKv {
+                        k: kv.k.select(0, index.clone()),
+                        v: kv.v.select(0, index.clone()),
+                    }
                 })
             })
             .collect();
@@ -165,7 +189,7 @@ impl<B: Backend> KvCache<B> {
             return self;
         }
         let len = self.len.max(other.len);
-        let (a, b) = (self.left_pad(len), other.left_pad(len));
+        let (a, b) = (self.left_pad(len).compact(), other.left_pad(len).compact());
         let layers = a
             .layers
             .into_iter()
@@ -236,6 +260,7 @@ impl<B: Backend> KvCache<B> {
             .into_iter()
             .map(|layer| {
                 layer.map(|kv| {
+                    let kv = view(&kv, self.len);
                     let [b, h, _, d] = kv.k.dims();
                     let zeros = Tensor::<B, 4>::zeros([b, h, pad, d], &kv.k.device());
                     LayerKv {
@@ -261,7 +286,35 @@ impl<B: Backend> KvCache<B> {
         }
     }
 
+    /// The same cache with buffers cut to the columns in use.
+    fn compact(mut self) -> Self {
+        for layer in self.layers.iter_mut().flatten() {
+            *layer = view(layer, self.len);
+        }
+        self
+    }
+
     fn device(&self) -> Option<B::Device> {
         self.layers.iter().flatten().next().map(|kv| kv.k.device())
+    }
+}
+
+/// The first `len` columns of a layer's buffers.
+fn view<B: Backend>(kv: &LayerKv<B>, len: usize) -> LayerKv<B> {
+    let [b, h, _, d] = kv.k.dims();
+    LayerKv {
+        k: kv.k.clone().slice([0..b, 0..h, 0..len, 0..d]),
+        v: kv.v.clone().slice([0..b, 0..h, 0..len, 0..d]),
+    }
+}
+
+/// Buffers with room for at least `needed` columns, rounded up to a multiple of [`GROWTH`].
+fn grow<B: Backend>(kv: LayerKv<B>, needed: usize) -> LayerKv<B> {
+    let [b, h, cap, d] = kv.k.dims();
+    let spare = needed.next_multiple_of(GROWTH) - cap;
+    let zeros = Tensor::<B, 4>::zeros([b, h, spare, d], &kv.k.device());
+    LayerKv {
+        k: Tensor::cat(vec![kv.k, zeros.clone()], 2),
+        v: Tensor::cat(vec![kv.v, zeros], 2),
     }
 }

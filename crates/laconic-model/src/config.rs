@@ -222,7 +222,7 @@ impl Qwen3Config {
             .mlp_only_layers
             .as_ref()
             .is_some_and(|layers| layers.contains(&layer));
-        !dense && self.num_experts.unwrap_or(0) > 0 && (layer + 1) % step == 0
+        !dense && self.num_experts.unwrap_or(0) > 0 && (layer + 1).is_multiple_of(step)
     }
 
     /// Checks the config describes a model this crate can run.
@@ -257,20 +257,20 @@ impl Qwen3Config {
                 return Err(fail(format!("`{key}` must be positive, found `0`")));
             }
         }
-        if self.num_attention_heads % self.num_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(fail(format!(
                 "`num_attention_heads` ({}) must be a multiple of `num_key_value_heads` ({})",
                 self.num_attention_heads,
                 self.num_kv_heads()
             )));
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(fail(format!(
                 "`hidden_size` ({}) is not divisible by `num_attention_heads` ({}) and no `head_dim` is given",
                 self.hidden_size, self.num_attention_heads
             )));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(fail(format!(
                 "`head_dim` must be even for rotary embeddings, found `{}`",
                 self.head_dim()

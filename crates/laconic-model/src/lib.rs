@@ -49,7 +49,7 @@ pub use config::{Arch, Qwen3Config, TokenIds};
 pub use error::{Error, Result};
 pub use layer::DecoderLayer;
 pub use layout::AttentionLayout;
-pub use linear::Linear;
+pub use linear::{project, Linear};
 pub use load::{
     load_model, load_pretrained, load_weights, named_tensors, save_pretrained, Pretrained,
 };

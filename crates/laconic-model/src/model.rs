@@ -12,7 +12,7 @@ use crate::config::{Arch, Qwen3Config};
 use crate::error::{Error, Result};
 use crate::layer::DecoderLayer;
 use crate::layout::AttentionLayout;
-use crate::linear::Linear;
+use crate::linear::{project, Linear};
 use crate::norm::RmsNorm;
 use crate::rope::Rope;
 
@@ -180,11 +180,7 @@ impl<B: Backend> Qwen3<B> {
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => burn::tensor::module::linear(
-                hidden,
-                self.model.embed_tokens.weight.val().transpose(),
-                None,
-            ),
+            None => project(hidden, self.model.embed_tokens.weight.val(), None),
         }
     }
 
