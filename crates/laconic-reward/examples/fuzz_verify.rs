@@ -26,6 +26,9 @@ struct Args {
     /// Seed of the xorshift generator.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+    /// Print inputs whose judgement takes longer than this many milliseconds.
+    #[arg(long)]
+    report_slower_than_ms: Option<u64>,
     /// Seed inputs (JSONL with `response` and `gold`).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/verify_pairs/pairs.jsonl"))]
     fixture: PathBuf,
@@ -152,7 +155,14 @@ fn main() -> Result<()> {
                 std::hint::black_box(verify(&a, &b));
                 std::hint::black_box(judge.judge(&a, &b));
             });
-            slowest = slowest.max(t.elapsed());
+            let took = t.elapsed();
+            slowest = slowest.max(took);
+            if args
+                .report_slower_than_ms
+                .is_some_and(|ms| took > Duration::from_millis(ms))
+            {
+                println!("slow ({took:?}): pred={a:?} gold={b:?}");
+            }
             if r.is_err() {
                 eprintln!("panic on pred={a:?} gold={b:?}");
                 std::process::exit(1);

@@ -5,7 +5,8 @@
 //! an [`Answer`] tree, and compared:
 //! - numbers exactly as rationals on `i128` (checked; overflow falls back to `f64`);
 //! - a decimal literal (`0.333333`) against anything after rounding both to
-//!   [`VerifyOptions::float_rounding`] places (math-verify's rule for SymPy floats);
+//!   [`VerifyOptions::float_rounding`] places (math-verify's rule for SymPy floats), or, with at
+//!   least that many places, when it is the other value correctly rounded to its own places;
 //! - irrational constants (`\sqrt2`, `\pi`) with a relative tolerance;
 //! - expressions with variables at deterministic pseudo-random rational points, exactly when the
 //!   expression is rational in them, else within the tolerance;
