@@ -93,8 +93,16 @@ impl<B: Backend> AdamW<B> {
     pub fn to_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         let mut out = Vec::with_capacity(3 * self.moments.len());
         for (name, m) in &self.moments {
-            out.push((format!("exp_avg.{name}"), m.shape.clone(), to_vec(m.exp_avg.clone())));
-            out.push((format!("exp_avg_sq.{name}"), m.shape.clone(), to_vec(m.exp_avg_sq.clone())));
+            out.push((
+                format!("exp_avg.{name}"),
+                m.shape.clone(),
+                to_vec(m.exp_avg.clone()),
+            ));
+            out.push((
+                format!("exp_avg_sq.{name}"),
+                m.shape.clone(),
+                to_vec(m.exp_avg_sq.clone()),
+            ));
             out.push((format!("step.{name}"), vec![1], vec![m.step as f32]));
         }
         out
@@ -104,7 +112,11 @@ impl<B: Backend> AdamW<B> {
     ///
     /// # Errors
     /// When a parameter lacks one of its three tensors or their shapes disagree.
-    pub fn load_tensors(&mut self, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, device: &B::Device) -> Result<()> {
+    pub fn load_tensors(
+        &mut self,
+        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        device: &B::Device,
+    ) -> Result<()> {
         let mut moments = BTreeMap::new();
         for (key, (shape, values)) in tensors {
             let Some(name) = key.strip_prefix("exp_avg.") else {
@@ -112,7 +124,9 @@ impl<B: Backend> AdamW<B> {
             };
             let get = |prefix: &str| {
                 tensors.get(&format!("{prefix}.{name}")).ok_or_else(|| {
-                    Error::Input(format!("optimizer state has `exp_avg.{name}` but no `{prefix}.{name}`"))
+                    Error::Input(format!(
+                        "optimizer state has `exp_avg.{name}` but no `{prefix}.{name}`"
+                    ))
                 })
             };
             let (sq_shape, sq) = get("exp_avg_sq")?;
@@ -123,7 +137,9 @@ impl<B: Backend> AdamW<B> {
                     step.len()
                 )));
             }
-            let flat = |v: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+            let flat = |v: &Vec<f32>| {
+                Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [v.len()]), device)
+            };
             moments.insert(
                 name.to_string(),
                 Moments {
@@ -144,7 +160,13 @@ impl<B: Backend> AdamW<B> {
     }
 
     /// One AdamW update of a single parameter (PyTorch's `_single_tensor_adamw` order of operations).
-    fn update<const D: usize>(&mut self, name: &str, param: Tensor<B, D>, grad: Tensor<B, D>, lr: f64) -> Tensor<B, D> {
+    fn update<const D: usize>(
+        &mut self,
+        name: &str,
+        param: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        lr: f64,
+    ) -> Tensor<B, D> {
         let AdamWSettings {
             betas: (beta1, beta2),
             eps,
@@ -153,25 +175,37 @@ impl<B: Backend> AdamW<B> {
         let shape = param.dims();
         let numel = shape.iter().product::<usize>();
         let device = param.device();
-        let state = self.moments.entry(name.to_string()).or_insert_with(|| Moments {
-            shape: shape.to_vec(),
-            exp_avg: Tensor::zeros([numel], &device),
-            exp_avg_sq: Tensor::zeros([numel], &device),
-            step: 0,
-        });
+        let state = self
+            .moments
+            .entry(name.to_string())
+            .or_insert_with(|| Moments {
+                shape: shape.to_vec(),
+                exp_avg: Tensor::zeros([numel], &device),
+                exp_avg_sq: Tensor::zeros([numel], &device),
+                step: 0,
+            });
         state.step += 1;
         let grad = grad.reshape([numel]);
         // θ ← θ·(1 − lr·λ)
-        let param = param.reshape([numel]).mul_scalar(1.0 - lr * f64::from(weight_decay));
+        let param = param
+            .reshape([numel])
+            .mul_scalar(1.0 - lr * f64::from(weight_decay));
         // m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
-        state.exp_avg = state.exp_avg.clone().mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
-        state.exp_avg_sq = state.exp_avg_sq.clone().mul_scalar(beta2) + grad.square().mul_scalar(1.0 - beta2);
+        state.exp_avg =
+            state.exp_avg.clone().mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
+        state.exp_avg_sq =
+            state.exp_avg_sq.clone().mul_scalar(beta2) + grad.square().mul_scalar(1.0 - beta2);
         // Bias corrections in f64, as PyTorch computes them in Python floats.
         let t = state.step as i32;
         let bias1 = 1.0 - f64::from(beta1).powi(t);
         let bias2_sqrt = (1.0 - f64::from(beta2).powi(t)).sqrt();
         // θ ← θ − (lr/bias1)·m / (sqrt(v)/sqrt(bias2) + ε)
-        let denom = state.exp_avg_sq.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(eps);
+        let denom = state
+            .exp_avg_sq
+            .clone()
+            .sqrt()
+            .div_scalar(bias2_sqrt)
+            .add_scalar(eps);
         let updated = param - (state.exp_avg.clone() / denom).mul_scalar(lr / bias1);
         updated.reshape(shape)
     }

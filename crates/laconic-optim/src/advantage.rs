@@ -306,12 +306,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for (estimator, name) in AdvEstimator::ALL.iter().zip([
-            "grpo",
-            "dr_grpo",
-            "rloo",
-            "reinforce_pp_baseline",
-        ]) {
+        for (estimator, name) in
+            AdvEstimator::ALL
+                .iter()
+                .zip(["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"])
+        {
             let json = serde_json::to_string(estimator).unwrap();
             assert_eq!(json, format!("\"{name}\""));
             let back: AdvEstimator = serde_json::from_str(&json).unwrap();

@@ -139,7 +139,11 @@ mod tests {
         let per_sequence: Vec<Vec<f64>> = lengths
             .iter()
             .enumerate()
-            .map(|(i, &len)| (0..len).map(|t| (i * 7 + t * 3) as f64 * 0.1 - 0.8).collect())
+            .map(|(i, &len)| {
+                (0..len)
+                    .map(|t| (i * 7 + t * 3) as f64 * 0.1 - 0.8)
+                    .collect()
+            })
             .collect();
         let counts = AggCounts::from_lengths(&lengths, Some(16.0));
         assert_eq!((counts.num_tokens, counts.num_seqs), (9, 3));
@@ -185,7 +189,10 @@ mod tests {
         assert_eq!(counts.norm_length, 9.0);
         let w = LossAggMode::SeqMeanTokenSumNorm.token_weight(4, &counts);
         assert!((w - 1.0 / 27.0).abs() < 1e-12);
-        assert_eq!(LossAggMode::TokenMean.token_weight(3, &AggCounts::from_lengths(&[], None)), 0.0);
+        assert_eq!(
+            LossAggMode::TokenMean.token_weight(3, &AggCounts::from_lengths(&[], None)),
+            0.0
+        );
     }
 
     #[test]
@@ -203,6 +210,9 @@ mod tests {
         let err = serde_json::from_str::<LossAggMode>("\"token_mean\"")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("token-mean") && err.contains("seq-mean-token-sum-norm"), "{err}");
+        assert!(
+            err.contains("token-mean") && err.contains("seq-mean-token-sum-norm"),
+            "{err}"
+        );
     }
 }

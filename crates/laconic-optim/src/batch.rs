@@ -63,24 +63,43 @@ impl UpdateBatch {
                 return fail("has an empty prompt".into());
             }
             if seq.old_logprobs.len() != n {
-                return fail(format!("has {} old log-probs for {n} response tokens", seq.old_logprobs.len()));
+                return fail(format!(
+                    "has {} old log-probs for {n} response tokens",
+                    seq.old_logprobs.len()
+                ));
             }
             if let Some(k) = seq.old_logprobs.iter().position(|v| !v.is_finite()) {
-                return fail(format!("old log-prob of response token {k} is `{}`", seq.old_logprobs[k]));
+                return fail(format!(
+                    "old log-prob of response token {k} is `{}`",
+                    seq.old_logprobs[k]
+                ));
             }
             if !seq.advantage.is_finite() {
                 return fail(format!("advantage is `{}`", seq.advantage));
             }
-            if let Some(&id) = seq.prompt_ids.iter().chain(&seq.response_ids).find(|&&id| id as usize >= vocab_size) {
-                return fail(format!("token id `{id}` is outside the vocabulary of {vocab_size}"));
+            if let Some(&id) = seq
+                .prompt_ids
+                .iter()
+                .chain(&seq.response_ids)
+                .find(|&&id| id as usize >= vocab_size)
+            {
+                return fail(format!(
+                    "token id `{id}` is outside the vocabulary of {vocab_size}"
+                ));
             }
             if let Some(reference) = ref_logprobs {
                 let r = &reference[index];
                 if r.len() != n {
-                    return fail(format!("has {} reference log-probs for {n} response tokens", r.len()));
+                    return fail(format!(
+                        "has {} reference log-probs for {n} response tokens",
+                        r.len()
+                    ));
                 }
                 if let Some(k) = r.iter().position(|v| !v.is_finite()) {
-                    return fail(format!("reference log-prob of response token {k} is `{}`", r[k]));
+                    return fail(format!(
+                        "reference log-prob of response token {k} is `{}`",
+                        r[k]
+                    ));
                 }
             }
         }
@@ -90,7 +109,11 @@ impl UpdateBatch {
     /// Splits the batch into mini-batches of `groups_per_mini_batch` whole groups (all groups when
     /// `None`), in order of first appearance or shuffled with `rng`. Returns sequence indices (in batch
     /// order within a group), masked ones included.
-    pub fn mini_batches(&self, groups_per_mini_batch: Option<usize>, rng: Option<&mut StdRng>) -> Vec<Vec<usize>> {
+    pub fn mini_batches(
+        &self,
+        groups_per_mini_batch: Option<usize>,
+        rng: Option<&mut StdRng>,
+    ) -> Vec<Vec<usize>> {
         let mut groups: Vec<usize> = Vec::new();
         for seq in &self.sequences {
             if !groups.contains(&seq.group) {
@@ -131,10 +154,19 @@ mod tests {
     #[test]
     fn mini_batches_keep_groups_whole() {
         let batch = UpdateBatch {
-            sequences: vec![seq(5, 2, false), seq(9, 1, false), seq(5, 3, true), seq(2, 1, false), seq(9, 2, false)],
+            sequences: vec![
+                seq(5, 2, false),
+                seq(9, 1, false),
+                seq(5, 3, true),
+                seq(2, 1, false),
+                seq(9, 2, false),
+            ],
         };
         assert_eq!(batch.mini_batches(None, None), vec![vec![0, 1, 2, 3, 4]]);
-        assert_eq!(batch.mini_batches(Some(2), None), vec![vec![0, 1, 2, 4], vec![3]]);
+        assert_eq!(
+            batch.mini_batches(Some(2), None),
+            vec![vec![0, 1, 2, 4], vec![3]]
+        );
         let mut rng = StdRng::seed_from_u64(0);
         let shuffled = batch.mini_batches(Some(1), Some(&mut rng));
         let mut all: Vec<usize> = shuffled.concat();
@@ -150,12 +182,18 @@ mod tests {
         };
         batch.sequences[1].old_logprobs.pop();
         let err = batch.validate(None, 10).unwrap_err().to_string();
-        assert!(err.contains("sequence 1") && err.contains("1 old log-probs for 2"), "{err}");
+        assert!(
+            err.contains("sequence 1") && err.contains("1 old log-probs for 2"),
+            "{err}"
+        );
         batch.sequences[1].masked = true;
         batch.validate(None, 10).unwrap();
         let err = batch.validate(None, 3).unwrap_err().to_string();
         assert!(err.contains("`3`"), "{err}");
-        let err = batch.validate(Some(&[vec![-1.0; 2]]), 10).unwrap_err().to_string();
+        let err = batch
+            .validate(Some(&[vec![-1.0; 2]]), 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("for 2 sequences, found 1"), "{err}");
     }
 }

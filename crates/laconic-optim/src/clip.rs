@@ -15,7 +15,10 @@ pub const CLIP_EPSILON: f64 = 1e-6;
 
 /// `sqrt(Σ_p ‖g_p‖²)` over the parameters of `module` that have a gradient in `grads` (one
 /// device→host transfer).
-pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &GradientsParams) -> f64 {
+pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> f64 {
     let mut visitor = SquaredNorms::<B> {
         grads,
         squares: Vec::new(),
@@ -103,7 +106,10 @@ mod tests {
             b: Param::from_tensor(Tensor::zeros([2], &device)),
         };
         let mut grads = GradientsParams::new();
-        grads.register::<TestBackend, 2>(module.a.id, Tensor::from_floats([[3.0, 0.0], [0.0, 0.0]], &device));
+        grads.register::<TestBackend, 2>(
+            module.a.id,
+            Tensor::from_floats([[3.0, 0.0], [0.0, 0.0]], &device),
+        );
         grads.register::<TestBackend, 1>(module.b.id, Tensor::from_floats([4.0, 0.0], &device));
         (module, grads)
     }
@@ -111,7 +117,10 @@ mod tests {
     fn grad_values(module: &Two<AD>, grads: &GradientsParams) -> (Vec<f32>, Vec<f32>) {
         let a = grads.get::<TestBackend, 2>(module.a.id).unwrap();
         let b = grads.get::<TestBackend, 1>(module.b.id).unwrap();
-        (a.into_data().into_vec().unwrap(), b.into_data().into_vec().unwrap())
+        (
+            a.into_data().into_vec().unwrap(),
+            b.into_data().into_vec().unwrap(),
+        )
     }
 
     #[test]
@@ -124,7 +133,10 @@ mod tests {
         // Direction unchanged: both tensors scaled by the same 4.5/5 (per-tensor clipping would not
         // touch either, since 3 and 4 are below 4.5).
         let (a, b) = grad_values(&module, &grads);
-        assert!((a[0] - 2.7).abs() < 1e-5 && (b[0] - 3.6).abs() < 1e-5, "{a:?} {b:?}");
+        assert!(
+            (a[0] - 2.7).abs() < 1e-5 && (b[0] - 3.6).abs() < 1e-5,
+            "{a:?} {b:?}"
+        );
     }
 
     #[test]
@@ -142,7 +154,8 @@ mod tests {
     fn non_finite_norm_is_reported_not_applied() {
         let (module, mut grads) = module_and_grads();
         let device = Default::default();
-        grads.register::<TestBackend, 1>(module.b.id, Tensor::from_floats([f32::NAN, 0.0], &device));
+        grads
+            .register::<TestBackend, 1>(module.b.id, Tensor::from_floats([f32::NAN, 0.0], &device));
         assert!(clip_grad_norm(&module, &mut grads, 1.0).is_nan());
         assert_eq!(grad_values(&module, &grads).0[0], 3.0);
     }

@@ -143,33 +143,128 @@ impl OptimConfig {
                 Err(Error::config(key, expected, found))
             }
         };
-        check(c.adv_epsilon >= 0.0 && c.adv_epsilon.is_finite(), "adv_epsilon", "expected a finite value ≥ 0", c.adv_epsilon.to_string())?;
-        check((0.0..1.0).contains(&c.clip_ratio_low), "clip_ratio_low", "expected a value in [0, 1)", c.clip_ratio_low.to_string())?;
-        check(c.clip_ratio_high >= 0.0 && c.clip_ratio_high.is_finite(), "clip_ratio_high", "expected a finite value ≥ 0", c.clip_ratio_high.to_string())?;
+        check(
+            c.adv_epsilon >= 0.0 && c.adv_epsilon.is_finite(),
+            "adv_epsilon",
+            "expected a finite value ≥ 0",
+            c.adv_epsilon.to_string(),
+        )?;
+        check(
+            (0.0..1.0).contains(&c.clip_ratio_low),
+            "clip_ratio_low",
+            "expected a value in [0, 1)",
+            c.clip_ratio_low.to_string(),
+        )?;
+        check(
+            c.clip_ratio_high >= 0.0 && c.clip_ratio_high.is_finite(),
+            "clip_ratio_high",
+            "expected a finite value ≥ 0",
+            c.clip_ratio_high.to_string(),
+        )?;
         if let Some(v) = c.clip_ratio_c {
-            check(v > 1.0 && v.is_finite(), "clip_ratio_c", "expected a finite value > 1", v.to_string())?;
+            check(
+                v > 1.0 && v.is_finite(),
+                "clip_ratio_c",
+                "expected a finite value > 1",
+                v.to_string(),
+            )?;
         }
         if let Some(v) = c.loss_scale_factor {
-            check(v > 0.0 && v.is_finite(), "loss_scale_factor", "expected a finite value > 0", v.to_string())?;
+            check(
+                v > 0.0 && v.is_finite(),
+                "loss_scale_factor",
+                "expected a finite value > 0",
+                v.to_string(),
+            )?;
         }
-        check(c.kl_loss_coef >= 0.0 && c.kl_loss_coef.is_finite(), "kl_loss_coef", "expected a finite value ≥ 0", c.kl_loss_coef.to_string())?;
-        check(c.entropy_coeff.is_finite(), "entropy_coeff", "expected a finite value", c.entropy_coeff.to_string())?;
+        check(
+            c.kl_loss_coef >= 0.0 && c.kl_loss_coef.is_finite(),
+            "kl_loss_coef",
+            "expected a finite value ≥ 0",
+            c.kl_loss_coef.to_string(),
+        )?;
+        check(
+            c.entropy_coeff.is_finite(),
+            "entropy_coeff",
+            "expected a finite value",
+            c.entropy_coeff.to_string(),
+        )?;
         if let Some(v) = c.ppo_mini_batch_size {
-            check(v >= 1, "ppo_mini_batch_size", "expected a positive number of prompts", v.to_string())?;
+            check(
+                v >= 1,
+                "ppo_mini_batch_size",
+                "expected a positive number of prompts",
+                v.to_string(),
+            )?;
         }
-        check(c.ppo_epochs >= 1, "ppo_epochs", "expected a positive integer", c.ppo_epochs.to_string())?;
-        check(c.ppo_micro_batch_size >= 1, "ppo_micro_batch_size", "expected a positive integer", c.ppo_micro_batch_size.to_string())?;
-        check(c.lr > 0.0 && c.lr.is_finite(), "lr", "expected a finite value > 0", c.lr.to_string())?;
-        check(c.weight_decay >= 0.0 && c.weight_decay.is_finite(), "weight_decay", "expected a finite value ≥ 0", c.weight_decay.to_string())?;
-        check(c.betas.iter().all(|b| (0.0..1.0).contains(b)), "betas", "expected two values in [0, 1)", format!("{:?}", c.betas))?;
-        check(c.eps > 0.0 && c.eps.is_finite(), "eps", "expected a finite value > 0", c.eps.to_string())?;
-        check(c.grad_clip >= 0.0 && c.grad_clip.is_finite(), "grad_clip", "expected a finite value ≥ 0 (0 = off)", c.grad_clip.to_string())?;
-        check((0.0..=1.0).contains(&c.min_lr_ratio), "min_lr_ratio", "expected a value in [0, 1]", c.min_lr_ratio.to_string())?;
+        check(
+            c.ppo_epochs >= 1,
+            "ppo_epochs",
+            "expected a positive integer",
+            c.ppo_epochs.to_string(),
+        )?;
+        check(
+            c.ppo_micro_batch_size >= 1,
+            "ppo_micro_batch_size",
+            "expected a positive integer",
+            c.ppo_micro_batch_size.to_string(),
+        )?;
+        check(
+            c.lr > 0.0 && c.lr.is_finite(),
+            "lr",
+            "expected a finite value > 0",
+            c.lr.to_string(),
+        )?;
+        check(
+            c.weight_decay >= 0.0 && c.weight_decay.is_finite(),
+            "weight_decay",
+            "expected a finite value ≥ 0",
+            c.weight_decay.to_string(),
+        )?;
+        check(
+            c.betas.iter().all(|b| (0.0..1.0).contains(b)),
+            "betas",
+            "expected two values in [0, 1)",
+            format!("{:?}", c.betas),
+        )?;
+        check(
+            c.eps > 0.0 && c.eps.is_finite(),
+            "eps",
+            "expected a finite value > 0",
+            c.eps.to_string(),
+        )?;
+        check(
+            c.grad_clip >= 0.0 && c.grad_clip.is_finite(),
+            "grad_clip",
+            "expected a finite value ≥ 0 (0 = off)",
+            c.grad_clip.to_string(),
+        )?;
+        check(
+            (0.0..=1.0).contains(&c.min_lr_ratio),
+            "min_lr_ratio",
+            "expected a value in [0, 1]",
+            c.min_lr_ratio.to_string(),
+        )?;
         if c.lr_schedule == LrSchedule::Cosine {
-            check(c.total_steps.is_some_and(|s| s > c.warmup_steps), "total_steps", "expected a number of updates > warmup_steps (required by `cosine`)", format!("{:?}", c.total_steps))?;
+            check(
+                c.total_steps.is_some_and(|s| s > c.warmup_steps),
+                "total_steps",
+                "expected a number of updates > warmup_steps (required by `cosine`)",
+                format!("{:?}", c.total_steps),
+            )?;
         }
-        check(c.logprob_chunk_size >= 1, "logprob_chunk_size", "expected a positive integer", c.logprob_chunk_size.to_string())?;
-        check(c.temperature > 0.0 && c.temperature.is_finite(), "temperature", "expected a finite value > 0", c.temperature.to_string())?;
+        check(
+            c.logprob_chunk_size >= 1,
+            "logprob_chunk_size",
+            "expected a positive integer",
+            c.logprob_chunk_size.to_string(),
+        )?;
+        check(
+            c.temperature > 0.0 && c.temperature.is_finite(),
+            "temperature",
+            "expected a finite value > 0",
+            c.temperature.to_string(),
+        )?;
         Ok(())
     }
 
@@ -186,7 +281,12 @@ impl OptimConfig {
     ///
     /// # Errors
     /// When the slices differ in length or an unmasked reward is not finite.
-    pub fn advantages(&self, rewards: &[f32], groups: &[usize], masked: &[bool]) -> Result<Vec<f32>> {
+    pub fn advantages(
+        &self,
+        rewards: &[f32],
+        groups: &[usize],
+        masked: &[bool],
+    ) -> Result<Vec<f32>> {
         self.adv_estimator
             .compute(rewards, groups, masked, &self.advantage_options())
     }
@@ -306,11 +406,23 @@ temperature = 1.0
 
     #[test]
     fn unknown_keys_and_names_are_errors_listing_the_valid_ones() {
-        let err = toml::from_str::<OptimConfig>("clip_ratio = 0.2").unwrap_err().to_string();
-        assert!(err.contains("clip_ratio") && err.contains("clip_ratio_low"), "{err}");
-        let err = toml::from_str::<OptimConfig>("loss_agg_mode = \"mean\"").unwrap_err().to_string();
-        assert!(err.contains("token-mean") && err.contains("seq-mean-token-sum-norm"), "{err}");
-        let err = toml::from_str::<OptimConfig>("adv_estimator = \"ppo\"").unwrap_err().to_string();
+        let err = toml::from_str::<OptimConfig>("clip_ratio = 0.2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clip_ratio") && err.contains("clip_ratio_low"),
+            "{err}"
+        );
+        let err = toml::from_str::<OptimConfig>("loss_agg_mode = \"mean\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("token-mean") && err.contains("seq-mean-token-sum-norm"),
+            "{err}"
+        );
+        let err = toml::from_str::<OptimConfig>("adv_estimator = \"ppo\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("reinforce_pp_baseline"), "{err}");
     }
 
@@ -321,18 +433,40 @@ temperature = 1.0
             ..OptimConfig::default()
         };
         let err = bad.validate().unwrap_err().to_string();
-        assert!(err.contains("`clip_ratio_c`") && err.contains("0.5"), "{err}");
+        assert!(
+            err.contains("`clip_ratio_c`") && err.contains("0.5"),
+            "{err}"
+        );
         let cosine = OptimConfig {
             lr_schedule: LrSchedule::Cosine,
             ..OptimConfig::default()
         };
-        assert!(cosine.validate().unwrap_err().to_string().contains("total_steps"));
+        assert!(cosine
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("total_steps"));
         for bad in [
-            OptimConfig { ppo_micro_batch_size: 0, ..OptimConfig::default() },
-            OptimConfig { lr: f64::NAN, ..OptimConfig::default() },
-            OptimConfig { betas: [0.9, 1.0], ..OptimConfig::default() },
-            OptimConfig { temperature: 0.0, ..OptimConfig::default() },
-            OptimConfig { clip_ratio_low: 1.0, ..OptimConfig::default() },
+            OptimConfig {
+                ppo_micro_batch_size: 0,
+                ..OptimConfig::default()
+            },
+            OptimConfig {
+                lr: f64::NAN,
+                ..OptimConfig::default()
+            },
+            OptimConfig {
+                betas: [0.9, 1.0],
+                ..OptimConfig::default()
+            },
+            OptimConfig {
+                temperature: 0.0,
+                ..OptimConfig::default()
+            },
+            OptimConfig {
+                clip_ratio_low: 1.0,
+                ..OptimConfig::default()
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

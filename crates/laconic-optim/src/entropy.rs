@@ -19,7 +19,10 @@ pub fn entropy_from_log_probs<B: Backend>(log_probs: Tensor<B, 2>) -> Tensor<B, 
 ///
 /// # Shapes
 /// - `log_probs`: `[c, V]`, `entropy`: `[c, 1]`; returns `[c, V]`
-pub fn entropy_logit_grad<B: Backend>(log_probs: Tensor<B, 2>, entropy: Tensor<B, 2>) -> Tensor<B, 2> {
+pub fn entropy_logit_grad<B: Backend>(
+    log_probs: Tensor<B, 2>,
+    entropy: Tensor<B, 2>,
+) -> Tensor<B, 2> {
     (log_probs.clone().exp() * (log_probs + entropy)).neg()
 }
 
@@ -32,8 +35,14 @@ mod tests {
     #[test]
     fn uniform_and_peaked_distributions() {
         let device = Default::default();
-        let logits = Tensor::<TestBackend, 2>::from_floats([[0.0, 0.0, 0.0, 0.0], [30.0, 0.0, 0.0, 0.0]], &device);
-        let h = entropy_from_log_probs(log_softmax(logits, 1)).into_data().into_vec::<f32>().unwrap();
+        let logits = Tensor::<TestBackend, 2>::from_floats(
+            [[0.0, 0.0, 0.0, 0.0], [30.0, 0.0, 0.0, 0.0]],
+            &device,
+        );
+        let h = entropy_from_log_probs(log_softmax(logits, 1))
+            .into_data()
+            .into_vec::<f32>()
+            .unwrap();
         assert!((h[0] - 4f32.ln()).abs() < 1e-6);
         assert!(h[1].abs() < 1e-6);
     }
@@ -45,12 +54,20 @@ mod tests {
         let entropy = |z: &[f64]| {
             let m = z.iter().cloned().fold(f64::MIN, f64::max);
             let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
-            z.iter().map(|v| { let lp = v - m - s.ln(); -lp.exp() * lp }).sum::<f64>()
+            z.iter()
+                .map(|v| {
+                    let lp = v - m - s.ln();
+                    -lp.exp() * lp
+                })
+                .sum::<f64>()
         };
         let zt = Tensor::<TestBackend, 2>::from_floats([[0.3f32, -1.2, 0.8, 0.1]], &device);
         let lp = log_softmax(zt, 1);
         let h = entropy_from_log_probs(lp.clone());
-        let g = entropy_logit_grad(lp, h).into_data().into_vec::<f32>().unwrap();
+        let g = entropy_logit_grad(lp, h)
+            .into_data()
+            .into_vec::<f32>()
+            .unwrap();
         for v in 0..4 {
             let (mut up, mut down) = (z, z);
             up[v] += 1e-5;

@@ -77,7 +77,12 @@ struct HeadBackward;
 impl<B: Backend> Backward<B, 2> for HeadBackward {
     type State = HeadState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_hidden, node_weight] = ops.parents;
         let grad = float::<B, 2>(grads.consume::<B>(&ops.node));
         let state = ops.state;
@@ -129,7 +134,10 @@ fn head_backward<B: Backend>(
         let c = end - start;
         let h = hidden.clone().slice([start..end, 0..d]);
         // 1. Recompute this chunk's log-softmax: [c, V].
-        let log_probs = log_softmax(h.clone().matmul(weight_t.clone()).div_scalar(temperature), 1);
+        let log_probs = log_softmax(
+            h.clone().matmul(weight_t.clone()).div_scalar(temperature),
+            1,
+        );
         let entropy = entropy_from_log_probs(log_probs.clone());
         // 2. Upstream gradients of the two outputs: [c, 1] each.
         let g = grad.clone().slice([start..end, 0..2]);
@@ -137,9 +145,12 @@ fn head_backward<B: Backend>(
         let g_entropy = g.slice([0..c, 1..2]);
         // 3. ∂L/∂z = −g_logp·p + g_logp·onehot(y) + g_H·(−p ⊙ (log p + H)), then the 1/τ of z = hWᵀ/τ.
         let probs = log_probs.clone().exp();
-        let mut grad_logits = probs.neg() * g_logp.clone()
-            + entropy_logit_grad(log_probs, entropy) * g_entropy;
-        let rows = targets.clone().slice([start..end]).reshape([c, 1]);
+        let mut grad_logits =
+            probs.neg() * g_logp.clone() + entropy_logit_grad(log_probs, entropy) * g_entropy;
+        let rows = targets
+            .clone()
+            .narrow(0, start, end - start)
+            .reshape([c, 1]);
         grad_logits = grad_logits.scatter(1, rows, g_logp, IndexingUpdateOp::Add);
         let grad_logits = grad_logits.div_scalar(temperature);
         // 4. ∂h = g_z·W ([c, d]); ∂W += g_zᵀ·h ([V, d]).
@@ -160,7 +171,10 @@ fn head_backward<B: Backend>(
     } else {
         None
     };
-    (grad_hidden.or_else(|| want_hidden.then(|| hidden.zeros_like())), grad_weight)
+    (
+        grad_hidden.or_else(|| want_hidden.then(|| hidden.zeros_like())),
+        grad_weight,
+    )
 }
 
 impl<B: Backend, C: CheckpointStrategy> LogprobBackend for Autodiff<B, C> {
@@ -221,8 +235,10 @@ mod tests {
     fn custom_op_gradients_match_plain_autodiff() {
         let device = Default::default();
         let (n, d, v, tau) = (7, 5, 11, 0.8);
-        let hidden = Tensor::<TestBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
-        let weight = Tensor::<TestBackend, 2>::random([v, d], Distribution::Normal(0.0, 1.0), &device);
+        let hidden =
+            Tensor::<TestBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
+        let weight =
+            Tensor::<TestBackend, 2>::random([v, d], Distribution::Normal(0.0, 1.0), &device);
         let targets = Tensor::<TestBackend, 1, Int>::from_ints([3, 0, 10, 5, 5, 1, 9], &device);
         let a = Tensor::<AD, 1>::from_floats([0.3, -1.0, 0.5, 2.0, -0.2, 0.1, 0.7], &device);
         let b = Tensor::<AD, 1>::from_floats([-0.4, 0.2, 1.0, 0.0, 0.6, -0.9, 0.3], &device);
@@ -245,10 +261,13 @@ mod tests {
         let (lp0, h0, gh0, gw0) = run(false);
         let (lp1, h1, gh1, gw1) = run(true);
         for (x, y) in [(lp0, lp1), (h0, h1)] {
-            x.into_data().assert_approx_eq::<f32>(&y.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+            x.into_data()
+                .assert_approx_eq::<f32>(&y.into_data(), burn::tensor::Tolerance::absolute(1e-5));
         }
-        gh0.into_data().assert_approx_eq::<f32>(&gh1.into_data(), burn::tensor::Tolerance::absolute(1e-5));
-        gw0.into_data().assert_approx_eq::<f32>(&gw1.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+        gh0.into_data()
+            .assert_approx_eq::<f32>(&gh1.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+        gw0.into_data()
+            .assert_approx_eq::<f32>(&gw1.into_data(), burn::tensor::Tolerance::absolute(1e-5));
     }
 
     #[test]

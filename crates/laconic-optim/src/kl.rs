@@ -133,7 +133,9 @@ mod tests {
             serde_json::from_str::<KlLossType>("\"low_var_kl\"").unwrap(),
             KlLossType::K3
         );
-        let err = serde_json::from_str::<KlLossType>("\"k4\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<KlLossType>("\"k4\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("k1") && err.contains("k3"), "{err}");
     }
 }

@@ -86,7 +86,10 @@ impl PackedSequences {
                 });
             }
         }
-        let input_lengths: Vec<usize> = sequences.iter().map(|(p, r)| p.len() + r.len() - 1).collect();
+        let input_lengths: Vec<usize> = sequences
+            .iter()
+            .map(|(p, r)| p.len() + r.len() - 1)
+            .collect();
         let width = input_lengths.iter().copied().max().unwrap_or(0);
         let batch = sequences.len();
         let mut tokens = vec![0i64; batch * width];
@@ -119,7 +122,10 @@ impl PackedSequences {
 
     /// The targets as a tensor `[n_tok]`.
     pub fn targets_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 1, Int> {
-        Tensor::from_data(TensorData::new(self.targets.clone(), [self.num_tokens()]), device)
+        Tensor::from_data(
+            TensorData::new(self.targets.clone(), [self.num_tokens()]),
+            device,
+        )
     }
 }
 
@@ -148,7 +154,9 @@ pub fn response_hidden<B: Backend>(
         TensorData::new(packed.rows.clone(), [packed.num_tokens()]),
         device,
     );
-    Ok(hidden.reshape([packed.batch * packed.width, d]).select(0, rows))
+    Ok(hidden
+        .reshape([packed.batch * packed.width, d])
+        .select(0, rows))
 }
 
 /// Log-probs and entropies from one block of logits: `lp = log_softmax(z/τ)`, `logp = lp[y]`,
@@ -163,7 +171,10 @@ pub fn logprobs_from_logits<B: Backend>(
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let n = logits.dims()[0];
     let log_probs = log_softmax(logits.div_scalar(temperature), 1);
-    let logp = log_probs.clone().gather(1, targets.reshape([n, 1])).reshape([n]);
+    let logp = log_probs
+        .clone()
+        .gather(1, targets.reshape([n, 1]))
+        .reshape([n]);
     let entropy = entropy_from_log_probs(log_probs).reshape([n]);
     (logp, entropy)
 }
@@ -187,8 +198,15 @@ pub fn head_logprobs<B: Backend>(
     for start in (0..n).step_by(chunk_size.max(1)) {
         let end = (start + chunk_size.max(1)).min(n);
         // [c, d] · [d, V] → [c, V]: the only vocabulary-sized block alive.
-        let logits = hidden.clone().slice([start..end, 0..d]).matmul(weight_t.clone());
-        let (logp, entropy) = logprobs_from_logits(logits, targets.clone().slice([start..end]), temperature);
+        let logits = hidden
+            .clone()
+            .slice([start..end, 0..d])
+            .matmul(weight_t.clone());
+        let (logp, entropy) = logprobs_from_logits(
+            logits,
+            targets.clone().narrow(0, start, end - start),
+            temperature,
+        );
         logps.push(logp);
         entropies.push(entropy);
     }
@@ -248,7 +266,11 @@ pub fn compute_logprobs<B: Backend>(
 
 /// Rejects an LM head with a bias: the chunked head computes `h·Wᵀ` only (Qwen heads have none).
 pub(crate) fn check_head<B: Backend>(model: &Qwen3<B>) -> Result<()> {
-    if model.lm_head.as_ref().is_some_and(|head| head.bias.is_some()) {
+    if model
+        .lm_head
+        .as_ref()
+        .is_some_and(|head| head.bias.is_some())
+    {
         return Err(Error::Input(
             "an LM head with a bias is not supported by the chunked log-prob head".into(),
         ));
@@ -310,24 +332,42 @@ mod tests {
     #[test]
     fn chunked_recomputation_matches_full_logits() {
         let model = tiny_model(false);
-        let sequences: [(&[u32], &[u32]); 3] = [(&[3, 4, 5], &[6, 7]), (&[9], &[10, 11, 12, 13]), (&[1, 2], &[])];
-        let options = LogprobOptions { temperature: 0.7, chunk_size: 2, micro_batch_size: 2 };
+        let sequences: [(&[u32], &[u32]); 3] = [
+            (&[3, 4, 5], &[6, 7]),
+            (&[9], &[10, 11, 12, 13]),
+            (&[1, 2], &[]),
+        ];
+        let options = LogprobOptions {
+            temperature: 0.7,
+            chunk_size: 2,
+            micro_batch_size: 2,
+        };
         let got = compute_logprobs(&model, &sequences, &options).unwrap();
         assert!(got[2].logprobs.is_empty());
         let device = Default::default();
         for (i, (prompt, response)) in sequences.iter().enumerate().take(2) {
             // Reference: the full sequence alone, all logits, log_softmax(z / τ).
-            let ids: Vec<i64> = prompt.iter().chain(response.iter()).map(|&t| t as i64).collect();
+            let ids: Vec<i64> = prompt
+                .iter()
+                .chain(response.iter())
+                .map(|&t| t as i64)
+                .collect();
             let len = ids.len();
-            let tokens = Tensor::<TestBackend, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
+            let tokens =
+                Tensor::<TestBackend, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
             let layout = AttentionLayout::right_padded(&[len], len).unwrap();
             let logits = model.forward(tokens, &layout).unwrap().reshape([len, 48]);
             let lp = to_vec(log_softmax(logits.div_scalar(0.7), 1));
             for (k, &y) in response.iter().enumerate() {
                 let pos = prompt.len() - 1 + k;
                 let expected = lp[pos * 48 + y as usize];
-                assert!((got[i].logprobs[k] - expected).abs() < 1e-5, "seq {i} token {k}");
-                let h: f32 = (0..48).map(|v| -lp[pos * 48 + v].exp() * lp[pos * 48 + v]).sum();
+                assert!(
+                    (got[i].logprobs[k] - expected).abs() < 1e-5,
+                    "seq {i} token {k}"
+                );
+                let h: f32 = (0..48)
+                    .map(|v| -lp[pos * 48 + v].exp() * lp[pos * 48 + v])
+                    .sum();
                 assert!((got[i].entropy[k] - h).abs() < 1e-5);
             }
         }

@@ -105,7 +105,8 @@ pub fn objective<B: Backend>(
 ) -> (Tensor<B, 1>, ObjectiveSums) {
     let device = logp.device();
     let n = batch.num_tokens();
-    let upload = |values: &[f32]| Tensor::<B, 1>::from_data(TensorData::new(values.to_vec(), [n]), &device);
+    let upload =
+        |values: &[f32]| Tensor::<B, 1>::from_data(TensorData::new(values.to_vec(), [n]), &device);
     let old = upload(&batch.old_logprobs);
     let weights = upload(&batch.weights);
 

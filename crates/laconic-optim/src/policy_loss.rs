@@ -126,7 +126,10 @@ pub fn clipped_surrogate<B: Backend>(
     // − A·c bounds the loss of negative advantages from above.
     let bound = neg_adv.mul_scalar(c);
     let negative = advantages.lower_elem(0.0);
-    let lower_active = loss.clone().greater(bound.clone()).bool_and(negative.clone());
+    let lower_active = loss
+        .clone()
+        .greater(bound.clone())
+        .bool_and(negative.clone());
     let dual = loss.clone().min_pair(bound);
     Surrogate {
         loss: loss.mask_where(negative, dual),
@@ -149,7 +152,11 @@ mod tests {
         let device = Default::default();
         let ratios = [0.5f32, 0.9, 1.0, 1.2, 1.5, 4.0];
         for dual_c in [None, Some(3.0f32)] {
-            let clip = ClipRange { low: 0.2, high: 0.28, dual_c };
+            let clip = ClipRange {
+                low: 0.2,
+                high: 0.28,
+                dual_c,
+            };
             for adv in [1.5f32, -2.0] {
                 let log_ratio: Vec<f32> = ratios.iter().map(|r| r.ln()).collect();
                 let s = clipped_surrogate(
@@ -157,7 +164,8 @@ mod tests {
                     Tensor::from_floats([adv; 6], &device),
                     &clip,
                 );
-                let (loss, clipped, lower) = (values(s.loss), values(s.clipped), values(s.clipped_lower));
+                let (loss, clipped, lower) =
+                    (values(s.loss), values(s.clipped), values(s.clipped_lower));
                 for (i, &r) in ratios.iter().enumerate() {
                     let l1 = -adv * r;
                     let l2 = -adv * r.clamp(0.8, 1.28);
@@ -196,7 +204,9 @@ mod tests {
             assert_eq!(json, format!("\"{name}\""));
             assert_eq!(serde_json::from_str::<PolicyLoss>(&json).unwrap(), *kind);
         }
-        let err = serde_json::from_str::<PolicyLoss>("\"ppo\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<PolicyLoss>("\"ppo\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("vanilla") && err.contains("gspo"), "{err}");
     }
 }

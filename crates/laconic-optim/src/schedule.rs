@@ -100,7 +100,9 @@ mod tests {
             assert_eq!(json, format!("\"{name}\""));
             assert_eq!(serde_json::from_str::<LrSchedule>(&json).unwrap(), *kind);
         }
-        let err = serde_json::from_str::<LrSchedule>("\"linear\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<LrSchedule>("\"linear\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("constant") && err.contains("cosine"), "{err}");
     }
 }

@@ -80,7 +80,10 @@ impl UpdateMetrics {
         put("actor/lr", self.lr);
         put("actor/loss", self.loss);
         put("actor/num_updates", self.num_updates as f64);
-        put("actor/skipped_mini_batches", self.skipped_mini_batches as f64);
+        put(
+            "actor/skipped_mini_batches",
+            self.skipped_mini_batches as f64,
+        );
         put("actor/num_tokens", self.num_tokens as f64);
         map
     }
@@ -181,7 +184,9 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
             ));
         }
         let mut metrics = UpdateMetrics::default();
-        let mut rng = StdRng::seed_from_u64(self.config.seed ^ self.batches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(
+            self.config.seed ^ self.batches.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         for _epoch in 0..self.config.ppo_epochs {
             let shuffle = self.config.shuffle.then_some(&mut rng);
             for mini_batch in batch.mini_batches(self.config.ppo_mini_batch_size, shuffle) {
@@ -198,12 +203,14 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                         .collect()
                 });
                 let lengths: Vec<usize> = trainable.iter().map(|s| s.response_ids.len()).collect();
-                let counts = AggCounts::from_lengths(&lengths, self.config.loss_scale_factor.map(f64::from));
+                let counts =
+                    AggCounts::from_lengths(&lengths, self.config.loss_scale_factor.map(f64::from));
                 if counts.is_empty() {
                     metrics.skipped_mini_batches += 1;
                     continue;
                 }
-                let (mut grads, sums) = self.accumulate_gradients(&model, &trainable, refs.as_deref(), &counts)?;
+                let (mut grads, sums) =
+                    self.accumulate_gradients(&model, &trainable, refs.as_deref(), &counts)?;
                 let grad_norm = clip_grad_norm(&model, &mut grads, self.config.grad_clip);
                 if !grad_norm.is_finite() {
                     return Err(Error::NonFinite {
@@ -248,7 +255,12 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 .map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice()))
                 .collect();
             let packed = PackedSequences::new(&pairs)?;
-            let tokens = token_batch(chunk, ref_logprobs.map(|r| &r[chunk_index * micro..chunk_index * micro + chunk.len()]), counts, config);
+            let tokens = token_batch(
+                chunk,
+                ref_logprobs.map(|r| &r[chunk_index * micro..chunk_index * micro + chunk.len()]),
+                counts,
+                config,
+            );
             // Decoder → response rows [n_tok, d] → head op → per-token log-probs and entropies.
             let hidden = response_hidden(model, &packed, &device)?;
             let (logp, entropy) = head_logprobs_grad(
@@ -282,7 +294,10 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     pub fn save_state(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         if self.updates >= EXACT_F32_COUNTER || self.batches >= EXACT_F32_COUNTER {
-            return Err(state_error(path, "counters beyond 2^24 cannot be stored exactly"));
+            return Err(state_error(
+                path,
+                "counters beyond 2^24 cannot be stored exactly",
+            ));
         }
         let mut tensors = self.optimizer.to_tensors();
         tensors.push(("meta.format".into(), vec![1], vec![STATE_FORMAT]));
@@ -300,11 +315,14 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// When the file is unreadable, of another format, or does not match the model.
     pub fn load_state(&mut self, path: impl AsRef<Path>, model: &Qwen3<B>) -> Result<()> {
         let path = path.as_ref();
-        let index = SafetensorsIndex::from_files(&[path.to_path_buf()]).map_err(|e| state_error(path, &e.to_string()))?;
+        let index = SafetensorsIndex::from_files(&[path.to_path_buf()])
+            .map_err(|e| state_error(path, &e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for name in index.names() {
             let entry = index.get(name).expect("a listed name has an entry");
-            let values = index.read_f32(name).map_err(|e| state_error(path, &e.to_string()))?;
+            let values = index
+                .read_f32(name)
+                .map_err(|e| state_error(path, &e.to_string()))?;
             tensors.insert(name.to_string(), (entry.shape.clone(), values));
         }
         let meta = |key: &str| {
@@ -326,9 +344,17 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 match shapes.get(name) {
                     Some(expected) if expected == shape => {}
                     Some(expected) => {
-                        return Err(state_error(path, &format!("`{name}` has shape {shape:?}, the model's is {expected:?}")))
+                        return Err(state_error(
+                            path,
+                            &format!("`{name}` has shape {shape:?}, the model's is {expected:?}"),
+                        ))
                     }
-                    None => return Err(state_error(path, &format!("the model has no parameter `{name}`"))),
+                    None => {
+                        return Err(state_error(
+                            path,
+                            &format!("the model has no parameter `{name}`"),
+                        ))
+                    }
                 }
             }
         }
@@ -351,7 +377,10 @@ fn token_batch(
 ) -> TokenBatch {
     let lengths: Vec<usize> = chunk.iter().map(|s| s.response_ids.len()).collect();
     TokenBatch {
-        old_logprobs: chunk.iter().flat_map(|s| s.old_logprobs.iter().copied()).collect(),
+        old_logprobs: chunk
+            .iter()
+            .flat_map(|s| s.old_logprobs.iter().copied())
+            .collect(),
         advantages: chunk
             .iter()
             .flat_map(|s| std::iter::repeat_n(s.advantage, s.response_ids.len()))
@@ -363,7 +392,10 @@ fn token_batch(
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }

@@ -15,7 +15,9 @@ use laconic_optim::head::head_logprobs_grad;
 use laconic_optim::logprob::logprobs_from_logits;
 use laconic_optim::objective::{objective, LossSettings, TokenBatch};
 use laconic_optim::policy_loss::ClipRange;
-use laconic_optim::{AdamW, AdamWSettings, AdvEstimator, AdvantageOptions, KlLossType, LossAggMode, PolicyLoss};
+use laconic_optim::{
+    AdamW, AdamWSettings, AdvEstimator, AdvantageOptions, KlLossType, LossAggMode, PolicyLoss,
+};
 use serde_json::Value;
 
 type B = NdArray;
@@ -35,35 +37,62 @@ struct LossFixture {
 impl LossFixture {
     fn load() -> Self {
         let dir = fixture_dir();
-        let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("loss.json")).unwrap()).unwrap();
+        let meta =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("loss.json")).unwrap()).unwrap();
         let tensors = SafetensorsIndex::from_files(&[dir.join("loss.safetensors")]).unwrap();
         Self { meta, tensors }
     }
 
     fn tensor(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
-        (self.tensors.get(name).unwrap().shape.clone(), self.tensors.read_f32(name).unwrap())
+        (
+            self.tensors.get(name).unwrap().shape.clone(),
+            self.tensors.read_f32(name).unwrap(),
+        )
     }
 
     fn usizes(&self, key: &str) -> Vec<usize> {
-        self.meta[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect()
+        self.meta[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
     }
 
     fn f64s(value: &Value) -> Vec<f64> {
-        value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
     }
 
     fn masked(&self) -> Vec<bool> {
-        self.meta["masked"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect()
+        self.meta["masked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect()
     }
 
     fn rewards(&self) -> Vec<f32> {
-        Self::f64s(&self.meta["rewards"]).into_iter().map(|v| v as f32).collect()
+        Self::f64s(&self.meta["rewards"])
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
     }
 }
 
 /// The trainable tokens of the fixture batch: token indices (into the 20 fixture tokens) and the
 /// `TokenBatch` the updater would build for the case.
-fn token_batch(fx: &LossFixture, advantages: &[f32], mode: LossAggMode, with_ref: bool) -> (Vec<i64>, TokenBatch) {
+fn token_batch(
+    fx: &LossFixture,
+    advantages: &[f32],
+    mode: LossAggMode,
+    with_ref: bool,
+) -> (Vec<i64>, TokenBatch) {
     let lengths = fx.usizes("lengths");
     let masked = fx.masked();
     let (_, old) = fx.tensor("old_logprobs");
@@ -74,7 +103,9 @@ fn token_batch(fx: &LossFixture, advantages: &[f32], mode: LossAggMode, with_ref
         if !masked[i] {
             rows.extend((start..start + len).map(|t| t as i64));
             batch.lengths.push(len);
-            batch.advantages.extend(std::iter::repeat_n(advantages[i], len));
+            batch
+                .advantages
+                .extend(std::iter::repeat_n(advantages[i], len));
         }
         start += len;
     }
@@ -105,7 +136,10 @@ fn settings(case: &Value, kl_coef: f32) -> LossSettings {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -121,7 +155,9 @@ fn advantages_match_the_reference() {
             masked_in_group_stats: parts[1] == "1",
             unbiased_std: parts[2] == "1",
         };
-        let got = estimator.compute(&rewards, &groups, &masked, &options).unwrap();
+        let got = estimator
+            .compute(&rewards, &groups, &masked, &options)
+            .unwrap();
         for (g, e) in got.iter().zip(LossFixture::f64s(expected)) {
             worst = worst.max((f64::from(*g) - e).abs());
         }
@@ -142,17 +178,28 @@ fn loss_metrics_and_logit_gradients_match_the_reference() {
     for case in fx.meta["cases"].as_array().unwrap() {
         let estimator: AdvEstimator = parse(&case["adv_estimator"]);
         let mode: LossAggMode = parse(&case["loss_agg_mode"]);
-        let advantages: Vec<f32> = LossFixture::f64s(&fx.meta["advantages"][case["adv_estimator"].as_str().unwrap()])
-            .into_iter()
-            .map(|a| a as f32)
-            .collect();
+        let advantages: Vec<f32> =
+            LossFixture::f64s(&fx.meta["advantages"][case["adv_estimator"].as_str().unwrap()])
+                .into_iter()
+                .map(|a| a as f32)
+                .collect();
         let _ = estimator;
         let (rows, batch) = token_batch(&fx, &advantages, mode, true);
-        let z = Tensor::<AD, 2>::from_data(TensorData::new(logits.clone(), shape.clone()), &device).require_grad();
-        let t = Tensor::<AD, 1, Int>::from_data(TensorData::new(targets.clone(), [targets.len()]), &device);
+        let z = Tensor::<AD, 2>::from_data(TensorData::new(logits.clone(), shape.clone()), &device)
+            .require_grad();
+        let t = Tensor::<AD, 1, Int>::from_data(
+            TensorData::new(targets.clone(), [targets.len()]),
+            &device,
+        );
         let (logp, entropy) = logprobs_from_logits(z.clone(), t, 1.0);
-        let index = Tensor::<AD, 1, Int>::from_data(TensorData::new(rows.clone(), [rows.len()]), &device);
-        let (loss, sums) = objective(logp.select(0, index.clone()), entropy.select(0, index), &batch, &settings(case, kl_coef));
+        let index =
+            Tensor::<AD, 1, Int>::from_data(TensorData::new(rows.clone(), [rows.len()]), &device);
+        let (loss, sums) = objective(
+            logp.select(0, index.clone()),
+            entropy.select(0, index),
+            &batch,
+            &settings(case, kl_coef),
+        );
         let grads = loss.backward();
         let grad: Vec<f32> = z.grad(&grads).unwrap().into_data().into_vec().unwrap();
         let (_, expected_grad) = fx.tensor(&format!("case{}.grad", case["index"]));
@@ -186,18 +233,22 @@ fn custom_head_op_gradients_match_the_reference() {
     let tau = fx.meta["temperature"].as_f64().unwrap() as f32;
     let targets: Vec<i64> = fx.usizes("targets").into_iter().map(|t| t as i64).collect();
     let kl_coef = fx.meta["kl_loss_coef"].as_f64().unwrap() as f32;
-    let inner = |v: &[f32], s: &[usize]| Tensor::<B, 2>::from_data(TensorData::new(v.to_vec(), s.to_vec()), &device);
+    let inner = |v: &[f32], s: &[usize]| {
+        Tensor::<B, 2>::from_data(TensorData::new(v.to_vec(), s.to_vec()), &device)
+    };
     let (mut worst_h, mut worst_w) = (0.0f64, 0.0f64);
     for case in fx.meta["cases"].as_array().unwrap() {
         let mode: LossAggMode = parse(&case["loss_agg_mode"]);
-        let advantages: Vec<f32> = LossFixture::f64s(&fx.meta["advantages"][case["adv_estimator"].as_str().unwrap()])
-            .into_iter()
-            .map(|a| a as f32)
-            .collect();
+        let advantages: Vec<f32> =
+            LossFixture::f64s(&fx.meta["advantages"][case["adv_estimator"].as_str().unwrap()])
+                .into_iter()
+                .map(|a| a as f32)
+                .collect();
         let (rows, batch) = token_batch(&fx, &advantages, mode, true);
         let h = Tensor::<AD, 2>::from_inner(inner(&hidden, &h_shape)).require_grad();
         let w = Tensor::<AD, 2>::from_inner(inner(&weight, &w_shape)).require_grad();
-        let index = Tensor::<AD, 1, Int>::from_data(TensorData::new(rows.clone(), [rows.len()]), &device);
+        let index =
+            Tensor::<AD, 1, Int>::from_data(TensorData::new(rows.clone(), [rows.len()]), &device);
         let picked: Vec<i64> = rows.iter().map(|&r| targets[r as usize]).collect();
         let t = Tensor::<AD, 1, Int>::from_data(TensorData::new(picked, [rows.len()]), &device);
         // Only the trainable rows enter the op (as in the updater), chunks of 3 tokens.
@@ -208,8 +259,18 @@ fn custom_head_op_gradients_match_the_reference() {
         let gw: Vec<f32> = w.grad(&grads).unwrap().into_data().into_vec().unwrap();
         let (z_shape, gz) = fx.tensor(&format!("case{}.grad", case["index"]));
         let gz = inner(&gz, &z_shape).div_scalar(tau);
-        let expect_h: Vec<f32> = gz.clone().matmul(inner(&weight, &w_shape)).into_data().into_vec().unwrap();
-        let expect_w: Vec<f32> = gz.transpose().matmul(inner(&hidden, &h_shape)).into_data().into_vec().unwrap();
+        let expect_h: Vec<f32> = gz
+            .clone()
+            .matmul(inner(&weight, &w_shape))
+            .into_data()
+            .into_vec()
+            .unwrap();
+        let expect_w: Vec<f32> = gz
+            .transpose()
+            .matmul(inner(&hidden, &h_shape))
+            .into_data()
+            .into_vec()
+            .unwrap();
         worst_h = worst_h.max(max_abs_diff(&gh, &expect_h));
         worst_w = worst_w.max(max_abs_diff(&gw, &expect_w));
     }
@@ -230,19 +291,31 @@ struct AdamWFixture {
 impl AdamWFixture {
     fn load() -> Self {
         let text = std::fs::read_to_string(fixture_dir().join("adamw.json")).unwrap();
-        Self { meta: serde_json::from_str(&text).unwrap() }
+        Self {
+            meta: serde_json::from_str(&text).unwrap(),
+        }
     }
 
     fn values(v: &Value) -> Vec<f32> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
     }
 
     fn module(&self) -> Params<AD> {
         let device = Default::default();
         let init = &self.meta["initial"];
         Params {
-            a: Param::from_tensor(Tensor::from_data(TensorData::new(Self::values(&init[0]), [3, 4]), &device)),
-            b: Param::from_tensor(Tensor::from_data(TensorData::new(Self::values(&init[1]), [5]), &device)),
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(Self::values(&init[0]), [3, 4]),
+                &device,
+            )),
+            b: Param::from_tensor(Tensor::from_data(
+                TensorData::new(Self::values(&init[1]), [5]),
+                &device,
+            )),
         }
     }
 
@@ -250,8 +323,14 @@ impl AdamWFixture {
         let device = Default::default();
         let g = &self.meta["steps"][step]["grads"];
         let mut grads = GradientsParams::new();
-        grads.register::<B, 2>(module.a.id, Tensor::from_data(TensorData::new(Self::values(&g[0]), [3, 4]), &device));
-        grads.register::<B, 1>(module.b.id, Tensor::from_data(TensorData::new(Self::values(&g[1]), [5]), &device));
+        grads.register::<B, 2>(
+            module.a.id,
+            Tensor::from_data(TensorData::new(Self::values(&g[0]), [3, 4]), &device),
+        );
+        grads.register::<B, 1>(
+            module.b.id,
+            Tensor::from_data(TensorData::new(Self::values(&g[1]), [5]), &device),
+        );
         grads
     }
 

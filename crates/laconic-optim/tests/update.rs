@@ -1,0 +1,199 @@
+//! `PolicyUpdater` on tiny Qwen3 models: micro-batch invariance of the gradient, learning a rewarded
+//! sequence, checkpoint/resume, and refusals (non-finite loss, missing reference log-probs).
+
+mod common;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
+use burn::prelude::*;
+use common::{batch, max_abs_diff, micro_batch_spread, tiny_on};
+use laconic_model::{load_model, named_tensors, save_pretrained, Qwen3};
+use laconic_optim::{
+    compute_logprobs, Error, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence,
+};
+
+type AD = Autodiff<NdArray>;
+
+fn tiny(tied: bool) -> Qwen3<AD> {
+    tiny_on::<AD>(tied)
+}
+
+/// In f32 the micro-batch split changes only the summation order: the gradients agree to f32
+/// accumulation noise (the exact check is in f64, `tests/micro_batch.rs`).
+#[test]
+fn f32_gradient_agrees_across_micro_batch_sizes_to_rounding() {
+    for tied in [true, false] {
+        let (worst, scale) = micro_batch_spread::<AD>(tied);
+        println!("f32, tied={tied}: micro-batch 1 vs 2/4/7: max |Δgrad| = {worst:.3e} (max |grad| {scale:.3e})");
+        assert!(worst <= 1e-4 * scale, "{worst}");
+    }
+}
+
+/// Sum of the response's log-probs under `model`.
+fn sequence_logprob(model: &Qwen3<AD>, prompt: &[u32], response: &[u32]) -> f32 {
+    compute_logprobs(&model.valid(), &[(prompt, response)], &Default::default()).unwrap()[0]
+        .logprobs
+        .iter()
+        .sum()
+}
+
+#[test]
+fn a_positive_advantage_raises_the_sequence_log_probability_every_update() {
+    let mut model = tiny(true);
+    let (prompt, response) = (vec![3u32, 7, 11], vec![5u32, 9, 2, 30]);
+    let config = OptimConfig {
+        lr: 1e-3,
+        ..OptimConfig::default()
+    };
+    let mut updater = PolicyUpdater::new(config, &model).unwrap();
+    let mut previous = sequence_logprob(&model, &prompt, &response);
+    let start = previous;
+    for _ in 0..6 {
+        // On-policy: old log-probs are the current policy's.
+        let old =
+            compute_logprobs(&model.valid(), &[(&prompt, &response)], &Default::default()).unwrap();
+        let batch = UpdateBatch {
+            sequences: vec![UpdateSequence {
+                prompt_ids: prompt.clone(),
+                response_ids: response.clone(),
+                old_logprobs: old[0].logprobs.clone(),
+                advantage: 1.0,
+                masked: false,
+                group: 0,
+            }],
+        };
+        let (next, metrics) = updater.step(model, &batch, None).unwrap();
+        model = next;
+        // On-policy, one update: the ratio is exactly 1 and nothing is clipped.
+        assert!(
+            metrics.ppo_kl.abs() < 1e-6 && metrics.pg_clipfrac == 0.0,
+            "{metrics:?}"
+        );
+        let now = sequence_logprob(&model, &prompt, &response);
+        assert!(now > previous, "log-prob fell from {previous} to {now}");
+        previous = now;
+    }
+    println!("log π(response) rose from {start:.4} to {previous:.4} over 6 updates");
+}
+
+fn params(model: &Qwen3<AD>) -> Vec<f32> {
+    named_tensors(model)
+        .into_iter()
+        .flat_map(|(_, _, v)| v)
+        .collect()
+}
+
+#[test]
+fn resumed_updates_equal_uninterrupted_ones() {
+    let dir = std::env::temp_dir().join(format!("laconic-optim-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny(false);
+    let (batch, _) = batch(&model);
+    let config = OptimConfig {
+        lr: 1e-3,
+        ppo_mini_batch_size: Some(1),
+        ppo_epochs: 2,
+        shuffle: true,
+        warmup_steps: 3,
+        ..OptimConfig::default()
+    };
+    // Uninterrupted: two rollout batches (2 epochs × 3 groups = 6 updates each).
+    let mut updater = PolicyUpdater::new(config.clone(), &model).unwrap();
+    let (model, _) = updater.step(model, &batch, None).unwrap();
+    assert_eq!(updater.updates(), 6);
+    let state = dir.join("optim.safetensors");
+    updater.save_state(&state).unwrap();
+    save_pretrained(&model, dir.join("model")).unwrap();
+    let (straight, _) = updater.step(model, &batch, None).unwrap();
+
+    // Resumed: a fresh process loads the model (new parameter ids) and the optimizer state.
+    let reloaded: Qwen3<AD> = load_model(dir.join("model"), &Default::default()).unwrap();
+    let mut resumed_updater = PolicyUpdater::new(config, &reloaded).unwrap();
+    resumed_updater.load_state(&state, &reloaded).unwrap();
+    assert_eq!(resumed_updater.updates(), 6);
+    let (resumed, _) = resumed_updater.step(reloaded, &batch, None).unwrap();
+    let diff = max_abs_diff(&params(&straight), &params(&resumed));
+    println!("resume: max |Δθ| after 6 more updates = {diff:.3e}");
+    assert_eq!(diff, 0.0);
+    assert!(!dir.join("optim.safetensors.tmp").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn state_from_another_model_is_rejected() {
+    let dir = std::env::temp_dir().join(format!("laconic-optim-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny(false);
+    let (batch, _) = batch(&model);
+    let mut updater = PolicyUpdater::new(OptimConfig::default(), &model).unwrap();
+    let (model, _) = updater.step(model, &batch, None).unwrap();
+    let path = dir.join("optim.safetensors");
+    updater.save_state(&path).unwrap();
+    let tied = tiny(true);
+    let err = PolicyUpdater::new(OptimConfig::default(), &tied)
+        .unwrap()
+        .load_state(&path, &tied)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("lm_head.weight") && err.contains("optim.safetensors"),
+        "{err}"
+    );
+    drop(model);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sets every parameter named `*norm.weight` to NaN.
+struct Poison;
+
+impl ModuleMapper<AD> for Poison {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<AD, D>>) -> Param<Tensor<AD, D>> {
+        param.map(|t| t.mul_scalar(f32::NAN))
+    }
+}
+
+#[test]
+fn a_non_finite_loss_is_a_typed_error_not_an_update() {
+    let model = tiny(true);
+    let (batch, _) = batch(&model);
+    let poisoned = model.map(&mut Poison);
+    let mut updater = PolicyUpdater::new(OptimConfig::default(), &poisoned).unwrap();
+    let err = updater.step(poisoned, &batch, None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NonFinite {
+                what: "loss",
+                step: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(updater.updates(), 0);
+}
+
+#[test]
+fn kl_needs_reference_log_probs_and_masked_only_batches_are_skipped() {
+    let model = tiny(true);
+    let (mut batch, reference) = batch(&model);
+    let config = OptimConfig {
+        kl_loss_coef: 0.1,
+        ..OptimConfig::default()
+    };
+    let mut updater = PolicyUpdater::new(config, &model).unwrap();
+    let err = updater
+        .step(model.clone(), &batch, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kl_loss_coef"), "{err}");
+    let (model, metrics) = updater.step(model, &batch, Some(&reference)).unwrap();
+    assert!(metrics.kl_loss.is_some_and(f64::is_finite));
+    for seq in &mut batch.sequences {
+        seq.masked = true;
+    }
+    let before = params(&model);
+    let (model, metrics) = updater.step(model, &batch, Some(&reference)).unwrap();
+    assert_eq!((metrics.num_updates, metrics.skipped_mini_batches), (0, 1));
+    assert_eq!(params(&model), before);
+}
