@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub use laconic_model as model;
+pub use laconic_rollout as rollout;
 
 pub mod backend;
 

@@ -1,0 +1,50 @@
+//! Errors of the rollout crate.
+
+/// What can go wrong while generating rollouts.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A sampling parameter is out of range.
+    #[error("invalid sampling parameter `{name}`: expected {expected}, found `{found}`")]
+    InvalidParam {
+        /// The parameter.
+        name: &'static str,
+        /// What is allowed.
+        expected: &'static str,
+        /// The value given.
+        found: String,
+    },
+    /// An engine setting is out of range.
+    #[error("invalid engine setting `{name}`: expected {expected}, found `{found}`")]
+    InvalidEngine {
+        /// The setting.
+        name: &'static str,
+        /// What is allowed.
+        expected: &'static str,
+        /// The value given.
+        found: String,
+    },
+    /// A prompt is empty or holds an id outside the vocabulary.
+    #[error("prompt {index}: {message}")]
+    InvalidPrompt {
+        /// Index of the prompt in the request.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model rejected its inputs.
+    #[error(transparent)]
+    Model(#[from] laconic_model::Error),
+    /// The logits contain NaN or are all −∞.
+    #[error("the model produced non-finite logits for prompt {prompt_idx} sample {sample_idx} at response token {step}")]
+    NonFiniteLogits {
+        /// Prompt index.
+        prompt_idx: usize,
+        /// Sample index within the group.
+        sample_idx: usize,
+        /// Response position.
+        step: usize,
+    },
+}
+
+/// Result type of the rollout crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,45 @@
+//! `Rollout`: one sampled response with its log-probs and finish reason; `Progress` for callers' bars.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sampling::Finish;
+
+/// One response sampled for one prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Index of the prompt in the request.
+    pub prompt_idx: usize,
+    /// Index of this sample among the prompt's `n`.
+    pub sample_idx: usize,
+    /// Generated ids; ends with the stop id when `finish` is [`Finish::Stop`].
+    pub response_ids: Vec<u32>,
+    /// Log-prob of each response token (see [`crate::sampling`] for the convention).
+    pub logprobs: Vec<f32>,
+    /// Why it ended.
+    pub finish: Finish,
+}
+
+impl Rollout {
+    /// Response length in tokens.
+    pub fn len(&self) -> usize {
+        self.response_ids.len()
+    }
+
+    /// Whether the response is empty (never true for a finished rollout).
+    pub fn is_empty(&self) -> bool {
+        self.response_ids.is_empty()
+    }
+}
+
+/// A snapshot of a generation's progress, passed to the caller's hook after every step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Rollouts requested (prompts × n).
+    pub total: usize,
+    /// Rollouts finished.
+    pub finished: usize,
+    /// Response tokens generated so far.
+    pub tokens: usize,
+    /// Sequences in the decode batch now.
+    pub live: usize,
+}
