@@ -8,11 +8,16 @@ use laconic_reward::{extract_answer, gold_answer, verify, ExtractOptions, Judge,
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     let (pred, gold) = s.split_once('\0').unwrap_or((s, s));
     let _ = verify(pred, gold);
     let _ = gold_answer(gold);
-    let phrases = ExtractOptions { phrases: true, ..ExtractOptions::default() };
+    let phrases = ExtractOptions {
+        phrases: true,
+        ..ExtractOptions::default()
+    };
     let _ = extract_answer(pred, &phrases);
     let _ = MathJudge::default().judge(pred, gold);
 });
