@@ -60,7 +60,7 @@ pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Resu
     let dir = dir.as_ref();
     let config = Qwen3Config::from_file(dir.join("config.json"))?;
     let index = SafetensorsIndex::from_dir(dir)?;
-    let model = Qwen3::init(&config, device)?;
+    let model = Qwen3::init_lazy(&config, device)?;
     load_weights(model, &index, dir)
 }
 

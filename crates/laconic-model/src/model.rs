@@ -43,12 +43,19 @@ pub struct Qwen3<B: Backend> {
 }
 
 impl<B: Backend> Qwen3<B> {
-    /// A randomly initialised model (HF's scheme: `N(0, 0.02²)` weights, unit norms, zero biases).
-    /// Parameters are created lazily, so [`crate::load`] overwrites them without ever sampling.
+    /// A randomly initialised model (HF's scheme: `N(0, 0.02²)` weights, unit norms, zero biases), with
+    /// every parameter sampled now (clones and `valid()` copies then share the same values).
     ///
     /// # Errors
     /// When the config is invalid or describes a mixture-of-experts model (not supported yet).
     pub fn init(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
+        Ok(Self::init_lazy(config, device)?.map(&mut Materialize))
+    }
+
+    /// Like [`Qwen3::init`] but with lazily initialised parameters, for loaders that overwrite every
+    /// parameter without sampling. A lazy parameter that is cloned before it is read initialises each
+    /// clone independently (burn 0.21), so don't use such a model before loading.
+    pub(crate) fn init_lazy(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
         config.validate()?;
         if config.arch() == Arch::Qwen3Moe {
             return Err(Error::Config {
@@ -190,5 +197,45 @@ impl<B: Backend> Qwen3<B> {
             Some(head) => head.weight.clone(),
             None => self.model.embed_tokens.weight.clone(),
         }
+    }
+}
+
+/// Forces every lazily initialised parameter to take its value now.
+struct Materialize;
+
+impl<B: Backend> burn::module::ModuleMapper<B> for Materialize {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let id = param.id;
+        let value = param.val();
+        param.transform_for_load(value, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestBackend;
+
+    #[test]
+    fn random_models_are_materialised_so_copies_agree() {
+        let config = Qwen3Config::from_json_str(
+            r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4, "tie_word_embeddings": true}"#,
+            "tiny",
+        )
+        .unwrap();
+        let device = Default::default();
+        let model = Qwen3::<TestBackend>::init(&config, &device).unwrap();
+        let copy = model.clone();
+        let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3]], &device);
+        let layout = AttentionLayout::left_padded(&[3], 3).unwrap();
+        let a = model.forward(tokens.clone(), &layout).unwrap().into_data();
+        let b = copy.forward(tokens, &layout).unwrap().into_data();
+        assert_eq!(a, b);
+        let e1 = model.model.embed_tokens.weight.val().into_data();
+        let e2 = model.model.embed_tokens.weight.val().into_data();
+        assert_eq!(e1, e2, "embedding read twice");
+        assert!(model.model.embed_tokens.weight.is_initialized());
+        assert_eq!(model.lm_head_weight().val().into_data(), e1);
     }
 }
