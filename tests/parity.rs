@@ -336,3 +336,10 @@ fn load_errors_name_the_tensor_file_and_shapes() {
     assert!(err.contains("config.json"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_logits_and_greedy_match_transformers() {
+    logits_match_transformers::<burn::backend::Wgpu>();
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Wgpu>();
+}

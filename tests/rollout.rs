@@ -31,7 +31,7 @@ fn greedy_batched_rollouts_equal_transformers() {
             },
         ] {
             let engine = Engine::new(&model, config).unwrap();
-            let rollouts = engine.generate(&prompts, 2, &params, &mut |_| {}).unwrap();
+            let rollouts = engine.generate(&prompts, 2, &params, &mut ()).unwrap();
             for r in &rollouts {
                 assert_eq!(
                     r.response_ids, greedy[r.prompt_idx],

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::rollout::{Progress, Rollout};
+use crate::rollout::{Observer, Progress, Rollout};
 use crate::sampling::{sample, Finish, SamplingParams};
 
 /// Batching knobs of the engine (speed and memory only; they never change the rollouts).
@@ -153,8 +153,9 @@ impl<'a, B: Backend> Engine<'a, B> {
         })
     }
 
-    /// `n` rollouts for each prompt, ordered by `(prompt_idx, sample_idx)`. `progress` is called after
-    /// every prefill and decode step.
+    /// `n` rollouts for each prompt, ordered by `(prompt_idx, sample_idx)`. The observer hears about every
+    /// sampled token and, after every prefill and decode step, the progress (a `|p: &Progress| …` closure
+    /// is an observer).
     ///
     /// # Errors
     /// Invalid parameters, empty prompts or ids outside the vocabulary, non-finite logits.
@@ -163,7 +164,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         prompts: &[Vec<u32>],
         n: usize,
         params: &SamplingParams,
-        progress: &mut dyn FnMut(&Progress),
+        observer: &mut dyn Observer,
     ) -> Result<Vec<Rollout>> {
         params.validate()?;
         self.check_prompts(prompts)?;
@@ -196,11 +197,14 @@ impl<'a, B: Backend> Engine<'a, B> {
                     &mut live,
                     &mut cache,
                     &mut done,
+                    observer,
                 )?;
             }
-            state.finished = done.len();
+            state.finished = done.len() + live.iter().filter(|l| l.finish.is_some()).count();
+            state.tokens = done.iter().map(Rollout::len).sum::<usize>()
+                + live.iter().map(|l| l.response.len()).sum::<usize>();
             state.live = live.iter().filter(|l| l.finish.is_none()).count();
-            progress(&state);
+            observer.on_progress(&state);
             if state.live == 0 {
                 if queue.is_empty() && waiting.is_empty() {
                     break;
@@ -218,7 +222,11 @@ impl<'a, B: Backend> Engine<'a, B> {
                 if seq.finish.is_none() {
                     let row_logits = &logits[row * vocab..(row + 1) * vocab];
                     push_sample(seq, row_logits, params)?;
-                    state.tokens += 1;
+                    observer.on_token(
+                        seq.prompt_idx,
+                        seq.sample_idx,
+                        *seq.response.last().expect("just pushed"),
+                    );
                 }
             }
 
@@ -273,6 +281,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         live: &mut Vec<Live>,
         cache: &mut KvCache<B>,
         done: &mut Vec<Rollout>,
+        observer: &mut dyn Observer,
     ) -> Result<()> {
         let mut new_rows: Vec<(Rc<KvCache<B>>, usize)> = Vec::new();
         while live.len() < self.config.max_batch {
@@ -299,6 +308,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                     finish: None,
                 };
                 push_sample(&mut seq, &entry.logits, params)?;
+                observer.on_token(seq.prompt_idx, sample_idx, seq.response[0]);
                 if seq.finish.is_some() {
                     done.push(seq.into_rollout());
                 } else {

@@ -18,7 +18,7 @@
 //! let model = Qwen3::<NdArray>::init(&config, &Default::default())?;
 //! let engine = Engine::new(&model, EngineConfig::default())?;
 //! let params = SamplingParams { max_tokens: 5, stop_ids: vec![0], seed: 1, ..Default::default() };
-//! let rollouts = engine.generate(&[vec![1, 2, 3], vec![4]], 3, &params, &mut |_| {})?;
+//! let rollouts = engine.generate(&[vec![1, 2, 3], vec![4]], 3, &params, &mut ())?;
 //! assert_eq!(rollouts.len(), 6);
 //! assert!(rollouts.iter().all(|r| r.len() <= 5 && r.logprobs.len() == r.len()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -31,7 +31,7 @@ pub mod sampling;
 
 pub use engine::{sequence_rng, Engine, EngineConfig};
 pub use error::{Error, Result};
-pub use rollout::{Progress, Rollout};
+pub use rollout::{Observer, Progress, Rollout};
 pub use sampling::{Finish, Sample, SamplingParams};
 
 /// The backend of this crate's unit tests: ndarray, or wgpu/CUDA with `test-wgpu` / `test-cuda`.

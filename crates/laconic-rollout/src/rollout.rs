@@ -43,3 +43,20 @@ pub struct Progress {
     /// Sequences in the decode batch now.
     pub live: usize,
 }
+
+/// Receives a generation's events. Any `FnMut(&Progress)` closure is an observer of progress only.
+pub trait Observer {
+    /// After every prefill and decode step.
+    fn on_progress(&mut self, _progress: &Progress) {}
+    /// After a token is sampled for sample `sample_idx` of prompt `prompt_idx`.
+    fn on_token(&mut self, _prompt_idx: usize, _sample_idx: usize, _token: u32) {}
+}
+
+impl<F: FnMut(&Progress)> Observer for F {
+    fn on_progress(&mut self, progress: &Progress) {
+        self(progress)
+    }
+}
+
+/// The observer that ignores everything: `engine.generate(&prompts, n, &params, &mut ())`.
+impl Observer for () {}

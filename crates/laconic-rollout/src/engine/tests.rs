@@ -41,7 +41,7 @@ fn rollouts_do_not_depend_on_batching() {
     let run = |config: EngineConfig| {
         Engine::new(&model, config)
             .unwrap()
-            .generate(&prompts(), 5, &params, &mut |_| {})
+            .generate(&prompts(), 5, &params, &mut ())
             .unwrap()
     };
     let reference = run(EngineConfig::default());
@@ -75,7 +75,7 @@ fn rollouts_do_not_depend_on_batching() {
                 seed: 4,
                 ..params.clone()
             },
-            &mut |_| {},
+            &mut (),
         )
         .unwrap();
     assert_ne!(other, reference);
@@ -106,7 +106,7 @@ fn finish_reasons_at_the_boundaries() {
     let engine = Engine::new(&model, EngineConfig::default()).unwrap();
     // No stop ids: every rollout is cut at exactly max_tokens.
     let cut = engine
-        .generate(&prompts(), 2, &SamplingParams::greedy(4), &mut |_| {})
+        .generate(&prompts(), 2, &SamplingParams::greedy(4), &mut ())
         .unwrap();
     assert!(cut
         .iter()
@@ -120,7 +120,7 @@ fn finish_reasons_at_the_boundaries() {
             ..SamplingParams::greedy(4)
         };
         let out = engine
-            .generate(&prompts()[..1], 1, &params, &mut |_| {})
+            .generate(&prompts()[..1], 1, &params, &mut ())
             .unwrap();
         assert_eq!(out[0].finish, Finish::Stop);
         assert_eq!(&out[0].response_ids, ids);
@@ -131,7 +131,7 @@ fn finish_reasons_at_the_boundaries() {
         ..SamplingParams::greedy(4)
     };
     let out = engine
-        .generate(&prompts()[..1], 2, &params, &mut |_| {})
+        .generate(&prompts()[..1], 2, &params, &mut ())
         .unwrap();
     assert!(out
         .iter()
@@ -156,9 +156,7 @@ fn logprobs_equal_a_fresh_forward_pass() {
         },
     )
     .unwrap();
-    let rollouts = engine
-        .generate(&prompts(), 3, &params, &mut |_| {})
-        .unwrap();
+    let rollouts = engine.generate(&prompts(), 3, &params, &mut ()).unwrap();
     let device = Default::default();
     for r in &rollouts {
         let prompt = &prompts()[r.prompt_idx];
@@ -262,7 +260,7 @@ fn sampled_frequencies_match_the_truncated_softmax() {
             seed: 99,
             ..Default::default()
         };
-        let out = engine.generate(&prompt, n, &params, &mut |_| {}).unwrap();
+        let out = engine.generate(&prompt, n, &params, &mut ()).unwrap();
         let mut counts = [0usize; 16];
         for r in &out {
             counts[r.response_ids[0] as usize] += 1;
@@ -295,16 +293,11 @@ fn rejects_bad_prompts() {
     let model = tiny_model(24);
     let engine = Engine::new(&model, EngineConfig::default()).unwrap();
     let err = engine
-        .generate(
-            &[vec![1], vec![]],
-            1,
-            &SamplingParams::greedy(2),
-            &mut |_| {},
-        )
+        .generate(&[vec![1], vec![]], 1, &SamplingParams::greedy(2), &mut ())
         .unwrap_err();
     assert!(err.to_string().contains("prompt 1"), "{err}");
     let err = engine
-        .generate(&[vec![99]], 1, &SamplingParams::greedy(2), &mut |_| {})
+        .generate(&[vec![99]], 1, &SamplingParams::greedy(2), &mut ())
         .unwrap_err();
     assert!(err.to_string().contains("`99`"), "{err}");
     assert!(Engine::new(
