@@ -170,7 +170,7 @@ pub fn logprobs_from_logits<B: Backend>(
     temperature: f32,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let n = logits.dims()[0];
-    let log_probs = log_softmax(logits.div_scalar(temperature), 1);
+    let log_probs = log_softmax(scale(logits, temperature), 1);
     let logp = log_probs
         .clone()
         .gather(1, targets.reshape([n, 1]))
@@ -179,9 +179,19 @@ pub fn logprobs_from_logits<B: Backend>(
     (logp, entropy)
 }
 
+/// `x / τ`, skipped for `τ = 1`.
+pub(crate) fn scale<B: Backend, const D: usize>(x: Tensor<B, D>, temperature: f32) -> Tensor<B, D> {
+    if temperature == 1.0 {
+        x
+    } else {
+        x.div_scalar(temperature)
+    }
+}
+
 /// Log-probs and entropies through the LM head `W` (`[V, d]`), chunk by chunk: for each block of
-/// `chunk_size` rows, `z = h·Wᵀ`, then [`logprobs_from_logits`]. The no-grad path (old/ref log-probs)
-/// and the forward of [`crate::head`]'s autodiff op.
+/// `chunk_size` rows, `z = (h/τ)·Wᵀ` (the temperature is applied to the `[n, d]` hidden states, not to
+/// the `[n, V]` logits), then [`logprobs_from_logits`]. The no-grad path (old/ref log-probs) and the
+/// forward of [`crate::head`]'s autodiff op.
 ///
 /// # Shapes
 /// - `hidden`: `[n, d]`, `weight`: `[V, d]`, `targets`: `[n]`; returns two `[n]`
@@ -193,6 +203,7 @@ pub fn head_logprobs<B: Backend>(
     chunk_size: usize,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [n, d] = hidden.dims();
+    let hidden = scale(hidden, temperature);
     let weight_t = weight.transpose();
     let (mut logps, mut entropies) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk_size.max(1)) {
@@ -202,11 +213,8 @@ pub fn head_logprobs<B: Backend>(
             .clone()
             .slice([start..end, 0..d])
             .matmul(weight_t.clone());
-        let (logp, entropy) = logprobs_from_logits(
-            logits,
-            targets.clone().narrow(0, start, end - start),
-            temperature,
-        );
+        let (logp, entropy) =
+            logprobs_from_logits(logits, targets.clone().narrow(0, start, end - start), 1.0);
         logps.push(logp);
         entropies.push(entropy);
     }

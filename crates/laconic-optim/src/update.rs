@@ -23,7 +23,7 @@ use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::clip::clip_grad_norm;
 use crate::config::OptimConfig;
 use crate::error::{Error, Result};
-use crate::head::{head_logprobs_grad, LogprobBackend};
+use crate::head::{head_logprobs_grad, HeadOptions, LogprobBackend};
 use crate::logprob::{check_head, head_weight, response_hidden, PackedSequences};
 use crate::objective::{objective, ObjectiveSums, TokenBatch};
 
@@ -249,6 +249,11 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
         let mut accumulator = GradientsAccumulator::<Qwen3<B>>::new();
         let mut total = ObjectiveSums::default();
         let micro = config.ppo_micro_batch_size;
+        let head_options = HeadOptions {
+            temperature: config.temperature,
+            chunk_size: config.logprob_chunk_size,
+            entropy_grad: config.entropy_coeff != 0.0,
+        };
         for (chunk_index, chunk) in sequences.chunks(micro).enumerate() {
             let pairs: Vec<(&[u32], &[u32])> = chunk
                 .iter()
@@ -267,8 +272,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 hidden,
                 weight.clone(),
                 packed.targets_tensor(&device),
-                config.temperature,
-                config.logprob_chunk_size,
+                head_options,
             );
             let (loss, sums) = objective(logp, entropy, &tokens, &settings);
             if !sums.loss.is_finite() {

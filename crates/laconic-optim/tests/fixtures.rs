@@ -11,7 +11,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use laconic_model::safetensors::SafetensorsIndex;
 use laconic_optim::agg::AggCounts;
-use laconic_optim::head::head_logprobs_grad;
+use laconic_optim::head::{head_logprobs_grad, HeadOptions};
 use laconic_optim::logprob::logprobs_from_logits;
 use laconic_optim::objective::{objective, LossSettings, TokenBatch};
 use laconic_optim::policy_loss::ClipRange;
@@ -252,7 +252,12 @@ fn custom_head_op_gradients_match_the_reference() {
         let picked: Vec<i64> = rows.iter().map(|&r| targets[r as usize]).collect();
         let t = Tensor::<AD, 1, Int>::from_data(TensorData::new(picked, [rows.len()]), &device);
         // Only the trainable rows enter the op (as in the updater), chunks of 3 tokens.
-        let (logp, entropy) = head_logprobs_grad(h.clone().select(0, index), w.clone(), t, tau, 3);
+        let options = HeadOptions {
+            temperature: tau,
+            chunk_size: 3,
+            entropy_grad: case["entropy_coeff"].as_f64().unwrap() != 0.0,
+        };
+        let (logp, entropy) = head_logprobs_grad(h.clone().select(0, index), w.clone(), t, options);
         let (loss, _) = objective(logp, entropy, &batch, &settings(case, kl_coef));
         let grads = loss.backward();
         let gh: Vec<f32> = h.grad(&grads).unwrap().into_data().into_vec().unwrap();
