@@ -7,7 +7,7 @@
 //! ```
 //! Shape (defaults): hidden 256, 4 layers, 4 query / 2 KV heads of 64, MLP 768, vocab 4096, tied
 //! embeddings; 8 sequences of 32 prompt + 224 response tokens (256 tokens each), f32, GRPO token-mean
-//! loss, micro-batch 8, head chunks of 1024 tokens. With `--python`, runs
+//! loss, micro-batch 8, head chunks of 512 tokens. With `--python`, runs
 //! `benches/reference/update_step.py` in the same invocation on the same weights and batch (written to
 //! a temporary folder), with the same thread count, and prints ours, reference and the ratio
 //! (`>1 = laconic faster`), plus a correctness column: the first step's entropy, pg loss and grad norm
@@ -55,7 +55,7 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     micro_batch: usize,
     /// Tokens per LM-head chunk.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 512)]
     chunk: usize,
     /// Timed steps (after one warm-up step).
     #[arg(long, default_value_t = 3)]

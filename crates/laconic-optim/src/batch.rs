@@ -38,8 +38,8 @@ pub struct UpdateBatch {
 
 impl UpdateBatch {
     /// Checks every trainable sequence once: non-empty prompt, one finite old log-prob per response
-    /// token, finite advantage, ids below `vocab_size`, and reference log-probs (when given) of the
-    /// same length.
+    /// token, finite advantage, ids below `vocab_size`, and reference log-probs (when given: one vector
+    /// per sequence, any content for masked ones) of the same length.
     ///
     /// # Errors
     /// The first malformed sequence, naming its index and the problem.
@@ -104,6 +104,15 @@ impl UpdateBatch {
             }
         }
         Ok(())
+    }
+
+    /// `(prompt_ids, response_ids)` of every sequence, the input of
+    /// [`crate::logprob::compute_logprobs`] (reference or recomputed old log-probs).
+    pub fn pairs(&self) -> Vec<(&[u32], &[u32])> {
+        self.sequences
+            .iter()
+            .map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice()))
+            .collect()
     }
 
     /// Splits the batch into mini-batches of `groups_per_mini_batch` whole groups (all groups when

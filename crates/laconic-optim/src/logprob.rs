@@ -33,7 +33,7 @@ impl Default for LogprobOptions {
     fn default() -> Self {
         Self {
             temperature: 1.0,
-            chunk_size: 1024,
+            chunk_size: 512,
             micro_batch_size: 8,
         }
     }

@@ -115,7 +115,15 @@ fn resumed_updates_equal_uninterrupted_ones() {
     let diff = max_abs_diff(&params(&straight), &params(&resumed));
     println!("resume: max |Δθ| after 6 more updates = {diff:.3e}");
     assert_eq!(diff, 0.0);
-    assert!(!dir.join("optim.safetensors.tmp").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary state files left behind: {leftovers:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
