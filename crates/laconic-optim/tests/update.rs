@@ -205,3 +205,46 @@ fn kl_needs_reference_log_probs_and_masked_only_batches_are_skipped() {
     assert_eq!((metrics.num_updates, metrics.skipped_mini_batches), (0, 1));
     assert_eq!(params(&model), before);
 }
+
+/// Global clipping on a real model's gradients: the clipped global norm is the threshold and every
+/// parameter's gradient is scaled by the same factor (direction unchanged); below the threshold it is
+/// a no-op.
+#[test]
+fn global_clipping_of_model_gradients() {
+    let model = tiny(false);
+    let (batch, _) = batch(&model);
+    let seqs: Vec<&UpdateSequence> = batch
+        .sequences
+        .iter()
+        .filter(|s| s.is_trainable())
+        .collect();
+    let lengths: Vec<usize> = seqs.iter().map(|s| s.response_ids.len()).collect();
+    let counts = laconic_optim::AggCounts::from_lengths(&lengths, None);
+    let updater = PolicyUpdater::new(OptimConfig::default(), &model).unwrap();
+    let (grads, _) = updater
+        .accumulate_gradients(&model, &seqs, None, &counts)
+        .unwrap();
+    let before = common::flat_grads(&model, &grads);
+    let norm = before.iter().map(|g| g * g).sum::<f64>().sqrt();
+
+    let mut clipped = grads;
+    let threshold = (norm / 2.0) as f32;
+    let reported = laconic_optim::clip::clip_grad_norm(&model, &mut clipped, threshold);
+    assert!((reported - norm).abs() < 1e-5 * norm);
+    let after = common::flat_grads(&model, &clipped);
+    let new_norm = after.iter().map(|g| g * g).sum::<f64>().sqrt();
+    assert!(
+        (new_norm - f64::from(threshold)).abs() < 1e-5 * new_norm,
+        "{new_norm} vs {threshold}"
+    );
+    let cosine = before.iter().zip(&after).map(|(a, b)| a * b).sum::<f64>() / (norm * new_norm);
+    assert!(
+        (cosine - 1.0).abs() < 1e-9,
+        "direction changed: cos = {cosine}"
+    );
+
+    let again = after.clone();
+    let mut grads = clipped;
+    laconic_optim::clip::clip_grad_norm(&model, &mut grads, threshold * 2.0);
+    assert_eq!(common::flat_grads(&model, &grads), again);
+}
