@@ -250,3 +250,76 @@ fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
         .into_vec()
         .expect("a float tensor converted to f32 yields f32 values")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestBackend;
+    use burn::backend::Autodiff;
+    use burn::module::Module;
+
+    type AD = Autodiff<TestBackend>;
+
+    #[derive(Module, Debug)]
+    struct One<B: Backend> {
+        w: Param<Tensor<B, 1>>,
+    }
+
+    fn one(values: [f32; 2]) -> One<AD> {
+        One {
+            w: Param::from_tensor(Tensor::from_floats(values, &Default::default())),
+        }
+    }
+
+    fn step(
+        optimizer: &mut AdamW<TestBackend>,
+        module: One<AD>,
+        grad: [f32; 2],
+        lr: f64,
+    ) -> One<AD> {
+        let mut grads = GradientsParams::new();
+        grads.register::<TestBackend, 1>(
+            module.w.id,
+            Tensor::from_floats(grad, &Default::default()),
+        );
+        optimizer.step(module, grads, lr)
+    }
+
+    #[test]
+    fn first_step_moves_each_weight_by_lr_against_the_gradient_sign() {
+        // t = 1: m̂ = g, v̂ = g², so θ ← θ(1 − lr·λ) − lr·g/(|g| + ε).
+        let mut optimizer = AdamW::new(AdamWSettings {
+            weight_decay: 0.5,
+            ..AdamWSettings::default()
+        });
+        let module = step(&mut optimizer, one([1.0, -2.0]), [0.3, -4.0], 0.1);
+        let w: Vec<f32> = module.w.val().into_data().into_vec().unwrap();
+        assert!((w[0] - (0.95 - 0.1)).abs() < 1e-6, "{w:?}");
+        assert!((w[1] - (-1.9 + 0.1)).abs() < 1e-6, "{w:?}");
+        assert_eq!(optimizer.state_names(), ["w"]);
+    }
+
+    #[test]
+    fn state_round_trips_through_named_tensors() {
+        let mut a = AdamW::new(AdamWSettings::default());
+        let module = step(&mut a, one([1.0, -2.0]), [0.3, -4.0], 0.1);
+        let tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> = a
+            .to_tensors()
+            .into_iter()
+            .map(|(name, shape, values)| (name, (shape, values)))
+            .collect();
+        assert_eq!(tensors["step.w"].1, [1.0]);
+        let mut b = AdamW::new(AdamWSettings::default());
+        b.load_tensors(&tensors, &Default::default()).unwrap();
+        let x = step(&mut a, module.clone(), [1.0, 1.0], 0.1);
+        let y = step(&mut b, module, [1.0, 1.0], 0.1);
+        assert_eq!(x.w.val().into_data(), y.w.val().into_data());
+        let mut broken = tensors.clone();
+        broken.remove("exp_avg_sq.w");
+        let err = AdamW::<TestBackend>::new(AdamWSettings::default())
+            .load_tensors(&broken, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exp_avg_sq.w"), "{err}");
+    }
+}

@@ -178,3 +178,60 @@ pub fn objective<B: Backend>(
     };
     (loss, sums)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::{AggCounts, LossAggMode};
+    use crate::TestBackend;
+
+    fn batch() -> TokenBatch {
+        let lengths = vec![2, 1];
+        let counts = AggCounts::from_lengths(&lengths, None);
+        TokenBatch {
+            weights: LossAggMode::TokenMean.token_weights(&lengths, &counts),
+            lengths,
+            old_logprobs: vec![-1.0, -2.0, -0.5],
+            advantages: vec![1.0, 1.0, -1.0],
+            ref_logprobs: Some(vec![-1.5, -2.0, -0.25]),
+        }
+    }
+
+    fn settings(kl_coef: f32, entropy_coeff: f32) -> LossSettings {
+        LossSettings {
+            policy_loss: PolicyLoss::Vanilla,
+            clip: ClipRange {
+                low: 0.2,
+                high: 0.28,
+                dual_c: None,
+            },
+            kl_type: KlLossType::K1,
+            kl_coef,
+            entropy_coeff,
+        }
+    }
+
+    #[test]
+    fn on_policy_loss_is_minus_the_mean_advantage_and_terms_add_up() {
+        let device = Default::default();
+        let logp = || Tensor::<TestBackend, 1>::from_floats([-1.0, -2.0, -0.5], &device);
+        let entropy = || Tensor::<TestBackend, 1>::from_floats([0.5, 1.0, 1.5], &device);
+        // On-policy: ρ = 1, pg = −A, token mean = −(1 + 1 − 1)/3.
+        let (_, plain) = objective(logp(), entropy(), &batch(), &settings(0.0, 0.0));
+        assert!(
+            (plain.pg_loss + 1.0 / 3.0).abs() < 1e-6 && (plain.loss - plain.pg_loss).abs() < 1e-7
+        );
+        // KL is reported with coefficient 0 but enters the loss only with a positive one.
+        let kl = plain.kl_loss.unwrap();
+        assert!((kl - (0.5 + 0.0 - 0.25) / 3.0).abs() < 1e-6, "{kl}");
+        let (_, with) = objective(logp(), entropy(), &batch(), &settings(0.1, 0.2));
+        assert!(
+            (with.loss - (with.pg_loss + 0.1 * kl - 0.2 * 1.0)).abs() < 1e-6,
+            "{with:?}"
+        );
+        assert_eq!(
+            (plain.tokens, plain.clipped, plain.ppo_kl_sum),
+            (3.0, 0.0, 0.0)
+        );
+    }
+}

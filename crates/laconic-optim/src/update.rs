@@ -410,3 +410,48 @@ fn state_error(path: &Path, message: &str) -> Error {
         message: message.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_means_over_updates_under_verl_keys() {
+        let mut metrics = UpdateMetrics::default();
+        let sums = ObjectiveSums {
+            pg_loss: 0.5,
+            clipped: 1.0,
+            tokens: 4.0,
+            entropy_sum: 8.0,
+            ..ObjectiveSums::default()
+        };
+        metrics.record(&sums, 2.0, 1e-6);
+        metrics.record(
+            &ObjectiveSums {
+                tokens: 4.0,
+                ..sums
+            },
+            4.0,
+            2e-6,
+        );
+        let map = metrics.finish().to_map();
+        assert_eq!(map["actor/pg_loss"], 0.5);
+        assert_eq!(map["actor/pg_clipfrac"], 0.25);
+        assert_eq!(map["actor/entropy"], 2.0);
+        assert_eq!(map["actor/grad_norm"], 3.0);
+        assert_eq!(map["actor/lr"], 2e-6);
+        assert_eq!(map["actor/num_updates"], 2.0);
+        assert!(!map.contains_key("actor/kl_loss"));
+    }
+
+    #[test]
+    fn temporary_state_file_sits_next_to_the_target() {
+        let tmp = temp_path(Path::new("ckpt/step_3/optim.safetensors"));
+        assert_eq!(tmp.parent(), Some(Path::new("ckpt/step_3")));
+        assert!(tmp
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("optim.safetensors.tmp"));
+    }
+}
