@@ -102,27 +102,29 @@ pub struct Qwen3Config {
     #[serde(default)]
     pub torch_dtype: Option<String>,
 
-    // Mixture-of-experts keys (`qwen3_moe`).
-    /// Number of routed experts per MoE layer.
-    #[serde(default)]
+    // Mixture-of-experts keys (`qwen3_moe`). `None` = absent from the file; the accessors of the same
+    // name apply HF `Qwen3MoeConfig`'s defaults, and absent keys stay absent when the config is saved.
+    /// Number of routed experts per MoE layer (HF default 128, see [`Qwen3Config::num_experts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_experts: Option<usize>,
-    /// Experts chosen per token.
-    #[serde(default)]
+    /// Experts chosen per token (HF default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_experts_per_tok: Option<usize>,
-    /// Width of each expert's SwiGLU MLP.
-    #[serde(default)]
+    /// Width of each expert's SwiGLU MLP (HF default 768).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe_intermediate_size: Option<usize>,
-    /// Renormalise the top-k routing weights to sum to one.
-    #[serde(default)]
+    /// Renormalise the top-k routing weights to sum to one (HF default `false`; the released Qwen3-MoE
+    /// checkpoints set `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub norm_topk_prob: Option<bool>,
-    /// Every `decoder_sparse_step`-th layer is sparse.
-    #[serde(default)]
+    /// Layer `l` is sparse when `(l + 1) % decoder_sparse_step == 0` (HF default 1: every layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder_sparse_step: Option<usize>,
-    /// Layers that keep a dense MLP.
-    #[serde(default)]
+    /// Layers that keep a dense MLP of width `intermediate_size` (HF default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlp_only_layers: Option<Vec<usize>>,
-    /// Weight of the router load-balancing loss.
-    #[serde(default)]
+    /// Weight of the router load-balancing loss in the training loss (HF default 0.001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_aux_loss_coef: Option<f64>,
 }
 
@@ -212,17 +214,52 @@ impl Qwen3Config {
             .unwrap_or_default()
     }
 
-    /// Whether layer `layer` uses a sparse MoE block instead of a dense MLP.
+    /// Routed experts per sparse layer `E`: `num_experts`, else HF's default 128.
+    pub fn num_experts(&self) -> usize {
+        self.num_experts.unwrap_or(128)
+    }
+
+    /// Experts per token `k`: `num_experts_per_tok`, else HF's default 8.
+    pub fn num_experts_per_tok(&self) -> usize {
+        self.num_experts_per_tok.unwrap_or(8)
+    }
+
+    /// Width of each expert's SwiGLU MLP: `moe_intermediate_size`, else HF's default 768.
+    pub fn moe_intermediate_size(&self) -> usize {
+        self.moe_intermediate_size.unwrap_or(768)
+    }
+
+    /// Whether the top-k routing weights are renormalised to sum to one: `norm_topk_prob`, else `false`.
+    pub fn norm_topk_prob(&self) -> bool {
+        self.norm_topk_prob.unwrap_or(false)
+    }
+
+    /// `decoder_sparse_step`, else HF's default 1 (every layer sparse).
+    pub fn decoder_sparse_step(&self) -> usize {
+        self.decoder_sparse_step.unwrap_or(1)
+    }
+
+    /// Layers kept dense: `mlp_only_layers`, else none.
+    pub fn mlp_only_layers(&self) -> &[usize] {
+        self.mlp_only_layers.as_deref().unwrap_or(&[])
+    }
+
+    /// Weight of the router load-balancing loss: `router_aux_loss_coef`, else HF's default 0.001.
+    pub fn router_aux_loss_coef(&self) -> f64 {
+        self.router_aux_loss_coef.unwrap_or(0.001)
+    }
+
+    /// Whether layer `layer` uses a sparse MoE block instead of a dense MLP: a `qwen3_moe` model, the
+    /// layer not in `mlp_only_layers`, `num_experts > 0` and `(layer + 1) % decoder_sparse_step == 0`
+    /// (HF's `Qwen3MoeDecoderLayer`).
     pub fn is_moe_layer(&self, layer: usize) -> bool {
         if self.arch() != Arch::Qwen3Moe {
             return false;
         }
-        let step = self.decoder_sparse_step.unwrap_or(1).max(1);
-        let dense = self
-            .mlp_only_layers
-            .as_ref()
-            .is_some_and(|layers| layers.contains(&layer));
-        !dense && self.num_experts.unwrap_or(0) > 0 && (layer + 1).is_multiple_of(step)
+        let step = self.decoder_sparse_step().max(1);
+        !self.mlp_only_layers().contains(&layer)
+            && self.num_experts() > 0
+            && (layer + 1).is_multiple_of(step)
     }
 
     /// Checks the config describes a model this crate can run.
@@ -321,23 +358,18 @@ impl Qwen3Config {
         }
         if arch == Arch::Qwen3Moe {
             for (key, value) in [
-                ("num_experts", self.num_experts),
-                ("num_experts_per_tok", self.num_experts_per_tok),
-                ("moe_intermediate_size", self.moe_intermediate_size),
+                ("num_experts", self.num_experts()),
+                ("num_experts_per_tok", self.num_experts_per_tok()),
+                ("moe_intermediate_size", self.moe_intermediate_size()),
+                ("decoder_sparse_step", self.decoder_sparse_step()),
             ] {
-                match value {
-                    Some(v) if v > 0 => {}
-                    _ => {
-                        return Err(fail(format!(
-                            "`{key}` must be a positive integer for `qwen3_moe`"
-                        )))
-                    }
+                if value == 0 {
+                    return Err(fail(format!(
+                        "`{key}` must be positive for `qwen3_moe`, found `0`"
+                    )));
                 }
             }
-            let (experts, top_k) = (
-                self.num_experts.unwrap_or(0),
-                self.num_experts_per_tok.unwrap_or(0),
-            );
+            let (experts, top_k) = (self.num_experts(), self.num_experts_per_tok());
             if top_k > experts {
                 return Err(fail(format!(
                     "`num_experts_per_tok` ({top_k}) exceeds `num_experts` ({experts})"

@@ -1,4 +1,5 @@
-//! One pre-norm decoder layer: attention and MLP, each wrapped in a residual.
+//! One pre-norm decoder layer: attention and a feed-forward block (dense or mixture-of-experts), each
+//! wrapped in a residual.
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -7,16 +8,47 @@ use crate::attention::Attention;
 use crate::cache::KvCache;
 use crate::config::Qwen3Config;
 use crate::mlp::Mlp;
+use crate::moe::{RouterAux, SparseMoeBlock};
 use crate::norm::RmsNorm;
 use crate::rope::RopeTables;
+
+/// The feed-forward block of a layer: a dense SwiGLU MLP, or a sparse MoE block on the sparse layers of
+/// a `qwen3_moe` model ([`Qwen3Config::is_moe_layer`]).
+///
+/// The variant name is not part of a parameter's name: the loader and saver skip burn's `Enum:`
+/// containers, so both variants read HF's `mlp.*` keys (`mlp.gate_proj.weight`, `mlp.gate.weight`).
+#[derive(Module, Debug)]
+pub enum FeedForward<B: Backend> {
+    /// `down_proj(silu(gate_proj(x)) · up_proj(x))` of width `intermediate_size`.
+    Dense(Mlp<B>),
+    /// Top-k routing over `num_experts` experts of width `moe_intermediate_size`.
+    Sparse(SparseMoeBlock<B>),
+}
+
+impl<B: Backend> FeedForward<B> {
+    /// Applies the block; padding tokens (`valid` false) skip the experts of a sparse block.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, T, d]`, `valid`: row-major `[B, T]` → `[B, T, d]`
+    pub fn forward(&self, x: Tensor<B, 3>, valid: &[bool]) -> (Tensor<B, 3>, Option<RouterAux<B>>) {
+        match self {
+            FeedForward::Dense(mlp) => (mlp.forward(x), None),
+            FeedForward::Sparse(moe) => {
+                let valid = (!valid.iter().all(|v| *v)).then_some(valid);
+                let (y, aux) = moe.forward(x, valid);
+                (y, Some(aux))
+            }
+        }
+    }
+}
 
 /// `h = x + attn(norm₁(x)); y = h + mlp(norm₂(h))`.
 #[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
     /// Self-attention.
     pub self_attn: Attention<B>,
-    /// Feed-forward block.
-    pub mlp: Mlp<B>,
+    /// Feed-forward block, dense or sparse.
+    pub mlp: FeedForward<B>,
     /// Norm before attention.
     pub input_layernorm: RmsNorm<B>,
     /// Norm before the MLP.
@@ -24,21 +56,26 @@ pub struct DecoderLayer<B: Backend> {
 }
 
 impl<B: Backend> DecoderLayer<B> {
-    /// A randomly initialised layer.
-    pub fn init(config: &Qwen3Config, std: f64, device: &B::Device) -> Self {
+    /// A randomly initialised layer; `layer` is its index (it decides dense or sparse).
+    pub fn init(config: &Qwen3Config, layer: usize, std: f64, device: &B::Device) -> Self {
         let (d, eps) = (config.hidden_size, config.rms_norm_eps);
+        let mlp = if config.is_moe_layer(layer) {
+            FeedForward::Sparse(SparseMoeBlock::init(config, std, device))
+        } else {
+            FeedForward::Dense(Mlp::init(d, config.intermediate_size, std, device))
+        };
         Self {
             self_attn: Attention::init(config, std, device),
-            mlp: Mlp::init(d, config.intermediate_size, std, device),
+            mlp,
             input_layernorm: RmsNorm::init(d, eps, device),
             post_attention_layernorm: RmsNorm::init(d, eps, device),
         }
     }
 
-    /// Applies the layer.
+    /// Applies the layer, returning the router statistics of a sparse layer.
     ///
     /// # Shapes
-    /// - `x`: `[B, T, d]` → `[B, T, d]`
+    /// - `x`: `[B, T, d]` → `[B, T, d]`; `valid`: row-major `[B, T]`, `false` on padding
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -46,11 +83,15 @@ impl<B: Backend> DecoderLayer<B> {
         mask: Tensor<B, 4, Bool>,
         cache: &mut KvCache<B>,
         layer: usize,
-    ) -> Tensor<B, 3> {
+        valid: &[bool],
+    ) -> (Tensor<B, 3>, Option<RouterAux<B>>) {
         let h = x.clone()
             + self
                 .self_attn
                 .forward(self.input_layernorm.forward(x), rope, mask, cache, layer);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+        let (y, aux) = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(h.clone()), valid);
+        (h + y, aux)
     }
 }

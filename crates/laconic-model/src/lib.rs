@@ -1,4 +1,4 @@
-//! Qwen3 and Qwen2-architecture decoders in burn, loading Hugging Face checkpoint folders unchanged.
+//! Qwen3 (dense and mixture-of-experts) and Qwen2-architecture decoders in burn, loading Hugging Face checkpoint folders unchanged.
 //!
 //! The first crate of laconic's data flow (**model** → rollout → reward → optimizer → train/eval): a
 //! backend-generic [`Qwen3`] with a padded training forward and a KV-cached incremental forward,
@@ -37,6 +37,7 @@ mod linear;
 mod load;
 mod mlp;
 mod model;
+mod moe;
 mod norm;
 mod rope;
 pub mod safetensors;
@@ -47,7 +48,7 @@ pub use cache::{KvCache, LayerKv};
 pub use chat::{apply_chat_template, Message, Role};
 pub use config::{Arch, Qwen3Config, TokenIds};
 pub use error::{Error, Result};
-pub use layer::DecoderLayer;
+pub use layer::{DecoderLayer, FeedForward};
 pub use layout::AttentionLayout;
 pub use linear::{project, Linear};
 pub use load::{
@@ -55,6 +56,7 @@ pub use load::{
 };
 pub use mlp::Mlp;
 pub use model::{Qwen3, Qwen3Model, INITIALIZER_RANGE};
+pub use moe::{RouterAux, Routing, SparseMoeBlock};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeTables};
 pub use tokenizer::{Tokenizer, END_OF_TEXT, IM_END};

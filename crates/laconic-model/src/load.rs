@@ -113,6 +113,22 @@ pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<u
     collector.tensors
 }
 
+/// Enters a child module: its field name or index joins the path, except an enum variant's name
+/// (burn's `Enum:` containers), so `mlp` is `mlp` whether the layer's feed-forward block is
+/// `FeedForward::Dense` or `FeedForward::Sparse`, as in HF's checkpoints.
+fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
+    if !container_type.starts_with("Enum:") {
+        path.push(name.to_string());
+    }
+}
+
+/// Leaves a child module entered with [`enter`].
+fn exit(path: &mut Vec<String>, container_type: &str) {
+    if !container_type.starts_with("Enum:") {
+        path.pop();
+    }
+}
+
 struct Loader<'a> {
     index: &'a SafetensorsIndex,
     dir: &'a Path,
@@ -149,12 +165,12 @@ impl Loader<'_> {
 }
 
 impl<B: Backend> ModuleMapper<B> for Loader<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        enter(&mut self.path, name, container_type);
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        exit(&mut self.path, container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
@@ -183,12 +199,12 @@ struct Collector {
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collector {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        enter(&mut self.path, name, container_type);
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        exit(&mut self.path, container_type);
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {

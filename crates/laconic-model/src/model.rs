@@ -8,11 +8,12 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
 use crate::cache::KvCache;
-use crate::config::{Arch, Qwen3Config};
+use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
 use crate::layer::DecoderLayer;
 use crate::layout::AttentionLayout;
 use crate::linear::{project, Linear};
+use crate::moe::RouterAux;
 use crate::norm::RmsNorm;
 use crate::rope::Rope;
 
@@ -47,7 +48,7 @@ impl<B: Backend> Qwen3<B> {
     /// every parameter sampled now (clones and `valid()` copies then share the same values).
     ///
     /// # Errors
-    /// When the config is invalid or describes a mixture-of-experts model (not supported yet).
+    /// When the config is invalid.
     pub fn init(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
         Ok(Self::init_lazy(config, device)?.map(&mut Materialize))
     }
@@ -57,18 +58,12 @@ impl<B: Backend> Qwen3<B> {
     /// clone independently (burn 0.21), so don't use such a model before loading.
     pub(crate) fn init_lazy(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
         config.validate()?;
-        if config.arch() == Arch::Qwen3Moe {
-            return Err(Error::Config {
-                path: "<memory>".into(),
-                message: "`qwen3_moe` (mixture of experts) is not supported yet".into(),
-            });
-        }
         let std = INITIALIZER_RANGE;
         let embed_tokens = EmbeddingConfig::new(config.vocab_size, config.hidden_size)
             .with_initializer(Initializer::Normal { mean: 0.0, std })
             .init(device);
         let layers = (0..config.num_hidden_layers)
-            .map(|_| DecoderLayer::init(config, std, device))
+            .map(|layer| DecoderLayer::init(config, layer, std, device))
             .collect();
         let lm_head = (!config.tie_word_embeddings)
             .then(|| Linear::init(config.hidden_size, config.vocab_size, false, std, device));
@@ -145,6 +140,46 @@ impl<B: Backend> Qwen3<B> {
         layout: &AttentionLayout,
         cache: &mut KvCache<B>,
     ) -> Result<Tensor<B, 3>> {
+        Ok(self.forward_hidden_with_aux(tokens, layout, cache)?.0)
+    }
+
+    /// Training forward that also returns the router statistics of a mixture-of-experts model
+    /// (`None` for a dense one), for the load-balancing loss and the `moe/*` metrics.
+    ///
+    /// The training loss of HF's `Qwen3MoeForCausalLM` is
+    /// `loss + router_aux_loss_coef · aux.load_balancing_loss()`, with the coefficient from
+    /// [`Qwen3Config::router_aux_loss_coef`].
+    ///
+    /// # Shapes
+    /// - `tokens`: `[B, T]` → logits `[B, T, V]`
+    ///
+    /// # Errors
+    /// When `tokens` and `layout` disagree on `[B, T]`.
+    pub fn forward_with_aux(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+    ) -> Result<(Tensor<B, 3>, Option<RouterAux<B>>)> {
+        let mut cache = self.new_cache();
+        let (hidden, aux) = self.forward_hidden_with_aux(tokens, layout, &mut cache)?;
+        Ok((self.logits(hidden), aux))
+    }
+
+    /// [`Qwen3::forward_hidden`] plus the router statistics of a mixture-of-experts model, pooled over
+    /// its sparse layers and the real (non-padding) tokens of this call (`None` for a dense model).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[B, T]`
+    /// - returns: `[B, T, d]`
+    ///
+    /// # Errors
+    /// When shapes disagree with `layout` or the cache.
+    pub fn forward_hidden_with_aux(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+        cache: &mut KvCache<B>,
+    ) -> Result<(Tensor<B, 3>, Option<RouterAux<B>>)> {
         let [b, t] = tokens.dims();
         if [b, t] != [layout.batch(), layout.seq()] {
             return Err(Error::Input(format!(
@@ -172,12 +207,18 @@ impl<B: Backend> Qwen3<B> {
         );
         let mask = cache.extend_mask(layout.valid(), b, t, n_rep, &device);
 
-        // 2. Embed and run the stack: [B, T, d].
+        // 2. Embed and run the stack: [B, T, d], pooling the sparse layers' router statistics.
         let mut x = self.model.embed_tokens.forward(tokens);
+        let mut aux: Option<RouterAux<B>> = None;
         for (i, layer) in self.model.layers.iter().enumerate() {
-            x = layer.forward(x, &rope, mask.clone(), cache, i);
+            let (y, layer_aux) = layer.forward(x, &rope, mask.clone(), cache, i, layout.valid());
+            x = y;
+            aux = match (aux, layer_aux) {
+                (Some(a), Some(l)) => Some(a.merge(l)),
+                (a, l) => a.or(l),
+            };
         }
-        Ok(self.model.norm.forward(x))
+        Ok((self.model.norm.forward(x), aux))
     }
 
     /// Projects hidden states to vocabulary logits with the LM head (or the tied embedding).
