@@ -219,12 +219,18 @@ struct Update<'a, AB: AutodiffBackend> {
 }
 
 impl<AB: AutodiffBackend> ModuleMapper<AB> for Update<'_, AB> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    // Parameter names follow laconic-model's checkpoint names: an enum variant (burn's `Enum:`
+    // containers, e.g. a layer's dense or sparse `mlp`) is not part of the name.
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<AB, D>>) -> Param<Tensor<AB, D>> {

@@ -1,0 +1,22 @@
+//! The RL loop of laconic and its supervised warm start: what a user runs.
+//!
+//! Last in the data flow (model → rollout → reward → optimizer → **train**/eval): sample a prompt batch
+//! → rollouts (`N` per prompt, `L_R`) → decode → judge → shape rewards → advantages → update → metrics
+//! → periodic evaluation → checkpoint.
+
+pub mod config;
+pub mod data;
+mod error;
+pub mod progress;
+pub mod report;
+pub mod rl;
+pub mod run;
+pub mod sft;
+pub mod source;
+pub mod task;
+
+pub use config::RunConfig;
+pub use error::{Error, Result};
+pub use rl::{load_policy, Phase, RlTrainer, RolloutRecord, TrainObserver};
+pub use run::{Metrics, RunDir, TrainerState};
+pub use source::Task;

@@ -1,0 +1,354 @@
+//! Run reports: SVG curves of the training metrics and a `summary.md`.
+
+use std::path::{Path, PathBuf};
+
+use laconic_eval::EvalReport;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::run::{Metrics, RunDir};
+
+/// Curves drawn into `report/`: (file stem, title, metric keys on one chart).
+pub const CURVES: &[(&str, &str, &[&str])] = &[
+    (
+        "length",
+        "response length (tokens)",
+        &[
+            "response_length/mean",
+            "response_length/positive_mean",
+            "response_length/negative_mean",
+        ],
+    ),
+    (
+        "accuracy",
+        "training accuracy and reward",
+        &["acc/mean", "reward/mean", "reward/positive_density"],
+    ),
+    (
+        "truncation",
+        "truncation rate",
+        &["response/truncation_rate"],
+    ),
+    ("entropy", "policy entropy", &["actor/entropy"]),
+    (
+        "kl",
+        "KL to the initial policy",
+        &["actor/kl_loss", "actor/ppo_kl"],
+    ),
+    (
+        "grad_norm",
+        "gradient norm (pre-clip)",
+        &["actor/grad_norm"],
+    ),
+];
+
+/// Draws every curve of [`CURVES`] that has data, plus a chart of each evaluation metric pattern, into
+/// `run/report/`; returns the files written.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_curves(run: &RunDir, metrics: &[Metrics]) -> Result<Vec<PathBuf>> {
+    let dir = run.path.join("report");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut written = Vec::new();
+    for (stem, title, keys) in CURVES {
+        let series: Vec<(String, Vec<(f64, f64)>)> = keys
+            .iter()
+            .map(|k| (k.to_string(), points(metrics, k)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let path = dir.join(format!("{stem}.svg"));
+        line_chart(&path, title, &series)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `(step, value)` of `key` over the metric lines that have it.
+pub fn points(metrics: &[Metrics], key: &str) -> Vec<(f64, f64)> {
+    metrics
+        .iter()
+        .filter_map(|m| Some((*m.get("step")?, *m.get(key)?)))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
+}
+
+/// A line chart of several series against the step.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn line_chart(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+    let fail = |e: String| Error::Other(format!("failed to draw `{}`: {e}", path.display()));
+    let all = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in all {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if !y_min.is_finite() {
+        return Ok(());
+    }
+    let pad = ((y_max - y_min) * 0.05).max(1e-6);
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))
+        .map_err(|e| fail(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color))
+            .map_err(|e| fail(e.to_string()))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    root.present().map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+/// One row of the training trajectory: a step with an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryRow {
+    /// Step (0 = before training).
+    pub step: u64,
+    /// Mean training reward of the step (`None` at step 0).
+    pub train_reward: Option<f64>,
+    /// Mean training rollout length of the step.
+    pub train_length: Option<f64>,
+    /// Mean evaluation length at the largest budget.
+    pub eval_length: f64,
+    /// Evaluation accuracy (Mean@k) per budget, ascending budgets.
+    pub accuracy: Vec<(usize, f64)>,
+}
+
+/// The numbers a run summary reports: the trajectory of evaluations and the before/after comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The benchmark summarised.
+    pub benchmark: String,
+    /// One row per evaluated step.
+    pub rows: Vec<TrajectoryRow>,
+    /// Mean length of correct samples at the largest budget, before and after.
+    pub correct_length: (Option<f64>, Option<f64>),
+    /// Mean length of incorrect samples at the largest budget, before and after.
+    pub incorrect_length: (Option<f64>, Option<f64>),
+}
+
+impl RunSummary {
+    /// Builds the summary of `benchmark` from the run's metric lines and its first and last evaluation.
+    pub fn new(
+        benchmark: &str,
+        metrics: &[Metrics],
+        before: &EvalReport,
+        after: &EvalReport,
+    ) -> Option<Self> {
+        let budgets = after
+            .benchmark(benchmark)?
+            .budgets
+            .iter()
+            .map(|m| m.budget)
+            .collect::<Vec<_>>();
+        let top = *budgets.last()?;
+        let mut rows = Vec::new();
+        for m in metrics {
+            let key = |metric: &str, b: usize| format!("eval/{benchmark}/{metric}@{b}");
+            let Some(eval_length) = m.get(&key("length_mean", top)) else {
+                continue;
+            };
+            let mean_key = |b: usize| {
+                m.iter()
+                    .find(|(k, _)| {
+                        k.starts_with(&format!("eval/{benchmark}/mean@"))
+                            && k.ends_with(&format!("@{b}"))
+                    })
+                    .map(|(_, v)| *v)
+            };
+            rows.push(TrajectoryRow {
+                step: m.get("step").copied().unwrap_or(0.0) as u64,
+                train_reward: m.get("reward/mean").copied(),
+                train_length: m.get("response_length/mean").copied(),
+                eval_length: *eval_length,
+                accuracy: budgets
+                    .iter()
+                    .filter_map(|&b| Some((b, mean_key(b)?)))
+                    .collect(),
+            });
+        }
+        let split = |r: &EvalReport, correct: bool| {
+            let m = r
+                .benchmark(benchmark)?
+                .budgets
+                .iter()
+                .find(|m| m.budget == top)?;
+            if correct {
+                m.lengths.correct.mean
+            } else {
+                m.lengths.incorrect.mean
+            }
+        };
+        Some(Self {
+            benchmark: benchmark.to_string(),
+            rows,
+            correct_length: (split(before, true), split(after, true)),
+            incorrect_length: (split(before, false), split(after, false)),
+        })
+    }
+
+    /// Relative change of the evaluation length from the first to the last row (−0.4 = 40 % shorter).
+    pub fn length_change(&self) -> Option<f64> {
+        let (first, last) = (self.rows.first()?, self.rows.last()?);
+        Some(last.eval_length / first.eval_length - 1.0)
+    }
+
+    /// Accuracy change at the largest budget, in points (percentage points).
+    pub fn top_accuracy_change(&self) -> Option<f64> {
+        let top = |row: &TrajectoryRow| row.accuracy.last().map(|&(_, a)| a);
+        Some(100.0 * (top(self.rows.last()?)? - top(self.rows.first()?)?))
+    }
+
+    /// The first evaluated step where the length has covered 90 % of its total drop: the end of stage I
+    /// (length adaptation).
+    pub fn stage_one_end(&self) -> Option<u64> {
+        let (first, last) = (
+            self.rows.first()?.eval_length,
+            self.rows.last()?.eval_length,
+        );
+        let target = first - 0.9 * (first - last);
+        self.rows
+            .iter()
+            .find(|r| r.eval_length <= target)
+            .map(|r| r.step)
+    }
+
+    /// The summary as Markdown: before/after table, lengths by correctness, trajectory, stages.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let pct = |x: f64| format!("{:.1}", 100.0 * x);
+        let opt = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.1}"));
+        let (Some(first), Some(last)) = (self.rows.first(), self.rows.last()) else {
+            return "no evaluations recorded\n".into();
+        };
+        s.push_str(&format!(
+            "## Before (step {}) and after (step {}): `{}`\n\n",
+            first.step, last.step, self.benchmark
+        ));
+        s.push_str("| budget | accuracy before (%) | accuracy after (%) | change (points) |\n|---:|---:|---:|---:|\n");
+        for (&(b, before), &(_, after)) in first.accuracy.iter().zip(&last.accuracy) {
+            s.push_str(&format!(
+                "| {b} | {} | {} | {:+.1} |\n",
+                pct(before),
+                pct(after),
+                100.0 * (after - before)
+            ));
+        }
+        s.push_str(
+            "\n| mean length at the largest budget (tokens) | before | after |\n|:---|---:|---:|\n",
+        );
+        s.push_str(&format!(
+            "| all samples | {:.1} | {:.1} |\n",
+            first.eval_length, last.eval_length
+        ));
+        s.push_str(&format!(
+            "| correct samples | {} | {} |\n",
+            opt(self.correct_length.0),
+            opt(self.correct_length.1)
+        ));
+        s.push_str(&format!(
+            "| incorrect samples | {} | {} |\n",
+            opt(self.incorrect_length.0),
+            opt(self.incorrect_length.1)
+        ));
+        s.push_str("\n## Trajectory\n\n| step | train reward | train length | eval length |");
+        for (b, _) in &first.accuracy {
+            s.push_str(&format!(" acc@{b} (%) |"));
+        }
+        s.push_str("\n|---:|---:|---:|---:|");
+        s.push_str(&"---:|".repeat(first.accuracy.len()));
+        s.push('\n');
+        for r in &self.rows {
+            let reward = r
+                .train_reward
+                .map_or("—".to_string(), |v| format!("{v:.3}"));
+            s.push_str(&format!(
+                "| {} | {reward} | {} | {:.1} |",
+                r.step,
+                opt(r.train_length),
+                r.eval_length
+            ));
+            for (_, a) in &r.accuracy {
+                s.push_str(&format!(" {} |", pct(*a)));
+            }
+            s.push('\n');
+        }
+        s.push_str("\n## The phenomenon\n\n");
+        if let Some(change) = self.length_change() {
+            s.push_str(&format!(
+                "- Evaluation length: {:+.1} % ({:.1} → {:.1} tokens).\n",
+                100.0 * change,
+                first.eval_length,
+                last.eval_length
+            ));
+        }
+        if let Some(points) = self.top_accuracy_change() {
+            s.push_str(&format!(
+                "- Accuracy at the largest budget: {points:+.1} points.\n"
+            ));
+        }
+        if let Some(end) = self.stage_one_end() {
+            s.push_str(&format!(
+                "- Stage I (length adaptation) ends by step {end}: 90 % of the length drop happened by then; \
+                 stage II (reasoning refinement) follows with the length flat.\n"
+            ));
+        }
+        s
+    }
+}
+
+/// Writes `report/summary.md` (the run summary when there is one) and the curves; returns the files.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_report(run: &RunDir, summary: Option<&RunSummary>) -> Result<Vec<PathBuf>> {
+    let metrics = run.read_metrics()?;
+    let mut written = write_curves(run, &metrics)?;
+    let path = run.path.join("report").join("summary.md");
+    let mut text = format!("# Run `{}`\n\n", run.path.display());
+    match summary {
+        Some(summary) => text.push_str(&summary.markdown()),
+        None => {
+            text.push_str("No evaluation was configured; see `metrics.jsonl` and the curves.\n")
+        }
+    }
+    text.push_str("\nCurves: ");
+    text.push_str(
+        &written
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| format!("[{0}]({0})", n.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    written.push(path);
+    Ok(written)
+}

@@ -1,0 +1,551 @@
+//! `RlTrainer`: one RL step is prompts → rollouts → judge → rewards → advantages → update → metrics.
+//!
+//! Everything random is derived from `(train.seed, step)` (prompt draws, sampling streams) or stored in
+//! the checkpoint (dataset cursor, optimizer moments), so a resumed run reproduces the steps an
+//! uninterrupted run would have taken.
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use laconic_eval::{evaluate, EvalReport};
+use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
+use laconic_optim::{compute_logprobs, LogprobBackend, PolicyUpdater, UpdateBatch, UpdateSequence};
+use laconic_reward::{BatchMetrics, GroupView};
+use laconic_rollout::{Engine, EngineConfig, Finish, Observer, Progress, Rollout, SamplingParams};
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::data::PromptItem;
+use crate::error::{Error, Result};
+use crate::run::{Metrics, RunDir, TrainerState, OPTIMIZER_STATE};
+use crate::source::{mix, Task};
+
+/// What the loop reports while it runs (progress bars, logs). Every method has a no-op default.
+pub trait TrainObserver {
+    /// Rollout or evaluation generation progress.
+    fn on_progress(&mut self, _phase: Phase, _progress: &Progress) {}
+    /// A step finished with these metrics.
+    fn on_step(&mut self, _step: u64, _metrics: &Metrics) {}
+    /// An evaluation finished.
+    fn on_eval(&mut self, _step: u64, _report: &EvalReport) {}
+}
+
+impl TrainObserver for () {}
+
+/// What the loop is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Sampling training rollouts.
+    Rollout,
+    /// Generating evaluation samples.
+    Eval,
+}
+
+/// One sampled rollout as written to `rollouts/step_N.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    /// Prompt text.
+    pub prompt: String,
+    /// Response text.
+    pub response: String,
+    /// Gold answer.
+    pub gold: String,
+    /// Extracted answer, if any.
+    pub extracted: Option<String>,
+    /// Judged correct (and finished within `L_R`).
+    pub correct: bool,
+    /// Response length in tokens.
+    pub length: usize,
+    /// `stop` or `length`.
+    pub finish: Finish,
+    /// Shaped reward.
+    pub reward: f32,
+    /// Advantage.
+    pub advantage: f32,
+    /// Masked (no reward, no gradient).
+    pub masked: bool,
+}
+
+/// The RL trainer over an autodiff backend `B`.
+pub struct RlTrainer<B: LogprobBackend> {
+    config: RunConfig,
+    model: Option<Qwen3<B>>,
+    reference: Option<Qwen3<B::InnerBackend>>,
+    updater: PolicyUpdater<B>,
+    tokenizer: Tokenizer,
+    task: Task,
+    stop_ids: Vec<u32>,
+    step: u64,
+}
+
+/// Loads the policy and tokenizer named by `[model]`: a checkpoint folder or a config to initialise.
+///
+/// # Errors
+/// Missing or malformed files, or no tokenizer.
+pub fn load_policy<B: Backend>(
+    config: &RunConfig,
+    device: &B::Device,
+) -> Result<(Qwen3<B>, Tokenizer)> {
+    let m = &config.model;
+    let (model, folder_tokenizer) = match (&m.path, &m.init_config) {
+        (Some(dir), _) => {
+            let tokenizer_path = dir.join("tokenizer.json");
+            let tok = tokenizer_path
+                .is_file()
+                .then(|| Tokenizer::from_file(&tokenizer_path))
+                .transpose()?;
+            (load_model::<B>(dir, device)?, tok)
+        }
+        (None, Some(path)) => {
+            let model_config = laconic_model::Qwen3Config::from_file(path)?;
+            // A fresh model is a function of the run's seed. The backend's generator is global, so the
+            // seed-then-sample pair is serialised against other threads doing the same.
+            static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _guard = INIT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            B::seed(device, config.train.seed);
+            (Qwen3::init(&model_config, device)?, None)
+        }
+        (None, None) => {
+            return Err(Error::Other(
+                "`model.path` or `model.init_config` is required".into(),
+            ))
+        }
+    };
+    let tokenizer = match (&m.tokenizer, folder_tokenizer) {
+        (Some(path), _) => Tokenizer::from_file(path)?,
+        (None, Some(tok)) => tok,
+        (None, None) => {
+            return Err(Error::Other(
+                "no tokenizer: the model folder has no tokenizer.json; set `model.tokenizer`"
+                    .into(),
+            ))
+        }
+    };
+    Ok((model, tokenizer))
+}
+
+impl<B: LogprobBackend> RlTrainer<B> {
+    /// A trainer at step 0 for `model`. The initial policy is kept as the KL reference when
+    /// `train.track_kl` or `optim.kl_loss_coef > 0`.
+    ///
+    /// # Errors
+    /// An invalid config or task.
+    pub fn new(config: RunConfig, model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
+        let task = Task::from_config(&config, &tokenizer)?;
+        let mut optim = config.optim.clone();
+        optim.total_steps = optim.total_steps.or(Some(
+            config.train.steps * u64::from(optim.ppo_epochs as u32),
+        ));
+        let updater = PolicyUpdater::new(optim, &model)?;
+        let reference =
+            (config.train.track_kl || config.optim.kl_loss_coef > 0.0).then(|| model.valid());
+        let mut stop_ids = model.config().eos_token_ids();
+        stop_ids.extend(tokenizer.stop_ids());
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        Ok(Self {
+            config,
+            model: Some(model),
+            reference,
+            updater,
+            tokenizer,
+            task,
+            stop_ids,
+            step: 0,
+        })
+    }
+
+    /// Resumes the latest checkpoint of `run`: model, optimizer, prompt cursor and step. The KL reference
+    /// is reloaded from `[model]` (the initial policy).
+    ///
+    /// # Errors
+    /// No checkpoint, or unreadable checkpoint files.
+    pub fn resume(run: &RunDir, config: RunConfig, device: &B::Device) -> Result<Self> {
+        let (step, dir) = run
+            .list_checkpoints()
+            .pop()
+            .ok_or_else(|| Error::Checkpoint {
+                path: run.checkpoints(),
+                message: "no checkpoint to resume from".into(),
+            })?;
+        let (initial, tokenizer) = load_policy::<B>(&config, device)?;
+        let state = RunDir::read_state(&dir)?;
+        let model = load_model::<B>(&dir, device)?;
+        let mut trainer = Self::new(config, initial, tokenizer)?;
+        trainer
+            .updater
+            .load_state(dir.join(OPTIMIZER_STATE), &model)?;
+        trainer.task.restore_sampler(state.sampler)?;
+        trainer.model = Some(model);
+        trainer.step = step;
+        run.truncate_metrics_after(step)?;
+        Ok(trainer)
+    }
+
+    /// Steps completed.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// The current policy.
+    pub fn model(&self) -> &Qwen3<B> {
+        self.model
+            .as_ref()
+            .expect("the model is only taken during an update")
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The run's config.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// Runs the loop until `train.steps`, evaluating and checkpointing on schedule and writing metrics
+    /// and sampled rollouts into `run`.
+    ///
+    /// # Errors
+    /// Any step failure; a non-finite loss stops the run with the last good checkpoint kept.
+    pub fn train(&mut self, run: &RunDir, observer: &mut dyn TrainObserver) -> Result<()> {
+        self.train_until(run, self.config.train.steps, observer)
+    }
+
+    /// Like [`RlTrainer::train`] but stops after step `last` (at most `train.steps`); the schedule of
+    /// evaluations and checkpoints is the full run's, so stopping early is like being killed there.
+    ///
+    /// # Errors
+    /// As [`RlTrainer::train`].
+    pub fn train_until(
+        &mut self,
+        run: &RunDir,
+        last: u64,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<()> {
+        let t = self.config.train.clone();
+        let last = last.min(t.steps);
+        if self.step == 0 {
+            if let Some(report) = self.evaluate(observer)? {
+                self.record_eval(run, 0, &report, Metrics::new(), observer)?;
+            }
+        }
+        while self.step < last {
+            let (metrics, records) = self.step(observer)?;
+            let step = self.step;
+            let due = |every: u64| step == t.steps || (every > 0 && step.is_multiple_of(every));
+            let keep = t.log_rollouts.min(records.len());
+            run.write_rollouts(step, &records[..keep])?;
+            if due(t.eval_every) {
+                if let Some(report) = self.evaluate(observer)? {
+                    self.record_eval(run, step, &report, metrics.clone(), observer)?;
+                } else {
+                    run.append_metrics(&metrics)?;
+                }
+            } else {
+                run.append_metrics(&metrics)?;
+            }
+            observer.on_step(step, &metrics);
+            if due(t.save_every) {
+                self.save(run)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_eval(
+        &self,
+        run: &RunDir,
+        step: u64,
+        report: &EvalReport,
+        mut metrics: Metrics,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<()> {
+        report.write(run.path.join("eval").join(format!("step_{step}")))?;
+        metrics.insert("step".into(), step as f64);
+        metrics.extend(report.scalars());
+        run.append_metrics(&metrics)?;
+        observer.on_eval(step, report);
+        Ok(())
+    }
+
+    /// One RL step; returns its metrics and every rollout's record.
+    ///
+    /// # Errors
+    /// Rollout, judging or update failures; a non-finite loss or gradient ([`Error::NonFinite`]).
+    pub fn step(
+        &mut self,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(Metrics, Vec<RolloutRecord>)> {
+        let start = Instant::now();
+        let r = self.config.rollout.clone();
+        let items = self
+            .task
+            .next_batch(self.step, r.prompts_per_step, &self.tokenizer)?;
+
+        // 1. Rollouts from the current policy (no autodiff graph).
+        let policy = self.model().valid();
+        let rollouts = self.sample(&policy, &items, observer)?;
+        let rollout_s = start.elapsed().as_secs_f64();
+
+        // 2. Judge, group, shape rewards, advantages.
+        let scored = self.score(&items, &rollouts)?;
+
+        // 3. KL reference log-probs, then the update.
+        let update_start = Instant::now();
+        let ref_logprobs = self.reference_logprobs(&items, &rollouts)?;
+        let model = self
+            .model
+            .take()
+            .expect("the model is present between steps");
+        let (model, update) = match self
+            .updater
+            .step(model, &scored.batch, ref_logprobs.as_deref())
+        {
+            Ok(out) => out,
+            Err(laconic_optim::Error::NonFinite { what, value, .. }) => {
+                return Err(Error::NonFinite {
+                    step: self.step + 1,
+                    message: format!("{what} is {value}"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.model = Some(model);
+        let update_s = update_start.elapsed().as_secs_f64();
+        self.step += 1;
+
+        // 4. Metrics.
+        let tokens: usize = rollouts.iter().map(Rollout::len).sum();
+        let mut metrics = Metrics::new();
+        metrics.insert("step".into(), self.step as f64);
+        metrics.extend(scored.reward_metrics);
+        metrics.extend(update.to_map());
+        if let Some(l_t) = scored.mean_l_t {
+            metrics.insert("reward/l_t".into(), l_t);
+        }
+        metrics.insert("timing/rollout_s".into(), rollout_s);
+        metrics.insert("timing/update_s".into(), update_s);
+        metrics.insert("timing/step_s".into(), start.elapsed().as_secs_f64());
+        metrics.insert(
+            "perf/rollout_tokens_per_s".into(),
+            tokens as f64 / rollout_s.max(1e-9),
+        );
+        metrics.insert("perf/tokens".into(), tokens as f64);
+        Ok((metrics, scored.records))
+    }
+
+    fn sample(
+        &self,
+        policy: &Qwen3<B::InnerBackend>,
+        items: &[PromptItem],
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Vec<Rollout>> {
+        let r = &self.config.rollout;
+        let engine = Engine::new(
+            policy,
+            EngineConfig {
+                max_batch: r.max_batch,
+                prefill_batch: r.prefill_batch,
+                share_prefix: true,
+                compact: true,
+            },
+        )?;
+        let params = SamplingParams {
+            temperature: r.temperature,
+            top_p: r.top_p,
+            top_k: r.top_k,
+            min_p: r.min_p,
+            max_tokens: r.max_tokens,
+            stop_ids: self.stop_ids.clone(),
+            seed: mix(self.config.train.seed, self.step),
+        };
+        let prompts: Vec<Vec<u32>> = items.iter().map(|i| i.prompt_ids.clone()).collect();
+        let mut forward = PhaseObserver {
+            inner: observer,
+            phase: Phase::Rollout,
+        };
+        match engine.generate(&prompts, r.n, &params, &mut forward) {
+            Ok(rollouts) => Ok(rollouts),
+            Err(e @ laconic_rollout::Error::NonFiniteLogits { .. }) => Err(Error::NonFinite {
+                step: self.step + 1,
+                message: e.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn score(&self, items: &[PromptItem], rollouts: &[Rollout]) -> Result<Scored> {
+        let n = self.config.rollout.n;
+        let mut judged = Vec::with_capacity(rollouts.len());
+        for r in rollouts {
+            let item = &items[r.prompt_idx];
+            let text = self.tokenizer.decode(&r.response_ids)?;
+            let judgement = self.task.judge.judge(&text, &item.gold);
+            // A rollout cut at L_R has no answer: incorrect whatever its text.
+            let correct = judgement.is_correct() && r.finish == Finish::Stop;
+            judged.push((text, judgement.extracted, correct));
+        }
+        let groups: Vec<GroupView> = (0..items.len())
+            .map(|p| {
+                GroupView::new((p * n..(p + 1) * n).map(|i| {
+                    (
+                        judged[i].2,
+                        rollouts[i].len(),
+                        reward_finish(rollouts[i].finish),
+                    )
+                }))
+            })
+            .collect();
+        let detailed = self.config.reward.score_batch_detailed(&groups);
+        let rewards: Vec<f32> = detailed.scores.iter().flatten().map(|s| s.reward).collect();
+        let masked: Vec<bool> = detailed.scores.iter().flatten().map(|s| s.masked).collect();
+        let group_ids: Vec<usize> = rollouts.iter().map(|r| r.prompt_idx).collect();
+        let advantages = self
+            .config
+            .optim
+            .advantages(&rewards, &group_ids, &masked)?;
+        let reward_metrics = BatchMetrics::compute(&groups, &detailed.scores)?
+            .to_pairs()
+            .into_iter()
+            .collect();
+        let l_ts: Vec<f64> = detailed.l_t.iter().flatten().copied().collect();
+        let mean_l_t = (!l_ts.is_empty()).then(|| l_ts.iter().sum::<f64>() / l_ts.len() as f64);
+        let mut sequences = Vec::with_capacity(rollouts.len());
+        let mut records = Vec::with_capacity(rollouts.len());
+        for (i, (r, (text, extracted, correct))) in rollouts.iter().zip(judged).enumerate() {
+            let item = &items[r.prompt_idx];
+            sequences.push(UpdateSequence {
+                prompt_ids: item.prompt_ids.clone(),
+                response_ids: r.response_ids.clone(),
+                old_logprobs: r.logprobs.clone(),
+                advantage: advantages[i],
+                masked: masked[i],
+                group: r.prompt_idx,
+            });
+            records.push(RolloutRecord {
+                prompt: item.text.clone(),
+                response: text,
+                gold: item.gold.clone(),
+                extracted,
+                correct,
+                length: r.len(),
+                finish: r.finish,
+                reward: rewards[i],
+                advantage: advantages[i],
+                masked: masked[i],
+            });
+        }
+        Ok(Scored {
+            batch: UpdateBatch { sequences },
+            records,
+            reward_metrics,
+            mean_l_t,
+        })
+    }
+
+    fn reference_logprobs(
+        &self,
+        items: &[PromptItem],
+        rollouts: &[Rollout],
+    ) -> Result<Option<Vec<Vec<f32>>>> {
+        let Some(reference) = &self.reference else {
+            return Ok(None);
+        };
+        let pairs: Vec<(&[u32], &[u32])> = rollouts
+            .iter()
+            .map(|r| {
+                (
+                    items[r.prompt_idx].prompt_ids.as_slice(),
+                    r.response_ids.as_slice(),
+                )
+            })
+            .collect();
+        let out = compute_logprobs(reference, &pairs, &self.config.optim.logprob_options())?;
+        Ok(Some(out.into_iter().map(|s| s.logprobs).collect()))
+    }
+
+    /// Evaluates the current policy on the task's benchmarks (`None` when there are none).
+    ///
+    /// # Errors
+    /// Generation or scoring failures.
+    pub fn evaluate(&self, observer: &mut dyn TrainObserver) -> Result<Option<EvalReport>> {
+        if self.task.benchmarks.is_empty() {
+            return Ok(None);
+        }
+        let policy = self.model().valid();
+        let mut forward = PhaseObserver {
+            inner: observer,
+            phase: Phase::Eval,
+        };
+        match evaluate(
+            &policy,
+            &self.tokenizer,
+            &self.task.benchmarks,
+            &self.config.eval,
+            self.task.judge.as_ref(),
+            &mut forward,
+        ) {
+            Ok(report) => Ok(Some(report)),
+            Err(laconic_eval::Error::Rollout(
+                e @ laconic_rollout::Error::NonFiniteLogits { .. },
+            )) => Err(Error::NonFinite {
+                step: self.step,
+                message: format!("evaluation: {e}"),
+            }),
+            Err(e) => Err(Error::Eval(e)),
+        }
+    }
+
+    /// Writes a checkpoint of the current state into `run`.
+    ///
+    /// # Errors
+    /// When a file cannot be written.
+    pub fn save(&self, run: &RunDir) -> Result<std::path::PathBuf> {
+        let state = TrainerState {
+            step: self.step,
+            sampler: self.task.sampler().cloned(),
+        };
+        run.save_checkpoint(&state, self.config.train.keep_checkpoints, |dir| {
+            save_pretrained(&self.model().valid(), dir)?;
+            let tokenizer = self
+                .tokenizer
+                .inner()
+                .to_string(false)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            std::fs::write(dir.join("tokenizer.json"), tokenizer).map_err(|e| Error::io(dir, e))?;
+            self.updater.save_state(dir.join(OPTIMIZER_STATE))?;
+            Ok(())
+        })
+    }
+}
+
+struct Scored {
+    batch: UpdateBatch,
+    records: Vec<RolloutRecord>,
+    reward_metrics: Metrics,
+    mean_l_t: Option<f64>,
+}
+
+fn reward_finish(finish: Finish) -> laconic_reward::Finish {
+    match finish {
+        Finish::Stop => laconic_reward::Finish::Stop,
+        Finish::Length => laconic_reward::Finish::Length,
+    }
+}
+
+/// Forwards engine progress to a [`TrainObserver`] with the phase attached.
+struct PhaseObserver<'a> {
+    inner: &'a mut dyn TrainObserver,
+    phase: Phase,
+}
+
+impl Observer for PhaseObserver<'_> {
+    fn on_progress(&mut self, progress: &Progress) {
+        self.inner.on_progress(self.phase, progress);
+    }
+}

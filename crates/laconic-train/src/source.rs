@@ -1,0 +1,185 @@
+//! Where each step's prompts come from, and what judges their answers.
+//!
+//! A JSONL dataset is walked in seeded shuffled epochs ([`PromptSampler`], checkpointed with the run);
+//! the synthetic task draws fresh problems from a stream seeded by `(seed, step)`, so it needs no state.
+
+use laconic_eval::{Benchmark, EvalItem};
+use laconic_model::Tokenizer;
+use laconic_reward::{Judge, MathJudge};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{DataConfig, RunConfig};
+use crate::data::{PromptItem, PromptSampler};
+use crate::error::{Error, Result};
+use crate::task::{DigitSumConfig, DigitSumJudge, Problem};
+
+/// Offset between the training and the held-out seeds of the synthetic task.
+const HELD_OUT_SEED: u64 = 0x5EED_0F_E7A1;
+
+/// A run's prompts, judge and evaluation benchmarks.
+pub struct Task {
+    source: Source,
+    /// Grades responses against gold answers.
+    pub judge: Box<dyn Judge>,
+    /// Benchmarks of the periodic evaluation (may be empty).
+    pub benchmarks: Vec<Benchmark>,
+}
+
+enum Source {
+    Dataset {
+        items: Vec<PromptItem>,
+        sampler: PromptSampler,
+    },
+    DigitSum {
+        config: DigitSumConfig,
+        seed: u64,
+    },
+}
+
+impl Task {
+    /// Builds the task of `config`, tokenising with `tokenizer`.
+    ///
+    /// # Errors
+    /// A missing or malformed dataset, an empty dataset, or a tokenizer failure.
+    pub fn from_config(config: &RunConfig, tokenizer: &Tokenizer) -> Result<Self> {
+        let seed = config.train.seed;
+        match &config.data {
+            DataConfig::DigitSum(task) => {
+                let encode = |text: &str| tokenizer.encode(text);
+                let held_out = digit_sum_items(
+                    task,
+                    config.train.eval_problems,
+                    seed ^ HELD_OUT_SEED,
+                    &encode,
+                )?;
+                let items = held_out
+                    .into_iter()
+                    .map(|p| EvalItem {
+                        prompt_ids: p.prompt_ids,
+                        gold: p.gold,
+                        question: p.text,
+                    })
+                    .collect();
+                Ok(Self {
+                    source: Source::DigitSum {
+                        config: task.clone(),
+                        seed,
+                    },
+                    judge: Box::new(DigitSumJudge),
+                    benchmarks: vec![Benchmark::new("digit_sum", items)],
+                })
+            }
+            DataConfig::Jsonl(data) => {
+                let records = data.dataset.load()?;
+                if records.is_empty() {
+                    return Err(Error::Other(format!(
+                        "dataset `{}` has no records",
+                        data.dataset.path.display()
+                    )));
+                }
+                let bench =
+                    Benchmark::from_records(&data.dataset.name, &records, &data.prompt, tokenizer)?;
+                let items: Vec<PromptItem> = bench
+                    .items
+                    .into_iter()
+                    .map(|i| PromptItem {
+                        text: i.question,
+                        prompt_ids: i.prompt_ids,
+                        gold: i.gold,
+                    })
+                    .collect();
+                let benchmarks = config
+                    .train
+                    .eval_benchmarks
+                    .iter()
+                    .map(|spec| Ok(Benchmark::load(spec, &data.prompt, tokenizer)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let sampler = PromptSampler::new(items.len(), seed);
+                Ok(Self {
+                    source: Source::Dataset { items, sampler },
+                    judge: Box::new(MathJudge::default()),
+                    benchmarks,
+                })
+            }
+        }
+    }
+
+    /// The prompts of step `step` (`count` of them).
+    ///
+    /// # Errors
+    /// When the tokenizer fails on a synthetic prompt.
+    pub fn next_batch(
+        &mut self,
+        step: u64,
+        count: usize,
+        tokenizer: &Tokenizer,
+    ) -> Result<Vec<PromptItem>> {
+        match &mut self.source {
+            Source::Dataset { items, sampler } => Ok(sampler
+                .next_batch(count)
+                .into_iter()
+                .map(|i| items[i].clone())
+                .collect()),
+            Source::DigitSum { config, seed } => {
+                digit_sum_items(config, count, mix(*seed, step), &|text: &str| {
+                    tokenizer.encode(text)
+                })
+            }
+        }
+    }
+
+    /// The sampler state to checkpoint (`None` for the stateless synthetic stream).
+    pub fn sampler(&self) -> Option<&PromptSampler> {
+        match &self.source {
+            Source::Dataset { sampler, .. } => Some(sampler),
+            Source::DigitSum { .. } => None,
+        }
+    }
+
+    /// Restores a checkpointed sampler.
+    ///
+    /// # Errors
+    /// When the checkpoint's sampler does not fit this dataset.
+    pub fn restore_sampler(&mut self, saved: Option<PromptSampler>) -> Result<()> {
+        match (&mut self.source, saved) {
+            (Source::Dataset { sampler, .. }, Some(saved)) if saved.len == sampler.len => {
+                *sampler = saved;
+                Ok(())
+            }
+            (Source::DigitSum { .. }, None) => Ok(()),
+            _ => Err(Error::Other(
+                "the checkpoint's prompt cursor does not match this run's data".into(),
+            )),
+        }
+    }
+}
+
+/// `count` digit-sum problems from `seed`, tokenised.
+fn digit_sum_items(
+    config: &DigitSumConfig,
+    count: usize,
+    seed: u64,
+    encode: &dyn Fn(&str) -> laconic_model::Result<Vec<u32>>,
+) -> Result<Vec<PromptItem>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let p = Problem::sample(config, &mut rng);
+            let text = p.prompt();
+            Ok(PromptItem {
+                prompt_ids: encode(&text)?,
+                text,
+                gold: p.answer(),
+            })
+        })
+        .collect()
+}
+
+/// SplitMix64 of `seed` and `step`: independent streams per step.
+pub fn mix(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

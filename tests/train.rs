@@ -1,0 +1,171 @@
+//! The RL loop end to end on a tiny random model (ndarray): run folder contents, checkpoint + resume
+//! reproducing an uninterrupted run, config errors, and a non-finite loss stopping the run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, NdArray};
+use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
+
+type B = Autodiff<NdArray>;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tiny run: the demo task on a randomly initialised demo-sized model, a few short steps.
+fn tiny_config(steps: u64) -> RunConfig {
+    let text = format!(
+        r#"
+[model]
+init_config = "{root}/assets/demo/config.json"
+tokenizer = "{root}/assets/demo/tokenizer.json"
+[data]
+kind = "digit_sum"
+min_digits = 2
+max_digits = 3
+[rollout]
+n = 4
+prompts_per_step = 3
+max_tokens = 10
+[reward]
+kind = "truncation"
+l_t = 10
+[optim]
+lr = 1e-3
+ppo_micro_batch_size = 5
+[train]
+steps = {steps}
+seed = 7
+eval_every = 2
+save_every = 2
+eval_problems = 6
+[eval]
+budgets = [4, 10]
+samples = 2
+temperature = 1.0
+top_p = 1.0
+top_k = 0
+"#,
+        root = root().display()
+    );
+    RunConfig::from_toml(&text).unwrap()
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("laconic-train-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Metrics without wall-clock measurements, which differ between any two runs.
+fn deterministic(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    m.iter()
+        .filter(|(k, _)| !k.starts_with("timing/") && !k.starts_with("perf/rollout_tokens_per_s"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+#[test]
+fn run_folder_and_resume_match_an_uninterrupted_run() {
+    let device = Default::default();
+    let config = tiny_config(4);
+
+    // An uninterrupted run of 4 steps.
+    let dir_a = scratch("a");
+    let run_a = RunDir::create(&dir_a, &config).unwrap();
+    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
+    RlTrainer::<B>::new(config.clone(), model, tok).unwrap().train(&run_a, &mut ()).unwrap();
+
+    // The same run "killed" after step 3: the last checkpoint is step 2, step 3's metrics are on disk,
+    // and an interrupted checkpoint write left a temporary folder.
+    let dir_b = scratch("b");
+    let run_b = RunDir::create(&dir_b, &config).unwrap();
+    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
+    RlTrainer::<B>::new(config.clone(), model, tok).unwrap().train_until(&run_b, 3, &mut ()).unwrap();
+    std::fs::create_dir_all(run_b.checkpoints().join(".step_4.tmp")).unwrap();
+    assert_eq!(run_b.list_checkpoints().last().unwrap().0, 2);
+
+    // Resume from the folder alone.
+    let (run_b, resolved) = RunDir::open(&dir_b).unwrap();
+    let mut resumed = RlTrainer::<B>::resume(&run_b, resolved, &device).unwrap();
+    assert_eq!(resumed.step_count(), 2);
+    resumed.train(&run_b, &mut ()).unwrap();
+
+    // Same sampled tokens (lengths, rewards, accuracies equal exactly); float metrics equal up to the
+    // summation-order noise of multi-threaded reductions.
+    let a: Vec<_> = run_a.read_metrics().unwrap().iter().map(deterministic).collect();
+    let b: Vec<_> = run_b.read_metrics().unwrap().iter().map(deterministic).collect();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+        for (key, &va) in x {
+            let vb = y[key];
+            let exact = key.starts_with("response_length/") || key.starts_with("reward/") || key.starts_with("acc/")
+                || key.contains("mean@") || key.starts_with("perf/tokens");
+            let ok = if exact { va == vb } else { (va - vb).abs() <= 1e-5 + 1e-4 * va.abs() };
+            assert!(ok, "step {:?}: `{key}` {va} vs {vb}", x.get("step"));
+        }
+    }
+
+    // The run folder holds everything DESIGN.md lists.
+    for path in [
+        "config.resolved.toml",
+        "metrics.jsonl",
+        "rollouts/step_1.jsonl",
+        "checkpoints/step_4/model.safetensors",
+        "checkpoints/step_4/optimizer.safetensors",
+        "checkpoints/step_4/trainer_state.json",
+        "checkpoints/step_4/config.json",
+        "eval/step_0/eval.json",
+        "eval/step_4/eval.md",
+    ] {
+        assert!(dir_a.join(path).exists(), "missing {path}");
+    }
+    let steps: Vec<f64> = run_a.read_metrics().unwrap().iter().map(|m| m["step"]).collect();
+    assert_eq!(steps, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+    let step1 = &run_a.read_metrics().unwrap()[1];
+    for key in ["reward/mean", "acc/mean", "response_length/mean", "response/truncation_rate", "actor/entropy", "actor/kl_loss", "actor/grad_norm", "actor/lr", "timing/rollout_s", "timing/update_s"] {
+        assert!(step1.contains_key(key), "metrics lack {key}");
+    }
+    std::fs::remove_dir_all(dir_a).unwrap();
+    std::fs::remove_dir_all(dir_b).unwrap();
+}
+
+#[test]
+fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
+    let device = Default::default();
+    let mut config = tiny_config(4);
+    config.optim.lr = 1e30;
+    config.optim.grad_clip = 0.0;
+    let dir = scratch("nan");
+    let run = RunDir::create(&dir, &config).unwrap();
+    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
+    let err = RlTrainer::<B>::new(config, model, tok).unwrap().train(&run, &mut ()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("last good checkpoint"), "{message} / {err:?}");
+    for (_, ckpt) in run.list_checkpoints() {
+        assert!(ckpt.join("model.safetensors").is_file());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = scratch("cfg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[rollout]\nnn = 3\n[model]\npath = \"x\"\n").unwrap();
+    let err = RunConfig::load(&path, &[]).unwrap_err().to_string();
+    assert!(err.contains("rollout") && err.contains("nn") && err.contains("bad.toml"), "{err}");
+
+    std::fs::write(&path, "[model]\npath = \"x\"\n[rollout]\nn = 3\n").unwrap();
+    let ok = RunConfig::load(&path, &["rollout.n=5".into(), "reward.kind=\"kimi\"".into()]).unwrap();
+    assert_eq!(ok.rollout.n, 5);
+    assert_eq!(ok.reward.kind(), "kimi");
+    let err = RunConfig::load(&path, &["optim.clip_ratio_lo=0.1".into()]).unwrap_err().to_string();
+    assert!(err.contains("clip_ratio_lo"), "{err}");
+    let err = RunConfig::load(&path, &["rollout.n=many".into()]).unwrap_err().to_string();
+    assert!(err.contains("rollout.n"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
