@@ -2,6 +2,7 @@
 
 pub use laconic_model as model;
 pub use laconic_rollout as rollout;
+pub use laconic_eval as eval;
 
 pub mod backend;
 

@@ -1,0 +1,181 @@
+//! `evaluate`: generate `k` samples per question once, capped at the largest budget, and score every
+//! budget from them (see [`crate::sweep`] for why this equals one run per budget).
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use laconic_model::{Qwen3, Tokenizer};
+use laconic_reward::Judge;
+use laconic_rollout::{Engine, Observer, Progress, Rollout};
+
+use crate::benchmark::Benchmark;
+use crate::config::EvalConfig;
+use crate::error::{Error, Result};
+use crate::report::{BenchmarkReport, EvalReport, RunInfo};
+use crate::sweep::{score_samples, QuestionRef, SampleRecord};
+
+/// Evaluates `model` on `benchmarks` at every budget of `config` from one generation per benchmark capped
+/// at the largest budget; `judge` grades each sample's text cut at each budget against the item's gold.
+///
+/// The observer hears every sampled token and, after every engine step, the progress over all
+/// benchmarks together (`total` = questions × samples of every benchmark). Pass `&mut ()` to ignore it.
+/// Give a training model as `&model.valid()`.
+///
+/// # Errors
+/// An invalid config, an empty benchmark, a prompt the engine rejects, or a decoding failure.
+pub fn evaluate<B: Backend>(
+    model: &Qwen3<B>,
+    tokenizer: &Tokenizer,
+    benchmarks: &[Benchmark],
+    config: &EvalConfig,
+    judge: &dyn Judge,
+    observer: &mut dyn Observer,
+) -> Result<EvalReport> {
+    config.validate()?;
+    if let Some(empty) = benchmarks.iter().find(|b| b.is_empty()) {
+        return Err(Error::Mismatch {
+            benchmark: empty.name.clone(),
+            message: "no questions".into(),
+        });
+    }
+    let mut info = RunInfo {
+        max_tokens: config.max_budget(),
+        ..RunInfo::default()
+    };
+    let params = config.sampling_params(stop_ids(config, tokenizer, model));
+    info.stop_ids = params.stop_ids.clone();
+    let engine = Engine::new(model, config.engine.clone())?;
+    let mut overall = Overall {
+        inner: observer,
+        total: benchmarks.iter().map(|b| b.len() * config.samples).sum(),
+        finished: 0,
+        tokens: 0,
+    };
+    let (mut reports, mut samples) = (Vec::new(), Vec::new());
+    for bench in benchmarks {
+        let start = Instant::now();
+        let prompts: Vec<Vec<u32>> = bench.items.iter().map(|i| i.prompt_ids.clone()).collect();
+        let rollouts = engine.generate(&prompts, config.samples, &params, &mut overall)?;
+        info.generation_seconds += start.elapsed().as_secs_f64();
+        let tokens: usize = rollouts.iter().map(Rollout::len).sum();
+        info.tokens_generated += tokens;
+        overall.finished += rollouts.len();
+        overall.tokens += tokens;
+
+        let start = Instant::now();
+        let (report, records) = score_rollouts(bench, &rollouts, config, judge, &|ids| {
+            tokenizer.decode(ids)
+        })?;
+        info.scoring_seconds += start.elapsed().as_secs_f64();
+        reports.push(report);
+        samples.extend(records);
+    }
+    Ok(EvalReport {
+        info,
+        config: config.clone(),
+        benchmarks: reports,
+        samples,
+    })
+}
+
+/// Scores rollouts a caller generated itself (with `max_tokens` ≥ the largest budget) at every budget of
+/// `config`: the scoring half of [`evaluate`]. `decode` turns ids into text (`|ids| tokenizer.decode(ids)`).
+///
+/// # Errors
+/// A rollout of a prompt the benchmark does not have, one cut below a budget, or a decoding failure.
+pub fn score_rollouts(
+    benchmark: &Benchmark,
+    rollouts: &[Rollout],
+    config: &EvalConfig,
+    judge: &dyn Judge,
+    decode: &crate::sweep::Decode<'_>,
+) -> Result<(BenchmarkReport, Vec<SampleRecord>)> {
+    let questions: Vec<QuestionRef<'_>> = benchmark
+        .items
+        .iter()
+        .map(|i| QuestionRef {
+            question: &i.question,
+            gold: &i.gold,
+        })
+        .collect();
+    check_sample_counts(benchmark, rollouts, &config.pass_ks())?;
+    let records = score_samples(
+        &benchmark.name,
+        &questions,
+        rollouts,
+        &config.sorted_budgets(),
+        judge,
+        config.truncated,
+        decode,
+    )?;
+    let report = BenchmarkReport::from_records(benchmark.name.clone(), &records, config);
+    Ok((report, records))
+}
+
+/// Every question needs at least as many samples as the largest Pass@k `k`.
+fn check_sample_counts(
+    benchmark: &Benchmark,
+    rollouts: &[Rollout],
+    pass_ks: &[usize],
+) -> Result<()> {
+    let mut counts = vec![0usize; benchmark.len()];
+    for r in rollouts {
+        if let Some(c) = counts.get_mut(r.prompt_idx) {
+            *c += 1;
+        }
+    }
+    let need = pass_ks.iter().copied().max().unwrap_or(1).max(1);
+    match counts.iter().position(|&c| c < need) {
+        Some(q) => Err(Error::Mismatch {
+            benchmark: benchmark.name.clone(),
+            message: format!(
+                "question {q} has {} samples, fewer than {need} (the largest Pass@k k)",
+                counts[q]
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The ids that end a response: the config's, or the tokenizer's and the model's `eos_token_id`.
+pub fn stop_ids<B: Backend>(
+    config: &EvalConfig,
+    tokenizer: &Tokenizer,
+    model: &Qwen3<B>,
+) -> Vec<u32> {
+    if !config.stop_ids.is_empty() {
+        return config.stop_ids.clone();
+    }
+    let mut ids = tokenizer.stop_ids();
+    ids.extend(model.config().eos_token_ids());
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Forwards events, turning each benchmark's progress into progress over all benchmarks.
+struct Overall<'a> {
+    inner: &'a mut dyn Observer,
+    total: usize,
+    /// Rollouts and tokens of the benchmarks already generated.
+    finished: usize,
+    tokens: usize,
+}
+
+impl Observer for Overall<'_> {
+    fn on_progress(&mut self, progress: &Progress) {
+        self.inner.on_progress(&Progress {
+            total: self.total,
+            finished: self.finished + progress.finished,
+            tokens: self.tokens + progress.tokens,
+            live: progress.live,
+        });
+    }
+
+    fn on_token(&mut self, prompt_idx: usize, sample_idx: usize, token: u32) {
+        self.inner.on_token(prompt_idx, sample_idx, token);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! Evaluates a Qwen3/Qwen2 checkpoint at every token budget from one generation pass.
+//!
+//! ```text
+//! cargo run --release --example eval -- --model path/to/Qwen3-0.6B --data gsm8k,math500 \
+//!     --budgets 2048,4096,8192,16384,32768 --samples 8 --out runs/eval/qwen3-0.6b
+//! cargo run --release --example eval -- --model runs/demo/final --data aime25=data/aime25.jsonl --out runs/eval/after \
+//!     --compare runs/eval/before
+//! ```
+//! Generates `--samples` responses per question once, capped at the largest budget, scores every budget
+//! from them, and writes `eval.json`, `eval.md`, `samples.jsonl` and SVG plots to `--out` (with
+//! `--compare DIR`, also `compare.md` and comparison plots). Prints the Mean@k and Pass@k tables. Without
+//! `--model`, only compares the report already in `--out` with `--compare`. On a CPU, a 0.6B model
+//! decodes tens of tokens per second: use a GPU backend (`--features cuda`) for real budgets.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use laconic::backend::{self, Backend};
+use laconic::eval::{
+    evaluate, write_comparison, Benchmark, BuiltIn, DatasetSpec, EvalConfig, EvalReport,
+    GoldFormat, MathJudge, PromptConfig, TruncatedScoring, PAPER_SUFFIX,
+};
+use laconic::model::{load_pretrained, Tokenizer};
+use laconic::rollout::{EngineConfig, Progress};
+
+/// Evaluate a checkpoint over a spectrum of token budgets (Mean@k, Pass@k, lengths by correctness).
+#[derive(Parser, Debug)]
+struct Args {
+    /// Hugging Face checkpoint folder (config.json, safetensors, tokenizer.json). Omit to only compare
+    /// the report in --out with --compare.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tokenizer file when the checkpoint folder has none.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Datasets, comma-separated: a built-in name (gsm8k, gsm8k-train, math500), a JSONL path (named after
+    /// its file stem) or NAME=PATH.
+    #[arg(long, value_delimiter = ',', default_value = "gsm8k")]
+    data: Vec<String>,
+    /// Folder of the built-in datasets.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/data"))]
+    data_dir: PathBuf,
+    /// Accepted names of the question field of JSONL files, in order (default problem,question,prompt).
+    #[arg(long, value_delimiter = ',')]
+    question_field: Option<Vec<String>>,
+    /// Accepted names of the gold-answer field, in order (default answer,solution,final_answer).
+    #[arg(long, value_delimiter = ',')]
+    answer_field: Option<Vec<String>>,
+    /// Gold normalisation: `auto` (GSM8K `#### N` → N, `\boxed{}` content) or `raw`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "raw"])]
+    gold: String,
+    /// Only the first N questions of each dataset.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Token budgets B.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2048,4096,8192,16384,32768"
+    )]
+    budgets: Vec<usize>,
+    /// Samples per question (the k of Mean@k).
+    #[arg(long, default_value_t = 8)]
+    samples: usize,
+    /// The k's of Pass@k (default 1 and --samples).
+    #[arg(long, value_delimiter = ',')]
+    pass_k: Option<Vec<usize>>,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.6)]
+    temperature: f32,
+    /// Nucleus mass (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 20)]
+    top_k: usize,
+    /// Seed of the per-sample random streams.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// Wrap prompts in the chat template (default).
+    #[arg(long, overrides_with = "no_chat")]
+    chat: bool,
+    /// Feed the bare question + suffix, no chat template.
+    #[arg(long)]
+    no_chat: bool,
+    /// Disable thinking (the template's empty think block).
+    #[arg(long)]
+    no_think: bool,
+    /// Instruction appended to every question ("" for none).
+    #[arg(long, default_value = PAPER_SUFFIX)]
+    suffix: String,
+    /// A system turn before each question.
+    #[arg(long)]
+    system: Option<String>,
+    /// A sample not finished within B: `judge` its first B tokens, or count it `incorrect`.
+    #[arg(long, default_value = "judge", value_parser = ["judge", "incorrect"])]
+    truncated: String,
+    /// Bins of the length histograms.
+    #[arg(long, default_value_t = 32)]
+    bins: usize,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Another eval folder to compare with (it is "before", this run "after").
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Name of this run in tables and plots (default: the model folder's name).
+    #[arg(long)]
+    label: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() {
+    if let Err(err) = run(Args::parse()) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    // 1. Evaluate (or, without --model, read the report already in --out).
+    let report = match &args.model {
+        Some(model) => {
+            let report = evaluate_model(&args, model)?;
+            report.write(&args.out).with_context(|| {
+                format!("failed to write the report to `{}`", args.out.display())
+            })?;
+            report
+        }
+        None => {
+            ensure!(
+                args.compare.is_some(),
+                "give --model DIR to evaluate, or --compare DIR to compare --out with"
+            );
+            EvalReport::read(&args.out)?
+        }
+    };
+    print_summary(&report, &args.out)?;
+
+    // 2. Compare with an earlier run.
+    if let Some(other) = &args.compare {
+        let before = EvalReport::read(other)?;
+        let labels = [run_label(&before, other), run_label(&report, &args.out)];
+        write_comparison(&before, &report, [&labels[0], &labels[1]], &args.out)?;
+        println!(
+            "comparison with `{}`: {}",
+            other.display(),
+            args.out.join("compare.md").display()
+        );
+    }
+    Ok(())
+}
+
+fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
+    let device = backend::device();
+    let pretrained = load_pretrained::<Backend>(model_dir, &device)
+        .with_context(|| format!("failed to load the model in `{}`", model_dir.display()))?;
+    let tokenizer = match (&args.tokenizer, pretrained.tokenizer) {
+        (Some(path), _) => Tokenizer::from_file(path)?,
+        (None, Some(found)) => found,
+        (None, None) => bail!(
+            "`{}` has no tokenizer.json; pass --tokenizer",
+            model_dir.display()
+        ),
+    };
+    let prompt = PromptConfig {
+        suffix: args.suffix.clone(),
+        chat: !args.no_chat,
+        thinking: !args.no_think,
+        system: args.system.clone(),
+        ..PromptConfig::default()
+    };
+    let benchmarks = args
+        .data
+        .iter()
+        .map(|entry| {
+            let spec = dataset_spec(args, entry)?;
+            Benchmark::load(&spec, &prompt, &tokenizer)
+                .with_context(|| format!("failed to load dataset `{entry}`"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let config = EvalConfig {
+        budgets: args.budgets.clone(),
+        samples: args.samples,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        seed: args.seed,
+        pass_k: args.pass_k.clone().unwrap_or_default(),
+        histogram_bins: args.bins,
+        truncated: match args.truncated.as_str() {
+            "incorrect" => TruncatedScoring::Incorrect,
+            _ => TruncatedScoring::Judge,
+        },
+        engine: EngineConfig {
+            max_batch: args.max_batch,
+            ..EngineConfig::default()
+        },
+        ..EvalConfig::default()
+    };
+    config.validate()?;
+
+    // A bar over all samples of all benchmarks, hidden when stdout is not a terminal.
+    let total: usize = benchmarks.iter().map(|b| b.len() * args.samples).sum();
+    let bar = if args.quiet || !std::io::stdout().is_terminal() {
+        ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden())
+    } else {
+        ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} samples, {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let mut observer = |p: &Progress| {
+        bar.set_position(p.finished as u64);
+        bar.set_message(format!("{} tokens, {} decoding", p.tokens, p.live));
+    };
+    let mut report = evaluate(
+        &pretrained.model,
+        &tokenizer,
+        &benchmarks,
+        &config,
+        &MathJudge::default(),
+        &mut observer,
+    )?;
+    bar.finish_and_clear();
+    report.info.model = Some(args.label.clone().unwrap_or_else(|| folder_name(model_dir)));
+    eprintln!(
+        "[{} tokens in {:.1} s ({:.1} tokens/s on {}), scored in {:.1} s]",
+        report.info.tokens_generated,
+        report.info.generation_seconds,
+        report.info.tokens_generated as f64 / report.info.generation_seconds.max(1e-9),
+        backend::NAME,
+        report.info.scoring_seconds
+    );
+    Ok(report)
+}
+
+/// A `--data` entry: a built-in name, a path, or NAME=PATH.
+fn dataset_spec(args: &Args, entry: &str) -> Result<DatasetSpec> {
+    let mut spec = match entry.split_once('=') {
+        Some((name, path)) => DatasetSpec {
+            name: name.to_string(),
+            ..DatasetSpec::from_path(path)
+        },
+        None if Path::new(entry).is_file() => DatasetSpec::from_path(entry),
+        None => BuiltIn::from_name(entry)?.spec(&args.data_dir),
+    };
+    if let Some(names) = &args.question_field {
+        spec.fields.question = names.clone();
+    }
+    if let Some(names) = &args.answer_field {
+        spec.fields.answer = names.clone();
+    }
+    spec.gold = if args.gold == "raw" {
+        GoldFormat::Raw
+    } else {
+        GoldFormat::Auto
+    };
+    spec.limit = args.limit;
+    Ok(spec)
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn run_label(report: &EvalReport, dir: &Path) -> String {
+    report
+        .info
+        .model
+        .clone()
+        .unwrap_or_else(|| folder_name(dir))
+}
+
+/// Prints the accuracy tables of eval.md and where the files are.
+fn print_summary(report: &EvalReport, out: &Path) -> Result<()> {
+    let md_path = out.join("eval.md");
+    let md = std::fs::read_to_string(&md_path)
+        .with_context(|| format!("failed to read `{}`", md_path.display()))?;
+    let accuracy: Vec<&str> = md
+        .split("\n## ")
+        .filter(|section| section.starts_with("Mean@") || section.starts_with("Pass@"))
+        .collect();
+    for section in accuracy {
+        println!("## {}", section.trim_end());
+        println!();
+    }
+    println!(
+        "{} benchmark(s), budgets {:?}: report in {}",
+        report.benchmarks.len(),
+        report.budgets(),
+        out.display()
+    );
+    Ok(())
+}
