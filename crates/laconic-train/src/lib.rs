@@ -5,6 +5,7 @@
 //! → periodic evaluation → checkpoint.
 
 pub mod config;
+pub mod curate;
 pub mod data;
 mod error;
 pub mod progress;

@@ -1,0 +1,103 @@
+//! Difficulty curation: the pass rate of each prompt over `k` samples of a model, and the Easy / Hard
+//! split the paper built DeepScaleR-Easy with (Easy: pass rate > 0.5; Hard: ≤ 0.5).
+
+use std::path::Path;
+
+use burn::prelude::*;
+use laconic_eval::{evaluate, Benchmark, DatasetSpec, EvalConfig, PromptConfig};
+use laconic_model::{Qwen3, Tokenizer};
+use laconic_reward::Judge;
+use laconic_rollout::Observer;
+
+use crate::error::{Error, Result};
+use crate::run::write_atomic;
+
+/// The paper's threshold: Easy prompts have a pass rate above one half.
+pub const EASY_THRESHOLD: f64 = 0.5;
+
+/// Pass rates per record of `dataset`: the fraction of `config.samples` samples judged correct within the
+/// largest budget of `config`, in record order.
+///
+/// # Errors
+/// An unreadable dataset, a tokenizer or generation failure.
+pub fn pass_rates<B: Backend>(
+    model: &Qwen3<B>,
+    tokenizer: &Tokenizer,
+    dataset: &DatasetSpec,
+    prompt: &PromptConfig,
+    config: &EvalConfig,
+    judge: &dyn Judge,
+    observer: &mut dyn Observer,
+) -> Result<Vec<f64>> {
+    let records = dataset.load()?;
+    let bench = Benchmark::from_records(&dataset.name, &records, prompt, tokenizer)?;
+    let mut config = config.clone();
+    config.budgets = vec![config.max_budget()];
+    let report = evaluate(model, tokenizer, &[bench], &config, judge, observer)?;
+    let mut correct = vec![0usize; records.len()];
+    for sample in &report.samples {
+        if sample.budgets.last().is_some_and(|b| b.correct) {
+            correct[sample.question_idx] += 1;
+        }
+    }
+    Ok(correct.into_iter().map(|c| c as f64 / config.samples as f64).collect())
+}
+
+/// Writes `easy.jsonl` (pass rate > `threshold`) and `hard.jsonl` (the rest) into `out_dir`: each input
+/// record unchanged plus a `pass_rate` field. Returns the two counts.
+///
+/// # Errors
+/// When the dataset cannot be read, a line is not a JSON object (naming it), the rates do not match the
+/// records, or the output cannot be written.
+pub fn write_split(dataset: &Path, rates: &[f64], threshold: f64, out_dir: &Path) -> Result<(usize, usize)> {
+    let text = std::fs::read_to_string(dataset).map_err(|e| Error::io(dataset, e))?;
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    if lines.len() != rates.len() {
+        return Err(Error::Other(format!(
+            "`{}` has {} records but {} pass rates were computed",
+            dataset.display(),
+            lines.len(),
+            rates.len()
+        )));
+    }
+    let (mut easy, mut hard) = (String::new(), String::new());
+    let (mut n_easy, mut n_hard) = (0, 0);
+    for ((i, line), &rate) in lines.into_iter().zip(rates) {
+        let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|e| Error::Data { path: dataset.to_path_buf(), line: i + 1, message: e.to_string() })?;
+        record.insert("pass_rate".into(), rate.into());
+        let out = serde_json::to_string(&record).expect("a JSON object serialises");
+        let (buf, n) = if rate > threshold { (&mut easy, &mut n_easy) } else { (&mut hard, &mut n_hard) };
+        buf.push_str(&out);
+        buf.push('\n');
+        *n += 1;
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    write_atomic(&out_dir.join("easy.jsonl"), easy.as_bytes())?;
+    write_atomic(&out_dir.join("hard.jsonl"), hard.as_bytes())?;
+    Ok((n_easy, n_hard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_records_and_adds_pass_rates() {
+        let dir = std::env::temp_dir().join(format!("laconic-curate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("d.jsonl");
+        std::fs::write(&data, "{\"q\": \"a\", \"x\": 1}\n\n{\"q\": \"b\"}\n{\"q\": \"c\"}\n").unwrap();
+        let (easy, hard) = write_split(&data, &[0.75, 0.5, 0.0], EASY_THRESHOLD, &dir).unwrap();
+        assert_eq!((easy, hard), (1, 2));
+        let easy = std::fs::read_to_string(dir.join("easy.jsonl")).unwrap();
+        assert_eq!(easy, "{\"pass_rate\":0.75,\"q\":\"a\",\"x\":1}\n");
+        let hard = std::fs::read_to_string(dir.join("hard.jsonl")).unwrap();
+        assert!(hard.contains("\"b\"") && hard.contains("\"pass_rate\":0.5"));
+        assert!(write_split(&data, &[0.1], EASY_THRESHOLD, &dir).is_err());
+        std::fs::write(&data, "{\"q\": 1}\nnot json\n").unwrap();
+        let err = write_split(&data, &[0.1, 0.2], EASY_THRESHOLD, &dir).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
