@@ -55,7 +55,9 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let threads = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
     println!(
         "Qwen3-0.6B shape ({} layers), random weights, f32, {} backend, {threads} threads: {} prompts (lengths {:?}) × n = {}, L_R = {}",
         args.layers, backend::NAME, args.prompt_lens.len(), args.prompt_lens, args.n, args.max_tokens
@@ -75,38 +77,74 @@ fn run(args: Args) -> Result<()> {
         .prompt_lens
         .iter()
         .enumerate()
-        .map(|(p, &len)| (0..len).map(|i| ((p * 7919 + i * 104_729) % VOCAB) as u32).collect())
+        .map(|(p, &len)| {
+            (0..len)
+                .map(|i| ((p * 7919 + i * 104_729) % VOCAB) as u32)
+                .collect()
+        })
         .collect();
     // Warm-up: materialise the weights and touch every kernel.
-    Engine::new(&model, EngineConfig::default())?.generate(&[vec![1, 2]], 1, &SamplingParams::greedy(2), &mut ())?;
+    Engine::new(&model, EngineConfig::default())?.generate(
+        &[vec![1, 2]],
+        1,
+        &SamplingParams::greedy(2),
+        &mut (),
+    )?;
 
-    println!("\n{:>8} | {:>22} | {:>10} {:>8} {:>9} {:>10}", "case", "engine", "tokens", "seconds", "tok/s", "mean len");
+    println!(
+        "\n{:>8} | {:>22} | {:>10} {:>8} {:>9} {:>10}",
+        "case", "engine", "tokens", "seconds", "tok/s", "mean len"
+    );
     for case in &args.cases {
         let stop_ids: Vec<u32> = match case.as_str() {
             "stops" => (0..VOCAB).step_by(STOP_STRIDE).map(|t| t as u32).collect(),
             "no-stop" => Vec::new(),
             other => anyhow::bail!("unknown case `{other}` (expected `stops` or `no-stop`)"),
         };
-        let params = SamplingParams { max_tokens: args.max_tokens, stop_ids, seed: 1, ..SamplingParams::default() };
+        let params = SamplingParams {
+            max_tokens: args.max_tokens,
+            stop_ids,
+            seed: 1,
+            ..SamplingParams::default()
+        };
         let batch = args.n * prompts.len();
         let mut rates = Vec::new();
-        for (name, engine_config) in [("laconic", EngineConfig { max_batch: batch, ..Default::default() }), ("naive loop", EngineConfig::naive(batch))] {
+        for (name, engine_config) in [
+            (
+                "laconic",
+                EngineConfig {
+                    max_batch: batch,
+                    ..Default::default()
+                },
+            ),
+            ("naive loop", EngineConfig::naive(batch)),
+        ] {
             let engine = Engine::new(&model, engine_config)?;
             let start = Instant::now();
             let rollouts = engine.generate(&prompts, args.n, &params, &mut ())?;
             let seconds = start.elapsed().as_secs_f64();
             let tokens: usize = rollouts.iter().map(|r| r.len()).sum();
             let rate = tokens as f64 / seconds;
-            println!("{case:>8} | {name:>22} | {tokens:>10} {seconds:>8.1} {rate:>9.2} {:>10.1}", tokens as f64 / rollouts.len() as f64);
+            println!(
+                "{case:>8} | {name:>22} | {tokens:>10} {seconds:>8.1} {rate:>9.2} {:>10.1}",
+                tokens as f64 / rollouts.len() as f64
+            );
             rates.push(rate);
         }
         if let Some(python) = &args.python {
             let (tokens, seconds) = reference(&args, python, case)?;
             let rate = tokens as f64 / seconds;
-            println!("{case:>8} | {:>22} | {tokens:>10} {seconds:>8.1} {rate:>9.2} {:>10.1}", "transformers generate", tokens as f64 / batch as f64);
+            println!(
+                "{case:>8} | {:>22} | {tokens:>10} {seconds:>8.1} {rate:>9.2} {:>10.1}",
+                "transformers generate",
+                tokens as f64 / batch as f64
+            );
             println!("{case:>8} | ratio laconic/transformers = {:.2}x, laconic/naive = {:.2}x (>1 = laconic faster)", rates[0] / rate, rates[0] / rates[1]);
         } else {
-            println!("{case:>8} | ratio laconic/naive = {:.2}x (>1 = laconic faster)", rates[0] / rates[1]);
+            println!(
+                "{case:>8} | ratio laconic/naive = {:.2}x (>1 = laconic faster)",
+                rates[0] / rates[1]
+            );
         }
     }
     Ok(())
@@ -116,15 +154,36 @@ fn run(args: Args) -> Result<()> {
 fn reference(args: &Args, python: &str, case: &str) -> Result<(usize, f64)> {
     let lens: Vec<String> = args.prompt_lens.iter().map(usize::to_string).collect();
     let output = Command::new(python)
-        .args(["benches/reference/rollout.py", "--case", case, "--n", &args.n.to_string()])
-        .args(["--max-tokens", &args.max_tokens.to_string(), "--layers", &args.layers.to_string()])
-        .args(["--prompt-lens", &lens.join(","), "--stop-stride", &STOP_STRIDE.to_string()])
+        .args([
+            "benches/reference/rollout.py",
+            "--case",
+            case,
+            "--n",
+            &args.n.to_string(),
+        ])
+        .args([
+            "--max-tokens",
+            &args.max_tokens.to_string(),
+            "--layers",
+            &args.layers.to_string(),
+        ])
+        .args([
+            "--prompt-lens",
+            &lens.join(","),
+            "--stop-stride",
+            &STOP_STRIDE.to_string(),
+        ])
         .output()
         .with_context(|| format!("failed to run `{python} benches/reference/rollout.py`"))?;
-    anyhow::ensure!(output.status.success(), "reference failed: {}", String::from_utf8_lossy(&output.stderr));
+    anyhow::ensure!(
+        output.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().context("reference printed nothing")?;
-    let value: serde_json::Value = serde_json::from_str(line).context("reference printed a non-JSON line")?;
+    let value: serde_json::Value =
+        serde_json::from_str(line).context("reference printed a non-JSON line")?;
     Ok((
         value["tokens"].as_u64().context("tokens")? as usize,
         value["seconds"].as_f64().context("seconds")?,

@@ -86,7 +86,11 @@ fn run(args: Args) -> Result<()> {
         question: args.question_field.map_or(defaults.question, |f| vec![f]),
         answer: args.answer_field.map_or(defaults.answer, |f| vec![f]),
     };
-    let prompt = PromptConfig { chat: !args.no_chat, thinking: !args.no_think, ..PromptConfig::default() };
+    let prompt = PromptConfig {
+        chat: !args.no_chat,
+        thinking: !args.no_think,
+        ..PromptConfig::default()
+    };
     let config = EvalConfig {
         budgets: vec![args.max_tokens],
         samples: args.samples,
@@ -100,7 +104,15 @@ fn run(args: Args) -> Result<()> {
         bar.set_length(p.total as u64);
         bar.set_position(p.finished as u64);
     };
-    let rates = pass_rates(&pretrained.model, &tokenizer, &dataset, &prompt, &config, &MathJudge::default(), &mut progress)?;
+    let rates = pass_rates(
+        &pretrained.model,
+        &tokenizer,
+        &dataset,
+        &prompt,
+        &config,
+        &MathJudge::default(),
+        &mut progress,
+    )?;
     bar.finish_and_clear();
     let (easy, hard) = write_split(&args.data, &rates, args.threshold, &args.out)?;
     let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;

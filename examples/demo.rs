@@ -49,11 +49,17 @@ fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let config = RunConfig::load(&args.config, &args.sets)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         config.train.out_dir.join(format!("demo-{secs}"))
     });
     let run = RunDir::create(&out, &config)?;
-    println!("laconic demo on {} — run folder {}", backend::NAME, run.path.display());
+    println!(
+        "laconic demo on {} — run folder {}",
+        backend::NAME,
+        run.path.display()
+    );
     let device = backend::device();
     let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
     let mut trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
@@ -62,16 +68,30 @@ fn run(args: Args) -> Result<()> {
     bars.finish();
 
     // Before/after from the first and last evaluations.
-    let before = EvalReport::read(run.path.join("eval/step_0")).context("the run has no step-0 evaluation")?;
+    let before = EvalReport::read(run.path.join("eval/step_0"))
+        .context("the run has no step-0 evaluation")?;
     let after = EvalReport::read(run.path.join(format!("eval/step_{}", config.train.steps)))
         .context("the run has no final evaluation")?;
-    let bench = after.benchmarks.first().map(|b| b.name.clone()).context("no benchmark evaluated")?;
+    let bench = after
+        .benchmarks
+        .first()
+        .map(|b| b.name.clone())
+        .context("no benchmark evaluated")?;
     let summary = RunSummary::new(&bench, &run.read_metrics()?, &before, &after);
     let files = write_report(&run, summary.as_ref())?;
     if let Some(summary) = &summary {
         println!("\n{}", summary.markdown());
     }
-    println!("Wrote {} report files under {}; metrics in {}.", files.len(), run.path.join("report").display(), run.path.join("metrics.jsonl").display());
-    println!("Total time {:.0} s. Rerun: cargo run --release --example demo -- --config {}", start.elapsed().as_secs_f64(), args.config.display());
+    println!(
+        "Wrote {} report files under {}; metrics in {}.",
+        files.len(),
+        run.path.join("report").display(),
+        run.path.join("metrics.jsonl").display()
+    );
+    println!(
+        "Total time {:.0} s. Rerun: cargo run --release --example demo -- --config {}",
+        start.elapsed().as_secs_f64(),
+        args.config.display()
+    );
     Ok(())
 }

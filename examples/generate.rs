@@ -75,7 +75,10 @@ impl Observer for Streamer<'_> {
         };
         // Decode everything so far and print the new suffix: a token may end inside a UTF-8 character.
         if let Ok(text) = tokenizer.decode(&self.ids) {
-            if text.len() > self.printed && text.is_char_boundary(self.printed) && !text.ends_with('\u{FFFD}') {
+            if text.len() > self.printed
+                && text.is_char_boundary(self.printed)
+                && !text.ends_with('\u{FFFD}')
+            {
                 print!("{}", &text[self.printed..]);
                 let _ = std::io::stdout().flush();
                 self.printed = text.len();
@@ -102,9 +105,9 @@ fn run(args: Args) -> Result<()> {
     let prompt_ids = match (&args.prompt, &args.prompt_ids) {
         (_, Some(ids)) => ids.clone(),
         (Some(text), None) => {
-            let tokenizer = tokenizer
-                .as_ref()
-                .context("--prompt needs a tokenizer: the folder has no tokenizer.json; pass --tokenizer")?;
+            let tokenizer = tokenizer.as_ref().context(
+                "--prompt needs a tokenizer: the folder has no tokenizer.json; pass --tokenizer",
+            )?;
             let text = if args.chat {
                 apply_chat_template(&[Message::user(text.as_str())], true, !args.no_think)
             } else {
@@ -115,7 +118,12 @@ fn run(args: Args) -> Result<()> {
         (None, None) => bail!("give --prompt TEXT or --prompt-ids 1,2,3"),
     };
     let mut stop_ids = pretrained.model.config().eos_token_ids();
-    stop_ids.extend(tokenizer.as_ref().map(Tokenizer::stop_ids).unwrap_or_default());
+    stop_ids.extend(
+        tokenizer
+            .as_ref()
+            .map(Tokenizer::stop_ids)
+            .unwrap_or_default(),
+    );
     let params = SamplingParams {
         temperature: args.temperature,
         top_p: args.top_p,
@@ -130,7 +138,11 @@ fn run(args: Args) -> Result<()> {
     let rollout = if args.json {
         engine.generate(&[prompt_ids.clone()], 1, &params, &mut ())?
     } else {
-        let mut streamer = Streamer { tokenizer: tokenizer.as_ref(), ids: Vec::new(), printed: 0 };
+        let mut streamer = Streamer {
+            tokenizer: tokenizer.as_ref(),
+            ids: Vec::new(),
+            printed: 0,
+        };
         let out = engine.generate(&[prompt_ids.clone()], 1, &params, &mut streamer)?;
         println!();
         out
@@ -138,7 +150,10 @@ fn run(args: Args) -> Result<()> {
     .remove(0);
     let seconds = start.elapsed().as_secs_f64();
     let tokens_per_s = rollout.len() as f64 / seconds;
-    let text = tokenizer.as_ref().map(|t| t.decode(&rollout.response_ids)).transpose()?;
+    let text = tokenizer
+        .as_ref()
+        .map(|t| t.decode(&rollout.response_ids))
+        .transpose()?;
     let finish_reason = match rollout.finish {
         Finish::Stop => "stop",
         Finish::Length => "length",

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use burn::module::AutodiffModule;
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::eval::markdown;
@@ -19,7 +20,6 @@ use laconic::model::save_pretrained;
 use laconic::train::config::DataConfig;
 use laconic::train::sft::{SftData, SftTrainer};
 use laconic::train::{load_policy, RlTrainer, RunConfig};
-use burn::module::AutodiffModule;
 
 /// Supervised warm start.
 #[derive(Parser, Debug)]
@@ -47,9 +47,14 @@ fn run(args: Args) -> Result<()> {
     let device = backend::device();
     let (mut model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
     let data = match (&config.data, &config.sft.data) {
-        (DataConfig::DigitSum(task), _) => SftData::DigitSum { config: task.clone(), seed: config.train.seed },
+        (DataConfig::DigitSum(task), _) => SftData::DigitSum {
+            config: task.clone(),
+            seed: config.train.seed,
+        },
         (_, Some(path)) => SftData::from_jsonl(path, &tokenizer)?,
-        (_, None) => bail!("`sft.data` (a JSONL of prompt/response pairs) is required for non-synthetic data"),
+        (_, None) => bail!(
+            "`sft.data` (a JSONL of prompt/response pairs) is required for non-synthetic data"
+        ),
     };
     let mut trainer = SftTrainer::<Autodiff>::new(config.sft.clone());
     let start = Instant::now();
@@ -60,14 +65,26 @@ fn run(args: Args) -> Result<()> {
         if step % 25 == 0 || step + 1 == config.sft.steps {
             println!(
                 "step {:>4}  loss {:.4}  grad norm {:.3}  lr {:.2e}  ({:.0}s)",
-                record.step, record.loss, record.grad_norm, record.lr, start.elapsed().as_secs_f64()
+                record.step,
+                record.loss,
+                record.grad_norm,
+                record.lr,
+                start.elapsed().as_secs_f64()
             );
         }
     }
-    save_pretrained(&model.valid(), &args.out).with_context(|| format!("failed to write `{}`", args.out.display()))?;
-    let tokenizer_json = tokenizer.inner().to_string(true).map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(args.out.join("tokenizer.json"), tokenizer_json)
-        .with_context(|| format!("failed to write `{}`", args.out.join("tokenizer.json").display()))?;
+    save_pretrained(&model.valid(), &args.out)
+        .with_context(|| format!("failed to write `{}`", args.out.display()))?;
+    let tokenizer_json = tokenizer
+        .inner()
+        .to_string(true)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(args.out.join("tokenizer.json"), tokenizer_json).with_context(|| {
+        format!(
+            "failed to write `{}`",
+            args.out.join("tokenizer.json").display()
+        )
+    })?;
     println!("wrote {}", args.out.display());
     // Greedy evaluation of the warm start on the held-out problems.
     let trainer = RlTrainer::<Autodiff>::new(config, model, tokenizer)?;

@@ -50,7 +50,11 @@ fn run(args: Args) -> Result<()> {
         (Some(dir), _) => {
             let (run, config) = RunDir::open(dir)?;
             let trainer = RlTrainer::<Autodiff>::resume(&run, config, &device)?;
-            println!("resuming {} at step {}", run.path.display(), trainer.step_count());
+            println!(
+                "resuming {} at step {}",
+                run.path.display(),
+                trainer.step_count()
+            );
             (run, trainer)
         }
         (None, Some(path)) => {
@@ -60,8 +64,12 @@ fn run(args: Args) -> Result<()> {
             }
             let config = RunConfig::load(path, &sets)?;
             let name = config.train.run_name.clone().unwrap_or_else(|| {
-                let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-                let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let stem = path
+                    .file_stem()
+                    .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
                 format!("{stem}-{secs}")
             });
             let run = RunDir::create(config.train.out_dir.join(name), &config)?;
@@ -70,17 +78,27 @@ fn run(args: Args) -> Result<()> {
         }
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
     };
-    println!("training on {} — run folder {}", backend::NAME, run.path.display());
+    println!(
+        "training on {} — run folder {}",
+        backend::NAME,
+        run.path.display()
+    );
     let steps = trainer.config().train.steps;
     let mut bars = ProgressBars::new(steps, trainer.step_count(), args.quiet);
     trainer.train(&run, &mut bars)?;
     bars.finish();
-    let evals = |step: u64| laconic::eval::EvalReport::read(run.path.join(format!("eval/step_{step}"))).ok();
+    let evals = |step: u64| {
+        laconic::eval::EvalReport::read(run.path.join(format!("eval/step_{step}"))).ok()
+    };
     let summary = match (evals(0), evals(steps)) {
-        (Some(before), Some(after)) => after
-            .benchmarks
-            .first()
-            .and_then(|b| RunSummary::new(&b.name, &run.read_metrics().unwrap_or_default(), &before, &after)),
+        (Some(before), Some(after)) => after.benchmarks.first().and_then(|b| {
+            RunSummary::new(
+                &b.name,
+                &run.read_metrics().unwrap_or_default(),
+                &before,
+                &after,
+            )
+        }),
         _ => None,
     };
     write_report(&run, summary.as_ref())?;

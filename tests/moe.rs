@@ -96,7 +96,7 @@ fn alone_layout(len: usize) -> AttentionLayout {
     AttentionLayout::left_padded(&[len], len).unwrap()
 }
 
-fn logits_and_aux_match_transformers<B: Backend>() {
+fn logits_and_aux_match_transformers<B: Backend>(backend: &str) {
     let device = Default::default();
     for name in FIXTURES {
         let model = load_model::<B>(fixture_dir(name), &device).unwrap();
@@ -120,7 +120,7 @@ fn logits_and_aux_match_transformers<B: Backend>() {
                 "{name} prompt {i}: aux loss {aux} vs transformers {reference}"
             );
         }
-        println!("{name}: max relative logit error vs transformers {worst:.2e}");
+        println!("{backend} {name}: max relative logit error vs transformers {worst:.2e}");
     }
 }
 
@@ -247,12 +247,12 @@ fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
 
 #[test]
 fn ndarray_logits_and_aux_loss_match_transformers() {
-    logits_and_aux_match_transformers::<burn::backend::NdArray>();
+    logits_and_aux_match_transformers::<burn::backend::NdArray>("ndarray");
 }
 
 #[test]
 fn flex_logits_and_aux_loss_match_transformers() {
-    logits_and_aux_match_transformers::<burn::backend::Flex>();
+    logits_and_aux_match_transformers::<burn::backend::Flex>("flex");
 }
 
 #[test]

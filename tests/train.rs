@@ -75,14 +75,20 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
     let dir_a = scratch("a");
     let run_a = RunDir::create(&dir_a, &config).unwrap();
     let (model, tok) = load_policy::<B>(&config, &device).unwrap();
-    RlTrainer::<B>::new(config.clone(), model, tok).unwrap().train(&run_a, &mut ()).unwrap();
+    RlTrainer::<B>::new(config.clone(), model, tok)
+        .unwrap()
+        .train(&run_a, &mut ())
+        .unwrap();
 
     // The same run "killed" after step 3: the last checkpoint is step 2, step 3's metrics are on disk,
     // and an interrupted checkpoint write left a temporary folder.
     let dir_b = scratch("b");
     let run_b = RunDir::create(&dir_b, &config).unwrap();
     let (model, tok) = load_policy::<B>(&config, &device).unwrap();
-    RlTrainer::<B>::new(config.clone(), model, tok).unwrap().train_until(&run_b, 3, &mut ()).unwrap();
+    RlTrainer::<B>::new(config.clone(), model, tok)
+        .unwrap()
+        .train_until(&run_b, 3, &mut ())
+        .unwrap();
     std::fs::create_dir_all(run_b.checkpoints().join(".step_4.tmp")).unwrap();
     assert_eq!(run_b.list_checkpoints().last().unwrap().0, 2);
 
@@ -94,16 +100,33 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
 
     // Same sampled tokens (lengths, rewards, accuracies equal exactly); float metrics equal up to the
     // summation-order noise of multi-threaded reductions.
-    let a: Vec<_> = run_a.read_metrics().unwrap().iter().map(deterministic).collect();
-    let b: Vec<_> = run_b.read_metrics().unwrap().iter().map(deterministic).collect();
+    let a: Vec<_> = run_a
+        .read_metrics()
+        .unwrap()
+        .iter()
+        .map(deterministic)
+        .collect();
+    let b: Vec<_> = run_b
+        .read_metrics()
+        .unwrap()
+        .iter()
+        .map(deterministic)
+        .collect();
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
         for (key, &va) in x {
             let vb = y[key];
-            let exact = key.starts_with("response_length/") || key.starts_with("reward/") || key.starts_with("acc/")
-                || key.contains("mean@") || key.starts_with("perf/tokens");
-            let ok = if exact { va == vb } else { (va - vb).abs() <= 1e-5 + 1e-4 * va.abs() };
+            let exact = key.starts_with("response_length/")
+                || key.starts_with("reward/")
+                || key.starts_with("acc/")
+                || key.contains("mean@")
+                || key.starts_with("perf/tokens");
+            let ok = if exact {
+                va == vb
+            } else {
+                (va - vb).abs() <= 1e-5 + 1e-4 * va.abs()
+            };
             assert!(ok, "step {:?}: `{key}` {va} vs {vb}", x.get("step"));
         }
     }
@@ -122,10 +145,26 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
     ] {
         assert!(dir_a.join(path).exists(), "missing {path}");
     }
-    let steps: Vec<f64> = run_a.read_metrics().unwrap().iter().map(|m| m["step"]).collect();
+    let steps: Vec<f64> = run_a
+        .read_metrics()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"])
+        .collect();
     assert_eq!(steps, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
     let step1 = &run_a.read_metrics().unwrap()[1];
-    for key in ["reward/mean", "acc/mean", "response_length/mean", "response/truncation_rate", "actor/entropy", "actor/kl_loss", "actor/grad_norm", "actor/lr", "timing/rollout_s", "timing/update_s"] {
+    for key in [
+        "reward/mean",
+        "acc/mean",
+        "response_length/mean",
+        "response/truncation_rate",
+        "actor/entropy",
+        "actor/kl_loss",
+        "actor/grad_norm",
+        "actor/lr",
+        "timing/rollout_s",
+        "timing/update_s",
+    ] {
         assert!(step1.contains_key(key), "metrics lack {key}");
     }
     std::fs::remove_dir_all(dir_a).unwrap();
@@ -141,9 +180,15 @@ fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let dir = scratch("nan");
     let run = RunDir::create(&dir, &config).unwrap();
     let (model, tok) = load_policy::<B>(&config, &device).unwrap();
-    let err = RlTrainer::<B>::new(config, model, tok).unwrap().train(&run, &mut ()).unwrap_err();
+    let err = RlTrainer::<B>::new(config, model, tok)
+        .unwrap()
+        .train(&run, &mut ())
+        .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("last good checkpoint"), "{message} / {err:?}");
+    assert!(
+        message.contains("last good checkpoint"),
+        "{message} / {err:?}"
+    );
     for (_, ckpt) in run.list_checkpoints() {
         assert!(ckpt.join("model.safetensors").is_file());
     }
@@ -157,15 +202,26 @@ fn config_errors_name_the_key() {
     let path = dir.join("bad.toml");
     std::fs::write(&path, "[rollout]\nnn = 3\n[model]\npath = \"x\"\n").unwrap();
     let err = RunConfig::load(&path, &[]).unwrap_err().to_string();
-    assert!(err.contains("rollout") && err.contains("nn") && err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains("rollout") && err.contains("nn") && err.contains("bad.toml"),
+        "{err}"
+    );
 
     std::fs::write(&path, "[model]\npath = \"x\"\n[rollout]\nn = 3\n").unwrap();
-    let ok = RunConfig::load(&path, &["rollout.n=5".into(), "reward.kind=\"kimi\"".into()]).unwrap();
+    let ok = RunConfig::load(
+        &path,
+        &["rollout.n=5".into(), "reward.kind=\"kimi\"".into()],
+    )
+    .unwrap();
     assert_eq!(ok.rollout.n, 5);
     assert_eq!(ok.reward.kind(), "kimi");
-    let err = RunConfig::load(&path, &["optim.clip_ratio_lo=0.1".into()]).unwrap_err().to_string();
+    let err = RunConfig::load(&path, &["optim.clip_ratio_lo=0.1".into()])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("clip_ratio_lo"), "{err}");
-    let err = RunConfig::load(&path, &["rollout.n=many".into()]).unwrap_err().to_string();
+    let err = RunConfig::load(&path, &["rollout.n=many".into()])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rollout.n"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

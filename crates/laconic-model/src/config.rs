@@ -461,6 +461,43 @@ mod tests {
     }
 
     #[test]
+    fn moe_keys_default_to_hf_qwen3moeconfig() {
+        // Defaults of transformers 4.57 `Qwen3MoeConfig.__init__`.
+        let text = r#"{"model_type": "qwen3_moe", "vocab_size": 64, "hidden_size": 16,
+            "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "head_dim": 8}"#;
+        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        assert_eq!(
+            (
+                c.num_experts(),
+                c.num_experts_per_tok(),
+                c.moe_intermediate_size(),
+                c.norm_topk_prob(),
+                c.decoder_sparse_step(),
+                c.mlp_only_layers(),
+                c.router_aux_loss_coef(),
+            ),
+            (128, 8, 768, false, 1, &[][..], 0.001)
+        );
+        assert!(c.is_moe_layer(0) && c.is_moe_layer(1));
+        // Absent keys stay absent when saved (transformers then applies the same defaults).
+        let saved = serde_json::to_string(&c).unwrap();
+        assert!(!saved.contains("num_experts"), "{saved}");
+
+        let zero_step = text.replace(
+            r#""head_dim": 8"#,
+            r#""head_dim": 8, "decoder_sparse_step": 0"#,
+        );
+        let err = Qwen3Config::from_json_str(&zero_step, "config.json").unwrap_err();
+        assert!(err.to_string().contains("decoder_sparse_step"), "{err}");
+        let too_many = text.replace(
+            r#""head_dim": 8"#,
+            r#""head_dim": 8, "num_experts": 4, "num_experts_per_tok": 5"#,
+        );
+        let err = Qwen3Config::from_json_str(&too_many, "config.json").unwrap_err();
+        assert!(err.to_string().contains("exceeds `num_experts`"), "{err}");
+    }
+
+    #[test]
     fn moe_layer_selection() {
         let text = r#"{"model_type": "qwen3_moe", "vocab_size": 64, "hidden_size": 16,
             "intermediate_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "head_dim": 8,

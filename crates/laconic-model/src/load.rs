@@ -3,7 +3,8 @@
 //! The module tree's field names are HF's parameter names, so a parameter's path in the tree
 //! (`model.layers.0.self_attn.q_proj.weight`) is its key in the checkpoint. Loading walks the tree
 //! with a [`ModuleMapper`], replacing each lazily-initialised parameter with the checkpoint tensor
-//! (never sampling the random init); saving walks it with a [`ModuleVisitor`].
+//! (never sampling the random init); saving walks it with a [`ModuleVisitor`]. Enum variants (a layer's
+//! `mlp` is `FeedForward::Dense` or `FeedForward::Sparse`) add no path segment, so both read HF's keys.
 
 use std::path::{Path, PathBuf};
 

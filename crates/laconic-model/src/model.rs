@@ -31,7 +31,7 @@ pub struct Qwen3Model<B: Backend> {
     pub norm: RmsNorm<B>,
 }
 
-/// A Qwen3 / Qwen2 causal language model.
+/// A Qwen3 (dense or mixture-of-experts) / Qwen2 causal language model.
 #[derive(Module, Debug)]
 pub struct Qwen3<B: Backend> {
     /// The decoder stack.

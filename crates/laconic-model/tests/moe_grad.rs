@@ -3,16 +3,18 @@
 //! grouped dispatch (gather → per-expert products → scatter-add) and the differentiable routing weights,
 //! with and without `norm_topk_prob`, with a padding token.
 //!
-//! Its own test binary: burn 0.21 keeps one default float dtype per device and process, so f64 and f32
-//! ndarray tests must not share a process.
+//! On flex with f64 as the device's float dtype: ndarray's sigmoid (burn's default) computes in f32
+//! whatever the element type, which puts f32 rounding into SiLU and swamps the finite differences.
+//! Its own test binary: burn 0.21 keeps one default float dtype per device and process.
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Param};
 use burn::prelude::*;
-use burn::tensor::Distribution;
+use burn::tensor::{Distribution, FloatDType, IntDType};
 use laconic_model::{Qwen3Config, SparseMoeBlock};
 
-type B64 = NdArray<f64>;
+/// Flex with f64 tensors (set in [`f64_device`]).
+type B64 = Flex;
 type AD64 = Autodiff<B64>;
 
 /// Central-difference step: truncation error ~h² ≈ 1e-10, rounding ~1e-16/h ≈ 1e-11.
@@ -122,9 +124,17 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
 }
 
+/// The flex device with f64 as its default float dtype (set once, before any tensor exists).
+fn f64_device() -> burn::backend::flex::FlexDevice {
+    let device = Default::default();
+    burn::tensor::set_default_dtypes::<B64>(&device, FloatDType::F64, IntDType::I64)
+        .expect("the first use of the device in this process");
+    device
+}
+
 #[test]
 fn moe_block_gradients_match_finite_differences() {
-    let device = Default::default();
+    let device = f64_device();
     AD64::seed(&device, 7);
     for norm_topk_prob in [true, false] {
         let block = SparseMoeBlock::<AD64>::init(&config(norm_topk_prob), 0.5, &device);

@@ -40,7 +40,10 @@ pub fn pass_rates<B: Backend>(
             correct[sample.question_idx] += 1;
         }
     }
-    Ok(correct.into_iter().map(|c| c as f64 / config.samples as f64).collect())
+    Ok(correct
+        .into_iter()
+        .map(|c| c as f64 / config.samples as f64)
+        .collect())
 }
 
 /// Writes `easy.jsonl` (pass rate > `threshold`) and `hard.jsonl` (the rest) into `out_dir`: each input
@@ -49,9 +52,18 @@ pub fn pass_rates<B: Backend>(
 /// # Errors
 /// When the dataset cannot be read, a line is not a JSON object (naming it), the rates do not match the
 /// records, or the output cannot be written.
-pub fn write_split(dataset: &Path, rates: &[f64], threshold: f64, out_dir: &Path) -> Result<(usize, usize)> {
+pub fn write_split(
+    dataset: &Path,
+    rates: &[f64],
+    threshold: f64,
+    out_dir: &Path,
+) -> Result<(usize, usize)> {
     let text = std::fs::read_to_string(dataset).map_err(|e| Error::io(dataset, e))?;
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
     if lines.len() != rates.len() {
         return Err(Error::Other(format!(
             "`{}` has {} records but {} pass rates were computed",
@@ -64,10 +76,18 @@ pub fn write_split(dataset: &Path, rates: &[f64], threshold: f64, out_dir: &Path
     let (mut n_easy, mut n_hard) = (0, 0);
     for ((i, line), &rate) in lines.into_iter().zip(rates) {
         let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
-            .map_err(|e| Error::Data { path: dataset.to_path_buf(), line: i + 1, message: e.to_string() })?;
+            .map_err(|e| Error::Data {
+                path: dataset.to_path_buf(),
+                line: i + 1,
+                message: e.to_string(),
+            })?;
         record.insert("pass_rate".into(), rate.into());
         let out = serde_json::to_string(&record).expect("a JSON object serialises");
-        let (buf, n) = if rate > threshold { (&mut easy, &mut n_easy) } else { (&mut hard, &mut n_hard) };
+        let (buf, n) = if rate > threshold {
+            (&mut easy, &mut n_easy)
+        } else {
+            (&mut hard, &mut n_hard)
+        };
         buf.push_str(&out);
         buf.push('\n');
         *n += 1;
@@ -87,7 +107,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("laconic-curate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let data = dir.join("d.jsonl");
-        std::fs::write(&data, "{\"q\": \"a\", \"x\": 1}\n\n{\"q\": \"b\"}\n{\"q\": \"c\"}\n").unwrap();
+        std::fs::write(
+            &data,
+            "{\"q\": \"a\", \"x\": 1}\n\n{\"q\": \"b\"}\n{\"q\": \"c\"}\n",
+        )
+        .unwrap();
         let (easy, hard) = write_split(&data, &[0.75, 0.5, 0.0], EASY_THRESHOLD, &dir).unwrap();
         assert_eq!((easy, hard), (1, 2));
         let easy = std::fs::read_to_string(dir.join("easy.jsonl")).unwrap();
@@ -96,7 +120,9 @@ mod tests {
         assert!(hard.contains("\"b\"") && hard.contains("\"pass_rate\":0.5"));
         assert!(write_split(&data, &[0.1], EASY_THRESHOLD, &dir).is_err());
         std::fs::write(&data, "{\"q\": 1}\nnot json\n").unwrap();
-        let err = write_split(&data, &[0.1, 0.2], EASY_THRESHOLD, &dir).unwrap_err().to_string();
+        let err = write_split(&data, &[0.1, 0.2], EASY_THRESHOLD, &dir)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }

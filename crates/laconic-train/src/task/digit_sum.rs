@@ -101,7 +101,10 @@ impl Problem {
     }
 }
 
-/// Judges a digit-sum response: the digit after the last `a`, followed by EOS, must equal the answer.
+/// Judges a digit-sum response: the response must end with `a` and one digit (optionally followed by EOS),
+/// equal to the answer. Whether the response finished within its budget is the caller's business (the
+/// trainer counts a rollout cut at `L_R` as incorrect; the demo's evaluation scores unfinished samples
+/// as incorrect).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DigitSumJudge;
 
@@ -113,10 +116,9 @@ impl Judge for DigitSumJudge {
     }
 }
 
-/// The answer of a response: the single digit after the last `a`, which must be followed by EOS (a
-/// response that has not ended has not answered).
+/// The answer of a response: the single digit after its last `a`, at the very end (before EOS, if any).
 pub fn extract_answer(response: &str) -> Option<String> {
-    let body = response.strip_suffix(EOS)?;
+    let body = response.strip_suffix(EOS).unwrap_or(response);
     let (_, after) = body.rsplit_once('a')?;
     (after.len() == 1 && after.as_bytes()[0].is_ascii_digit()).then(|| after.to_string())
 }
@@ -190,9 +192,10 @@ mod tests {
             Some(true)
         );
         assert_eq!(judge.judge("a7<|endoftext|>", "1").correct, Some(false));
-        // No EOS: cut before the end, no answer.
-        assert_eq!(judge.judge("3+8>1;a1", "1").correct, None);
+        // Without EOS (evaluation strips the stop token) the answer still counts.
+        assert_eq!(judge.judge("3+8>1;a1", "1").correct, Some(true));
         assert_eq!(judge.judge("3+8>1;<|endoftext|>", "1").correct, None);
+        assert_eq!(judge.judge("3+8>1;a", "1").correct, None);
         assert_eq!(judge.judge("a12<|endoftext|>", "1").correct, None);
     }
 
