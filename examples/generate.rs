@@ -136,14 +136,14 @@ fn run(args: Args) -> Result<()> {
     let engine = Engine::new(&pretrained.model, EngineConfig::default())?;
     let start = Instant::now();
     let rollout = if args.json {
-        engine.generate(&[prompt_ids.clone()], 1, &params, &mut ())?
+        engine.generate(std::slice::from_ref(&prompt_ids), 1, &params, &mut ())?
     } else {
         let mut streamer = Streamer {
             tokenizer: tokenizer.as_ref(),
             ids: Vec::new(),
             printed: 0,
         };
-        let out = engine.generate(&[prompt_ids.clone()], 1, &params, &mut streamer)?;
+        let out = engine.generate(std::slice::from_ref(&prompt_ids), 1, &params, &mut streamer)?;
         println!();
         out
     }

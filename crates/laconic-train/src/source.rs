@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::task::{DigitSumConfig, DigitSumJudge, Problem};
 
 /// Offset between the training and the held-out seeds of the synthetic task.
-const HELD_OUT_SEED: u64 = 0x5EED_0F_E7A1;
+const HELD_OUT_SEED: u64 = 0x005E_ED0F_E7A1;
 
 /// A run's prompts, judge and evaluation benchmarks.
 pub struct Task {
