@@ -225,3 +225,51 @@ fn config_errors_name_the_key() {
     assert!(err.contains("rollout.n"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn every_shipped_config_loads_with_the_paper_settings() {
+    use laconic::train::config::DataConfig;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        let config = RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+        names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        // Every knob survives the round trip through config.resolved.toml.
+        assert_eq!(
+            RunConfig::from_toml(&config.to_toml()).unwrap().to_toml(),
+            config.to_toml()
+        );
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "demo",
+            "demo-sft",
+            "qwen3-0.6b",
+            "qwen3-1.7b",
+            "qwen3-4b-instruct",
+            "qwen3-4b-thinking",
+            "r1-distill-qwen-1.5b"
+        ]
+    );
+
+    // The ablation backbone: L_R = 16k, L_T = 4k, N = 8, ~800 steps, R1-Distill's own chat template.
+    let r1 = RunConfig::load(&root().join("configs/r1-distill-qwen-1.5b.toml"), &[]).unwrap();
+    assert_eq!(
+        (r1.rollout.max_tokens, r1.rollout.n, r1.train.steps),
+        (16384, 8, 800)
+    );
+    assert!(
+        matches!(&r1.reward, laconic::reward::RewardConfig::Truncation(t) if t.l_t == 4096),
+        "{:?}",
+        r1.reward
+    );
+    let DataConfig::Jsonl(data) = &r1.data else {
+        panic!("the R1 config trains on a JSONL dataset")
+    };
+    assert!(data
+        .prompt
+        .text("1+1?")
+        .starts_with("<｜begin▁of▁sentence｜><｜User｜>1+1? "));
+}

@@ -1,7 +1,7 @@
-//! Turning a question into prompt text and token ids: the paper's instruction suffix, the Qwen3 chat
-//! template, thinking on or off.
+//! Turning a question into prompt text and token ids: the paper's instruction suffix, a chat template
+//! (Qwen3's or DeepSeek-R1-Distill's), thinking on or off.
 
-use laconic_model::{apply_chat_template, Message, Tokenizer};
+use laconic_model::{ChatTemplate, Message, Tokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -11,7 +11,7 @@ pub const PAPER_SUFFIX: &str =
     "Let's think step by step and output the final answer within \\boxed{}.";
 
 /// How a question becomes a prompt: `question + separator + suffix`, then, with `chat`, a user turn of the
-/// Qwen3 chat template (after an optional system turn) followed by the assistant header.
+/// chat template (after an optional system turn) followed by the assistant header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PromptConfig {
@@ -21,6 +21,8 @@ pub struct PromptConfig {
     pub separator: String,
     /// Wrap in the chat template. Default true (Qwen3 checkpoints are chat models).
     pub chat: bool,
+    /// With `chat`: which template, `qwen3` (default) or `deepseek_r1` (the R1-Distill checkpoints).
+    pub template: ChatTemplate,
     /// With `chat`: let the model think. `false` appends the template's empty `<think>\n\n</think>\n\n`
     /// (Qwen3's `enable_thinking=False`). Default true.
     pub thinking: bool,
@@ -34,6 +36,7 @@ impl Default for PromptConfig {
             suffix: PAPER_SUFFIX.to_string(),
             separator: " ".to_string(),
             chat: true,
+            template: ChatTemplate::Qwen3,
             thinking: true,
             system: None,
         }
@@ -80,7 +83,9 @@ impl PromptConfig {
             messages.push(Message::system(system.as_str()));
         }
         messages.push(Message::user(user));
-        apply_chat_template(&messages, true, self.thinking)
+        self.template
+            .render(&messages, true, self.thinking)
+            .expect("system and user turns render in every template")
     }
 
     /// The prompt's token ids.
@@ -119,6 +124,21 @@ mod tests {
             system.text("q"),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn deepseek_r1_template() {
+        let r1 = PromptConfig {
+            template: ChatTemplate::DeepseekR1,
+            ..PromptConfig::default()
+        };
+        assert_eq!(
+            r1.text("1+1?"),
+            format!("<｜begin▁of▁sentence｜><｜User｜>1+1? {PAPER_SUFFIX}<｜Assistant｜><think>\n")
+        );
+        let parsed: PromptConfig = serde_json::from_str(r#"{"template": "deepseek_r1"}"#).unwrap();
+        assert_eq!(parsed, r1);
+        assert!(serde_json::from_str::<PromptConfig>(r#"{"template": "llama"}"#).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! The first crate of laconic's data flow (**model** → rollout → reward → optimizer → train/eval): a
 //! backend-generic [`Qwen3`] with a padded training forward and a KV-cached incremental forward,
 //! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
-//! Qwen3 chat template.
+//! Qwen3 and DeepSeek-R1-Distill chat templates.
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -45,7 +45,10 @@ mod tokenizer;
 
 pub use attention::Attention;
 pub use cache::{KvCache, LayerKv};
-pub use chat::{apply_chat_template, Message, Role};
+pub use chat::{
+    apply_chat_template, apply_deepseek_r1_template, ChatTemplate, Message, Role, DEEPSEEK_BOS,
+    DEEPSEEK_EOS,
+};
 pub use config::{Arch, Qwen3Config, TokenIds};
 pub use error::{Error, Result};
 pub use layer::{DecoderLayer, FeedForward};

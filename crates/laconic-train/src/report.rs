@@ -226,12 +226,15 @@ impl RunSummary {
     }
 
     /// The first evaluated step where the length has covered 90 % of its total drop: the end of stage I
-    /// (length adaptation).
+    /// (length adaptation). `None` when the length did not drop by at least 5 %: no stage I to speak of.
     pub fn stage_one_end(&self) -> Option<u64> {
         let (first, last) = (
             self.rows.first()?.eval_length,
             self.rows.last()?.eval_length,
         );
+        if !(last < 0.95 * first) {
+            return None;
+        }
         let target = first - 0.9 * (first - last);
         self.rows
             .iter()
@@ -351,4 +354,48 @@ pub fn write_report(run: &RunDir, summary: Option<&RunSummary>) -> Result<Vec<Pa
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     written.push(path);
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(lengths_and_accuracy: &[(f64, f64)]) -> RunSummary {
+        RunSummary {
+            benchmark: "held-out".into(),
+            rows: lengths_and_accuracy
+                .iter()
+                .enumerate()
+                .map(|(i, &(eval_length, accuracy))| TrajectoryRow {
+                    step: 10 * i as u64,
+                    train_reward: None,
+                    train_length: None,
+                    eval_length,
+                    accuracy: vec![(32, accuracy / 2.0), (176, accuracy)],
+                })
+                .collect(),
+            correct_length: (Some(90.0), Some(40.0)),
+            incorrect_length: (None, None),
+        }
+    }
+
+    #[test]
+    fn stages_changes_and_markdown() {
+        // 100 → 40: 90 % of the 60-token drop (≤ 46) is reached at step 20.
+        let s = summary(&[(100.0, 0.8), (70.0, 0.7), (45.0, 0.75), (40.0, 0.85)]);
+        assert_eq!(s.stage_one_end(), Some(20));
+        assert!((s.length_change().unwrap() + 0.6).abs() < 1e-12);
+        assert!((s.top_accuracy_change().unwrap() - 5.0).abs() < 1e-9);
+        let md = s.markdown();
+        assert!(md.contains("| 176 | 80.0 | 85.0 | +5.0 |"), "{md}");
+        assert!(md.contains("ends by step 20"), "{md}");
+        assert!(md.contains("| correct samples | 90.0 | 40.0 |"), "{md}");
+        assert!(md.contains("| incorrect samples | — | — |"), "{md}");
+
+        // A flat (or growing) length has no stage I.
+        let flat = summary(&[(100.0, 0.8), (99.0, 0.8), (98.0, 0.8)]);
+        assert_eq!(flat.stage_one_end(), None);
+        assert!(!flat.markdown().contains("Stage I"));
+        assert_eq!(summary(&[(50.0, 0.5), (60.0, 0.5)]).stage_one_end(), None);
+    }
 }
