@@ -51,6 +51,11 @@ pub struct OptimConfig {
     pub kl_loss_coef: f32,
     /// Entropy bonus `α` (`loss −= α·agg(H)`). Unspecified in the paper; default 0.
     pub entropy_coeff: f32,
+    /// MoE policies: weight `c` of the router load-balancing loss (`loss += c · L_aux`, each micro-batch's
+    /// `L_aux` weighted by its share of the mini-batch's sequences). Default 0 (off, as in verl and in HF
+    /// Qwen3-MoE without `output_router_logits`); `actor/router_aux_loss` is logged for MoE policies either
+    /// way.
+    pub router_aux_loss_coef: f32,
 
     // batching
     /// Prompts (groups) per optimizer update; `None` = the whole rollout batch, one update (on-policy,
@@ -110,6 +115,7 @@ impl Default for OptimConfig {
             kl_loss_type: KlLossType::K3,
             kl_loss_coef: 0.0,
             entropy_coeff: 0.0,
+            router_aux_loss_coef: 0.0,
             ppo_mini_batch_size: None,
             ppo_epochs: 1,
             ppo_micro_batch_size: 4,
@@ -189,6 +195,12 @@ impl OptimConfig {
             "entropy_coeff",
             "expected a finite value",
             c.entropy_coeff.to_string(),
+        )?;
+        check(
+            c.router_aux_loss_coef >= 0.0 && c.router_aux_loss_coef.is_finite(),
+            "router_aux_loss_coef",
+            "expected a finite value ≥ 0",
+            c.router_aux_loss_coef.to_string(),
         )?;
         if let Some(v) = c.ppo_mini_batch_size {
             check(
@@ -356,6 +368,7 @@ loss_agg_mode = "token-mean"
 kl_loss_type = "k3"
 kl_loss_coef = 0.0
 entropy_coeff = 0.0
+router_aux_loss_coef = 0.0
 # ppo_mini_batch_size = 32
 ppo_epochs = 1
 ppo_micro_batch_size = 4

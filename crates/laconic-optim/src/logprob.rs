@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use laconic_model::{AttentionLayout, Qwen3};
+use laconic_model::{AttentionLayout, Qwen3, RouterAux};
 
 use crate::entropy::entropy_from_log_probs;
 use crate::error::{Error, Result};
@@ -141,22 +141,36 @@ pub fn response_hidden<B: Backend>(
     packed: &PackedSequences,
     device: &B::Device,
 ) -> Result<Tensor<B, 2>> {
+    Ok(response_hidden_with_aux(model, packed, device)?.0)
+}
+
+/// [`response_hidden`] and, for MoE policies, the routers' statistics over the packed batch's real
+/// tokens (for the load-balancing loss).
+///
+/// # Errors
+/// When the model rejects the layout.
+pub fn response_hidden_with_aux<B: Backend>(
+    model: &Qwen3<B>,
+    packed: &PackedSequences,
+    device: &B::Device,
+) -> Result<(Tensor<B, 2>, Option<RouterAux<B>>)> {
     let tokens = Tensor::<B, 2, Int>::from_data(
         TensorData::new(packed.tokens.clone(), [packed.batch, packed.width]),
         device,
     );
     let layout = AttentionLayout::right_padded(&packed.input_lengths, packed.width)?;
     // [b, width, d]
-    let hidden = model.forward_hidden(tokens, &layout, &mut model.new_cache())?;
+    let (hidden, aux) = model.forward_hidden_with_aux(tokens, &layout, &mut model.new_cache())?;
     let d = hidden.dims()[2];
     // [b·width, d] → [n_tok, d]
     let rows = Tensor::<B, 1, Int>::from_data(
         TensorData::new(packed.rows.clone(), [packed.num_tokens()]),
         device,
     );
-    Ok(hidden
+    let hidden = hidden
         .reshape([packed.batch * packed.width, d])
-        .select(0, rows))
+        .select(0, rows);
+    Ok((hidden, aux))
 }
 
 /// Log-probs and entropies from one block of logits: `lp = log_softmax(z/τ)`, `logp = lp[y]`,

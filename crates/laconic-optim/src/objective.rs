@@ -72,6 +72,9 @@ pub struct ObjectiveSums {
     pub ppo_kl_sum: f64,
     /// Tokens.
     pub tokens: f64,
+    /// MoE policies: the router load-balancing loss, each micro-batch's weighted by its share of the
+    /// mini-batch (`actor/router_aux_loss`); `None` for dense policies.
+    pub router_aux: Option<f64>,
 }
 
 impl ObjectiveSums {
@@ -89,6 +92,10 @@ impl ObjectiveSums {
         self.clipped_lower += other.clipped_lower;
         self.ppo_kl_sum += other.ppo_kl_sum;
         self.tokens += other.tokens;
+        self.router_aux = match (self.router_aux, other.router_aux) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
     }
 }
 
@@ -175,6 +182,7 @@ pub fn objective<B: Backend>(
         clipped_lower: stats[6],
         ppo_kl_sum: stats[7],
         tokens: n as f64,
+        router_aux: None,
     };
     (loss, sums)
 }

@@ -24,7 +24,7 @@ use crate::clip::clip_grad_norm;
 use crate::config::OptimConfig;
 use crate::error::{Error, Result};
 use crate::head::{head_logprobs_grad, HeadOptions, LogprobBackend};
-use crate::logprob::{check_head, head_weight, response_hidden, PackedSequences};
+use crate::logprob::{check_head, head_weight, response_hidden_with_aux, PackedSequences};
 use crate::objective::{objective, ObjectiveSums, TokenBatch};
 
 /// Version tag of the optimizer state file.
@@ -45,6 +45,8 @@ pub struct UpdateMetrics {
     pub ppo_kl: f64,
     /// `actor/kl_loss`: the aggregated KL to the reference, when reference log-probs were given.
     pub kl_loss: Option<f64>,
+    /// `actor/router_aux_loss`: the router load-balancing loss, for MoE policies.
+    pub router_aux_loss: Option<f64>,
     /// `actor/entropy`: token mean of the policy entropy.
     pub entropy: f64,
     /// `actor/grad_norm`: global gradient norm before clipping.
@@ -75,6 +77,9 @@ impl UpdateMetrics {
         if let Some(kl) = self.kl_loss {
             put("actor/kl_loss", kl);
         }
+        if let Some(aux) = self.router_aux_loss {
+            put("actor/router_aux_loss", aux);
+        }
         put("actor/entropy", self.entropy);
         put("actor/grad_norm", self.grad_norm);
         put("actor/lr", self.lr);
@@ -95,6 +100,9 @@ impl UpdateMetrics {
         self.pg_clipfrac_lower += sums.clipped_lower / tokens;
         self.ppo_kl += sums.ppo_kl_sum / tokens;
         self.kl_loss = sums.kl_loss.map(|kl| self.kl_loss.unwrap_or(0.0) + kl);
+        self.router_aux_loss = sums
+            .router_aux
+            .map(|aux| self.router_aux_loss.unwrap_or(0.0) + aux);
         self.entropy += sums.entropy_sum / tokens;
         self.grad_norm += grad_norm;
         self.loss += sums.loss;
@@ -117,6 +125,7 @@ impl UpdateMetrics {
             *value /= n;
         }
         self.kl_loss = self.kl_loss.map(|kl| kl / n);
+        self.router_aux_loss = self.router_aux_loss.map(|aux| aux / n);
         self
     }
 }
@@ -267,14 +276,26 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 config,
             );
             // Decoder → response rows [n_tok, d] → head op → per-token log-probs and entropies.
-            let hidden = response_hidden(model, &packed, &device)?;
+            let (hidden, aux) = response_hidden_with_aux(model, &packed, &device)?;
             let (logp, entropy) = head_logprobs_grad(
                 hidden,
                 weight.clone(),
                 packed.targets_tensor(&device),
                 head_options,
             );
-            let (loss, sums) = objective(logp, entropy, &tokens, &settings);
+            let (mut loss, mut sums) = objective(logp, entropy, &tokens, &settings);
+            if let Some(aux) = aux {
+                let share = chunk.len() as f64 / sequences.len() as f64;
+                let aux_loss = aux.load_balancing_loss();
+                let value: f64 =
+                    burn::tensor::ElementConversion::elem(aux_loss.clone().into_scalar());
+                sums.router_aux = Some(share * value);
+                let coef = f64::from(config.router_aux_loss_coef);
+                if coef != 0.0 {
+                    loss = loss + aux_loss.mul_scalar(coef * share);
+                    sums.loss += coef * share * value;
+                }
+            }
             if !sums.loss.is_finite() {
                 return Err(Error::NonFinite {
                     what: "loss",

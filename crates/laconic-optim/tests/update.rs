@@ -248,3 +248,87 @@ fn global_clipping_of_model_gradients() {
     laconic_optim::clip::clip_grad_norm(&model, &mut grads, threshold * 2.0);
     assert_eq!(common::flat_grads(&model, &grads), again);
 }
+
+/// A tiny Qwen3-MoE policy: 4 experts, top-2, the second layer dense.
+fn tiny_moe() -> Qwen3<AD> {
+    let config = laconic_model::Qwen3Config::from_json_str(
+        r#"{"model_type": "qwen3_moe", "vocab_size": 48, "hidden_size": 16, "intermediate_size": 32,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+            "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+            "mlp_only_layers": [1], "tie_word_embeddings": true}"#,
+        "config.json",
+    )
+    .unwrap();
+    Qwen3::init(&config, &Default::default()).unwrap()
+}
+
+#[test]
+fn moe_router_loss_is_logged_and_trains_the_routers_only_when_weighted() {
+    let batch = UpdateBatch {
+        sequences: [
+            (vec![3u32, 7], vec![5u32, 9, 2]),
+            (vec![1], vec![4, 4, 8, 6]),
+        ]
+        .into_iter()
+        .map(|(prompt_ids, response_ids)| UpdateSequence {
+            old_logprobs: vec![-1.0; response_ids.len()],
+            prompt_ids,
+            response_ids,
+            // Zero advantages: the policy-gradient term has no gradient.
+            advantage: 0.0,
+            masked: false,
+            group: 0,
+        })
+        .collect(),
+    };
+    // One random model, cloned for each run (random init materialises every parameter).
+    let base = tiny_moe();
+    let step = |coef: f32| {
+        let model = base.clone();
+        let before = params(&model);
+        let config = OptimConfig {
+            lr: 1e-2,
+            weight_decay: 0.0,
+            router_aux_loss_coef: coef,
+            ppo_micro_batch_size: 1,
+            ..OptimConfig::default()
+        };
+        let mut updater = PolicyUpdater::new(config, &model).unwrap();
+        let (model, metrics) = updater.step(model, &batch, None).unwrap();
+        (max_abs_diff(&before, &params(&model)), metrics)
+    };
+
+    let (moved, metrics) = step(0.0);
+    let aux = metrics
+        .router_aux_loss
+        .expect("an MoE policy logs its router loss");
+    // E · Σ_e f_e · P_e: exactly k = 2 for perfectly balanced routing; near it for a random router.
+    assert!(aux > 1.0 && aux < 4.0, "{aux}");
+    assert!(metrics.to_map().contains_key("actor/router_aux_loss"));
+    assert_eq!(
+        moved, 0.0,
+        "with no weight on L_aux and zero advantages nothing moves"
+    );
+    assert!((metrics.loss - metrics.pg_loss).abs() < 1e-9, "{metrics:?}");
+
+    let (moved, weighted) = step(0.5);
+    assert!(
+        moved > 0.0,
+        "the weighted router loss must train the routers"
+    );
+    // Same model and batch: the same L_aux, now half of it in the loss.
+    assert!(
+        (weighted.router_aux_loss.unwrap() - aux).abs() < 1e-6,
+        "{weighted:?}"
+    );
+    assert!(
+        (weighted.loss - weighted.pg_loss - 0.5 * aux).abs() < 1e-5,
+        "{weighted:?}"
+    );
+
+    // Dense policies log no router loss.
+    let dense = tiny(true);
+    let mut updater = PolicyUpdater::new(OptimConfig::default(), &dense).unwrap();
+    let (_, metrics) = updater.step(dense, &batch, None).unwrap();
+    assert_eq!(metrics.router_aux_loss, None);
+}

@@ -232,7 +232,7 @@ impl RunSummary {
             self.rows.first()?.eval_length,
             self.rows.last()?.eval_length,
         );
-        if !(last < 0.95 * first) {
+        if last >= 0.95 * first {
             return None;
         }
         let target = first - 0.9 * (first - last);
