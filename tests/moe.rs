@@ -4,10 +4,16 @@
 //! the grouped expert dispatch against the all-experts reference (values and gradients) — on ndarray
 //! and on flex.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
+use common::{
+    alone_layout, greedy, parity_fixture, read_expected, rel_err, tokens, values, Expected,
+    MAX_REL_ERR,
+};
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::model::{
     load_model, save_pretrained, AttentionLayout, FeedForward, Qwen3, Qwen3Config, SparseMoeBlock,
@@ -16,84 +22,27 @@ use laconic::model::{
 /// `norm_topk`: 8 experts, top-2, renormalised weights, layer 0 dense (`mlp_only_layers`), untied head.
 /// `sparse_step2`: 16 experts, top-3, raw softmax weights, `decoder_sparse_step = 2`, tied embeddings.
 const FIXTURES: [&str; 2] = ["norm_topk", "sparse_step2"];
-/// Largest accepted `max|ours − reference| / max|reference|`.
-const MAX_REL_ERR: f32 = 1e-4;
 
 fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity/qwen3_moe")
-        .join(name)
-}
-
-struct Expected {
-    prompts: Vec<Vec<u32>>,
-    greedy: Vec<Vec<u32>>,
-    /// `[T_i, V]` logits of each prompt run alone, row-major.
-    logits: Vec<Vec<f32>>,
-    /// HF's `load_balancing_loss_func` of each prompt alone.
-    aux_loss: Vec<f64>,
-    /// The same over all prompts as one left-padded batch (padding masked).
-    aux_loss_batch: f64,
+    parity_fixture(&format!("qwen3_moe/{name}"))
 }
 
 fn expected(name: &str) -> Expected {
-    let dir = fixture_dir(name);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let ids = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(json[key].clone()).unwrap() };
-    let tensors = SafetensorsIndex::from_files(&[dir.join("expected.safetensors")]).unwrap();
-    let prompts = ids("prompts");
-    let logits = (0..prompts.len())
-        .map(|i| tensors.read_f32(&format!("logits_{i}")).unwrap())
-        .collect();
-    Expected {
-        prompts,
-        greedy: ids("greedy"),
-        logits,
-        aux_loss: serde_json::from_value(json["aux_loss"].clone()).unwrap(),
-        aux_loss_batch: json["aux_loss_batch"].as_f64().unwrap(),
-    }
+    read_expected(&fixture_dir(name))
 }
 
-fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len());
-    let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let max_diff = ours
-        .iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    max_diff / max_ref
+/// HF's `load_balancing_loss_func` of each prompt alone.
+fn aux_loss(expected: &Expected) -> Vec<f64> {
+    serde_json::from_value(expected.json["aux_loss"].clone()).unwrap()
 }
 
-fn tokens<B: Backend>(
-    rows: &[Vec<u32>],
-    width: usize,
-    left: bool,
-    device: &B::Device,
-) -> Tensor<B, 2, Int> {
-    let mut data = Vec::with_capacity(rows.len() * width);
-    for row in rows {
-        let pad = width - row.len();
-        let ids = row.iter().map(|&t| t as i64);
-        if left {
-            data.extend(std::iter::repeat_n(0i64, pad).chain(ids));
-        } else {
-            data.extend(ids.chain(std::iter::repeat_n(0i64, pad)));
-        }
-    }
-    Tensor::from_data(TensorData::new(data, [rows.len(), width]), device)
-}
-
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap()
+/// The same over all prompts as one left-padded batch (padding masked).
+fn aux_loss_batch(expected: &Expected) -> f64 {
+    expected.json["aux_loss_batch"].as_f64().unwrap()
 }
 
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     t.into_data().convert::<f64>().into_vec::<f64>().unwrap()[0]
-}
-
-fn alone_layout(len: usize) -> AttentionLayout {
-    AttentionLayout::left_padded(&[len], len).unwrap()
 }
 
 fn logits_and_aux_match_transformers<B: Backend>(backend: &str) {
@@ -114,7 +63,7 @@ fn logits_and_aux_match_transformers<B: Backend>(backend: &str) {
                 aux.expect("a MoE model returns router statistics")
                     .load_balancing_loss(),
             );
-            let reference = expected.aux_loss[i];
+            let reference = aux_loss(&expected)[i];
             assert!(
                 (aux - reference).abs() <= 1e-5 * reference.abs(),
                 "{name} prompt {i}: aux loss {aux} vs transformers {reference}"
@@ -161,7 +110,7 @@ fn padded_batches_equal_each_sequence_alone<B: Backend>() {
                 aux.routed_tokens(),
                 lengths.iter().sum::<usize>() * sparse_layers(model.config())
             );
-            let (ours, reference) = (scalar(aux.load_balancing_loss()), expected.aux_loss_batch);
+            let (ours, reference) = (scalar(aux.load_balancing_loss()), aux_loss_batch(&expected));
             assert!(
                 (ours - reference).abs() <= 1e-5 * reference,
                 "{name}: batch aux loss {ours} vs transformers {reference}"
@@ -174,42 +123,6 @@ fn sparse_layers(config: &Qwen3Config) -> usize {
     (0..config.num_hidden_layers)
         .filter(|&l| config.is_moe_layer(l))
         .count()
-}
-
-/// Greedy decoding with the KV cache: prefill once, then one token per step.
-fn greedy<B: Backend>(
-    model: &Qwen3<B>,
-    prompt: &[u32],
-    steps: usize,
-    device: &B::Device,
-) -> (Vec<u32>, Vec<f32>) {
-    let mut cache = model.new_cache();
-    let mut logits = model
-        .forward_cached(
-            tokens::<B>(&[prompt.to_vec()], prompt.len(), true, device),
-            &alone_layout(prompt.len()),
-            &mut cache,
-        )
-        .unwrap();
-    let mut out = Vec::new();
-    for step in 0..steps {
-        let [_, t, v] = logits.dims();
-        let last = logits.slice([0..1, t - 1..t, 0..v]);
-        let next = values(last.clone().argmax(2).float())[0] as u32;
-        out.push(next);
-        if step + 1 == steps {
-            return (out, values(last));
-        }
-        let layout = AttentionLayout::decode_step(vec![prompt.len() + step]);
-        logits = model
-            .forward_cached(
-                tokens::<B>(&[vec![next]], 1, true, device),
-                &layout,
-                &mut cache,
-            )
-            .unwrap();
-    }
-    unreachable!("steps > 0")
 }
 
 fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
@@ -433,7 +346,7 @@ fn training_forward_backpropagates_the_load_balancing_loss_to_every_router() {
         .unwrap();
     let aux = aux.unwrap();
     let metrics = aux.metrics();
-    assert!((metrics["moe/aux_loss"] - expected.aux_loss_batch).abs() < 1e-4);
+    assert!((metrics["moe/aux_loss"] - aux_loss_batch(&expected)).abs() < 1e-4);
     assert!(metrics["moe/expert_load_max"] >= 1.0 && metrics["moe/expert_load_min"] <= 1.0);
     let coef = model.config().router_aux_loss_coef();
     let loss = logits.mean() + aux.load_balancing_loss() * coef;

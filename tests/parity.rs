@@ -2,89 +2,25 @@
 //! `tests/fixtures/make_parity.py`): logits, padded batches, cached decoding, greedy ids, save/reload and
 //! load errors — on ndarray and on flex.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use burn::prelude::*;
-use laconic::model::safetensors::SafetensorsIndex;
-use laconic::model::{load_model, save_pretrained, AttentionLayout, Error, Qwen3};
+use common::{
+    greedy, parity_fixture, read_expected, rel_err, row_logits, tokens, values, Expected,
+    MAX_REL_ERR,
+};
+use laconic::model::{load_model, save_pretrained, AttentionLayout, Error};
 
 const FIXTURES: [&str; 3] = ["qwen3_tied", "qwen3_untied", "qwen2_bias"];
-/// Largest accepted `max|ours − reference| / max|reference|`.
-const MAX_REL_ERR: f32 = 1e-4;
 
 fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity")
-        .join(name)
-}
-
-struct Expected {
-    prompts: Vec<Vec<u32>>,
-    greedy: Vec<Vec<u32>>,
-    /// `[T_i, V]` logits of each prompt run alone, row-major.
-    logits: Vec<Vec<f32>>,
+    parity_fixture(name)
 }
 
 fn expected(name: &str) -> Expected {
-    let dir = fixture_dir(name);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let ids = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(json[key].clone()).unwrap() };
-    let tensors = SafetensorsIndex::from_files(&[dir.join("expected.safetensors")]).unwrap();
-    let prompts = ids("prompts");
-    let logits = (0..prompts.len())
-        .map(|i| tensors.read_f32(&format!("logits_{i}")).unwrap())
-        .collect();
-    Expected {
-        prompts,
-        greedy: ids("greedy"),
-        logits,
-    }
-}
-
-fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len());
-    let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let max_diff = ours
-        .iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    max_diff / max_ref
-}
-
-fn tokens<B: Backend>(
-    rows: &[Vec<u32>],
-    width: usize,
-    left: bool,
-    device: &B::Device,
-) -> Tensor<B, 2, Int> {
-    let mut data = Vec::with_capacity(rows.len() * width);
-    for row in rows {
-        let pad = width - row.len();
-        let ids = row.iter().map(|&t| t as i64);
-        if left {
-            data.extend(std::iter::repeat_n(0i64, pad).chain(ids));
-        } else {
-            data.extend(ids.chain(std::iter::repeat_n(0i64, pad)));
-        }
-    }
-    Tensor::from_data(TensorData::new(data, [rows.len(), width]), device)
-}
-
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap()
-}
-
-/// Logits of the real positions of row `b` of a `[B, T, V]` batch.
-fn row_logits(
-    all: &[f32],
-    b: usize,
-    width: usize,
-    vocab: usize,
-    cols: std::ops::Range<usize>,
-) -> Vec<f32> {
-    let start = (b * width + cols.start) * vocab;
-    all[start..start + cols.len() * vocab].to_vec()
+    read_expected(&fixture_dir(name))
 }
 
 fn logits_match_transformers<B: Backend>() {
@@ -141,43 +77,6 @@ fn padded_batches_equal_each_sequence_alone<B: Backend>() {
             }
         }
     }
-}
-
-/// Greedy decoding with the KV cache: prefill once, then one token per step.
-fn greedy<B: Backend>(
-    model: &Qwen3<B>,
-    prompt: &[u32],
-    steps: usize,
-    device: &B::Device,
-) -> (Vec<u32>, Vec<f32>) {
-    let mut cache = model.new_cache();
-    let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
-    let mut logits = model
-        .forward_cached(
-            tokens::<B>(&[prompt.to_vec()], prompt.len(), true, device),
-            &layout,
-            &mut cache,
-        )
-        .unwrap();
-    let mut out = Vec::new();
-    for step in 0..steps {
-        let [_, t, v] = logits.dims();
-        let last = logits.slice([0..1, t - 1..t, 0..v]);
-        let next = values(last.clone().argmax(2).float())[0] as u32;
-        out.push(next);
-        if step + 1 == steps {
-            return (out, values(last));
-        }
-        let layout = AttentionLayout::decode_step(vec![prompt.len() + step]);
-        logits = model
-            .forward_cached(
-                tokens::<B>(&[vec![next]], 1, true, device),
-                &layout,
-                &mut cache,
-            )
-            .unwrap();
-    }
-    unreachable!("steps > 0")
 }
 
 fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
