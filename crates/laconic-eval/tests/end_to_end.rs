@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
 use laconic_eval::markdown::{percent, tokens};
 use laconic_eval::{
     evaluate, read_samples, write_comparison, Benchmark, BuiltIn, DatasetSpec, EvalConfig,
@@ -17,15 +18,16 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The math judge, plus "correct" for any response mentioning the letter `q`: a random model never gets
-/// a GSM8K answer right, and the test needs a mix of correct and incorrect samples.
-struct MathOrQ;
+/// The math judge, plus "correct" for any response of an even number of bytes: a random model never gets
+/// a GSM8K answer right, and the test needs a mix of correct and incorrect samples (15 samples judged at
+/// 3 budgets: all of one parity is vanishingly unlikely whatever the random weights).
+struct MathOrEven;
 
-impl Judge for MathOrQ {
+impl Judge for MathOrEven {
     fn judge(&self, response: &str, gold: &str) -> Judgement {
         let math = MathJudge::default().judge(response, gold);
         Judgement {
-            correct: Some(math.is_correct() || response.contains('q')),
+            correct: Some(math.is_correct() || response.len() % 2 == 0),
             extracted: math.extracted,
         }
     }
@@ -120,7 +122,10 @@ fn every_file_is_written_and_the_numbers_agree() {
         "config.json",
     )
     .unwrap();
-    let model = Qwen3::<NdArray>::init(&config, &Default::default()).unwrap();
+    let device = burn::backend::ndarray::NdArrayDevice::default();
+    // One test in this binary: seeding makes the random weights, and so every file, reproducible.
+    <NdArray as Backend>::seed(&device, 11);
+    let model = Qwen3::<NdArray>::init(&config, &device).unwrap();
     let benchmarks = benchmarks(&tokenizer);
     assert_eq!(benchmarks[0].items[0].gold, "18");
     let mut report = evaluate(
@@ -128,7 +133,7 @@ fn every_file_is_written_and_the_numbers_agree() {
         &tokenizer,
         &benchmarks,
         &eval_config(&tokenizer, 1),
-        &MathOrQ,
+        &MathOrEven,
         &mut (),
     )
     .unwrap();
@@ -233,7 +238,7 @@ fn every_file_is_written_and_the_numbers_agree() {
         &tokenizer,
         &benchmarks,
         &eval_config(&tokenizer, 2),
-        &MathOrQ,
+        &MathOrEven,
         &mut (),
     )
     .unwrap();
