@@ -27,7 +27,7 @@ impl Judge for MathOrEven {
     fn judge(&self, response: &str, gold: &str) -> Judgement {
         let math = MathJudge::default().judge(response, gold);
         Judgement {
-            correct: Some(math.is_correct() || response.len() % 2 == 0),
+            correct: Some(math.is_correct() || response.len().is_multiple_of(2)),
             extracted: math.extracted,
         }
     }
