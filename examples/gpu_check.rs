@@ -45,7 +45,7 @@ use common::{device_with_dtype, mean_std, observed_dtype, write_json, Dtype, Mem
 use laconic::backend::{self, Autodiff};
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::model::{load_model, AttentionLayout, Qwen3};
-use laconic::optim::{compute_logprobs, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
+use laconic::optim::{OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 use laconic::rollout::{Engine, EngineConfig, Progress, SamplingParams};
 use serde_json::json;
 
@@ -442,29 +442,21 @@ fn update_batch(
             .map(|t| ((seq * 7919 + t * 104_729 + salt) % vocab) as u32)
             .collect()
     };
-    let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..args.sequences)
-        .map(|i| (ids(i, args.prompt_len, 1), ids(i, args.response_len, 17)))
+    let sequences = (0..args.sequences)
+        .map(|i| UpdateSequence {
+            prompt_ids: ids(i, args.prompt_len, 1),
+            response_ids: ids(i, args.response_len, 17),
+            old_logprobs: Vec::new(),
+            advantage: if i % 3 == 0 { 1.0 } else { -0.5 },
+            masked: false,
+            group: i / 4,
+        })
         .collect();
-    let refs: Vec<(&[u32], &[u32])> = pairs
-        .iter()
-        .map(|(p, r)| (p.as_slice(), r.as_slice()))
-        .collect();
-    let old = compute_logprobs(&model.valid(), &refs, &optim.logprob_options())?;
-    Ok(UpdateBatch {
-        sequences: pairs
-            .into_iter()
-            .zip(old)
-            .enumerate()
-            .map(|(i, ((prompt_ids, response_ids), lp))| UpdateSequence {
-                prompt_ids,
-                response_ids,
-                old_logprobs: lp.logprobs,
-                advantage: if i % 3 == 0 { 1.0 } else { -0.5 },
-                masked: false,
-                group: i / 4,
-            })
-            .collect(),
-    })
+    Ok(UpdateBatch::on_policy(
+        &model.valid(),
+        sequences,
+        &optim.logprob_options(),
+    )?)
 }
 
 fn update(args: &UpdateArgs) -> Result<serde_json::Value> {

@@ -26,9 +26,7 @@ use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use clap::Parser;
 use laconic_model::{load_model, named_tensors, save_pretrained, Qwen3, Qwen3Config};
-use laconic_optim::{
-    compute_logprobs, LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence,
-};
+use laconic_optim::{LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 
 /// Update-step benchmark options.
 #[derive(Parser, Debug, Clone)]
@@ -102,29 +100,21 @@ fn make_batch<B: LogprobBackend>(model: &Qwen3<B>, args: &Args) -> Result<Update
             .map(|t| ((seq as u64 * 7919 + t as u64 * 104_729 + salt) % vocab) as u32)
             .collect()
     };
-    let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..args.sequences)
-        .map(|i| (ids(i, args.prompt_len, 1), ids(i, args.response_len, 17)))
+    let sequences = (0..args.sequences)
+        .map(|i| UpdateSequence {
+            prompt_ids: ids(i, args.prompt_len, 1),
+            response_ids: ids(i, args.response_len, 17),
+            old_logprobs: Vec::new(),
+            advantage: if i % 3 == 0 { 1.0 } else { -0.5 },
+            masked: false,
+            group: i / 4,
+        })
         .collect();
-    let refs: Vec<(&[u32], &[u32])> = pairs
-        .iter()
-        .map(|(p, r)| (p.as_slice(), r.as_slice()))
-        .collect();
-    let old = compute_logprobs(&model.valid(), &refs, &optim_config(args).logprob_options())?;
-    Ok(UpdateBatch {
-        sequences: pairs
-            .into_iter()
-            .zip(old)
-            .enumerate()
-            .map(|(i, ((prompt_ids, response_ids), lp))| UpdateSequence {
-                prompt_ids,
-                response_ids,
-                old_logprobs: lp.logprobs,
-                advantage: if i % 3 == 0 { 1.0 } else { -0.5 },
-                masked: false,
-                group: i / 4,
-            })
-            .collect(),
-    })
+    Ok(UpdateBatch::on_policy(
+        &model.valid(),
+        sequences,
+        &optim_config(args).logprob_options(),
+    )?)
 }
 
 /// Wall and CPU seconds per step and the first (warm-up) step's metrics.

@@ -15,6 +15,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use laconic_model::{AttentionLayout, Qwen3, RouterAux};
 
+use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::entropy::entropy_from_log_probs;
 use crate::error::{Error, Result};
 
@@ -317,6 +318,29 @@ pub(crate) fn to_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f3
         .convert::<f32>()
         .into_vec()
         .expect("a float tensor converted to f32 yields f32 values")
+}
+
+impl UpdateBatch {
+    /// An on-policy batch: `sequences` with their `old_logprobs` replaced by `model`'s own (as if `model`
+    /// had sampled them), for benchmarks and tests that make up rollouts.
+    ///
+    /// # Errors
+    /// As [`compute_logprobs`].
+    pub fn on_policy<B: Backend>(
+        model: &Qwen3<B>,
+        mut sequences: Vec<UpdateSequence>,
+        options: &LogprobOptions,
+    ) -> Result<Self> {
+        let pairs: Vec<(&[u32], &[u32])> = sequences
+            .iter()
+            .map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice()))
+            .collect();
+        let old = compute_logprobs(model, &pairs, options)?;
+        for (sequence, lp) in sequences.iter_mut().zip(old) {
+            sequence.old_logprobs = lp.logprobs;
+        }
+        Ok(Self { sequences })
+    }
 }
 
 #[cfg(test)]
