@@ -119,7 +119,7 @@ impl<B: Backend> KvCache<B> {
     /// Writes a layer's new keys/values (`[B, H_kv, T, D]`) after the cached columns and returns views of
     /// all of them (`[B, H_kv, S + T, D]`). Call after [`KvCache::extend_mask`], which advanced `len`.
     pub(crate) fn append(&mut self, layer: usize, k: Tensor<B, 4>, v: Tensor<B, 4>) -> LayerKv<B> {
-        let [b, h, t, d] = k.dims();
+        let t = k.dims()[2];
         let (end, start) = (self.len, self.len - t);
         let buffers = match self.layers[layer].take() {
             // First write: the new block is the buffer (no spare columns; training never appends twice).
@@ -132,8 +132,8 @@ impl<B: Backend> KvCache<B> {
                     kv
                 };
                 LayerKv {
-                    k: kv.k.slice_assign([0..b, 0..h, start..end, 0..d], k),
-                    v: kv.v.slice_assign([0..b, 0..h, start..end, 0..d], v),
+                    k: write_columns(kv.k, start, k),
+                    v: write_columns(kv.v, start, v),
                 }
             }
         };
@@ -306,6 +306,23 @@ fn view<B: Backend>(kv: &LayerKv<B>, len: usize) -> LayerKv<B> {
         k: kv.k.clone().slice([0..b, 0..h, 0..len, 0..d]),
         v: kv.v.clone().slice([0..b, 0..h, 0..len, 0..d]),
     }
+}
+
+/// `buffer` (`[B, H, S, D]`) with `value` (`[B, H, T, D]`) written at columns `start..start + T`: in place
+/// on flex (see [`crate::flex::write_columns`]), by `slice_assign` elsewhere.
+fn write_columns<B: Backend>(
+    buffer: Tensor<B, 4>,
+    start: usize,
+    value: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let (buffer, value) = match crate::flex::write_columns(buffer, start, value) {
+        Ok(written) => return written,
+        Err(operands) => operands,
+    };
+    let [b, h, _, d] = buffer.dims();
+    let end = start + value.dims()[2];
+    buffer.slice_assign([0..b, 0..h, start..end, 0..d], value)
 }
 
 /// Buffers with room for at least `needed` columns, rounded up to a multiple of [`GROWTH`].

@@ -31,6 +31,8 @@ mod cache;
 mod chat;
 mod config;
 mod error;
+#[cfg(feature = "flex")]
+mod flex;
 mod layer;
 mod layout;
 mod linear;

@@ -46,6 +46,9 @@ impl<B: Backend> Linear<B> {
 ///
 /// Flattens the leading dimensions into one matrix product: CPU backends run a 2-D product with a
 /// transposed (strided) right-hand side several times faster than a broadcast batched product.
+/// On the flex backend (with the `flex` feature) a product of at most 16 rows — decoding at small batch,
+/// where the time is the read of `W` — runs on this crate's own kernel ([`crate::flex`]), which draws
+/// about twice the memory bandwidth of the GEMM's matrix–vector path.
 ///
 /// # Shapes
 /// - `input`: `[..., d_in]`, `weight`: `[d_out, d_in]`, `bias`: `[d_out]` → `[..., d_out]`
@@ -58,7 +61,7 @@ pub fn project<B: Backend, const D: usize>(
     let d_in = dims[D - 1];
     let d_out = weight.dims()[0];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let out = input.reshape([rows, d_in]).matmul(weight.transpose());
+    let out = matmul_transposed(input.reshape([rows, d_in]), weight);
     let out = match bias {
         Some(bias) => out + bias.unsqueeze(),
         None => out,
@@ -66,4 +69,16 @@ pub fn project<B: Backend, const D: usize>(
     let mut out_dims = dims;
     out_dims[D - 1] = d_out;
     out.reshape(out_dims)
+}
+
+/// `x·Wᵀ`, on the skinny-product kernel where it applies.
+///
+/// # Shapes
+/// - `x`: `[rows, d_in]`, `weight`: `[d_out, d_in]` → `[rows, d_out]`
+fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = crate::flex::skinny_product(&x, &weight) {
+        return out;
+    }
+    x.matmul(weight.transpose())
 }
