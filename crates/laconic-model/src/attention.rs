@@ -77,7 +77,7 @@ impl<B: Backend> Attention<B> {
     ///
     /// # Shapes
     /// - `x`: `[B, T, d]`
-    /// - `mask`: `[B, 1, n_rep·T, S + T]` (`true` = masked), from [`KvCache`]
+    /// - `mask`: `[B, H_kv, n_rep·T, S + T]` (`true` = masked), from [`KvCache`]
     /// - returns: `[B, T, d]`
     pub fn forward(
         &self,
@@ -110,9 +110,9 @@ impl<B: Backend> Attention<B> {
             None => k,
         };
 
-        // 3. Heads first: [B, H, T, D]; rotate q and k.
-        let q = rope.apply(q.swap_dims(1, 2));
-        let k = rope.apply(k.swap_dims(1, 2));
+        // 3. Rotate q and k in [B, T, H, D] (contiguous), then heads first: [B, H, T, D].
+        let q = rope.apply(q).swap_dims(1, 2);
+        let k = rope.apply(k).swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
 
         // 4. Append to the cache: [B, H_kv, S + T, D].
@@ -145,7 +145,7 @@ impl<B: Backend> Attention<B> {
 /// `softmax(q·kᵀ·scale, masked) · v` with plain matrix products, which accept strided (cache-view) inputs.
 ///
 /// # Shapes
-/// - `q`: `[B, H_kv, Q, D]`, `k`, `v`: `[B, H_kv, S, D]`, `mask`: `[B, 1, Q, S]` → `[B, H_kv, Q, D]`
+/// - `q`: `[B, H_kv, Q, D]`, `k`, `v`: `[B, H_kv, S, D]`, `mask`: `[B, H_kv, Q, S]` → `[B, H_kv, Q, D]`
 fn attend_by_matmul<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -153,9 +153,7 @@ fn attend_by_matmul<B: Backend>(
     mask: Tensor<B, 4, Bool>,
     scale: f64,
 ) -> Tensor<B, 4> {
-    let [b, h_kv, queries, _] = q.dims();
-    let keys = k.dims()[2];
     let scores = q.matmul(k.swap_dims(2, 3)) * scale;
-    let scores = scores.mask_fill(mask.expand([b, h_kv, queries, keys]), f32::NEG_INFINITY);
+    let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
     softmax(scores, 3).matmul(v)
 }

@@ -80,14 +80,17 @@ impl<B: Backend> KvCache<B> {
     /// `true` = masked: a query at column `S + t` may not see a later column nor a padding column.
     /// Each query always sees itself, so padding queries get a finite (ignored) output, never NaN.
     ///
+    /// The mask is materialised for each of the `kv_heads` key/value heads rather than broadcast over
+    /// them: a broadcast mask is copied to full size by CPU backends on every masked fill, forward and
+    /// backward, in every layer, while this one is built once per forward.
+    ///
     /// # Shapes
-    /// - returns: `[B, 1, n_rep·T, S + T]`
+    /// - returns: `[B, H_kv, n_rep·T, S + T]`
     pub(crate) fn extend_mask(
         &mut self,
         new_valid: &[bool],
-        batch: usize,
-        seq: usize,
-        n_rep: usize,
+        [batch, seq]: [usize; 2],
+        [kv_heads, n_rep]: [usize; 2],
         device: &B::Device,
     ) -> Tensor<B, 4, Bool> {
         if self.len == 0 {
@@ -99,19 +102,24 @@ impl<B: Backend> KvCache<B> {
             valid.extend_from_slice(&self.valid[b * old..(b + 1) * old]);
             valid.extend_from_slice(&new_valid[b * seq..(b + 1) * seq]);
         }
-        let mut mask = Vec::with_capacity(batch * n_rep * seq * total);
+        let block = n_rep * seq * total;
+        let mut mask = Vec::with_capacity(batch * kv_heads * block);
         for row in valid.chunks(total) {
+            let head_start = mask.len();
             for _ in 0..n_rep {
                 for t in 0..seq {
                     let query = old + t;
                     mask.extend((0..total).map(|s| s > query || (!row[s] && s != query)));
                 }
             }
+            for _ in 1..kv_heads {
+                mask.extend_from_within(head_start..head_start + block);
+            }
         }
         self.valid = valid;
         self.len = total;
         Tensor::from_data(
-            TensorData::new(mask, [batch, 1, n_rep * seq, total]),
+            TensorData::new(mask, [batch, kv_heads, n_rep * seq, total]),
             device,
         )
     }

@@ -198,14 +198,16 @@ impl<B: Backend> Qwen3<B> {
         let config = self.config();
         let n_rep = config.num_attention_heads / config.num_kv_heads();
 
-        // 1. Shared per-call inputs: RoPE tables [B, 1, T, D] and the mask [B, 1, n_rep·T, S + T].
+        // 1. Shared per-call inputs: RoPE tables [B, T, H, D] and the mask [B, H_kv, n_rep·T, S + T].
         let rope = Rope::new(config.head_dim(), config.rope_theta).tables(
             layout.positions(),
             b,
             t,
+            &[config.num_attention_heads, config.num_kv_heads()],
             &device,
         );
-        let mask = cache.extend_mask(layout.valid(), b, t, n_rep, &device);
+        let kv_heads = config.num_kv_heads();
+        let mask = cache.extend_mask(layout.valid(), [b, t], [kv_heads, n_rep], &device);
 
         // 2. Embed and run the stack: [B, T, d], pooling the sparse layers' router statistics.
         let mut x = self.model.embed_tokens.forward(tokens);
