@@ -5,6 +5,10 @@
 //! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
 //! Qwen3 and DeepSeek-R1-Distill chat templates.
 //!
+//! With the `flex` feature, decoding on the flex backend takes two fast paths picked at run time (a
+//! small-batch product kernel and in-place KV-cache writes, `src/flex.rs`); every other backend, and flex
+//! under autodiff, runs the same generic code.
+//!
 //! ```
 //! use burn::backend::NdArray;
 //! use burn::prelude::*;
