@@ -272,6 +272,27 @@ fn horizontal_sum<S: Simd>(value: S::f32s) -> f32 {
 mod tests {
     use super::*;
 
+    /// A unique buffer gets the new columns in place; a buffer with another handle is left alone (the
+    /// caller falls back to `slice_assign`), so the other handle never sees the write.
+    #[test]
+    fn cache_columns_are_written_in_place_only_when_unshared() {
+        type Flex = burn::backend::Flex;
+        let device = Default::default();
+        let buffer = Tensor::<Flex, 4>::zeros([2, 1, 3, 2], &device);
+        let value = Tensor::<Flex, 4>::from_floats([[[[1.0, 2.0]]], [[[3.0, 4.0]]]], &device);
+
+        let other = buffer.clone();
+        let Err((buffer, value)) = write_columns(buffer, 1, value) else {
+            panic!("a shared buffer was written in place");
+        };
+        assert_eq!(other.into_data().to_vec::<f32>().unwrap(), vec![0.0; 12]);
+
+        let written =
+            write_columns(buffer, 1, value).expect("an unshared buffer is written in place");
+        let expected = [0., 0., 1., 2., 0., 0., 0., 0., 3., 4., 0., 0.];
+        assert_eq!(written.into_data().to_vec::<f32>().unwrap(), expected);
+    }
+
     /// The kernel against plain f64 dot products, on shapes with every kind of remainder: rows of `W` not
     /// a multiple of a tile or a task, rows of `X` not a multiple of a tile, columns not a multiple of
     /// the SIMD width.
