@@ -22,9 +22,12 @@ use rayon::prelude::*;
 /// The most rows of `X` the kernel takes; taller products go to the GEMM, which is compute-bound there.
 pub(crate) const MAX_ROWS: usize = 16;
 
-/// Weight rows one task reads; a product of `d_out` rows is split into about `d_out / TASK_ROWS` tasks
-/// (but at least 4 per thread when it has fewer rows).
+/// Most weight rows one task reads. Smaller products are cut into about four tasks per thread (at least
+/// [`MIN_TASK_ROWS`] rows each), so every thread gets work and stealing evens out the load.
 const TASK_ROWS: usize = 256;
+
+/// Fewest weight rows one task reads: one tile of the one-row kernel.
+const MIN_TASK_ROWS: usize = 8;
 
 /// The flex primitive of a float tensor, or the tensor back when the backend is not flex.
 fn into_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
@@ -140,7 +143,9 @@ fn product(x: &[f32], w: &[f32], d_in: usize, out: &mut [f32]) {
     let m = x.len() / d_in;
     let d_out = w.len() / d_in;
     let tasks_wanted = 4 * rayon::current_num_threads();
-    let task_rows = TASK_ROWS.min(d_out.div_ceil(tasks_wanted)).max(8);
+    let task_rows = TASK_ROWS
+        .min(d_out.div_ceil(tasks_wanted))
+        .max(MIN_TASK_ROWS);
     if m == 1 {
         out.par_chunks_mut(task_rows)
             .zip(w.par_chunks(task_rows * d_in))
