@@ -3,8 +3,6 @@
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::cache::KvCache;
 use crate::config::Qwen3Config;
@@ -125,12 +123,7 @@ impl<B: Backend> Attention<B> {
             // Decode: read the cache through strided views, no copy of the keys.
             attend_by_matmul(q, kv.k, kv.v, mask, scale)
         } else {
-            let options = AttentionModuleOptions {
-                scale: Some(scale),
-                softcap: None,
-                is_causal: false,
-            };
-            attention(q, kv.k, kv.v, Some(mask), None, options)
+            crate::fused::attention(q, kv.k, kv.v, mask, scale)
         };
 
         // 6. Unfold and merge heads: [B, H, T, D] → [B, T, H·D] → [B, T, d].

@@ -37,6 +37,7 @@ mod config;
 mod error;
 #[cfg(feature = "flex")]
 mod flex;
+mod fused;
 mod layer;
 mod layout;
 mod linear;

@@ -2,7 +2,6 @@
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
 use crate::linear::Linear;
 
@@ -32,7 +31,8 @@ impl<B: Backend> Mlp<B> {
 
     /// Applies the block.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        let up = self.up_proj.forward(x);
+        self.down_proj.forward(crate::fused::swiglu(gate, up))
     }
 }

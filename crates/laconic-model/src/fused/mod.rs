@@ -1,0 +1,115 @@
+//! Fused autodiff ops: RMSNorm, SwiGLU and masked attention as single autodiff nodes with hand-written
+//! backward passes, taken when the model runs under `Autodiff<I>`.
+//!
+//! Written as compositions of burn ops, each of these layers puts a dozen nodes on the autodiff tape,
+//! and every node's backward is one or more full passes over an activation, several of them broadcast
+//! reductions over strided gradients. As one node each, the forward saves only what the backward needs
+//! and the backward is the few passes of the closed-form gradient:
+//!
+//! | op | backward |
+//! |---|---|
+//! | [`rms_norm`] `y = x·r·w`, `r = 1/√(mean(x²)+ε)` | `∂x = r·(g⊙w) − x·r³·⟨g⊙w, x⟩/d`, `∂w = Σ_rows g⊙x·r` |
+//! | [`swiglu`] `y = silu(a)⊙b` | `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)` |
+//! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v` | `∂v = pᵀg`, `∂p = g·vᵀ`, `∂z = p⊙(∂p − Σ p⊙∂p)·s`, `∂q = ∂z·k`, `∂k = ∂zᵀq` |
+//!
+//! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
+//! `Autodiff<I>` for an inner backend `I` compiled in (flex with the `flex` feature, ndarray with
+//! `ndarray`), and runs the fused node there; on any other backend — inference, or an autodiff backend
+//! not listed — it runs the plain composition, which computes the same values. The unit tests check
+//! values and gradients of each fused node against autodiff through the composition.
+
+// Without an inner backend to route to, the fused nodes are only reached by their tests.
+#![cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(unused))]
+
+mod attention;
+mod norm;
+mod swiglu;
+
+use std::any::{Any, TypeId};
+
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::NodeId;
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::TensorPrimitive;
+
+pub(crate) use attention::attention;
+pub(crate) use norm::rms_norm;
+pub(crate) use swiglu::swiglu;
+
+/// The autodiff backend the fused nodes are recorded on, over inner backend `I`.
+type Ad<I> = Autodiff<I, NoCheckpointing>;
+
+/// Whether `A` and `B` are the same type.
+fn same_type<A: 'static, B: 'static>() -> bool {
+    TypeId::of::<A>() == TypeId::of::<B>()
+}
+
+/// `value` as type `U`, which must be its own type (checked with [`same_type`] before).
+fn cast<T: 'static, U: 'static>(value: T) -> U {
+    let boxed: Box<dyn Any> = Box::new(value);
+    *boxed
+        .downcast::<U>()
+        .expect("cast between one type under two names (checked with same_type)")
+}
+
+/// Runs `$fused` with `$I` bound to the inner backend when `$B` is `Autodiff<$I>` for one of the inner
+/// backends compiled in, returning its value from the enclosing function.
+macro_rules! on_autodiff {
+    ($B:ty, $I:ident => $fused:expr) => {
+        #[cfg(feature = "flex")]
+        {
+            type $I = burn::backend::Flex;
+            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
+                return $fused;
+            }
+        }
+        #[cfg(feature = "ndarray")]
+        {
+            type $I = burn::backend::NdArray;
+            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
+                return $fused;
+            }
+        }
+    };
+}
+pub(crate) use on_autodiff;
+
+/// A float tensor from its primitive.
+fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+/// The primitive of a float tensor.
+fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
+    tensor.into_primitive().tensor()
+}
+
+/// Stores `gradient` for the parent `node`, when that parent takes gradients and one was computed.
+fn register<B: Backend, const D: usize>(
+    grads: &mut burn::backend::autodiff::grads::Gradients,
+    node: Option<NodeId>,
+    gradient: Option<Tensor<B, D>>,
+) {
+    if let (Some(node), Some(gradient)) = (node, gradient) {
+        grads.register::<B>(node, primitive(gradient));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use burn::prelude::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// A tensor of normal samples with standard deviation `std`.
+    pub(crate) fn random<B: Backend, const D: usize>(shape: [usize; D], std: f64) -> Tensor<B, D> {
+        Tensor::random(shape, Distribution::Normal(0.0, std), &Default::default())
+    }
+
+    /// `a` and `b` agree to 1e-5 (absolute and relative).
+    pub(crate) fn assert_close<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) {
+        a.into_data()
+            .assert_approx_eq::<f32>(&b.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+    }
+}

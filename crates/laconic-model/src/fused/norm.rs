@@ -1,0 +1,167 @@
+//! RMSNorm as one autodiff node.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+
+use super::{cast, float, on_autodiff, primitive, register, Ad};
+
+/// `x / √(mean(x²) + eps) · weight` over the last dimension: one fused node under autodiff (see the
+/// [module docs](super)), the plain composition otherwise.
+///
+/// # Shapes
+/// - `x`: `[..., d]`, `weight`: `[d]` → `[..., d]`
+pub(crate) fn rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    let dims = x.dims();
+    let d = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    on_autodiff!(B, I => {
+        let y = rms_norm_node::<I>(cast(x.reshape([rows, d])), cast(weight), eps);
+        cast::<Tensor<Ad<I>, 2>, Tensor<B, 2>>(y).reshape(dims)
+    });
+    composed(x, weight, eps)
+}
+
+/// The composition of burn ops (values identical to the fused node's forward).
+fn composed<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    let inv_rms = inverse_rms(x.clone(), eps);
+    x * inv_rms * weight.unsqueeze()
+}
+
+/// `1 / √(mean(x²) + eps)` over the last dimension, kept as a size-1 dimension.
+fn inverse_rms<B: Backend, const D: usize>(x: Tensor<B, D>, eps: f64) -> Tensor<B, D> {
+    (x.powi_scalar(2).mean_dim(D - 1) + eps).sqrt().recip()
+}
+
+/// What the backward needs: the input, the weight and the per-row `1/rms` (`[n, 1]`).
+#[derive(Debug, Clone)]
+struct NormState<B: Backend> {
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    inv_rms: FloatTensor<B>,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl<B: Backend> Backward<B, 2> for NormBackward {
+    type State = NormState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = float::<B, 2>(grads.consume::<B>(&ops.node));
+        let state = ops.state;
+        let (grad_x, grad_weight) = norm_backward(
+            float(state.x),
+            float(state.weight),
+            float(state.inv_rms),
+            grad,
+            (node_x.is_some(), node_weight.is_some()),
+        );
+        register(grads, node_x, grad_x);
+        register(grads, node_weight, grad_weight);
+    }
+}
+
+/// `(∂x, ∂w)` of `y = x·r·w`: `∂x = r·(g⊙w) − x·r³·⟨g⊙w, x⟩/d`, `∂w = Σ_rows g⊙x·r`.
+///
+/// # Shapes
+/// - `x`, `grad`: `[n, d]`, `weight`: `[d]`, `inv_rms`: `[n, 1]`
+fn norm_backward<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 1>,
+    inv_rms: Tensor<B, 2>,
+    grad: Tensor<B, 2>,
+    (want_x, want_weight): (bool, bool),
+) -> (Option<Tensor<B, 2>>, Option<Tensor<B, 1>>) {
+    let d = x.dims()[1];
+    let grad_weight = want_weight.then(|| {
+        (grad.clone() * x.clone() * inv_rms.clone())
+            .sum_dim(0)
+            .reshape([d])
+    });
+    let grad_x = want_x.then(|| {
+        let scaled = grad * weight.unsqueeze();
+        let dot = (scaled.clone() * x.clone()).sum_dim(1);
+        let coef = inv_rms.clone().powi_scalar(3) * dot / d as f64;
+        scaled * inv_rms - x * coef
+    });
+    (grad_x, grad_weight)
+}
+
+/// The fused node on `Autodiff<I>`.
+///
+/// # Shapes
+/// - `x`: `[n, d]`, `weight`: `[d]` → `[n, d]`
+fn rms_norm_node<I: Backend>(
+    x: Tensor<Ad<I>, 2>,
+    weight: Tensor<Ad<I>, 1>,
+    eps: f64,
+) -> Tensor<Ad<I>, 2> {
+    let x = x.into_primitive().tensor();
+    let weight = weight.into_primitive().tensor();
+    let inner_x = float::<I, 2>(x.primitive.clone());
+    let inner_weight = float::<I, 1>(weight.primitive.clone());
+    let inv_rms = inverse_rms(inner_x.clone(), eps);
+    let output = primitive(inner_x * inv_rms.clone() * inner_weight.unsqueeze());
+    let output = match NormBackward
+        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            NormState {
+                x: x.primitive,
+                weight: weight.primitive,
+                inv_rms: primitive(inv_rms),
+            },
+            output,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    float(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::tests::{assert_close, random};
+    use crate::TestBackend;
+
+    /// Values and gradients of the fused node equal autodiff through the composition.
+    #[test]
+    fn fused_node_matches_composition() {
+        let (n, d, eps) = (6, 8, 1e-6);
+        let x = random::<TestBackend, 2>([n, d], 1.0);
+        let weight = random::<TestBackend, 1>([d], 1.0) + 1.0;
+        let upstream = random::<TestBackend, 2>([n, d], 1.0);
+        let run = |fused: bool| {
+            let x = Tensor::<Ad<TestBackend>, 2>::from_inner(x.clone()).require_grad();
+            let w = Tensor::<Ad<TestBackend>, 1>::from_inner(weight.clone()).require_grad();
+            let y = if fused {
+                rms_norm_node(x.clone(), w.clone(), eps)
+            } else {
+                composed(x.clone(), w.clone(), eps)
+            };
+            let loss = (y.clone() * Tensor::from_inner(upstream.clone())).sum();
+            let grads = loss.backward();
+            (y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+        };
+        let (y0, gx0, gw0) = run(false);
+        let (y1, gx1, gw1) = run(true);
+        assert_close(y0, y1);
+        assert_close(gx0, gx1);
+        assert_close(gw0, gw1);
+    }
+}
