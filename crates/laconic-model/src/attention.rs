@@ -108,9 +108,9 @@ impl<B: Backend> Attention<B> {
             None => k,
         };
 
-        // 3. Rotate q and k in [B, T, H, D] (contiguous), then heads first: [B, H, T, D].
-        let q = rope.apply(q).swap_dims(1, 2);
-        let k = rope.apply(k).swap_dims(1, 2);
+        // 3. Rotate q and k and lay them out heads first: [B, H, T, D].
+        let q = rope.heads_first(q);
+        let k = rope.heads_first(k);
         let v = v.swap_dims(1, 2);
 
         // 4. Append to the cache: [B, H_kv, S + T, D].

@@ -11,6 +11,9 @@
 //!   (it keeps a second handle to it while writing), so appending one token to a KV cache would copy the
 //!   cache. [`write_columns`] writes the new columns into the buffer itself when nothing else holds it.
 
+mod rope;
+mod rows;
+
 use std::any::{Any, TypeId};
 
 use burn::prelude::*;
@@ -18,6 +21,10 @@ use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
+
+pub(crate) use rope::{rotate_heads_first, unrotate_heads_last};
+use rows::contiguous_f32;
+pub(crate) use rows::{logprob_entropy, logprob_entropy_grad, swiglu, swiglu_grad};
 
 /// The most rows of `X` the kernel takes; taller products go to the GEMM, which is compute-bound there.
 pub(crate) const MAX_ROWS: usize = 16;
@@ -38,6 +45,12 @@ fn into_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<FlexTen
     Ok(*primitive
         .downcast::<FlexTensor>()
         .expect("the primitive is a FlexTensor (type ids compared above)"))
+}
+
+/// Whether `tensor` is an f32 tensor of the flex backend.
+fn is_flex_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> bool {
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>()
+        && tensor.dtype() == DType::F32
 }
 
 /// A float tensor of backend `B` from a flex primitive; `B` must be flex (checked by [`into_flex`]).

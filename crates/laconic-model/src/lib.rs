@@ -38,6 +38,7 @@ mod error;
 #[cfg(feature = "flex")]
 mod flex;
 mod fused;
+pub mod kernels;
 mod layer;
 mod layout;
 mod linear;

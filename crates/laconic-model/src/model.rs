@@ -198,12 +198,11 @@ impl<B: Backend> Qwen3<B> {
         let config = self.config();
         let n_rep = config.num_attention_heads / config.num_kv_heads();
 
-        // 1. Shared per-call inputs: RoPE tables [B, T, H, D] and the mask [B, H_kv, n_rep·T, S + T].
+        // 1. Shared per-call inputs: RoPE tables [B, T, 1, D] and the mask [B, H_kv, n_rep·T, S + T].
         let rope = Rope::new(config.head_dim(), config.rope_theta).tables(
             layout.positions(),
             b,
             t,
-            &[config.num_attention_heads, config.num_kv_heads()],
             &device,
         );
         let kv_heads = config.num_kv_heads();

@@ -11,21 +11,15 @@ pub struct Rope {
     inv_freq: Vec<f64>,
 }
 
-/// `cos` and `sin` of every (position, frequency) pair of a batch, laid out like the queries and keys
-/// they rotate.
-///
-/// The tables are materialised per head (not broadcast over heads) so every multiply in [`RopeTables::apply`]
-/// is between two contiguous tensors of one shape, which CPU backends run as a flat SIMD loop (and its
-/// gradient as well); a broadcast operand sends them through a strided per-element path several times
-/// slower. They cost `4·H·D` floats per token, small next to the attention's own activations.
+/// `cos` and `sin` of every (position, frequency) pair of a batch, shared by all heads.
 ///
 /// # Shapes
-/// - one `(cos, sin)` pair per head count `H` (queries and keys): `[B, T, H, D]`, the `D/2` angles repeated
-///   twice (rotate-half), the sine's first half negated (see [`RopeTables::apply`])
+/// - `cos`, `sin`: `[B, T, 1, D]`, the `D/2` angles repeated twice (rotate-half), the sine's first half
+///   negated (see [`RopeTables::apply`])
 #[derive(Debug, Clone)]
 pub struct RopeTables<B: Backend> {
-    /// `(H, cos, sin)` for each head count the tables serve.
-    by_heads: Vec<(usize, Tensor<B, 4>, Tensor<B, 4>)>,
+    pub(crate) cos: Tensor<B, 4>,
+    pub(crate) sin: Tensor<B, 4>,
 }
 
 impl Rope {
@@ -37,14 +31,12 @@ impl Rope {
         Self { inv_freq }
     }
 
-    /// Tables for `positions`, a row-major `[B, T]` grid of absolute positions, for tensors of each head
-    /// count in `heads` (the query and the key/value head counts).
+    /// Tables for `positions`, a row-major `[B, T]` grid of absolute positions.
     pub fn tables<B: Backend>(
         &self,
         positions: &[usize],
         batch: usize,
         seq: usize,
-        heads: &[usize],
         device: &B::Device,
     ) -> RopeTables<B> {
         let half = self.inv_freq.len();
@@ -66,20 +58,12 @@ impl Rope {
             sin_rows.extend(sin.iter().map(|s| -s));
             sin_rows.extend_from_slice(&sin);
         }
-        let per_head = |rows: &[f32], h: usize| -> Tensor<B, 4> {
-            let data: Vec<f32> = rows
-                .chunks_exact(dim)
-                .flat_map(|row| std::iter::repeat_n(row, h).flatten().copied())
-                .collect();
-            Tensor::from_data(TensorData::new(data, [batch, seq, h, dim]), device)
-        };
-        let mut by_heads: Vec<(usize, Tensor<B, 4>, Tensor<B, 4>)> = Vec::new();
-        for &h in heads {
-            if by_heads.iter().all(|(known, _, _)| *known != h) {
-                by_heads.push((h, per_head(&cos_rows, h), per_head(&sin_rows, h)));
-            }
+        let table =
+            |rows: Vec<f32>| Tensor::from_data(TensorData::new(rows, [batch, seq, 1, dim]), device);
+        RopeTables {
+            cos: table(cos_rows),
+            sin: table(sin_rows),
         }
-        RopeTables { by_heads }
     }
 }
 
@@ -87,22 +71,32 @@ impl<B: Backend> RopeTables<B> {
     /// Rotates `x` (`[B, T, H, D]`, heads after positions): `x·cos + rotate_half(x)·sin` with
     /// `rotate_half([x1, x2]) = [−x2, x1]`, computed as `x·cos + [x2, x1]·[−sin, sin]` (the sign lives in
     /// the table, which saves a negation).
-    ///
-    /// # Panics
-    /// When the tables were not built for `H` heads (a bug in the caller: the model builds them for its
-    /// own head counts).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, t, h, d] = x.dims();
-        let (_, cos, sin) = self
-            .by_heads
-            .iter()
-            .find(|(heads, _, _)| *heads == h)
-            .unwrap_or_else(|| panic!("RoPE tables were not built for {h} heads"));
-        let x1 = x.clone().slice([0..b, 0..t, 0..h, 0..d / 2]);
-        let x2 = x.clone().slice([0..b, 0..t, 0..h, d / 2..d]);
-        let swapped = Tensor::cat(vec![x2, x1], 3);
-        x * cos.clone() + swapped * sin.clone()
+        rotate(x, self.cos.clone(), self.sin.clone())
     }
+
+    /// Rotates `x` (`[B, T, H, D]`) and lays it out heads-first for attention: `[B, H, T, D]`. One fused
+    /// autodiff node under autodiff, one pass on flex (see [`crate::fused`]).
+    pub fn heads_first(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        crate::fused::rotate_heads_first(x, &self.cos, &self.sin)
+    }
+}
+
+/// `x·cos + [x2, x1]·sin` over the last dimension (halves `x1`, `x2`), with the tables broadcast over
+/// heads.
+///
+/// # Shapes
+/// - `x`: `[B, T, H, D]`, `cos`, `sin`: `[B, T, 1, D]` → `[B, T, H, D]`
+pub(crate) fn rotate<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [b, t, h, d] = x.dims();
+    let x1 = x.clone().slice([0..b, 0..t, 0..h, 0..d / 2]);
+    let x2 = x.clone().slice([0..b, 0..t, 0..h, d / 2..d]);
+    let swapped = Tensor::cat(vec![x2, x1], 3);
+    x * cos + swapped * sin
 }
 
 #[cfg(test)]
@@ -115,7 +109,7 @@ mod tests {
         let device = Default::default();
         // D = 2, θ irrelevant (one frequency, 1.0): position p rotates (a, b) by p radians.
         let rope = Rope::new(2, 10_000.0);
-        let tables = rope.tables::<TestBackend>(&[0, 1], 1, 2, &[1], &device);
+        let tables = rope.tables::<TestBackend>(&[0, 1], 1, 2, &device);
         // [B = 1, T = 2, H = 1, D = 2].
         let x = Tensor::<TestBackend, 4>::from_floats([[[[1.0, 0.0]], [[1.0, 0.0]]]], &device);
         let y = tables.apply(x);

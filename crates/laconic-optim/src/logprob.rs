@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use laconic_model::{AttentionLayout, Qwen3, RouterAux};
+use laconic_model::{kernels, AttentionLayout, Qwen3, RouterAux};
 
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::entropy::entropy_from_log_probs;
@@ -220,16 +220,30 @@ pub fn head_logprobs<B: Backend>(
     let [n, d] = hidden.dims();
     let hidden = scale(hidden, temperature);
     let weight_t = weight.transpose();
+    // On flex, one SIMD row kernel per chunk (`laconic_model::kernels`), which reads the targets here.
+    let target_ids = kernels::has_row_kernels::<B>().then(|| host_ids(&targets));
     let (mut logps, mut entropies) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk_size.max(1)) {
         let end = (start + chunk_size.max(1)).min(n);
+        let c = end - start;
         // [c, d] · [d, V] → [c, V]: the only vocabulary-sized block alive.
         let logits = hidden
             .clone()
             .slice([start..end, 0..d])
             .matmul(weight_t.clone());
+        let logits = match &target_ids {
+            Some(ids) => match kernels::logprob_entropy(logits, &ids[start..end]) {
+                Ok(both) => {
+                    logps.push(both.clone().slice([0..c, 0..1]).reshape([c]));
+                    entropies.push(both.slice([0..c, 1..2]).reshape([c]));
+                    continue;
+                }
+                Err(logits) => logits,
+            },
+            None => logits,
+        };
         let (logp, entropy) =
-            logprobs_from_logits(logits, targets.clone().narrow(0, start, end - start), 1.0);
+            logprobs_from_logits(logits, targets.clone().narrow(0, start, c), 1.0);
         logps.push(logp);
         entropies.push(entropy);
     }
@@ -312,6 +326,15 @@ pub fn head_weight<B: Backend>(model: &Qwen3<B>) -> Tensor<B, 2> {
 }
 
 /// A float tensor's values as `f32` on the host.
+/// Token ids on the host, as indices.
+pub(crate) fn host_ids<B: Backend>(ids: &Tensor<B, 1, Int>) -> Vec<usize> {
+    ids.to_data()
+        .convert::<i64>()
+        .iter::<i64>()
+        .map(|id| id as usize)
+        .collect()
+}
+
 pub(crate) fn to_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor
         .into_data()

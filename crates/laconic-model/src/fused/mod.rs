@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`rms_norm`] `y = x·r·w`, `r = 1/√(mean(x²)+ε)` | `∂x = r·(g⊙w) − x·r³·⟨g⊙w, x⟩/d`, `∂w = Σ_rows g⊙x·r` |
 //! | [`swiglu`] `y = silu(a)⊙b` | `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)` |
+//! | [`rotate_heads_first`] `y = rope(x)`, `[B,T,H,D]` → `[B,H,T,D]` | `∂x = rope⁻¹(g)` (sine negated), back to `[B,T,H,D]` |
 //! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v` | `∂v = pᵀg`, `∂p = g·vᵀ`, `∂z = p⊙(∂p − Σ p⊙∂p)·s`, `∂q = ∂z·k`, `∂k = ∂zᵀq` |
 //!
 //! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
@@ -23,6 +24,7 @@
 
 mod attention;
 mod norm;
+mod rope;
 mod swiglu;
 
 use std::any::{Any, TypeId};
@@ -36,6 +38,7 @@ use burn::tensor::TensorPrimitive;
 
 pub(crate) use attention::attention;
 pub(crate) use norm::rms_norm;
+pub(crate) use rope::rotate_heads_first;
 pub(crate) use swiglu::swiglu;
 
 /// The autodiff backend the fused nodes are recorded on, over inner backend `I`.

@@ -28,6 +28,15 @@ pub(crate) fn swiglu<B: Backend, const D: usize>(
     silu(gate) * up
 }
 
+/// `silu(gate)⊙up` on the inner backend: one SIMD pass on flex, the composition elsewhere.
+fn forward<I: Backend>(gate: Tensor<I, 1>, up: Tensor<I, 1>) -> Tensor<I, 1> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = crate::flex::swiglu(&gate, &up) {
+        return out;
+    }
+    silu(gate) * up
+}
+
 /// What the backward needs: both inputs (the sigmoid is recomputed).
 #[derive(Debug, Clone)]
 struct SwigluState<B: Backend> {
@@ -45,6 +54,12 @@ impl<B: Backend> Backward<B, 2> for SwigluBackward {
         let [node_gate, node_up] = ops.parents.map(|node| node.map(|node| node.id));
         let grad = float::<B, 1>(grads.consume::<B>(&ops.node));
         let (gate, up) = (float::<B, 1>(ops.state.gate), float::<B, 1>(ops.state.up));
+        #[cfg(feature = "flex")]
+        if let Some((grad_gate, grad_up)) = crate::flex::swiglu_grad(&grad, &gate, &up) {
+            register(grads, node_gate, Some(grad_gate));
+            register(grads, node_up, Some(grad_up));
+            return;
+        }
         let sig = sigmoid(gate.clone());
         let silu = gate.clone() * sig.clone();
         let grad_up = node_up.is_some().then(|| grad.clone() * silu);
@@ -65,9 +80,10 @@ impl<B: Backend> Backward<B, 2> for SwigluBackward {
 fn swiglu_node<I: Backend>(gate: Tensor<Ad<I>, 1>, up: Tensor<Ad<I>, 1>) -> Tensor<Ad<I>, 1> {
     let gate = gate.into_primitive().tensor();
     let up = up.into_primitive().tensor();
-    let output = primitive(
-        silu(float::<I, 1>(gate.primitive.clone())) * float::<I, 1>(up.primitive.clone()),
-    );
+    let output = primitive(forward(
+        float::<I, 1>(gate.primitive.clone()),
+        float::<I, 1>(up.primitive.clone()),
+    ));
     let output = match SwigluBackward
         .prepare::<NoCheckpointing>([gate.node.clone(), up.node.clone()])
         .compute_bound()
