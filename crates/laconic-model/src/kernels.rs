@@ -54,3 +54,99 @@ pub fn logprob_entropy_grad<B: Backend>(
     #[cfg(not(feature = "flex"))]
     Err(logits)
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex, NdArray};
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::{Distribution, Tolerance};
+
+    type Reference = Autodiff<NdArray>;
+
+    /// `[c, V]` logits with a spread of about ±8 and a vocabulary that leaves a tail after the SIMD body.
+    fn logits(c: usize, v: usize) -> TensorData {
+        Tensor::<NdArray, 2>::random([c, v], Distribution::Normal(0.0, 4.0), &Default::default())
+            .into_data()
+    }
+
+    /// Log-probs, entropies and `∂(Σ a·logp + b·H)/∂z` by autodiff through burn's log-softmax.
+    fn reference(
+        data: &TensorData,
+        targets: &[usize],
+        a: &[f32],
+        b: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, TensorData) {
+        let device = Default::default();
+        let c = targets.len();
+        let z = Tensor::<Reference, 2>::from_data(data.clone(), &device).require_grad();
+        let log_probs = log_softmax(z.clone(), 1);
+        let ids: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+        let ids = Tensor::<Reference, 2, Int>::from_data(TensorData::new(ids, [c, 1]), &device);
+        let logp = log_probs.clone().gather(1, ids).reshape([c]);
+        let entropy = (log_probs.clone().exp() * log_probs)
+            .sum_dim(1)
+            .neg()
+            .reshape([c]);
+        let weights = |w: &[f32]| Tensor::<Reference, 1>::from_floats(w, &device);
+        let loss = (logp.clone() * weights(a)).sum() + (entropy.clone() * weights(b)).sum();
+        let grads = loss.backward();
+        let grad = z.grad(&grads).unwrap().into_data();
+        let host = |t: Tensor<Reference, 1>| t.into_data().to_vec::<f32>().unwrap();
+        (host(logp), host(entropy), grad)
+    }
+
+    /// The flex row kernels against autodiff through the composition, with and without the entropy
+    /// gradient.
+    #[test]
+    fn row_kernels_match_autodiff() {
+        let (c, v) = (5, 1003);
+        let data = logits(c, v);
+        let targets = [0, 17, 1002, 500, 999];
+        let a = [1.0, -0.5, 0.25, 2.0, -1.0];
+        let b = [0.3, 0.0, -0.7, 0.1, 1.5];
+        let (logp, entropy, grad) = reference(&data, &targets, &a, &b);
+        let device = Default::default();
+        let z = || Tensor::<Flex, 2>::from_data(data.clone(), &device);
+        assert!(has_row_kernels::<Flex>());
+
+        let both = logprob_entropy(z(), &targets).expect("flex runs the row kernel");
+        let both = both.into_data().to_vec::<f32>().unwrap();
+        for i in 0..c {
+            assert!((both[2 * i] - logp[i]).abs() < 1e-5, "logp row {i}");
+            assert!(
+                (both[2 * i + 1] - entropy[i]).abs() < 1e-5,
+                "entropy row {i}"
+            );
+        }
+        let got = logprob_entropy_grad(z(), &targets, &a, Some(&b)).expect("row kernel");
+        got.into_data()
+            .assert_approx_eq::<f32>(&grad, Tolerance::absolute(1e-6));
+
+        let (_, _, grad_logp_only) = reference(&data, &targets, &a, &[0.0; 5]);
+        let got = logprob_entropy_grad(z(), &targets, &a, None).expect("row kernel");
+        got.into_data()
+            .assert_approx_eq::<f32>(&grad_logp_only, Tolerance::absolute(1e-6));
+    }
+
+    /// A row holding a NaN gives NaN statistics (the loss's NaN check then names the step), and leaves
+    /// the other rows alone.
+    #[test]
+    fn nan_logits_give_nan_statistics() {
+        let device = Default::default();
+        let z = Tensor::<Flex, 2>::from_floats([[0.0, f32::NAN, 1.0], [0.0, 0.0, 0.0]], &device);
+        let both = logprob_entropy(z, &[0, 1]).expect("row kernel");
+        let both = both.into_data().to_vec::<f32>().unwrap();
+        assert!(both[0].is_nan() && both[1].is_nan());
+        assert!((both[2] + 3f32.ln()).abs() < 1e-6 && (both[3] - 3f32.ln()).abs() < 1e-6);
+    }
+
+    /// Without the row kernels the logits come back untouched.
+    #[test]
+    fn other_backends_get_their_logits_back() {
+        let z = Tensor::<NdArray, 2>::from_floats([[1.0, 2.0]], &Default::default());
+        assert!(!has_row_kernels::<NdArray>());
+        let back = logprob_entropy(z, &[1]).expect_err("ndarray has no row kernel");
+        assert_eq!(back.into_data().to_vec::<f32>().unwrap(), vec![1.0, 2.0]);
+    }
+}

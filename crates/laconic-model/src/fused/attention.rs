@@ -132,14 +132,20 @@ mod tests {
     /// mask and one query group longer than the keys (grouped heads folded into the query axis).
     #[test]
     fn fused_node_matches_composition() {
+        check::<TestBackend>();
+        #[cfg(feature = "flex")]
+        check::<burn::backend::Flex>();
+    }
+
+    fn check<I: Backend>() {
         let (b, h, q_len, s, d, scale) = (2, 2, 6, 3, 4, 0.5);
-        let q = random::<TestBackend, 4>([b, h, q_len, d], 1.0);
-        let k = random::<TestBackend, 4>([b, h, s, d], 1.0);
-        let v = random::<TestBackend, 4>([b, h, s, d], 1.0);
-        let upstream = random::<TestBackend, 4>([b, h, q_len, d], 1.0);
+        let q = random::<I, 4>([b, h, q_len, d], 1.0);
+        let k = random::<I, 4>([b, h, s, d], 1.0);
+        let v = random::<I, 4>([b, h, s, d], 1.0);
+        let upstream = random::<I, 4>([b, h, q_len, d], 1.0);
         let device = Default::default();
         // Query row i sees keys 0..=i mod 3.
-        let mask = Tensor::<TestBackend, 2, Int>::from_data(
+        let mask = Tensor::<I, 2, Int>::from_data(
             TensorData::new(
                 (0..q_len * s)
                     .map(|i| i64::from(i % s > (i / s) % s))
@@ -152,15 +158,13 @@ mod tests {
         .reshape([1, 1, q_len, s])
         .expand([b, h, q_len, s]);
         let run = |fused: bool| {
-            let track = |x: &Tensor<TestBackend, 4>| {
-                Tensor::<Ad<TestBackend>, 4>::from_inner(x.clone()).require_grad()
-            };
+            let track = |x: &Tensor<I, 4>| Tensor::<Ad<I>, 4>::from_inner(x.clone()).require_grad();
             let (tq, tk, tv) = (track(&q), track(&k), track(&v));
             let y = if fused {
                 attention_node(tq.clone(), tk.clone(), tv.clone(), mask.clone(), scale)
             } else {
                 let scores = tq.clone().matmul(tk.clone().swap_dims(2, 3)) * scale;
-                let mask = Tensor::<Ad<TestBackend>, 4, Bool>::from_inner(mask.clone());
+                let mask = Tensor::<Ad<I>, 4, Bool>::from_inner(mask.clone());
                 softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).matmul(tv.clone())
             };
             let loss = (y.clone() * Tensor::from_inner(upstream.clone())).sum();

@@ -139,16 +139,23 @@ mod tests {
     use crate::fused::tests::{assert_close, random};
     use crate::TestBackend;
 
-    /// Values and gradients of the fused node equal autodiff through the composition.
+    /// Values and gradients of the fused node equal autodiff through the composition (on flex, its
+    /// forward and backward run flex's own ops).
     #[test]
     fn fused_node_matches_composition() {
+        check::<TestBackend>();
+        #[cfg(feature = "flex")]
+        check::<burn::backend::Flex>();
+    }
+
+    fn check<I: Backend>() {
         let (n, d, eps) = (6, 8, 1e-6);
-        let x = random::<TestBackend, 2>([n, d], 1.0);
-        let weight = random::<TestBackend, 1>([d], 1.0) + 1.0;
-        let upstream = random::<TestBackend, 2>([n, d], 1.0);
+        let x = random::<I, 2>([n, d], 1.0);
+        let weight = random::<I, 1>([d], 1.0) + 1.0;
+        let upstream = random::<I, 2>([n, d], 1.0);
         let run = |fused: bool| {
-            let x = Tensor::<Ad<TestBackend>, 2>::from_inner(x.clone()).require_grad();
-            let w = Tensor::<Ad<TestBackend>, 1>::from_inner(weight.clone()).require_grad();
+            let x = Tensor::<Ad<I>, 2>::from_inner(x.clone()).require_grad();
+            let w = Tensor::<Ad<I>, 1>::from_inner(weight.clone()).require_grad();
             let y = if fused {
                 rms_norm_node(x.clone(), w.clone(), eps)
             } else {

@@ -107,16 +107,24 @@ mod tests {
     use crate::fused::tests::{assert_close, random};
     use crate::TestBackend;
 
-    /// Values and gradients of the fused node equal autodiff through the composition.
+    /// Values and gradients of the fused node equal autodiff through the composition; on flex the node
+    /// runs the SIMD kernels (`n` leaves a tail after the SIMD body and spans several blocks).
     #[test]
     fn fused_node_matches_composition() {
-        let n = 40;
-        let gate = random::<TestBackend, 1>([n], 3.0);
-        let up = random::<TestBackend, 1>([n], 1.0);
-        let upstream = random::<TestBackend, 1>([n], 1.0);
+        check::<TestBackend>(40);
+        #[cfg(feature = "flex")]
+        for n in [40, 3, 70_001] {
+            check::<burn::backend::Flex>(n);
+        }
+    }
+
+    fn check<I: Backend>(n: usize) {
+        let gate = random::<I, 1>([n], 3.0);
+        let up = random::<I, 1>([n], 1.0);
+        let upstream = random::<I, 1>([n], 1.0);
         let run = |fused: bool| {
-            let a = Tensor::<Ad<TestBackend>, 1>::from_inner(gate.clone()).require_grad();
-            let b = Tensor::<Ad<TestBackend>, 1>::from_inner(up.clone()).require_grad();
+            let a = Tensor::<Ad<I>, 1>::from_inner(gate.clone()).require_grad();
+            let b = Tensor::<Ad<I>, 1>::from_inner(up.clone()).require_grad();
             let y = if fused {
                 swiglu_node(a.clone(), b.clone())
             } else {
