@@ -35,22 +35,26 @@ pub fn logprob_entropy<B: Backend>(
 
 /// `∂L/∂z` (`[c, V]`) of `L = Σ_rows g_logp·log p(target) + g_H·H` for the `logits` `z`, computed over
 /// the logits' own buffer when nothing else holds it. `grad_entropy` is `None` when no gradient flows
-/// through the entropy. The logits back (`Err`) when no row kernel applies.
+/// through the entropy. `forward`, the `[c, 2]` rows [`logprob_entropy`] returned for these same
+/// logits (flattened), saves the two passes that recompute each row's log-sum-exp. The logits back
+/// (`Err`) when no row kernel applies.
 pub fn logprob_entropy_grad<B: Backend>(
     logits: Tensor<B, 2>,
     targets: &[usize],
     grad_logp: &[f32],
     grad_entropy: Option<&[f32]>,
+    forward: Option<&[f32]>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let rows = logits.dims()[0];
     assert!(
         targets.len() == rows
             && grad_logp.len() == rows
-            && grad_entropy.is_none_or(|g| g.len() == rows),
-        "one target and one gradient per logits row"
+            && grad_entropy.is_none_or(|g| g.len() == rows)
+            && forward.is_none_or(|f| f.len() == 2 * rows),
+        "one target, one gradient and one forward row per logits row"
     );
     #[cfg(feature = "flex")]
-    return crate::flex::logprob_entropy_grad(logits, targets, grad_logp, grad_entropy);
+    return crate::flex::logprob_entropy_grad(logits, targets, grad_logp, grad_entropy, forward);
     #[cfg(not(feature = "flex"))]
     Err(logits)
 }
@@ -119,12 +123,17 @@ mod tests {
                 "entropy row {i}"
             );
         }
-        let got = logprob_entropy_grad(z(), &targets, &a, Some(&b)).expect("row kernel");
+        let got = logprob_entropy_grad(z(), &targets, &a, Some(&b), None).expect("row kernel");
+        got.into_data()
+            .assert_approx_eq::<f32>(&grad, Tolerance::absolute(1e-6));
+        // The same gradient from the forward's statistics instead of recomputed ones.
+        let got =
+            logprob_entropy_grad(z(), &targets, &a, Some(&b), Some(&both)).expect("row kernel");
         got.into_data()
             .assert_approx_eq::<f32>(&grad, Tolerance::absolute(1e-6));
 
         let (_, _, grad_logp_only) = reference(&data, &targets, &a, &[0.0; 5]);
-        let got = logprob_entropy_grad(z(), &targets, &a, None).expect("row kernel");
+        let got = logprob_entropy_grad(z(), &targets, &a, None, None).expect("row kernel");
         got.into_data()
             .assert_approx_eq::<f32>(&grad_logp_only, Tolerance::absolute(1e-6));
     }

@@ -95,6 +95,11 @@ pub struct OptimConfig {
     /// Tokens per LM-head chunk (one `[chunk, V]` block of logits at a time; 311 MB in f32 at
     /// V = 151,936). Default 512.
     pub logprob_chunk_size: usize,
+    /// The LM head keeps a micro-batch's `[tokens, V]` f32 logits from forward to backward when they fit
+    /// in this many MiB, and the backward then skips recomputing them (one `h·Wᵀ` per token); above it,
+    /// or at 0, the backward recomputes them chunk by chunk and head memory stays a few chunks. Not
+    /// in the paper. Default 256 (a 0.6B model's 151,936-token vocabulary passes it at ~440 tokens).
+    pub logprob_keep_logits_mib: usize,
     /// Rollout sampling temperature; log-probs are `log_softmax(logits / temperature)`. Paper: 1.0.
     pub temperature: f32,
 }
@@ -131,6 +136,7 @@ impl Default for OptimConfig {
             min_lr_ratio: 0.0,
             total_steps: None,
             logprob_chunk_size: 512,
+            logprob_keep_logits_mib: 256,
             temperature: 1.0,
         }
     }
@@ -384,6 +390,7 @@ warmup_steps = 0
 min_lr_ratio = 0.0
 # total_steps = 800
 logprob_chunk_size = 512
+logprob_keep_logits_mib = 256
 temperature = 1.0
 "#;
 

@@ -26,7 +26,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{IndexingUpdateOp, TensorPrimitive};
 
-use crate::logprob::{head_logprobs, host_ids, scale, to_vec};
+use crate::logprob::{head_logprobs_keeping, host_ids, scale, to_vec};
 use laconic_model::kernels;
 
 /// An autodiff backend with the memory-bounded LM-head log-prob op (every `Autodiff<B, C>` is one).
@@ -56,6 +56,9 @@ pub struct HeadOptions {
     pub chunk_size: usize,
     /// Whether gradients flow through the entropy output.
     pub entropy_grad: bool,
+    /// The forward keeps its `[n, V]` f32 logits for the backward (which then skips recomputing them)
+    /// when they take at most this many bytes; above it the backward recomputes them chunk by chunk.
+    pub keep_logits_bytes: usize,
 }
 
 /// Log-probs and entropies through [`LogprobBackend::head_logprobs_op`], split into two `[n]` tensors.
@@ -72,13 +75,17 @@ pub fn head_logprobs_grad<B: LogprobBackend>(
     (logp, entropy)
 }
 
-/// What backward needs: the op's inputs (no activation of the op itself).
+/// What backward needs: the op's inputs and output, and the logits chunks when they were kept.
 #[derive(Debug, Clone)]
 struct HeadState<B: Backend> {
     hidden: FloatTensor<B>,
     weight: FloatTensor<B>,
     targets: IntTensor<B>,
     options: HeadOptions,
+    /// `[n, 2]`: the forward's log-probs and entropies.
+    output: FloatTensor<B>,
+    /// The forward's `[c, V]` logits, chunk by chunk (empty when recomputed).
+    logits: Vec<FloatTensor<B>>,
 }
 
 #[derive(Debug)]
@@ -99,11 +106,16 @@ impl<B: Backend> Backward<B, 2> for HeadBackward {
         let hidden = float::<B, 2>(state.hidden);
         let weight = float::<B, 2>(state.weight);
         let targets = Tensor::<B, 1, Int>::from_primitive(state.targets);
+        let kept = Kept {
+            output: float(state.output),
+            logits: state.logits.into_iter().map(float).collect(),
+        };
         let (grad_hidden, grad_weight) = head_backward(
             hidden,
             weight,
             targets,
             grad,
+            kept,
             &state.options,
             (node_hidden.is_some(), node_weight.is_some()),
         );
@@ -146,6 +158,14 @@ fn composed_grad_logits<B: Backend>(
     grad_logits.scatter(1, targets.reshape([c, 1]), g_logp, IndexingUpdateOp::Add)
 }
 
+/// What the forward leaves for [`head_backward`].
+struct Kept<B: Backend> {
+    /// `[n, 2]`: log-probs and entropies.
+    output: Tensor<B, 2>,
+    /// Each chunk's `[c, V]` logits, or none (then recomputed).
+    logits: Vec<Tensor<B, 2>>,
+}
+
 /// Backward of the head, chunk by chunk: returns `(∂hidden, ∂W)` for the requested ones. The
 /// temperature is applied to the `[c, d]` hidden states (`z = (h/τ)·Wᵀ`) and to `∂h`, never to a
 /// `[c, V]` block; the softmax is exponentiated once per chunk.
@@ -157,25 +177,34 @@ fn head_backward<B: Backend>(
     weight: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     grad: Tensor<B, 2>,
+    kept: Kept<B>,
     options: &HeadOptions,
     (want_hidden, want_weight): (bool, bool),
 ) -> (Option<Tensor<B, 2>>, Option<Tensor<B, 2>>) {
     let [n, d] = hidden.dims();
     let hidden = scale(hidden, options.temperature);
     let weight_t = weight.clone().transpose();
-    // On flex, steps 1–3 are one SIMD row kernel (`laconic_model::kernels`) fed from the host.
-    let host = kernels::has_row_kernels::<B>().then(|| (host_ids(&targets), to_vec(grad.clone())));
+    let reused = !kept.logits.is_empty();
+    let mut kept_logits = kept.logits.into_iter();
+    // On flex, steps 1–3 are one SIMD row kernel (`laconic_model::kernels`) fed from the host; with
+    // kept logits it also reads the forward's rows instead of recomputing their log-sum-exp.
+    let host = kernels::has_row_kernels::<B>().then(|| {
+        let forward = reused.then(|| to_vec(kept.output));
+        (host_ids(&targets), to_vec(grad.clone()), forward)
+    });
     let mut grad_hidden = Vec::new();
     let mut grad_weight: Option<Tensor<B, 2>> = None;
     let step = options.chunk_size.max(1);
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
         let c = end - start;
-        // 1. Recompute this chunk's logits, [c, V].
+        // 1. This chunk's logits, [c, V]: kept by the forward, or recomputed.
         let h = hidden.clone().slice([start..end, 0..d]);
-        let logits = h.clone().matmul(weight_t.clone());
+        let logits = kept_logits
+            .next()
+            .unwrap_or_else(|| h.clone().matmul(weight_t.clone()));
         let logits = match &host {
-            Some((ids, grad)) => {
+            Some((ids, grad, forward)) => {
                 let rows = &grad[2 * start..2 * end];
                 let grad_logp: Vec<f32> = rows.iter().step_by(2).copied().collect();
                 let grad_entropy: Option<Vec<f32>> = options
@@ -186,6 +215,7 @@ fn head_backward<B: Backend>(
                     &ids[start..end],
                     &grad_logp,
                     grad_entropy.as_deref(),
+                    forward.as_ref().map(|rows| &rows[2 * start..2 * end]),
                 )
             }
             None => Err(logits),
@@ -238,32 +268,44 @@ impl<B: Backend, C: CheckpointStrategy> LogprobBackend for Autodiff<B, C> {
         targets: Tensor<Self, 1, Int>,
         options: HeadOptions,
     ) -> Tensor<Self, 2> {
-        let n = hidden.dims()[0];
+        let [n, _] = hidden.dims();
+        let [vocab, _] = weight.dims();
         let hidden = hidden.into_primitive().tensor();
         let weight = weight.into_primitive().tensor();
         let targets: IntTensor<B> = targets.into_primitive();
+        let prep = HeadBackward
+            .prepare::<C>([hidden.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful();
+        let tracked = matches!(prep, OpsKind::Tracked(_));
+        let keep_logits = tracked
+            && n.saturating_mul(vocab)
+                .saturating_mul(std::mem::size_of::<f32>())
+                <= options.keep_logits_bytes;
         // Forward on the inner backend, chunked: [n, 2].
-        let (logp, entropy) = head_logprobs(
+        let (logp, entropy, logits) = head_logprobs_keeping(
             float::<B, 2>(hidden.primitive.clone()),
             float::<B, 2>(weight.primitive.clone()),
             Tensor::<B, 1, Int>::from_primitive(targets.clone()),
             options.temperature,
             options.chunk_size,
+            keep_logits,
         );
         let output = Tensor::cat(vec![logp.reshape([n, 1]), entropy.reshape([n, 1])], 1)
             .into_primitive()
             .tensor();
-        let output = match HeadBackward
-            .prepare::<C>([hidden.node.clone(), weight.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
+        let output = match prep {
             OpsKind::Tracked(prep) => prep.finish(
                 HeadState {
                     hidden: hidden.primitive,
                     weight: weight.primitive,
                     targets,
                     options,
+                    output: output.clone(),
+                    logits: logits
+                        .into_iter()
+                        .map(|z| z.into_primitive().tensor())
+                        .collect(),
                 },
                 output,
             ),
@@ -282,28 +324,37 @@ mod tests {
 
     type AD = Autodiff<TestBackend>;
 
-    /// Gradients of `Σ a·logp + b·H` through the custom op equal plain autodiff on full logits.
+    /// Gradients of `Σ a·logp + b·H` through the custom op equal plain autodiff on full logits, with
+    /// the logits recomputed and kept, on the test backend and on flex (its row kernels).
     #[test]
     fn custom_op_gradients_match_plain_autodiff() {
+        for keep_logits_bytes in [0, usize::MAX] {
+            check::<TestBackend>(keep_logits_bytes);
+            check::<burn::backend::Flex>(keep_logits_bytes);
+        }
+    }
+
+    fn check<I: Backend>(keep_logits_bytes: usize) {
         let device = Default::default();
         let (n, d, v, tau) = (7, 5, 11, 0.8);
-        let hidden =
-            Tensor::<TestBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
-        let weight =
-            Tensor::<TestBackend, 2>::random([v, d], Distribution::Normal(0.0, 1.0), &device);
-        let targets = Tensor::<TestBackend, 1, Int>::from_ints([3, 0, 10, 5, 5, 1, 9], &device);
-        let a = Tensor::<AD, 1>::from_floats([0.3, -1.0, 0.5, 2.0, -0.2, 0.1, 0.7], &device);
-        let b = Tensor::<AD, 1>::from_floats([-0.4, 0.2, 1.0, 0.0, 0.6, -0.9, 0.3], &device);
+        let hidden = Tensor::<I, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
+        let weight = Tensor::<I, 2>::random([v, d], Distribution::Normal(0.0, 1.0), &device);
+        let targets = Tensor::<I, 1, Int>::from_ints([3, 0, 10, 5, 5, 1, 9], &device);
+        let a =
+            Tensor::<Autodiff<I>, 1>::from_floats([0.3, -1.0, 0.5, 2.0, -0.2, 0.1, 0.7], &device);
+        let b =
+            Tensor::<Autodiff<I>, 1>::from_floats([-0.4, 0.2, 1.0, 0.0, 0.6, -0.9, 0.3], &device);
 
         let run = |custom: bool| {
-            let h = Tensor::<AD, 2>::from_inner(hidden.clone()).require_grad();
-            let w = Tensor::<AD, 2>::from_inner(weight.clone()).require_grad();
-            let t = Tensor::<AD, 1, Int>::from_inner(targets.clone());
+            let h = Tensor::<Autodiff<I>, 2>::from_inner(hidden.clone()).require_grad();
+            let w = Tensor::<Autodiff<I>, 2>::from_inner(weight.clone()).require_grad();
+            let t = Tensor::<Autodiff<I>, 1, Int>::from_inner(targets.clone());
             let (logp, entropy) = if custom {
                 let options = HeadOptions {
                     temperature: tau,
                     chunk_size: 3,
                     entropy_grad: true,
+                    keep_logits_bytes,
                 };
                 head_logprobs_grad(h.clone(), w.clone(), t, options)
             } else {
@@ -337,6 +388,7 @@ mod tests {
             temperature: 1.0,
             chunk_size: 8,
             entropy_grad: false,
+            keep_logits_bytes: 0,
         };
         let (logp, entropy) = head_logprobs_grad(h, w, t, options);
         let lp = logp.into_data().into_vec::<f32>().unwrap();

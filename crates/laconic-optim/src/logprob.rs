@@ -217,20 +217,38 @@ pub fn head_logprobs<B: Backend>(
     temperature: f32,
     chunk_size: usize,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let (logp, entropy, _) =
+        head_logprobs_keeping(hidden, weight, targets, temperature, chunk_size, false);
+    (logp, entropy)
+}
+
+/// [`head_logprobs`], also returning each chunk's logits `z = (h/τ)·Wᵀ` (`[c, V]`) when `keep_logits`
+/// (empty otherwise), for a backward that reuses them instead of recomputing.
+pub(crate) fn head_logprobs_keeping<B: Backend>(
+    hidden: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    temperature: f32,
+    chunk_size: usize,
+    keep_logits: bool,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Vec<Tensor<B, 2>>) {
     let [n, d] = hidden.dims();
     let hidden = scale(hidden, temperature);
     let weight_t = weight.transpose();
     // On flex, one SIMD row kernel per chunk (`laconic_model::kernels`), which reads the targets here.
     let target_ids = kernels::has_row_kernels::<B>().then(|| host_ids(&targets));
-    let (mut logps, mut entropies) = (Vec::new(), Vec::new());
+    let (mut logps, mut entropies, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk_size.max(1)) {
         let end = (start + chunk_size.max(1)).min(n);
         let c = end - start;
-        // [c, d] · [d, V] → [c, V]: the only vocabulary-sized block alive.
+        // [c, d] · [d, V] → [c, V]: the only vocabulary-sized block alive (unless kept).
         let logits = hidden
             .clone()
             .slice([start..end, 0..d])
             .matmul(weight_t.clone());
+        if keep_logits {
+            kept.push(logits.clone());
+        }
         let logits = match &target_ids {
             Some(ids) => match kernels::logprob_entropy(logits, &ids[start..end]) {
                 Ok(both) => {
@@ -249,9 +267,13 @@ pub fn head_logprobs<B: Backend>(
     }
     if logps.is_empty() {
         let device = hidden.device();
-        return (Tensor::zeros([0], &device), Tensor::zeros([0], &device));
+        return (
+            Tensor::zeros([0], &device),
+            Tensor::zeros([0], &device),
+            kept,
+        );
     }
-    (Tensor::cat(logps, 0), Tensor::cat(entropies, 0))
+    (Tensor::cat(logps, 0), Tensor::cat(entropies, 0), kept)
 }
 
 /// Recomputes response log-probs and entropies without gradients (old or reference log-probs).

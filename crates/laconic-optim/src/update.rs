@@ -262,6 +262,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
             temperature: config.temperature,
             chunk_size: config.logprob_chunk_size,
             entropy_grad: config.entropy_coeff != 0.0,
+            keep_logits_bytes: config.logprob_keep_logits_mib.saturating_mul(1 << 20),
         };
         for (chunk_index, chunk) in sequences.chunks(micro).enumerate() {
             let pairs: Vec<(&[u32], &[u32])> = chunk

@@ -256,6 +256,7 @@ fn custom_head_op_gradients_match_the_reference() {
             temperature: tau,
             chunk_size: 3,
             entropy_grad: case["entropy_coeff"].as_f64().unwrap() != 0.0,
+            keep_logits_bytes: 0,
         };
         let (logp, entropy) = head_logprobs_grad(h.clone().select(0, index), w.clone(), t, options);
         let (loss, _) = objective(logp, entropy, &batch, &settings(case, kl_coef));

@@ -47,6 +47,10 @@ pub struct SftTrainer<B: LogprobBackend> {
 /// Chunk of response tokens whose logits exist at once in the LM-head op.
 const LOGIT_CHUNK: usize = 1024;
 
+/// The LM-head op keeps a batch's logits for its backward up to this size (as the RL updater's
+/// default `logprob_keep_logits_mib`); larger batches recompute them chunk by chunk.
+const KEEP_LOGITS_BYTES: usize = 256 << 20;
+
 impl<B: LogprobBackend> SftTrainer<B> {
     /// A trainer with fresh AdamW moments.
     pub fn new(config: SftConfig) -> Self {
@@ -89,6 +93,7 @@ impl<B: LogprobBackend> SftTrainer<B> {
             temperature: 1.0,
             chunk_size: LOGIT_CHUNK,
             entropy_grad: false,
+            keep_logits_bytes: KEEP_LOGITS_BYTES,
         };
         let (logp, _entropy) = head_logprobs_grad(hidden, head_weight(&model), targets, options);
         let loss = logp.mean().neg();

@@ -92,6 +92,17 @@ struct RowStats {
 }
 
 impl RowStats {
+    /// The statistics behind a known log-prob `log_p` of a logit `z` and entropy `entropy`:
+    /// `lse = z − log p`, stored with a zero shift.
+    fn from_forward(z: f32, log_p: f32, entropy: f32) -> Self {
+        let log_sum = z - log_p;
+        Self {
+            max: 0.0,
+            log_sum,
+            mean_shifted: log_sum - entropy,
+        }
+    }
+
     /// `log p` of logit `z`.
     fn log_prob(&self, z: f32) -> f32 {
         z - self.max - self.log_sum
@@ -219,12 +230,14 @@ impl WithSimd for GradKernel<'_> {
 
 /// The gradient of `Σ g_logp·logp + g_H·H` with respect to the logits (`[c, V]`), written over the
 /// logits buffer when nothing else holds it; the logits back when they are not contiguous f32 flex.
-/// `grad_entropy` is `None` when no gradient flows through the entropy.
+/// `grad_entropy` is `None` when no gradient flows through the entropy; `forward` holds the rows'
+/// `(log p(target), H)` when known, which spares recomputing their statistics.
 pub(crate) fn logprob_entropy_grad<B: Backend>(
     logits: Tensor<B, 2>,
     targets: &[usize],
     grad_logp: &[f32],
     grad_entropy: Option<&[f32]>,
+    forward: Option<&[f32]>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let [c, v] = logits.dims();
     if !super::is_flex_f32(&logits) {
@@ -239,7 +252,10 @@ pub(crate) fn logprob_entropy_grad<B: Backend>(
     }
     let z = flex.storage_mut::<f32>();
     z.par_chunks_mut(v.max(1)).enumerate().for_each(|(i, row)| {
-        let stats = row_stats(row);
+        let stats = match forward {
+            Some(rows) => RowStats::from_forward(row[targets[i]], rows[2 * i], rows[2 * i + 1]),
+            None => row_stats(row),
+        };
         let grad_logp = grad_logp[i];
         Arch::new().dispatch(GradKernel {
             row,
