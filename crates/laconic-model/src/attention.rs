@@ -111,7 +111,7 @@ impl<B: Backend> Attention<B> {
         // 3. Rotate q and k and lay them out heads first: [B, H, T, D].
         let q = rope.heads_first(q);
         let k = rope.heads_first(k);
-        let v = v.swap_dims(1, 2);
+        let v = crate::fused::swap_heads(v);
 
         // 4. Append to the cache: [B, H_kv, S + T, D].
         let kv = cache.append(layer, k, v);
@@ -127,10 +127,7 @@ impl<B: Backend> Attention<B> {
         };
 
         // 6. Unfold and merge heads: [B, H, T, D] → [B, T, H·D] → [B, T, d].
-        let out = out
-            .reshape([b, h, t, hd])
-            .swap_dims(1, 2)
-            .reshape([b, t, h * hd]);
+        let out = crate::fused::swap_heads(out.reshape([b, h, t, hd])).reshape([b, t, h * hd]);
         self.o_proj.forward(out)
     }
 }

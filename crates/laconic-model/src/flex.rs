@@ -11,6 +11,8 @@
 //!   (it keeps a second handle to it while writing), so appending one token to a KV cache would copy the
 //!   cache. [`write_columns`] writes the new columns into the buffer itself when nothing else holds it.
 
+mod adamw;
+mod norm;
 mod rope;
 mod rows;
 
@@ -22,7 +24,9 @@ use burn_flex::FlexTensor;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-pub(crate) use rope::{rotate_heads_first, unrotate_heads_last};
+pub(crate) use adamw::adamw_step;
+pub(crate) use norm::{rms_norm, rms_norm_grad};
+pub(crate) use rope::{rotate_heads_first, swap_middle, unrotate_heads_last};
 use rows::contiguous_f32;
 pub(crate) use rows::{logprob_entropy, logprob_entropy_grad, swiglu, swiglu_grad};
 

@@ -1,5 +1,6 @@
 //! Kernels the other crates call in their hot loops: the per-token log-prob/entropy statistics of a
-//! logits block and their gradient, which the LM-head loss computes for every response token.
+//! logits block and their gradient, which the LM-head loss computes for every response token, and the
+//! AdamW update of one parameter.
 //!
 //! With the `flex` feature, on the flex backend, each runs as one SIMD row kernel (`src/flex/rows.rs`);
 //! elsewhere the functions hand their input back (`Err`) and the caller runs its own composition of
@@ -18,6 +19,48 @@ pub fn has_row_kernels<B: Backend>() -> bool {
         return true;
     }
     false
+}
+
+/// The scalars of one AdamW update, in f32 as the update applies them (see [`adamw_step`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWCoefficients {
+    /// `1 − lr·λ`, the decoupled weight decay factor.
+    pub decay: f32,
+    /// `β1`.
+    pub beta1: f32,
+    /// `β2`.
+    pub beta2: f32,
+    /// `√(1 − β2^t)`.
+    pub bias2_sqrt: f32,
+    /// `ε`.
+    pub eps: f32,
+    /// `lr / (1 − β1^t)`.
+    pub step_size: f32,
+}
+
+/// One AdamW update of a flattened parameter, in PyTorch's order of operations:
+/// `θ·decay − step_size·m / (√v / bias2_sqrt + ε)` with `m ← β1·m + (1 − β1)·g` and
+/// `v ← β2·v + (1 − β2)·g²`. Returns `[θ, m, v]`; gives the moments back (`Err`) when no kernel applies
+/// (a single pass on flex, in the moments' own buffers).
+pub fn adamw_step<B: Backend>(
+    param: &Tensor<B, 1>,
+    grad: &Tensor<B, 1>,
+    exp_avg: Tensor<B, 1>,
+    exp_avg_sq: Tensor<B, 1>,
+    coefficients: &AdamWCoefficients,
+) -> Result<[Tensor<B, 1>; 3], (Tensor<B, 1>, Tensor<B, 1>)> {
+    let n = param.dims()[0];
+    assert!(
+        grad.dims()[0] == n && exp_avg.dims()[0] == n && exp_avg_sq.dims()[0] == n,
+        "a parameter, its gradient and its moments have one length"
+    );
+    #[cfg(feature = "flex")]
+    return crate::flex::adamw_step(param, grad, exp_avg, exp_avg_sq, coefficients);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = coefficients;
+        Err((exp_avg, exp_avg_sq))
+    }
 }
 
 /// Per row of `logits` (`[c, V]`, temperature already applied): `[log p(target), H]` as `[c, 2]`,

@@ -71,14 +71,11 @@ pub fn project<B: Backend, const D: usize>(
     out.reshape(out_dims)
 }
 
-/// `x·Wᵀ`, on the skinny-product kernel where it applies.
+/// `x·Wᵀ`: one fused node under autodiff (contiguous weight gradient), the skinny-product kernel
+/// where it applies.
 ///
 /// # Shapes
 /// - `x`: `[rows, d_in]`, `weight`: `[d_out, d_in]` → `[rows, d_out]`
 fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
-    #[cfg(feature = "flex")]
-    if let Some(out) = crate::flex::skinny_product(&x, &weight) {
-        return out;
-    }
-    x.matmul(weight.transpose())
+    crate::fused::matmul_transposed(x, weight)
 }

@@ -20,6 +20,8 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+use laconic_model::kernels::{self, AdamWCoefficients};
+
 use crate::error::{Error, Result};
 
 /// AdamW hyper-parameters, PyTorch's defaults set explicitly (burn's differ: ε 1e-5, λ 1e-4).
@@ -186,19 +188,42 @@ impl<B: Backend> AdamW<B> {
             });
         state.step += 1;
         let grad = grad.reshape([numel]);
+        // Bias corrections in f64, as PyTorch computes them in Python floats.
+        let t = state.step as i32;
+        let bias1 = 1.0 - f64::from(beta1).powi(t);
+        let bias2_sqrt = (1.0 - f64::from(beta2).powi(t)).sqrt();
+        // On flex, the whole update is one pass (`laconic_model::kernels`).
+        let coefficients = AdamWCoefficients {
+            decay: (1.0 - lr * f64::from(weight_decay)) as f32,
+            beta1,
+            beta2,
+            bias2_sqrt: bias2_sqrt as f32,
+            eps,
+            step_size: (lr / bias1) as f32,
+        };
+        let param = param.reshape([numel]);
+        let (exp_avg, exp_avg_sq) = (state.exp_avg.clone(), state.exp_avg_sq.clone());
+        // Release the state's handles so the kernel may update the moments in place.
+        state.exp_avg = Tensor::empty([0], &device);
+        state.exp_avg_sq = Tensor::empty([0], &device);
+        match kernels::adamw_step(&param, &grad, exp_avg, exp_avg_sq, &coefficients) {
+            Ok([param, exp_avg, exp_avg_sq]) => {
+                state.exp_avg = exp_avg;
+                state.exp_avg_sq = exp_avg_sq;
+                return param.reshape(shape);
+            }
+            Err((exp_avg, exp_avg_sq)) => {
+                state.exp_avg = exp_avg;
+                state.exp_avg_sq = exp_avg_sq;
+            }
+        }
         // θ ← θ·(1 − lr·λ)
-        let param = param
-            .reshape([numel])
-            .mul_scalar(1.0 - lr * f64::from(weight_decay));
+        let param = param.mul_scalar(1.0 - lr * f64::from(weight_decay));
         // m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
         state.exp_avg =
             state.exp_avg.clone().mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
         state.exp_avg_sq =
             state.exp_avg_sq.clone().mul_scalar(beta2) + grad.square().mul_scalar(1.0 - beta2);
-        // Bias corrections in f64, as PyTorch computes them in Python floats.
-        let t = state.step as i32;
-        let bias1 = 1.0 - f64::from(beta1).powi(t);
-        let bias2_sqrt = (1.0 - f64::from(beta2).powi(t)).sqrt();
         // θ ← θ − (lr/bias1)·m / (sqrt(v)/sqrt(bias2) + ε)
         let denom = state
             .exp_avg_sq

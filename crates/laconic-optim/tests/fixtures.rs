@@ -310,7 +310,7 @@ impl AdamWFixture {
             .collect()
     }
 
-    fn module(&self) -> Params<AD> {
+    fn module<I: Backend>(&self) -> Params<Autodiff<I>> {
         let device = Default::default();
         let init = &self.meta["initial"];
         Params {
@@ -325,22 +325,22 @@ impl AdamWFixture {
         }
     }
 
-    fn grads(&self, module: &Params<AD>, step: usize) -> GradientsParams {
+    fn grads<I: Backend>(&self, module: &Params<Autodiff<I>>, step: usize) -> GradientsParams {
         let device = Default::default();
         let g = &self.meta["steps"][step]["grads"];
         let mut grads = GradientsParams::new();
-        grads.register::<B, 2>(
+        grads.register::<I, 2>(
             module.a.id,
             Tensor::from_data(TensorData::new(Self::values(&g[0]), [3, 4]), &device),
         );
-        grads.register::<B, 1>(
+        grads.register::<I, 1>(
             module.b.id,
             Tensor::from_data(TensorData::new(Self::values(&g[1]), [5]), &device),
         );
         grads
     }
 
-    fn diff(&self, module: &Params<AD>, step: usize) -> f64 {
+    fn diff<I: Backend>(&self, module: &Params<Autodiff<I>>, step: usize) -> f64 {
         let p = &self.meta["steps"][step]["params"];
         let a: Vec<f32> = module.a.val().into_data().into_vec().unwrap();
         let b: Vec<f32> = module.b.val().into_data().into_vec().unwrap();
@@ -348,12 +348,18 @@ impl AdamWFixture {
     }
 }
 
+/// On ndarray (burn ops) and on flex (its one-pass kernel).
 #[test]
 fn adamw_matches_torch_optim_adamw() {
+    check_adamw::<B>();
+    check_adamw::<burn::backend::Flex>();
+}
+
+fn check_adamw<I: Backend>() {
     let fx = AdamWFixture::load();
     let lr = fx.meta["lr"].as_f64().unwrap();
-    let mut module = fx.module();
-    let mut ours = AdamW::<B>::new(AdamWSettings {
+    let mut module = fx.module::<I>();
+    let mut ours = AdamW::<I>::new(AdamWSettings {
         betas: (0.9, 0.999),
         eps: 1e-8,
         weight_decay: 0.1,
@@ -374,7 +380,7 @@ fn adamw_matches_torch_optim_adamw() {
 fn burns_adamw_with_explicit_torch_defaults_matches_too() {
     let fx = AdamWFixture::load();
     let lr = fx.meta["lr"].as_f64().unwrap();
-    let mut module = fx.module();
+    let mut module = fx.module::<B>();
     let mut optim = burn::optim::AdamWConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.999)

@@ -130,3 +130,25 @@ pub(crate) fn unrotate_heads_last<B: Backend>(
         });
     Some(from_flex(out))
 }
+
+/// Swaps the two middle axes of `x` (`[A, M, N, D]` → `[A, N, M, D]`, contiguous), moving rows of `D`
+/// whole: the heads-first ↔ positions-first change of attention's layout. `None` when the backend is
+/// not flex or the tensor not f32.
+pub(crate) fn swap_middle<B: Backend>(x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+    let [a, m, n, d] = x.dims();
+    let x = contiguous_f32(x.clone())?;
+    let x = x.storage::<f32>();
+    let mut out = FlexTensor::empty([a, n, m, d].into(), DType::F32);
+    // One [M, D] block of the output per (outer index, middle-N index).
+    out.storage_mut::<f32>()
+        .par_chunks_mut((m * d).max(1))
+        .enumerate()
+        .for_each(|(block, out)| {
+            let (outer, j) = (block / n, block % n);
+            for (i, row) in out.chunks_exact_mut(d).enumerate() {
+                let start = ((outer * m + i) * n + j) * d;
+                row.copy_from_slice(&x[start..start + d]);
+            }
+        });
+    Some(from_flex(out))
+}

@@ -8,9 +8,11 @@
 //!
 //! | op | backward |
 //! |---|---|
+//! | [`matmul_transposed`] `y = x·Wᵀ` | `∂x = g·W`, `∂W = gᵀ·x` (in `W`'s layout, not a transposed view) |
 //! | [`rms_norm`] `y = x·r·w`, `r = 1/√(mean(x²)+ε)` | `∂x = r·(g⊙w) − x·r³·⟨g⊙w, x⟩/d`, `∂w = Σ_rows g⊙x·r` |
 //! | [`swiglu`] `y = silu(a)⊙b` | `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)` |
 //! | [`rotate_heads_first`] `y = rope(x)`, `[B,T,H,D]` → `[B,H,T,D]` | `∂x = rope⁻¹(g)` (sine negated), back to `[B,T,H,D]` |
+//! | [`swap_heads`] `[B,T,H,D]` ↔ `[B,H,T,D]`, contiguous both ways | the same swap of `g` |
 //! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v` | `∂v = pᵀg`, `∂p = g·vᵀ`, `∂z = p⊙(∂p − Σ p⊙∂p)·s`, `∂q = ∂z·k`, `∂k = ∂zᵀq` |
 //!
 //! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
@@ -23,6 +25,8 @@
 #![cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(unused))]
 
 mod attention;
+mod heads;
+mod linear;
 mod norm;
 mod rope;
 mod swiglu;
@@ -37,6 +41,8 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorPrimitive;
 
 pub(crate) use attention::attention;
+pub(crate) use heads::swap_heads;
+pub(crate) use linear::matmul_transposed;
 pub(crate) use norm::rms_norm;
 pub(crate) use rope::rotate_heads_first;
 pub(crate) use swiglu::swiglu;

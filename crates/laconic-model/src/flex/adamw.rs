@@ -1,0 +1,68 @@
+//! One AdamW update of a parameter on the flex backend in a single pass over its four arrays, in the
+//! moments' own buffers (burn ops take about a dozen passes and as many fresh buffers).
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::{contiguous_f32, from_flex};
+use crate::kernels::AdamWCoefficients;
+
+/// Elements per rayon task.
+const BLOCK: usize = 1 << 14;
+
+/// A contiguous f32 flex buffer this code may write: the tensor's own when unshared, else a copy.
+fn owned_f32<B: Backend>(tensor: Tensor<B, 1>) -> Option<FlexTensor> {
+    let mut flex = contiguous_f32(tensor)?;
+    if flex.try_storage_mut::<f32>().is_none() {
+        let mut copy = FlexTensor::empty(flex.layout().shape().clone(), DType::F32);
+        copy.storage_mut::<f32>()
+            .copy_from_slice(flex.storage::<f32>());
+        flex = copy;
+    }
+    Some(flex)
+}
+
+/// `(param, exp_avg, exp_avg_sq)` after one update, or `None` when the backend is not flex or a tensor
+/// is not f32 (nothing consumed then: the arguments are clones).
+pub(crate) fn adamw_step<B: Backend>(
+    param: &Tensor<B, 1>,
+    grad: &Tensor<B, 1>,
+    exp_avg: Tensor<B, 1>,
+    exp_avg_sq: Tensor<B, 1>,
+    c: &AdamWCoefficients,
+) -> Result<[Tensor<B, 1>; 3], (Tensor<B, 1>, Tensor<B, 1>)> {
+    if !super::is_flex_f32(param)
+        || !super::is_flex_f32(grad)
+        || !super::is_flex_f32(&exp_avg)
+        || !super::is_flex_f32(&exp_avg_sq)
+    {
+        return Err((exp_avg, exp_avg_sq));
+    }
+    let grad = contiguous_f32(grad.clone()).expect("checked flex f32");
+    let mut param = owned_f32(param.clone()).expect("checked flex f32");
+    let mut m = owned_f32(exp_avg).expect("checked flex f32");
+    let mut v = owned_f32(exp_avg_sq).expect("checked flex f32");
+    let grad = grad.storage::<f32>();
+    param
+        .storage_mut::<f32>()
+        .par_chunks_mut(BLOCK)
+        .zip(m.storage_mut::<f32>().par_chunks_mut(BLOCK))
+        .zip(v.storage_mut::<f32>().par_chunks_mut(BLOCK))
+        .zip(grad.par_chunks(BLOCK))
+        .for_each(|(((p, m), v), g)| update(p, m, v, g, c));
+    Ok([from_flex(param), from_flex(m), from_flex(v)])
+}
+
+/// The update of one block, in PyTorch's order of operations (`_single_tensor_adamw`).
+fn update(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamWCoefficients) {
+    let (one_minus_beta1, one_minus_beta2) = (1.0 - c.beta1, 1.0 - c.beta2);
+    for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+        let decayed = *p * c.decay;
+        *m = *m * c.beta1 + g * one_minus_beta1;
+        *v = *v * c.beta2 + g * g * one_minus_beta2;
+        let denom = v.sqrt() / c.bias2_sqrt + c.eps;
+        *p = decayed - (*m / denom) * c.step_size;
+    }
+}
