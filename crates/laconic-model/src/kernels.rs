@@ -38,6 +38,9 @@ pub struct AdamWCoefficients {
     pub step_size: f32,
 }
 
+/// A parameter's AdamW moments `(exp_avg, exp_avg_sq)`.
+pub type AdamWMoments<B> = (Tensor<B, 1>, Tensor<B, 1>);
+
 /// One AdamW update of a flattened parameter, in PyTorch's order of operations:
 /// `θ·decay − step_size·m / (√v / bias2_sqrt + ε)` with `m ← β1·m + (1 − β1)·g` and
 /// `v ← β2·v + (1 − β2)·g²`. Returns `[θ, m, v]`; gives the moments back (`Err`) when no kernel applies
@@ -48,7 +51,7 @@ pub fn adamw_step<B: Backend>(
     exp_avg: Tensor<B, 1>,
     exp_avg_sq: Tensor<B, 1>,
     coefficients: &AdamWCoefficients,
-) -> Result<[Tensor<B, 1>; 3], (Tensor<B, 1>, Tensor<B, 1>)> {
+) -> Result<[Tensor<B, 1>; 3], AdamWMoments<B>> {
     let n = param.dims()[0];
     assert!(
         grad.dims()[0] == n && exp_avg.dims()[0] == n && exp_avg_sq.dims()[0] == n,

@@ -7,7 +7,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::{contiguous_f32, from_flex};
-use crate::kernels::AdamWCoefficients;
+use crate::kernels::{AdamWCoefficients, AdamWMoments};
 
 /// Elements per rayon task.
 const BLOCK: usize = 1 << 14;
@@ -32,7 +32,7 @@ pub(crate) fn adamw_step<B: Backend>(
     exp_avg: Tensor<B, 1>,
     exp_avg_sq: Tensor<B, 1>,
     c: &AdamWCoefficients,
-) -> Result<[Tensor<B, 1>; 3], (Tensor<B, 1>, Tensor<B, 1>)> {
+) -> Result<[Tensor<B, 1>; 3], AdamWMoments<B>> {
     if !super::is_flex_f32(param)
         || !super::is_flex_f32(grad)
         || !super::is_flex_f32(&exp_avg)
