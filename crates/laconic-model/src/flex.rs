@@ -1,5 +1,6 @@
-//! Fast paths for the flex backend, taken at run time when the backend is flex (without autodiff) and
-//! the operands suit them; otherwise the callers run their generic code. Two of them:
+//! Kernels for the flex backend, taken at run time when the backend is flex and the operands are f32
+//! (otherwise the callers run their generic code). Safe code: tensors are downcast by type id, SIMD
+//! goes through `pulp` with run-time dispatch.
 //!
 //! - **Skinny products** `X·Wᵀ` with a few rows of `X` (decoding at small batch). Decoding a handful of
 //!   sequences streams every weight once per step, so its speed is the memory bandwidth those products
@@ -10,6 +11,11 @@
 //! - **In-place cache writes.** burn-flex's `slice_assign` copies the whole destination on every call
 //!   (it keeps a second handle to it while writing), so appending one token to a KV cache would copy the
 //!   cache. [`write_columns`] writes the new columns into the buffer itself when nothing else holds it.
+//! - **Row and elementwise kernels** for the fused autodiff nodes (`crate::fused`) and
+//!   `crate::kernels`: a SIMD `exp` (burn-flex calls libm one lane at a time) behind the LM-head
+//!   log-prob/entropy statistics and their gradient and SwiGLU (`rows.rs`), RoPE fused with the
+//!   heads-first layout change and the layout swap itself (`rope.rs`), RMSNorm (`norm.rs`) and the AdamW
+//!   update (`adamw.rs`), each one to three passes where burn ops take up to a dozen.
 
 mod adamw;
 mod norm;
@@ -51,6 +57,13 @@ fn into_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<FlexTen
         .expect("the primitive is a FlexTensor (type ids compared above)"))
 }
 
+/// A zeroed contiguous f32 flex tensor of `shape`, in one allocation. (burn-flex's `FlexTensor::empty`
+/// zero-fills a byte vector and then copies it into a second, 16-byte-aligned allocation, so every
+/// output built through it costs a fill, a copy and two allocations.)
+fn zeros_f32(shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
+    FlexTensor::filled_typed(shape.into(), DType::F32, 0.0f32)
+}
+
 /// Whether `tensor` is an f32 tensor of the flex backend.
 fn is_flex_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> bool {
     TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>()
@@ -84,7 +97,7 @@ pub(crate) fn skinny_product<B: Backend>(
     let weight = into_flex(weight.clone()).ok()?;
     let (x, w) = (x.as_slice::<f32>()?, weight.as_slice::<f32>()?);
 
-    let mut out = FlexTensor::empty([m, d_out].into(), DType::F32);
+    let mut out = zeros_f32([m, d_out]);
     product(x, w, d_in, out.storage_mut::<f32>());
     Some(from_flex(out))
 }

@@ -5,9 +5,13 @@
 //! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
 //! Qwen3 and DeepSeek-R1-Distill chat templates.
 //!
-//! With the `flex` feature, decoding on the flex backend takes two fast paths picked at run time (a
-//! small-batch product kernel and in-place KV-cache writes, `src/flex.rs`); every other backend, and flex
-//! under autodiff, runs the same generic code.
+//! Training under `Autodiff<I>` records RMSNorm, SwiGLU, RoPE, the heads-layout swaps, projections and
+//! attention as fused autodiff nodes with closed-form backward passes (`src/fused/`, for the inner
+//! backends compiled in: flex, and ndarray with the `ndarray` feature). With the `flex` feature, the
+//! flex backend also runs this crate's SIMD kernels where burn-flex's generic ops are slow (`src/flex/`:
+//! small-batch products for decoding, in-place KV-cache writes, RoPE, RMSNorm, SwiGLU, and through
+//! [`kernels`] the LM-head statistics and AdamW for the optimizer). Every other backend runs the same
+//! generic code.
 //!
 //! ```
 //! use burn::backend::NdArray;

@@ -2,11 +2,10 @@
 //! moments' own buffers (burn ops take about a dozen passes and as many fresh buffers).
 
 use burn::prelude::*;
-use burn::tensor::DType;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, from_flex};
+use super::{contiguous_f32, from_flex, zeros_f32};
 use crate::kernels::{AdamWCoefficients, AdamWMoments};
 
 /// Elements per rayon task.
@@ -16,7 +15,7 @@ const BLOCK: usize = 1 << 14;
 fn owned_f32<B: Backend>(tensor: Tensor<B, 1>) -> Option<FlexTensor> {
     let mut flex = contiguous_f32(tensor)?;
     if flex.try_storage_mut::<f32>().is_none() {
-        let mut copy = FlexTensor::empty(flex.layout().shape().clone(), DType::F32);
+        let mut copy = zeros_f32(flex.layout().shape().clone());
         copy.storage_mut::<f32>()
             .copy_from_slice(flex.storage::<f32>());
         flex = copy;

@@ -2,12 +2,10 @@
 //! (backward) passes, against about ten whole-tensor passes as burn ops.
 
 use burn::prelude::*;
-use burn::tensor::DType;
-use burn_flex::FlexTensor;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, from_flex, is_flex_f32};
+use super::{contiguous_f32, from_flex, is_flex_f32, zeros_f32};
 
 /// Rows per rayon task.
 const ROWS_PER_TASK: usize = 64;
@@ -51,8 +49,8 @@ pub(crate) fn rms_norm<B: Backend>(
     let [n, d] = x.dims();
     let (x, w) = (contiguous_f32(x.clone())?, contiguous_f32(weight.clone())?);
     let (x, w) = (x.storage::<f32>(), w.storage::<f32>());
-    let mut y = FlexTensor::empty([n, d].into(), DType::F32);
-    let mut inv_rms = FlexTensor::empty([n, 1].into(), DType::F32);
+    let mut y = zeros_f32([n, d]);
+    let mut inv_rms = zeros_f32([n, 1]);
     let task = ROWS_PER_TASK * d.max(1);
     y.storage_mut::<f32>()
         .par_chunks_mut(task)
@@ -97,7 +95,7 @@ pub(crate) fn rms_norm_grad<B: Backend>(
         r.storage::<f32>(),
         g.storage::<f32>(),
     );
-    let mut grad_x = FlexTensor::empty([n, d].into(), DType::F32);
+    let mut grad_x = zeros_f32([n, d]);
     let task = ROWS_PER_TASK * d.max(1);
     // Each task returns its rows' share of ∂w; the shares are summed after.
     let partials: Vec<Vec<f32>> = grad_x
@@ -135,7 +133,7 @@ pub(crate) fn rms_norm_grad<B: Backend>(
         })
         .collect();
     let grad_weight = want_weight.then(|| {
-        let mut dw = FlexTensor::empty([d].into(), DType::F32);
+        let mut dw = zeros_f32([d]);
         let sum = dw.storage_mut::<f32>();
         for part in &partials {
             for (s, p) in sum.iter_mut().zip(part) {

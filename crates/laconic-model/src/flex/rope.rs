@@ -3,12 +3,10 @@
 //! come back the other way, each row of `D` read and written once, contiguous on both sides.
 
 use burn::prelude::*;
-use burn::tensor::DType;
-use burn_flex::FlexTensor;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, from_flex};
+use super::{contiguous_f32, from_flex, zeros_f32};
 
 /// `out = x·cos + rotate_half(x)·sin` for one row, where `sin` holds the signed table (`[−s, s]`), so
 /// `rotate_half(x)·sin = [x₂, x₁]·[−s, s]`. With the sine negated this is the inverse rotation.
@@ -68,7 +66,7 @@ pub(crate) fn rotate_heads_first<B: Backend>(
         cos.storage::<f32>(),
         sin.storage::<f32>(),
     );
-    let mut out = FlexTensor::empty([b, h, t, d].into(), DType::F32);
+    let mut out = zeros_f32([b, h, t, d]);
     // One [T, D] plane per (batch row, head).
     out.storage_mut::<f32>()
         .par_chunks_mut((t * d).max(1))
@@ -109,7 +107,7 @@ pub(crate) fn unrotate_heads_last<B: Backend>(
         cos.storage::<f32>(),
         sin.storage::<f32>(),
     );
-    let mut out = FlexTensor::empty([b, t, h, d].into(), DType::F32);
+    let mut out = zeros_f32([b, t, h, d]);
     // One [H, D] block per token.
     out.storage_mut::<f32>()
         .par_chunks_mut((h * d).max(1))
@@ -138,7 +136,7 @@ pub(crate) fn swap_middle<B: Backend>(x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> 
     let [a, m, n, d] = x.dims();
     let x = contiguous_f32(x.clone())?;
     let x = x.storage::<f32>();
-    let mut out = FlexTensor::empty([a, n, m, d].into(), DType::F32);
+    let mut out = zeros_f32([a, n, m, d]);
     // One [M, D] block of the output per (outer index, middle-N index).
     out.storage_mut::<f32>()
         .par_chunks_mut((m * d).max(1))

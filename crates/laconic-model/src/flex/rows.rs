@@ -11,7 +11,7 @@ use burn_flex::FlexTensor;
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::{from_flex, into_flex};
+use super::{from_flex, into_flex, zeros_f32};
 
 /// Elements per rayon task in the elementwise kernels.
 const BLOCK: usize = 1 << 14;
@@ -183,7 +183,7 @@ pub(crate) fn logprob_entropy<B: Backend>(
     }
     let flex = contiguous_f32(logits).expect("checked flex f32");
     let z = flex.storage::<f32>();
-    let mut out = FlexTensor::empty([c, 2].into(), DType::F32);
+    let mut out = zeros_f32([c, 2]);
     out.storage_mut::<f32>()
         .par_chunks_mut(2)
         .zip(z.par_chunks(v.max(1)))
@@ -245,7 +245,7 @@ pub(crate) fn logprob_entropy_grad<B: Backend>(
     }
     let mut flex = contiguous_f32(logits).expect("checked flex f32");
     if flex.try_storage_mut::<f32>().is_none() {
-        let mut copy = FlexTensor::empty([c, v].into(), DType::F32);
+        let mut copy = zeros_f32([c, v]);
         copy.storage_mut::<f32>()
             .copy_from_slice(flex.storage::<f32>());
         flex = copy;
@@ -346,7 +346,7 @@ impl WithSimd for SwigluGradKernel<'_> {
 pub(crate) fn swiglu<B: Backend>(gate: &Tensor<B, 1>, up: &Tensor<B, 1>) -> Option<Tensor<B, 1>> {
     let (gate, up) = (contiguous_f32(gate.clone())?, contiguous_f32(up.clone())?);
     let (gate, up) = (gate.storage::<f32>(), up.storage::<f32>());
-    let mut out = FlexTensor::empty([gate.len()].into(), DType::F32);
+    let mut out = zeros_f32([gate.len()]);
     out.storage_mut::<f32>()
         .par_chunks_mut(BLOCK)
         .zip(gate.par_chunks(BLOCK).zip(up.par_chunks(BLOCK)))
@@ -372,8 +372,8 @@ pub(crate) fn swiglu_grad<B: Backend>(
         up.storage::<f32>(),
     );
     let n = gate.len();
-    let mut grad_gate = FlexTensor::empty([n].into(), DType::F32);
-    let mut grad_up = FlexTensor::empty([n].into(), DType::F32);
+    let mut grad_gate = zeros_f32([n]);
+    let mut grad_up = zeros_f32([n]);
     grad_gate
         .storage_mut::<f32>()
         .par_chunks_mut(BLOCK)
