@@ -10,8 +10,8 @@ use burn::tensor::ops::FloatTensor;
 
 use super::{cast, float, on_autodiff, primitive, register, Ad};
 
-/// `silu(gate) ⊙ up`: one fused node under autodiff (see the [module docs](super)), the plain
-/// composition otherwise.
+/// `silu(gate) ⊙ up`: one fused node under autodiff (see the [module docs](super)), one SIMD pass on
+/// flex, the plain composition otherwise.
 ///
 /// # Shapes
 /// - `gate`, `up`: `[..., I]` → `[..., I]`
@@ -25,7 +25,7 @@ pub(crate) fn swiglu<B: Backend, const D: usize>(
         let y = swiglu_node::<I>(cast(gate.reshape([n])), cast(up.reshape([n])));
         cast::<Tensor<Ad<I>, 1>, Tensor<B, 1>>(y).reshape(dims)
     });
-    silu(gate) * up
+    forward(gate.reshape([n]), up.reshape([n])).reshape(dims)
 }
 
 /// `silu(gate)⊙up` on the inner backend: one SIMD pass on flex, the composition elsewhere.
