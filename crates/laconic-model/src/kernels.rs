@@ -171,17 +171,17 @@ mod tests {
         }
         let got = logprob_entropy_grad(z(), &targets, &a, Some(&b), None).expect("row kernel");
         got.into_data()
-            .assert_approx_eq::<f32>(&grad, Tolerance::absolute(1e-6));
+            .assert_approx_eq::<f32>(&grad, Tolerance::rel_abs(1e-5, 1e-6));
         // The same gradient from the forward's statistics instead of recomputed ones.
         let got =
             logprob_entropy_grad(z(), &targets, &a, Some(&b), Some(&both)).expect("row kernel");
         got.into_data()
-            .assert_approx_eq::<f32>(&grad, Tolerance::absolute(1e-6));
+            .assert_approx_eq::<f32>(&grad, Tolerance::rel_abs(1e-5, 1e-6));
 
         let (_, _, grad_logp_only) = reference(&data, &targets, &a, &[0.0; 5]);
         let got = logprob_entropy_grad(z(), &targets, &a, None, None).expect("row kernel");
         got.into_data()
-            .assert_approx_eq::<f32>(&grad_logp_only, Tolerance::absolute(1e-6));
+            .assert_approx_eq::<f32>(&grad_logp_only, Tolerance::rel_abs(1e-5, 1e-6));
     }
 
     /// A row holding a NaN gives NaN statistics (the loss's NaN check then names the step), and leaves

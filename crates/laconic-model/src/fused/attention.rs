@@ -1,15 +1,14 @@
 //! Masked softmax attention as one autodiff node that keeps the attention weights for its backward.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::module;
 use burn::tensor::ops::{AttentionModuleOptions, FloatTensor};
 
-use super::{cast, float, on_autodiff, primitive, register, Ad};
+use super::{cast, float, on_autodiff, primitive, record, register, Ad};
 
 /// `softmax(q·kᵀ·scale, masked)·v`: one fused node under autodiff (see the [module docs](super)),
 /// burn's attention op otherwise.
@@ -102,24 +101,18 @@ fn attention_node<I: Backend>(
     let scores = (inner_q * scale).matmul(inner_k.swap_dims(2, 3));
     let weights = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
     let output = primitive(weights.clone().matmul(inner_v));
-    let output = match AttentionBackward
-        .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            AttentionState {
-                q: q.primitive,
-                k: k.primitive,
-                v: v.primitive,
-                weights: primitive(weights),
-                scale,
-            },
-            output,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    float(output)
+    record!(
+        AttentionBackward,
+        [q, k, v],
+        output,
+        AttentionState {
+            q: q.primitive,
+            k: k.primitive,
+            v: v.primitive,
+            weights: primitive(weights),
+            scale,
+        }
+    )
 }
 
 #[cfg(test)]

@@ -6,12 +6,11 @@
 //! On flex this node copies rows of `D` once instead, in both directions.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 
-use super::{cast, float, on_autodiff, primitive, register, Ad};
+use super::{cast, float, on_autodiff, primitive, record, register, Ad};
 
 /// Swaps axes 1 and 2 (`[B, T, H, D]` ↔ `[B, H, T, D]`): one node under autodiff, a contiguous copy on
 /// flex, a strided view elsewhere.
@@ -46,15 +45,7 @@ impl<B: Backend> Backward<B, 1> for SwapBackward {
 fn swap_node<I: Backend>(x: Tensor<Ad<I>, 4>) -> Tensor<Ad<I>, 4> {
     let x = x.into_primitive().tensor();
     let output = primitive(swap(float::<I, 4>(x.primitive.clone())));
-    let output = match SwapBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((), output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    float(output)
+    record!(SwapBackward, [x], output, ())
 }
 
 #[cfg(test)]

@@ -5,13 +5,12 @@
 //! walk element by element or copy. This node computes `∂W = gᵀ·x` (`[d_out, d_in]`) directly.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 
-use super::{cast, float, on_autodiff, primitive, register, Ad};
+use super::{cast, float, on_autodiff, primitive, record, register, Ad};
 
 /// `x·Wᵀ`: one fused node under autodiff, the skinny-product kernel or burn's product otherwise.
 ///
@@ -65,21 +64,15 @@ fn linear_node<I: Backend>(x: Tensor<Ad<I>, 2>, weight: Tensor<Ad<I>, 2>) -> Ten
         float::<I, 2>(x.primitive.clone()),
         float::<I, 2>(weight.primitive.clone()),
     ));
-    let output = match LinearBackward
-        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            LinearState {
-                x: x.primitive,
-                weight: weight.primitive,
-            },
-            output,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    float(output)
+    record!(
+        LinearBackward,
+        [x, weight],
+        output,
+        LinearState {
+            x: x.primitive,
+            weight: weight.primitive,
+        }
+    )
 }
 
 #[cfg(test)]

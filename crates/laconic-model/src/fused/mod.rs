@@ -85,6 +85,27 @@ macro_rules! on_autodiff {
 }
 pub(crate) use on_autodiff;
 
+/// Records `$output` (a primitive of the inner backend) as one autodiff node whose backward is
+/// `$backward` and whose parents are the autodiff primitives listed; `$state` is evaluated (and kept for
+/// the backward) only when a parent tracks gradients. Evaluates to the node's tensor.
+macro_rules! record {
+    ($backward:expr, [$($parent:expr),+], $output:expr, $state:expr) => {{
+        use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+        use burn::backend::autodiff::ops::{Backward as _, OpsKind};
+        let output = $output;
+        let node = match $backward
+            .prepare::<NoCheckpointing>([$($parent.node.clone()),+])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish($state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        $crate::fused::float(node)
+    }};
+}
+pub(crate) use record;
+
 /// A float tensor from its primitive.
 fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))

@@ -1,13 +1,12 @@
 //! RMSNorm as one autodiff node.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 
-use super::{cast, float, on_autodiff, primitive, register, Ad};
+use super::{cast, float, on_autodiff, primitive, record, register, Ad};
 
 /// `x / √(mean(x²) + eps) · weight` over the last dimension: one fused node under autodiff (see the
 /// [module docs](super)), the plain composition otherwise.
@@ -159,22 +158,16 @@ fn rms_norm_node<I: Backend>(
         eps,
     );
     let output = primitive(output);
-    let output = match NormBackward
-        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            NormState {
-                x: x.primitive,
-                weight: weight.primitive,
-                inv_rms: primitive(inv_rms),
-            },
-            output,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    float(output)
+    record!(
+        NormBackward,
+        [x, weight],
+        output,
+        NormState {
+            x: x.primitive,
+            weight: weight.primitive,
+            inv_rms: primitive(inv_rms),
+        }
+    )
 }
 
 #[cfg(test)]

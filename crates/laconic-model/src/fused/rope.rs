@@ -2,13 +2,12 @@
 //! (the same rotation with the sine negated) back into the projections' layout.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 
-use super::{cast, float, on_autodiff, primitive, register, Ad};
+use super::{cast, float, on_autodiff, primitive, record, register, Ad};
 use crate::rope::rotate;
 
 /// Rotates `x` by the tables and returns it heads-first: one fused node under autodiff (see the
@@ -81,21 +80,15 @@ fn rope_node<I: Backend>(
         cos.clone(),
         sin.clone(),
     ));
-    let output = match RopeBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            RopeState {
-                cos: primitive(cos),
-                sin: primitive(sin),
-            },
-            output,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    float(output)
+    record!(
+        RopeBackward,
+        [x],
+        output,
+        RopeState {
+            cos: primitive(cos),
+            sin: primitive(sin),
+        }
+    )
 }
 
 #[cfg(test)]

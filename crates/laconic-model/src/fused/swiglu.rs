@@ -1,14 +1,13 @@
 //! SwiGLU, `silu(a)⊙b`, as one autodiff node.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::ops::FloatTensor;
 
-use super::{cast, float, on_autodiff, primitive, register, Ad};
+use super::{cast, float, on_autodiff, primitive, record, register, Ad};
 
 /// `silu(gate) ⊙ up`: one fused node under autodiff (see the [module docs](super)), one SIMD pass on
 /// flex, the plain composition otherwise.
@@ -84,21 +83,15 @@ fn swiglu_node<I: Backend>(gate: Tensor<Ad<I>, 1>, up: Tensor<Ad<I>, 1>) -> Tens
         float::<I, 1>(gate.primitive.clone()),
         float::<I, 1>(up.primitive.clone()),
     ));
-    let output = match SwigluBackward
-        .prepare::<NoCheckpointing>([gate.node.clone(), up.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            SwigluState {
-                gate: gate.primitive,
-                up: up.primitive,
-            },
-            output,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    float(output)
+    record!(
+        SwigluBackward,
+        [gate, up],
+        output,
+        SwigluState {
+            gate: gate.primitive,
+            up: up.primitive,
+        }
+    )
 }
 
 #[cfg(test)]
