@@ -13,9 +13,9 @@
 //! (`>1 = laconic faster`), plus a correctness column: the first step's entropy, pg loss and grad norm
 //! on both sides. Takes about a minute on 2 cores.
 //!
-//! What the comparison leaves out: PyTorch keeps the `[tokens, V]` softmax for backward where laconic
-//! recomputes it (one extra head matmul, the price of bounded memory); PyTorch uses SDPA attention;
-//! neither side uses mixed precision.
+//! What the comparison leaves out: both sides keep the `[tokens, V]` logits for the backward here (laconic
+//! because they fit `logprob_keep_logits_mib`; above it laconic recomputes them chunk by chunk);
+//! PyTorch uses SDPA attention; neither side uses mixed precision.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
