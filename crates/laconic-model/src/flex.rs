@@ -33,7 +33,7 @@ use rayon::prelude::*;
 pub(crate) use adamw::adamw_step;
 pub(crate) use norm::{rms_norm, rms_norm_grad};
 pub(crate) use rope::{rotate_heads_first, swap_middle, unrotate_heads_last};
-use rows::contiguous_f32;
+use rows::{contiguous_f32, owned_f32};
 pub(crate) use rows::{logprob_entropy, logprob_entropy_grad, swiglu, swiglu_grad};
 
 /// The most rows of `X` the kernel takes; taller products go to the GEMM, which is compute-bound there.
@@ -64,10 +64,14 @@ fn zeros_f32(shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::filled_typed(shape.into(), DType::F32, 0.0f32)
 }
 
+/// Whether `B` is the flex backend.
+pub(crate) fn is_flex<B: Backend>() -> bool {
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>()
+}
+
 /// Whether `tensor` is an f32 tensor of the flex backend.
 fn is_flex_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> bool {
-    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>()
-        && tensor.dtype() == DType::F32
+    is_flex::<B>() && tensor.dtype() == DType::F32
 }
 
 /// A float tensor of backend `B` from a flex primitive; `B` must be flex (checked by [`into_flex`]).

@@ -13,11 +13,8 @@ use burn::prelude::*;
 /// feature).
 pub fn has_row_kernels<B: Backend>() -> bool {
     #[cfg(feature = "flex")]
-    if std::any::TypeId::of::<B::FloatTensorPrimitive>()
-        == std::any::TypeId::of::<burn_flex::FlexTensor>()
-    {
-        return true;
-    }
+    return crate::flex::is_flex::<B>();
+    #[cfg(not(feature = "flex"))]
     false
 }
 

@@ -2,26 +2,13 @@
 //! moments' own buffers (burn ops take about a dozen passes and as many fresh buffers).
 
 use burn::prelude::*;
-use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, from_flex, zeros_f32};
+use super::{contiguous_f32, from_flex, owned_f32};
 use crate::kernels::{AdamWCoefficients, AdamWMoments};
 
 /// Elements per rayon task.
 const BLOCK: usize = 1 << 14;
-
-/// A contiguous f32 flex buffer this code may write: the tensor's own when unshared, else a copy.
-fn owned_f32<B: Backend>(tensor: Tensor<B, 1>) -> Option<FlexTensor> {
-    let mut flex = contiguous_f32(tensor)?;
-    if flex.try_storage_mut::<f32>().is_none() {
-        let mut copy = zeros_f32(flex.layout().shape().clone());
-        copy.storage_mut::<f32>()
-            .copy_from_slice(flex.storage::<f32>());
-        flex = copy;
-    }
-    Some(flex)
-}
 
 /// `(param, exp_avg, exp_avg_sq)` after one update, or `None` when the backend is not flex or a tensor
 /// is not f32 (nothing consumed then: the arguments are clones).

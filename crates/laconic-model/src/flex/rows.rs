@@ -72,6 +72,19 @@ fn exp_scalar(x: f32) -> f32 {
 
 /// The flex tensor behind `tensor` as f32 data covering its whole buffer (copied when strided, offset or
 /// not f32), or `None` when the backend is not flex or the tensor not f32.
+/// [`contiguous_f32`], as a buffer this code may write: the tensor's own when nothing else holds it,
+/// else a copy.
+pub(super) fn owned_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Option<FlexTensor> {
+    let mut flex = contiguous_f32(tensor)?;
+    if flex.try_storage_mut::<f32>().is_none() {
+        let mut copy = zeros_f32(flex.layout().shape().clone());
+        copy.storage_mut::<f32>()
+            .copy_from_slice(flex.storage::<f32>());
+        flex = copy;
+    }
+    Some(flex)
+}
+
 pub(super) fn contiguous_f32<B: Backend, const D: usize>(
     tensor: Tensor<B, D>,
 ) -> Option<FlexTensor> {
@@ -239,17 +252,11 @@ pub(crate) fn logprob_entropy_grad<B: Backend>(
     grad_entropy: Option<&[f32]>,
     forward: Option<&[f32]>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    let [c, v] = logits.dims();
+    let [_, v] = logits.dims();
     if !super::is_flex_f32(&logits) {
         return Err(logits);
     }
-    let mut flex = contiguous_f32(logits).expect("checked flex f32");
-    if flex.try_storage_mut::<f32>().is_none() {
-        let mut copy = zeros_f32([c, v]);
-        copy.storage_mut::<f32>()
-            .copy_from_slice(flex.storage::<f32>());
-        flex = copy;
-    }
+    let mut flex = owned_f32(logits).expect("checked flex f32");
     let z = flex.storage_mut::<f32>();
     z.par_chunks_mut(v.max(1)).enumerate().for_each(|(i, row)| {
         let stats = match forward {

@@ -25,36 +25,27 @@ pub(crate) fn rms_norm<B: Backend, const D: usize>(
         let y = rms_norm_node::<I>(cast(x.reshape([rows, d])), cast(weight), eps);
         cast::<Tensor<Ad<I>, 2>, Tensor<B, 2>>(y).reshape(dims)
     });
-    plain(x, weight, eps)
+    let (y, _) = forward(x.reshape([rows, d]), weight, eps);
+    y.reshape(dims)
 }
 
-/// The norm on a plain backend: one pass per row on flex, burn ops elsewhere.
-fn plain<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-    weight: Tensor<B, 1>,
-    eps: f64,
-) -> Tensor<B, D> {
-    #[cfg(feature = "flex")]
-    {
-        let dims = x.dims();
-        let d = dims[D - 1];
-        let flat = x
-            .clone()
-            .reshape([dims[..D - 1].iter().product::<usize>(), d]);
-        if let Some((y, _)) = crate::flex::rms_norm(&flat, &weight, eps) {
-            return y.reshape(dims);
-        }
-    }
-    composed(x, weight, eps)
-}
-
-/// The composition of burn ops (values identical to the fused node's forward).
+/// The composition of burn ops (values identical to the fused node's forward): the tests' reference.
+#[cfg(test)]
 fn composed<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 1>,
     eps: f64,
 ) -> Tensor<B, D> {
     let inv_rms = inverse_rms(x.clone(), eps);
+    composed_with(x, inv_rms, weight)
+}
+
+/// `x·r·w` for a known `r = 1/rms`.
+fn composed_with<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    inv_rms: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+) -> Tensor<B, D> {
     x * inv_rms * weight.unsqueeze()
 }
 
@@ -74,7 +65,7 @@ fn forward<I: Backend>(
         return out;
     }
     let inv_rms = inverse_rms(x.clone(), eps);
-    (x * inv_rms.clone() * weight.unsqueeze(), inv_rms)
+    (composed_with(x, inv_rms.clone(), weight), inv_rms)
 }
 
 /// What the backward needs: the input, the weight and the per-row `1/rms` (`[n, 1]`).
