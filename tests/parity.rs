@@ -1,6 +1,6 @@
 //! Parity with Hugging Face transformers on tiny random checkpoints (`tests/fixtures/parity/`, made by
 //! `tests/fixtures/make_parity.py`): logits, padded batches, cached decoding, greedy ids, save/reload and
-//! load errors — on ndarray and on flex.
+//! load errors — on ndarray and on flex; logits and greedy ids of one long (3000-token) prompt on flex.
 
 mod common;
 
@@ -15,6 +15,9 @@ use laconic::model::{load_model, save_pretrained, AttentionLayout, Error};
 
 const FIXTURES: [&str; 3] = ["qwen3_tied", "qwen3_untied", "qwen2_bias"];
 
+/// One prompt of 3000 tokens (8 greedy tokens after it): positions far beyond the short fixtures'.
+const LONG: [&str; 1] = ["qwen3_long"];
+
 fn fixture_dir(name: &str) -> PathBuf {
     parity_fixture(name)
 }
@@ -23,9 +26,9 @@ fn expected(name: &str) -> Expected {
     read_expected(&fixture_dir(name))
 }
 
-fn logits_match_transformers<B: Backend>() {
+fn logits_match_transformers<B: Backend>(fixtures: &[&str]) {
     let device = Default::default();
-    for name in FIXTURES {
+    for &name in fixtures {
         let model = load_model::<B>(fixture_dir(name), &device).unwrap();
         let expected = expected(name);
         for (prompt, reference) in expected.prompts.iter().zip(&expected.logits) {
@@ -79,9 +82,9 @@ fn padded_batches_equal_each_sequence_alone<B: Backend>() {
     }
 }
 
-fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
+fn cached_greedy_matches_transformers_and_full_forward<B: Backend>(fixtures: &[&str]) {
     let device = Default::default();
-    for name in FIXTURES {
+    for &name in fixtures {
         let model = load_model::<B>(fixture_dir(name), &device).unwrap();
         let expected = expected(name);
         for (prompt, reference) in expected.prompts.iter().zip(&expected.greedy) {
@@ -115,12 +118,12 @@ fn cached_greedy_matches_transformers_and_full_forward<B: Backend>() {
 
 #[test]
 fn ndarray_logits_match_transformers() {
-    logits_match_transformers::<burn::backend::NdArray>();
+    logits_match_transformers::<burn::backend::NdArray>(&FIXTURES);
 }
 
 #[test]
 fn flex_logits_match_transformers() {
-    logits_match_transformers::<burn::backend::Flex>();
+    logits_match_transformers::<burn::backend::Flex>(&FIXTURES);
 }
 
 #[test]
@@ -135,12 +138,22 @@ fn flex_padded_batches_equal_each_sequence_alone() {
 
 #[test]
 fn ndarray_cached_greedy_matches_transformers_and_full_forward() {
-    cached_greedy_matches_transformers_and_full_forward::<burn::backend::NdArray>();
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::NdArray>(&FIXTURES);
 }
 
 #[test]
 fn flex_cached_greedy_matches_transformers_and_full_forward() {
-    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Flex>();
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Flex>(&FIXTURES);
+}
+
+#[test]
+fn flex_long_prompt_logits_match_transformers() {
+    logits_match_transformers::<burn::backend::Flex>(&LONG);
+}
+
+#[test]
+fn flex_long_prompt_cached_greedy_matches_transformers_and_full_forward() {
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Flex>(&LONG);
 }
 
 #[test]
@@ -239,6 +252,6 @@ fn load_errors_name_the_tensor_file_and_shapes() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_logits_and_greedy_match_transformers() {
-    logits_match_transformers::<burn::backend::Wgpu>();
-    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Wgpu>();
+    logits_match_transformers::<burn::backend::Wgpu>(&FIXTURES);
+    cached_greedy_matches_transformers_and_full_forward::<burn::backend::Wgpu>(&FIXTURES);
 }

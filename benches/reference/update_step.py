@@ -8,12 +8,19 @@ Pinned: torch==2.5.1, transformers==4.57.*. Run by the Rust example (`--python`)
 
     scratch/ref/bin/python benches/reference/update_step.py --model-dir DIR/model --batch DIR/batch.json
 
-Prints one JSON line: wall and CPU seconds per timed step (after one warm-up step) and the warm-up step's entropy
-(token mean), pg loss and pre-clip grad norm, for the correctness column.
+`--gradient-checkpointing` recomputes each decoder layer's activations in the backward
+(`gradient_checkpointing_enable(use_reentrant=False)`), the PyTorch counterpart of recomputing layers on
+the Rust side for long sequences.
+
+Prints one JSON line: wall and CPU seconds per timed step (after one warm-up step), the warm-up step's entropy
+(token mean), pg loss and pre-clip grad norm, for the correctness column, and the process's peak resident set
+size in bytes (`peak_rss_bytes`, from `getrusage`: weights, optimizer state and the largest step's activations,
+plus the Python/torch runtime).
 """
 import argparse
 import json
 import os
+import resource
 import time
 
 import torch
@@ -51,9 +58,13 @@ def main():
     p.add_argument("--micro-batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute decoder-layer activations in the backward (non-reentrant)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     model = Qwen3ForCausalLM.from_pretrained(a.model_dir, torch_dtype=torch.float32, attn_implementation="sdpa")
+    if a.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     seqs = json.load(open(a.batch))
@@ -86,7 +97,9 @@ def main():
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     print(json.dumps({"step_s": times, "cpu_s": cpu, "entropy": entropy, "pg_loss": pg_loss, "grad_norm": grad_norm,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+                      "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      # ru_maxrss is in KiB on Linux.
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
 
 
 if __name__ == "__main__":

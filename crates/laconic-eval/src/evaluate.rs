@@ -50,6 +50,8 @@ pub fn evaluate<B: Backend>(
         total: benchmarks.iter().map(|b| b.len() * config.samples).sum(),
         finished: 0,
         tokens: 0,
+        preemptions: 0,
+        bench_preemptions: 0,
     };
     let (mut reports, mut samples) = (Vec::new(), Vec::new());
     for bench in benchmarks {
@@ -61,6 +63,7 @@ pub fn evaluate<B: Backend>(
         info.tokens_generated += tokens;
         overall.finished += rollouts.len();
         overall.tokens += tokens;
+        overall.preemptions += std::mem::take(&mut overall.bench_preemptions);
 
         let start = Instant::now();
         let (report, records) = score_rollouts(bench, &rollouts, config, judge, &|ids| {
@@ -160,15 +163,20 @@ struct Overall<'a> {
     /// Rollouts and tokens of the benchmarks already generated.
     finished: usize,
     tokens: usize,
+    preemptions: usize,
+    /// Preemptions of the benchmark being generated.
+    bench_preemptions: usize,
 }
 
 impl Observer for Overall<'_> {
     fn on_progress(&mut self, progress: &Progress) {
+        self.bench_preemptions = progress.preemptions;
         self.inner.on_progress(&Progress {
             total: self.total,
             finished: self.finished + progress.finished,
             tokens: self.tokens + progress.tokens,
-            live: progress.live,
+            preemptions: self.preemptions + progress.preemptions,
+            ..*progress
         });
     }
 

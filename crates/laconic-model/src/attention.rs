@@ -7,6 +7,7 @@ use burn::tensor::activation::softmax;
 use crate::cache::KvCache;
 use crate::config::Qwen3Config;
 use crate::linear::Linear;
+use crate::mask::ForwardMask;
 use crate::norm::RmsNorm;
 use crate::rope::RopeTables;
 
@@ -75,13 +76,14 @@ impl<B: Backend> Attention<B> {
     ///
     /// # Shapes
     /// - `x`: `[B, T, d]`
-    /// - `mask`: `[B, H_kv, n_rep·T, S + T]` (`true` = masked), from [`KvCache`]
     /// - returns: `[B, T, d]`
+    ///
+    /// `mask` says which cached and new columns each new token sees (built by the model per call).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
-        mask: Tensor<B, 4, Bool>,
+        mask: &ForwardMask<B>,
         cache: &mut KvCache<B>,
         layer: usize,
     ) -> Tensor<B, 3> {
@@ -118,12 +120,11 @@ impl<B: Backend> Attention<B> {
 
         // 5. Fold each group's query heads into the query axis: [B, H_kv, n_rep·T, D].
         let q = q.reshape([b, h_kv, n_rep * t, hd]);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let out = if t == 1 {
+        let out = match &mask.decode {
             // Decode: read the cache through strided views, no copy of the keys.
-            attend_by_matmul(q, kv.k, kv.v, mask, scale)
-        } else {
-            crate::fused::attention(q, kv.k, kv.v, mask, scale)
+            Some(dense) => attend_by_matmul(q, kv.k, kv.v, dense.clone(), mask.blocked.scale),
+            // Prefill and training: blocked attention, memory linear in S + T.
+            None => crate::fused::attention(q, kv.k, kv.v, &mask.blocked),
         };
 
         // 6. Unfold and merge heads: [B, H, T, D] → [B, T, H·D] → [B, T, d].

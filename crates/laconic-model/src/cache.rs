@@ -10,6 +10,8 @@
 
 use burn::prelude::*;
 
+use crate::mask::AttentionMask;
+
 /// Spare columns added when a cache buffer is full.
 pub const GROWTH: usize = 256;
 
@@ -73,26 +75,17 @@ impl<B: Backend> KvCache<B> {
             .collect()
     }
 
-    /// Builds the attention mask for `new_valid` (`[B, T]`, the tokens about to be appended) against the
-    /// cached columns plus the new ones, with the query axis repeated `n_rep` times for grouped-query
-    /// attention, then records the new columns as cached.
+    /// Records `new_valid` (`[B, T]`, the tokens about to be appended) as cached columns and returns the
+    /// attention mask of these `T` queries over the cached columns plus the new ones.
     ///
-    /// `true` = masked: a query at column `S + t` may not see a later column nor a padding column.
-    /// Each query always sees itself, so padding queries get a finite (ignored) output, never NaN.
-    ///
-    /// The mask is materialised for each of the `kv_heads` key/value heads rather than broadcast over
-    /// them: a broadcast mask is copied to full size by CPU backends on every masked fill, forward and
-    /// backward, in every layer, while this one is built once per forward.
-    ///
-    /// # Shapes
-    /// - returns: `[B, H_kv, n_rep·T, S + T]`
+    /// A query at column `S + t` may not see a later column nor a padding column, but always sees
+    /// itself (padding queries get a finite, ignored output, never NaN). The mask is kept as column
+    /// validity (`O(B·(S + T))`), never as a `[B, H, T, S + T]` tensor.
     pub(crate) fn extend_mask(
         &mut self,
         new_valid: &[bool],
         [batch, seq]: [usize; 2],
-        [kv_heads, n_rep]: [usize; 2],
-        device: &B::Device,
-    ) -> Tensor<B, 4, Bool> {
+    ) -> AttentionMask {
         if self.len == 0 {
             self.batch = batch;
         }
@@ -102,26 +95,9 @@ impl<B: Backend> KvCache<B> {
             valid.extend_from_slice(&self.valid[b * old..(b + 1) * old]);
             valid.extend_from_slice(&new_valid[b * seq..(b + 1) * seq]);
         }
-        let block = n_rep * seq * total;
-        let mut mask = Vec::with_capacity(batch * kv_heads * block);
-        for row in valid.chunks(total) {
-            let head_start = mask.len();
-            for _ in 0..n_rep {
-                for t in 0..seq {
-                    let query = old + t;
-                    mask.extend((0..total).map(|s| s > query || (!row[s] && s != query)));
-                }
-            }
-            for _ in 1..kv_heads {
-                mask.extend_from_within(head_start..head_start + block);
-            }
-        }
-        self.valid = valid;
+        self.valid = valid.clone();
         self.len = total;
-        Tensor::from_data(
-            TensorData::new(mask, [batch, kv_heads, n_rep * seq, total]),
-            device,
-        )
+        AttentionMask::new(valid, batch, old, seq)
     }
 
     /// Writes a layer's new keys/values (`[B, H_kv, T, D]`) after the cached columns and returns views of

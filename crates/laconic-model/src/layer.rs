@@ -7,6 +7,7 @@ use burn::prelude::*;
 use crate::attention::Attention;
 use crate::cache::KvCache;
 use crate::config::Qwen3Config;
+use crate::mask::ForwardMask;
 use crate::mlp::Mlp;
 use crate::moe::{RouterAux, SparseMoeBlock};
 use crate::norm::RmsNorm;
@@ -83,7 +84,7 @@ impl<B: Backend> DecoderLayer<B> {
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
-        mask: Tensor<B, 4, Bool>,
+        mask: &ForwardMask<B>,
         cache: &mut KvCache<B>,
         layer: usize,
         valid: &[bool],

@@ -39,6 +39,8 @@ mod cache;
 mod chat;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod flash;
 #[cfg(feature = "flex")]
 mod flex;
 mod fused;
@@ -47,6 +49,7 @@ mod layer;
 mod layout;
 mod linear;
 mod load;
+mod mask;
 mod mlp;
 mod model;
 mod moe;
@@ -63,12 +66,14 @@ pub use chat::{
 };
 pub use config::{Arch, Qwen3Config, TokenIds};
 pub use error::{Error, Result};
+pub use flash::AttentionBlocks;
 pub use layer::{DecoderLayer, FeedForward};
 pub use layout::AttentionLayout;
 pub use linear::{project, Linear};
 pub use load::{
     load_model, load_pretrained, load_weights, named_tensors, save_pretrained, Pretrained,
 };
+pub use mask::{AttentionMask, ForwardMask, Tile};
 pub use mlp::Mlp;
 pub use model::{Qwen3, Qwen3Model, INITIALIZER_RANGE};
 pub use moe::{RouterAux, Routing, SparseMoeBlock};

@@ -10,9 +10,11 @@ use burn::prelude::*;
 use crate::cache::KvCache;
 use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
+use crate::flash::AttentionBlocks;
 use crate::layer::DecoderLayer;
 use crate::layout::AttentionLayout;
 use crate::linear::{project, Linear};
+use crate::mask::ForwardMask;
 use crate::moe::RouterAux;
 use crate::norm::RmsNorm;
 use crate::rope::Rope;
@@ -41,6 +43,9 @@ pub struct Qwen3<B: Backend> {
     pub lm_head: Option<Linear<B>>,
     #[module(skip)]
     config: Qwen3Config,
+    /// Tile sizes of the blocked attention (a run setting, not part of the checkpoint).
+    #[module(skip)]
+    attention_blocks: AttentionBlocks,
 }
 
 impl<B: Backend> Qwen3<B> {
@@ -75,12 +80,28 @@ impl<B: Backend> Qwen3<B> {
             },
             lm_head,
             config: config.clone(),
+            attention_blocks: AttentionBlocks::default(),
         })
     }
 
     /// The config the model was built from.
     pub fn config(&self) -> &Qwen3Config {
         &self.config
+    }
+
+    /// The tile sizes of the blocked attention.
+    pub fn attention_blocks(&self) -> AttentionBlocks {
+        self.attention_blocks
+    }
+
+    /// Sets the tile sizes of the blocked attention (prefill and training forwards).
+    ///
+    /// # Errors
+    /// When a size is zero.
+    pub fn set_attention_blocks(&mut self, blocks: AttentionBlocks) -> Result<()> {
+        blocks.validate()?;
+        self.attention_blocks = blocks;
+        Ok(())
     }
 
     /// An empty KV cache sized for this model.
@@ -198,7 +219,8 @@ impl<B: Backend> Qwen3<B> {
         let config = self.config();
         let n_rep = config.num_attention_heads / config.num_kv_heads();
 
-        // 1. Shared per-call inputs: RoPE tables [B, T, 1, D] and the mask [B, H_kv, n_rep·T, S + T].
+        // 1. Shared per-call inputs: RoPE tables [B, T, 1, D] and the mask (column validity; dense only
+        //    for a decode step).
         let rope = Rope::new(config.head_dim(), config.rope_theta).tables(
             layout.positions(),
             b,
@@ -206,13 +228,18 @@ impl<B: Backend> Qwen3<B> {
             &device,
         );
         let kv_heads = config.num_kv_heads();
-        let mask = cache.extend_mask(layout.valid(), [b, t], [kv_heads, n_rep], &device);
+        let mask = ForwardMask::new(
+            cache.extend_mask(layout.valid(), [b, t]),
+            [kv_heads, n_rep, config.head_dim()],
+            self.attention_blocks,
+            &device,
+        );
 
         // 2. Embed and run the stack: [B, T, d], pooling the sparse layers' router statistics.
         let mut x = self.model.embed_tokens.forward(tokens);
         let mut aux: Option<RouterAux<B>> = None;
         for (i, layer) in self.model.layers.iter().enumerate() {
-            let (y, layer_aux) = layer.forward(x, &rope, mask.clone(), cache, i, layout.valid());
+            let (y, layer_aux) = layer.forward(x, &rope, &mask, cache, i, layout.valid());
             x = y;
             aux = match (aux, layer_aux) {
                 (Some(a), Some(l)) => Some(a.merge(l)),

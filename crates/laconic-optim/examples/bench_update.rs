@@ -13,6 +13,12 @@
 //! (`>1 = laconic faster`), plus a correctness column: the first step's entropy, pg loss and grad norm
 //! on both sides. Takes about a minute on 2 cores.
 //!
+//! **Long sequences** (`--lengths 1024,2048,4096,8192,16384`): one sequence of each length (32 prompt
+//! tokens), micro-batch 1. Every length runs in a process of its own (this example re-run with
+//! `--data DIR --json`), and so does each PyTorch reference (SDPA, with and without
+//! `gradient_checkpointing_enable()`, up to `--reference-max-len`), so each peak RSS (`VmHWM`, the
+//! kernel's `ru_maxrss`) is that side's alone.
+//!
 //! What the comparison leaves out: both sides keep the `[tokens, V]` logits for the backward here (laconic
 //! because they fit `logprob_keep_logits_mib`; above it laconic recomputes them chunk by chunk);
 //! PyTorch uses SDPA attention; neither side uses mixed precision.
@@ -25,7 +31,9 @@ use anyhow::{Context, Result};
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use clap::Parser;
-use laconic_model::{load_model, named_tensors, save_pretrained, Qwen3, Qwen3Config};
+use laconic_model::{
+    load_model, named_tensors, save_pretrained, AttentionBlocks, Qwen3, Qwen3Config,
+};
 use laconic_optim::{LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 
 /// Update-step benchmark options.
@@ -68,6 +76,25 @@ struct Args {
     /// Python interpreter with torch + transformers, to run the reference in the same invocation.
     #[arg(long)]
     python: Option<String>,
+    /// Queries per attention tile.
+    #[arg(long, default_value_t = AttentionBlocks::default().query_block)]
+    query_block: usize,
+    /// Key columns per attention tile.
+    #[arg(long, default_value_t = AttentionBlocks::default().key_block)]
+    key_block: usize,
+    /// Long-sequence sweep: these total lengths (one sequence each, micro-batch 1), each configuration
+    /// in its own process.
+    #[arg(long, value_delimiter = ',')]
+    lengths: Vec<usize>,
+    /// Longest sequence the sweep runs the PyTorch reference at (its CPU attention keeps T×T scores).
+    #[arg(long, default_value_t = 8192)]
+    reference_max_len: usize,
+    /// Child mode: load the weights and batch from this folder (written by the parent).
+    #[arg(long, hide = true)]
+    data: Option<PathBuf>,
+    /// Child mode: print one JSON line (timings, first-step metrics, peak RSS) instead of the table.
+    #[arg(long, hide = true)]
+    json: bool,
 }
 
 fn model_config(args: &Args) -> Result<Qwen3Config> {
@@ -88,6 +115,13 @@ fn optim_config(args: &Args) -> OptimConfig {
         ppo_micro_batch_size: args.micro_batch,
         logprob_chunk_size: args.chunk,
         ..OptimConfig::default()
+    }
+}
+
+fn attention_blocks(args: &Args) -> AttentionBlocks {
+    AttentionBlocks {
+        query_block: args.query_block,
+        key_block: args.key_block,
     }
 }
 
@@ -117,11 +151,23 @@ fn make_batch<B: LogprobBackend>(model: &Qwen3<B>, args: &Args) -> Result<Update
     )?)
 }
 
-/// Wall and CPU seconds per step and the first (warm-up) step's metrics.
+/// Wall and CPU seconds per step, the first (warm-up) step's metrics and the process's peak RSS.
 struct Timing {
     steps: Vec<f64>,
     cpu: Vec<f64>,
     first: [f64; 3],
+    peak_rss: u64,
+}
+
+/// The process's peak resident set in bytes (`VmHWM` of `/proc/self/status`, the kernel's `ru_maxrss`;
+/// 0 where unavailable).
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// CPU seconds (user + system) used by this process so far, from `/proc/self/stat` (Linux; 0 elsewhere).
@@ -146,7 +192,7 @@ fn cpu_seconds() -> f64 {
 /// Random weights (written to `dir/model`, so every backend and PyTorch start from the same ones) and
 /// the rollout batch (`dir/batch.json`).
 fn prepare(args: &Args, dir: &Path) -> Result<UpdateBatch> {
-    let model = Qwen3::<Autodiff<NdArray>>::init(&model_config(args)?, &Default::default())?;
+    let model = Qwen3::<Autodiff<Flex>>::init(&model_config(args)?, &Default::default())?;
     named_tensors(&model); // materialise the lazily initialised weights
     save_pretrained(&model, dir.join("model"))?;
     let batch = make_batch(&model, args)?;
@@ -156,6 +202,7 @@ fn prepare(args: &Args, dir: &Path) -> Result<UpdateBatch> {
 
 fn run_backend<B: LogprobBackend>(args: &Args, dir: &Path, batch: &UpdateBatch) -> Result<Timing> {
     let mut model: Qwen3<B> = load_model(dir.join("model"), &Default::default())?;
+    model.set_attention_blocks(attention_blocks(args))?;
     let mut updater = PolicyUpdater::new(optim_config(args), &model)?;
     let (mut steps, mut cpu) = (Vec::new(), Vec::new());
     let mut first = [0.0; 3];
@@ -170,7 +217,51 @@ fn run_backend<B: LogprobBackend>(args: &Args, dir: &Path, batch: &UpdateBatch) 
             cpu.push(cpu_seconds() - start_cpu);
         }
     }
-    Ok(Timing { steps, cpu, first })
+    Ok(Timing {
+        steps,
+        cpu,
+        first,
+        peak_rss: peak_rss_bytes(),
+    })
+}
+
+/// The batch written by [`write_batch`] (groups of four, as [`make_batch`] makes them).
+fn read_batch(path: &Path) -> Result<UpdateBatch> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    let values: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not a batch", path.display()))?;
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as u32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sequences = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| UpdateSequence {
+            prompt_ids: ids(&v["prompt_ids"]),
+            response_ids: ids(&v["response_ids"]),
+            old_logprobs: v["old_logprobs"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_f64())
+                        .map(|x| x as f32)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            advantage: v["advantage"].as_f64().unwrap_or(0.0) as f32,
+            masked: false,
+            group: i / 4,
+        })
+        .collect();
+    Ok(UpdateBatch { sequences })
 }
 
 fn write_batch(batch: &UpdateBatch, path: &Path) -> Result<()> {
@@ -193,42 +284,167 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn reference(args: &Args, python: &str, dir: &Path, threads: usize) -> Result<(Timing, String)> {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../benches/reference/update_step.py");
-    let output = Command::new(python)
-        .arg(&script)
-        .args(["--model-dir", &dir.join("model").display().to_string()])
-        .args(["--batch", &dir.join("batch.json").display().to_string()])
-        .args([
-            "--micro-batch",
-            &args.micro_batch.to_string(),
-            "--steps",
-            &args.steps.to_string(),
-        ])
-        .args(["--threads", &threads.to_string()])
-        .output()
-        .with_context(|| format!("failed to run `{python} {}`", script.display()))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "reference failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().context("reference printed nothing")?;
-    let value: serde_json::Value =
-        serde_json::from_str(line).context("reference printed a non-JSON line")?;
+/// The timing of a child process's JSON line (this example with `--json`, or the PyTorch reference).
+fn parse_timing(line: &str) -> Result<Timing> {
+    let value: serde_json::Value = serde_json::from_str(line).context("a non-JSON line")?;
     let list = |k: &str| -> Result<Vec<f64>> {
         let values = value[k].as_array().with_context(|| k.to_string())?;
         Ok(values.iter().filter_map(|v| v.as_f64()).collect())
     };
     let get = |k: &str| value[k].as_f64().with_context(|| k.to_string());
-    let timing = Timing {
+    Ok(Timing {
         steps: list("step_s")?,
         cpu: list("cpu_s")?,
         first: [get("entropy")?, get("pg_loss")?, get("grad_norm")?],
-    };
-    Ok((timing, value["torch"].as_str().unwrap_or("?").to_string()))
+        peak_rss: value["peak_rss_bytes"].as_u64().unwrap_or(0),
+    })
+}
+
+/// Runs `command` and parses the last line it prints as a [`Timing`].
+fn child_timing(mut command: Command, what: &str) -> Result<Timing> {
+    let output = command
+        .output()
+        .with_context(|| format!("failed to start {what}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .with_context(|| format!("{what} printed nothing"))?;
+    parse_timing(line).with_context(|| format!("{what} printed `{line}`"))
+}
+
+/// The PyTorch reference command on the data in `dir`.
+fn reference_command(
+    args: &Args,
+    python: &str,
+    dir: &Path,
+    threads: usize,
+    checkpointing: bool,
+) -> Command {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../benches/reference/update_step.py");
+    let mut command = Command::new(python);
+    command
+        .arg(&script)
+        .args(["--model-dir", &dir.join("model").display().to_string()])
+        .args(["--batch", &dir.join("batch.json").display().to_string()])
+        .args(["--micro-batch", &args.micro_batch.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--threads", &threads.to_string()]);
+    if checkpointing {
+        command.arg("--gradient-checkpointing");
+    }
+    command
+}
+
+fn reference(args: &Args, python: &str, dir: &Path, threads: usize) -> Result<Timing> {
+    child_timing(
+        reference_command(args, python, dir, threads, false),
+        "the PyTorch reference",
+    )
+}
+
+/// Child mode (`--data DIR --json`): one configuration on the prepared data, one JSON line out.
+fn run_child(args: &Args, dir: &Path) -> Result<()> {
+    let batch = read_batch(&dir.join("batch.json"))?;
+    let timing = run_backend::<Autodiff<Flex>>(args, dir, &batch)?;
+    let [entropy, pg_loss, grad_norm] = timing.first;
+    println!(
+        "{}",
+        serde_json::json!({"step_s": timing.steps, "cpu_s": timing.cpu, "entropy": entropy,
+            "pg_loss": pg_loss, "grad_norm": grad_norm, "peak_rss_bytes": timing.peak_rss})
+    );
+    Ok(())
+}
+
+/// The long-sequence sweep: every length in a process of its own, against the PyTorch reference
+/// without and with activation checkpointing (each in its own process too).
+fn sweep(args: &Args, threads: usize) -> Result<()> {
+    println!(
+        "{:>6} | {:>8} | {:>8} | {:>9} | {:>18} | {:>18} | {:>7} | first step: entropy / grad_norm (ours vs torch)",
+        "T", "s/step", "CPU s", "peak RSS", "torch s, RSS", "torch+ckpt s, RSS", "speed"
+    );
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    for &length in &args.lengths {
+        anyhow::ensure!(length > 32, "--lengths must exceed the 32 prompt tokens");
+        let sized = Args {
+            sequences: 1,
+            prompt_len: 32,
+            response_len: length - 32,
+            micro_batch: 1,
+            ..args.clone()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "laconic-bench-update-{}-{length}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        prepare(&sized, &dir)?;
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .args([
+                "--sequences",
+                "1",
+                "--prompt-len",
+                "32",
+                "--micro-batch",
+                "1",
+            ])
+            .args(["--response-len", &(length - 32).to_string()])
+            .args(["--hidden", &args.hidden.to_string()])
+            .args(["--layers", &args.layers.to_string()])
+            .args(["--vocab", &args.vocab.to_string()])
+            .args(["--chunk", &args.chunk.to_string()])
+            .args(["--steps", &args.steps.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--query-block", &args.query_block.to_string()])
+            .args(["--key-block", &args.key_block.to_string()])
+            .arg("--data")
+            .arg(&dir)
+            .arg("--json");
+        let ours = child_timing(command, &format!("laconic at T = {length}"))?;
+        let (mean, _) = mean_std(&ours.steps);
+        let (cpu, _) = mean_std(&ours.cpu);
+        let mut cells = Vec::new();
+        let mut speed = "-".to_string();
+        let mut check = format!("{:.5} / {:.5}", ours.first[0], ours.first[2]);
+        for checkpointing in [false, true] {
+            let theirs = match &args.python {
+                Some(python) if length <= args.reference_max_len => child_timing(
+                    reference_command(&sized, python, &dir, threads, checkpointing),
+                    &format!("the PyTorch reference at T = {length}"),
+                )?,
+                _ => {
+                    cells.push("-".to_string());
+                    continue;
+                }
+            };
+            let (ref_mean, _) = mean_std(&theirs.steps);
+            cells.push(format!("{ref_mean:.2}, {:.2} GB", gb(theirs.peak_rss)));
+            if !checkpointing {
+                speed = format!("{:.2}x", ref_mean / mean);
+                check = format!(
+                    "{:.5}/{:.5}  {:.5}/{:.5}",
+                    ours.first[0], theirs.first[0], ours.first[2], theirs.first[2]
+                );
+            }
+        }
+        println!(
+            "{length:>6} | {mean:>8.2} | {cpu:>8.2} | {:>6.2} GB | {:>18} | {:>18} | {speed:>7} | {check}",
+            gb(ours.peak_rss),
+            cells[0],
+            cells[1]
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    println!("(speed = torch s/step without checkpointing over laconic's; > 1 = laconic faster; {threads} threads)");
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -242,6 +458,12 @@ fn main() -> Result<()> {
             .map(usize::from)
             .unwrap_or(1)
     });
+    if let Some(dir) = &args.data {
+        return run_child(&args, dir);
+    }
+    if !args.lengths.is_empty() {
+        return sweep(&args, threads);
+    }
     let tokens = args.sequences * (args.prompt_len + args.response_len);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -272,7 +494,7 @@ fn main() -> Result<()> {
         ours.push((backend.clone(), timing));
     }
     if let Some(python) = &args.python {
-        let (reference, torch) = reference(&args, python, &dir, threads)?;
+        let reference = reference(&args, python, &dir, threads)?;
         let (ref_mean, ref_std) = mean_std(&reference.steps);
         let (ref_cpu, _) = mean_std(&reference.cpu);
         println!(
@@ -290,7 +512,7 @@ fn main() -> Result<()> {
                 ref_cpu / cpu
             );
         }
-        println!("(ratio > 1 = laconic faster; torch {torch}, {threads} threads; wall ± stdev over timed steps; CPU = user + system time)");
+        println!("(ratio > 1 = laconic faster; {threads} threads; wall ± stdev over timed steps; CPU = user + system time)");
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

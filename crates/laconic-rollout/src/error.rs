@@ -31,6 +31,18 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A prompt cannot run to `max_tokens` within the KV-cache budget even alone.
+    #[error("prompt {index}: {prompt_tokens} prompt tokens + max_tokens {max_tokens} need {} KV-cache slots, more than kv_cache_tokens = {budget}", prompt_tokens + max_tokens)]
+    KvCacheBudget {
+        /// Index of the prompt in the request.
+        index: usize,
+        /// Its length.
+        prompt_tokens: usize,
+        /// The response budget.
+        max_tokens: usize,
+        /// The KV-cache budget in slots.
+        budget: usize,
+    },
     /// The model rejected its inputs.
     #[error(transparent)]
     Model(#[from] laconic_model::Error),

@@ -29,7 +29,7 @@ mod error;
 mod rollout;
 pub mod sampling;
 
-pub use engine::{sequence_rng, Engine, EngineConfig};
+pub use engine::{sequence_rng, slot_bytes, Engine, EngineConfig, DEFAULT_MEMORY_FRACTION};
 pub use error::{Error, Result};
 pub use rollout::{Observer, Progress, Rollout};
 pub use sampling::{Finish, Sample, SamplingParams};

@@ -42,6 +42,12 @@ pub struct Progress {
     pub tokens: usize,
     /// Sequences in the decode batch now.
     pub live: usize,
+    /// Sequences preempted so far (their cache dropped to fit the KV-cache budget, recomputed later).
+    pub preemptions: usize,
+    /// KV-cache slots (rows × cached columns) held now.
+    pub kv_cache_tokens: usize,
+    /// Most KV-cache slots held at any decode step so far (never above the budget).
+    pub kv_cache_peak: usize,
 }
 
 /// Receives a generation's events. Any `FnMut(&Progress)` closure is an observer of progress only.

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use laconic_eval::{DatasetSpec, EvalConfig, PromptConfig};
+use laconic_model::AttentionBlocks;
 use laconic_optim::OptimConfig;
 use laconic_reward::RewardConfig;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,8 @@ pub struct ModelConfig {
     pub init_config: Option<PathBuf>,
     /// Tokenizer file when the folder has none.
     pub tokenizer: Option<PathBuf>,
+    /// Tile sizes of the blocked attention (`[model.attention] query_block, key_block`).
+    pub attention: AttentionBlocks,
 }
 
 /// Training prompts: a JSONL dataset or the synthetic digit-sum task.
@@ -109,6 +112,9 @@ pub struct RolloutConfig {
     pub max_batch: usize,
     /// Prompts prefilled per forward. Default 16.
     pub prefill_batch: usize,
+    /// KV-cache budget of the rollout engine in slots (rows × cached columns; laconic-rollout's
+    /// `EngineConfig::kv_cache_tokens`). Unset: a quarter of the memory the OS reports available.
+    pub kv_cache_tokens: Option<usize>,
 }
 
 impl Default for RolloutConfig {
@@ -123,6 +129,7 @@ impl Default for RolloutConfig {
             min_p: 0.0,
             max_batch: 256,
             prefill_batch: 16,
+            kv_cache_tokens: None,
         }
     }
 }

@@ -59,8 +59,12 @@ impl TrainObserver for ProgressBars {
         });
         self.phase.set_length(progress.total as u64);
         self.phase.set_position(progress.finished as u64);
+        let preempted = match progress.preemptions {
+            0 => String::new(),
+            n => format!(", {n} preempted"),
+        };
         self.phase.set_message(format!(
-            "{} tokens, {} live",
+            "{} tokens, {} live{preempted}",
             progress.tokens, progress.live
         ));
     }

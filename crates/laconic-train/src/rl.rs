@@ -133,7 +133,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
     ///
     /// # Errors
     /// An invalid config or task.
-    pub fn new(config: RunConfig, model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
+    pub fn new(config: RunConfig, mut model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
+        model.set_attention_blocks(config.model.attention)?;
         let task = Task::from_config(&config, &tokenizer)?;
         let mut optim = config.optim.clone();
         optim.total_steps = optim.total_steps.or(Some(
@@ -173,7 +174,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
             })?;
         let (initial, tokenizer) = load_policy::<B>(&config, device)?;
         let state = RunDir::read_state(&dir)?;
-        let model = load_model::<B>(&dir, device)?;
+        let mut model = load_model::<B>(&dir, device)?;
+        model.set_attention_blocks(config.model.attention)?;
         let mut trainer = Self::new(config, initial, tokenizer)?;
         trainer
             .updater
@@ -289,7 +291,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
 
         // 1. Rollouts from the current policy (no autodiff graph).
         let policy = self.model().valid();
-        let rollouts = self.sample(&policy, &items, observer)?;
+        let (rollouts, engine) = self.sample(&policy, &items, observer)?;
         let rollout_s = start.elapsed().as_secs_f64();
 
         // 2. Judge, group, shape rewards, advantages.
@@ -336,6 +338,11 @@ impl<B: LogprobBackend> RlTrainer<B> {
             tokens as f64 / rollout_s.max(1e-9),
         );
         metrics.insert("perf/tokens".into(), tokens as f64);
+        metrics.insert("rollout/preemptions".into(), engine.preemptions as f64);
+        metrics.insert(
+            "rollout/kv_cache_peak_tokens".into(),
+            engine.kv_cache_peak as f64,
+        );
         Ok((metrics, scored.records))
     }
 
@@ -344,7 +351,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         policy: &Qwen3<B::InnerBackend>,
         items: &[PromptItem],
         observer: &mut dyn TrainObserver,
-    ) -> Result<Vec<Rollout>> {
+    ) -> Result<(Vec<Rollout>, Progress)> {
         let r = &self.config.rollout;
         let engine = Engine::new(
             policy,
@@ -353,6 +360,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
                 prefill_batch: r.prefill_batch,
                 share_prefix: true,
                 compact: true,
+                kv_cache_tokens: r.kv_cache_tokens,
             },
         )?;
         let params = SamplingParams {
@@ -368,9 +376,10 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let mut forward = PhaseObserver {
             inner: observer,
             phase: Phase::Rollout,
+            last: Progress::default(),
         };
         match engine.generate(&prompts, r.n, &params, &mut forward) {
-            Ok(rollouts) => Ok(rollouts),
+            Ok(rollouts) => Ok((rollouts, forward.last)),
             Err(e @ laconic_rollout::Error::NonFiniteLogits { .. }) => Err(Error::NonFinite {
                 step: self.step + 1,
                 message: e.to_string(),
@@ -481,6 +490,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let mut forward = PhaseObserver {
             inner: observer,
             phase: Phase::Eval,
+            last: Progress::default(),
         };
         match evaluate(
             &policy,
@@ -538,14 +548,16 @@ fn reward_finish(finish: Finish) -> laconic_reward::Finish {
     }
 }
 
-/// Forwards engine progress to a [`TrainObserver`] with the phase attached.
+/// Forwards engine progress to a [`TrainObserver`] with the phase attached, keeping the latest.
 struct PhaseObserver<'a> {
     inner: &'a mut dyn TrainObserver,
     phase: Phase,
+    last: Progress,
 }
 
 impl Observer for PhaseObserver<'_> {
     fn on_progress(&mut self, progress: &Progress) {
+        self.last = *progress;
         self.inner.on_progress(self.phase, progress);
     }
 }

@@ -13,7 +13,7 @@
 //! | [`swiglu`] `y = silu(a)⊙b` | `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)` |
 //! | [`rotate_heads_first`] `y = rope(x)`, `[B,T,H,D]` → `[B,H,T,D]` | `∂x = rope⁻¹(g)` (sine negated), back to `[B,T,H,D]` |
 //! | [`swap_heads`] `[B,T,H,D]` ↔ `[B,H,T,D]`, contiguous both ways | the same swap of `g` |
-//! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v` | `∂v = pᵀg`, `∂p = g·vᵀ`, `∂z = p⊙(∂p − Σ p⊙∂p)·s`, `∂q = ∂z·k`, `∂k = ∂zᵀq` |
+//! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v`, by tiles (saves `o` and the row log-sum-exp, not `p`) | per tile: `p = exp(s − lse)`, `∂v = pᵀg`, `∂s = p⊙(g·vᵀ − Σ g⊙o)`, `∂q = ∂s·k·s`, `∂k = ∂sᵀq·s` ([`crate::flash`]) |
 //!
 //! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
 //! `Autodiff<I>` for an inner backend `I` compiled in (flex with the `flex` feature, ndarray with
@@ -48,15 +48,15 @@ pub(crate) use rope::rotate_heads_first;
 pub(crate) use swiglu::swiglu;
 
 /// The autodiff backend the fused nodes are recorded on, over inner backend `I`.
-type Ad<I> = Autodiff<I, NoCheckpointing>;
+pub(crate) type Ad<I> = Autodiff<I, NoCheckpointing>;
 
 /// Whether `A` and `B` are the same type.
-fn same_type<A: 'static, B: 'static>() -> bool {
+pub(crate) fn same_type<A: 'static, B: 'static>() -> bool {
     TypeId::of::<A>() == TypeId::of::<B>()
 }
 
 /// `value` as type `U`, which must be its own type (checked with [`same_type`] before).
-fn cast<T: 'static, U: 'static>(value: T) -> U {
+pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> U {
     let boxed: Box<dyn Any> = Box::new(value);
     *boxed
         .downcast::<U>()
@@ -107,17 +107,17 @@ macro_rules! record {
 pub(crate) use record;
 
 /// A float tensor from its primitive.
-fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
+pub(crate) fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
 /// The primitive of a float tensor.
-fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
+pub(crate) fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
     tensor.into_primitive().tensor()
 }
 
 /// Stores `gradient` for the parent `node`, when that parent takes gradients and one was computed.
-fn register<B: Backend, const D: usize>(
+pub(crate) fn register<B: Backend, const D: usize>(
     grads: &mut burn::backend::autodiff::grads::Gradients,
     node: Option<NodeId>,
     gradient: Option<Tensor<B, D>>,

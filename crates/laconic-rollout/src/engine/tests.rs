@@ -309,3 +309,86 @@ fn rejects_bad_prompts() {
     )
     .is_err());
 }
+
+/// A KV-cache budget far below what the batch wants forces preemptions; the preempted sequences are
+/// recomputed later and come out as in an unbounded run, and the cache never holds more than the budget.
+#[test]
+fn preempted_sequences_come_out_the_same() {
+    let model = tiny_model(24);
+    let params = SamplingParams {
+        temperature: 0.9,
+        top_k: 12,
+        max_tokens: 9,
+        stop_ids: vec![0, 1],
+        seed: 3,
+        ..Default::default()
+    };
+    let reference = Engine::new(&model, EngineConfig::default())
+        .unwrap()
+        .generate(&prompts(), 5, &params, &mut ())
+        .unwrap();
+    for budget in [14, 30, 45] {
+        let mut last = Progress::default();
+        let mut peak = 0;
+        let mut watch = |p: &Progress| {
+            peak = peak.max(p.kv_cache_peak).max(p.kv_cache_tokens);
+            last = *p;
+        };
+        let config = EngineConfig {
+            kv_cache_tokens: Some(budget),
+            ..Default::default()
+        };
+        let bounded = Engine::new(&model, config)
+            .unwrap()
+            .generate(&prompts(), 5, &params, &mut watch)
+            .unwrap();
+        assert_same_rollouts(&bounded, &reference, &format!("budget {budget}"));
+        assert!(peak <= budget, "peak {peak} slots over the budget {budget}");
+        assert!(last.preemptions > 0, "budget {budget} preempted nothing");
+    }
+}
+
+#[test]
+fn a_prompt_that_cannot_fit_the_budget_alone_is_an_error() {
+    let model = tiny_model(24);
+    let params = SamplingParams {
+        max_tokens: 9,
+        seed: 1,
+        ..Default::default()
+    };
+    let config = EngineConfig {
+        kv_cache_tokens: Some(12),
+        ..Default::default()
+    };
+    let err = Engine::new(&model, config)
+        .unwrap()
+        .generate(&prompts(), 2, &params, &mut ())
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("prompt 0") && text.contains("kv_cache_tokens = 12") && text.contains("14"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_budget_beyond_the_model_positions_is_an_error() {
+    let model = tiny_model(24);
+    let positions = model.config().max_position_embeddings;
+    let params = SamplingParams {
+        max_tokens: positions,
+        seed: 1,
+        ..Default::default()
+    };
+    let err = Engine::new(&model, EngineConfig::default())
+        .unwrap()
+        .generate(&prompts(), 1, &params, &mut ())
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("prompt 0")
+            && text.contains(&format!("max_position_embeddings = {positions}"))
+            && text.contains(&format!("max_tokens {positions}")),
+        "{text}"
+    );
+}

@@ -1,0 +1,345 @@
+//! Memory-efficient attention (the FlashAttention-2 algorithm) written with burn tensor ops, so it runs
+//! on every backend: the forward visits key blocks with an online softmax and keeps only the output and
+//! each query row's log-sum-exp; the backward recomputes the scores tile by tile. No `[T, S]` tensor
+//! exists at any point: memory is linear in the sequence length for a fixed tile size.
+//!
+//! Grouped-query attention reads each key/value head once per group: the `n_rep` query heads of a
+//! group are folded into the query axis (`[B, H_kv, n_rep·T, D]`, repeat-major), and a query block takes
+//! the same tokens from every head of the group, so one tile of the mask serves them all.
+//!
+//! ```text
+//! forward, query block i:  m = -∞, l = 0, acc = 0
+//!   for key block j:       s = q_i·k_jᵀ·scale (masked);  m' = max(m, rowmax s)
+//!                          p = exp(s − m');  l = l·e^(m−m') + Σp;  acc = acc·e^(m−m') + p·v_j
+//!   o_i = acc / l,  lse_i = m + ln l
+//! backward, key block j:   for query block i:  p = exp(s − lse_i),  ∂v_j += pᵀ·∂o_i
+//!                          ∂s = p ⊙ (∂o_i·v_jᵀ − rowsum(∂o_i ⊙ o_i));  ∂q_i += ∂s·k_j·scale;  ∂k_j += ∂sᵀ·q_i·scale
+//! ```
+//!
+//! Public for its tests (`tests/flash.rs`, f64 in a process of its own); the model reaches it through
+//! the attention layer.
+//!
+//! Tiles that no query may see are skipped (half of a causal square), tiles that every query sees take
+//! no mask, and the rest get a host-built boolean tile ([`AttentionMask::tile`]).
+
+use std::ops::Range;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::mask::{AttentionMask, Tile};
+
+/// The score given to masked pairs: finite, so a row whose keys in one tile are all masked gets no
+/// NaN (its running max is corrected away once a visible key comes), yet `exp` of it is exactly 0.
+const MASKED: f32 = -1.0e30;
+
+/// Tile sizes of the blocked attention: queries and key columns per tile.
+///
+/// Peak attention memory per layer is a few `[B, H, query, key]` tiles plus `O(T)` row statistics,
+/// whatever the sequence length. Larger tiles make larger matrix products (faster on CPUs and GPUs)
+/// and skip less of a causal square. Defaults measured with `bench_update` (docs/performance.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttentionBlocks {
+    /// Queries per tile (each repeated for the query heads of a key/value group). Default 256.
+    pub query_block: usize,
+    /// Key columns per tile. Default 512.
+    pub key_block: usize,
+}
+
+impl Default for AttentionBlocks {
+    fn default() -> Self {
+        Self {
+            query_block: 256,
+            key_block: 512,
+        }
+    }
+}
+
+impl AttentionBlocks {
+    /// Checks that both sizes are positive.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the zero knob.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("query_block", self.query_block),
+            ("key_block", self.key_block),
+        ] {
+            if value == 0 {
+                return Err(Error::Input(format!(
+                    "attention `{name}` must be at least 1, got 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn query_ranges(&self, queries: usize) -> Vec<Range<usize>> {
+        ranges(queries, self.query_block)
+    }
+
+    fn key_ranges(&self, keys: usize) -> Vec<Range<usize>> {
+        ranges(keys, self.key_block)
+    }
+}
+
+/// `0..len` cut into consecutive ranges of at most `size`.
+fn ranges(len: usize, size: usize) -> Vec<Range<usize>> {
+    (0..len.div_ceil(size))
+        .map(|i| i * size..((i + 1) * size).min(len))
+        .collect()
+}
+
+/// The shapes and settings one blocked attention call shares between its forward and backward.
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// Which keys each query sees.
+    pub mask: AttentionMask,
+    /// Query heads per key/value head.
+    pub n_rep: usize,
+    /// Score scale, `1/√D`.
+    pub scale: f64,
+    /// Tile sizes.
+    pub blocks: AttentionBlocks,
+}
+
+impl Blocked {
+    /// Query block `range` of a folded `[B, H_kv, n_rep·T, X]` tensor: `[B, H_kv, n_rep·|range|, X]`.
+    fn query_block<B: Backend>(&self, x: &Tensor<B, 4>, range: &Range<usize>) -> Tensor<B, 4> {
+        let [b, h, rows, d] = x.dims();
+        let t = rows / self.n_rep;
+        if range.len() == t {
+            return x.clone();
+        }
+        if self.n_rep == 1 {
+            return x.clone().slice([0..b, 0..h, range.clone(), 0..d]);
+        }
+        x.clone()
+            .reshape([b, h, self.n_rep, t, d])
+            .slice([0..b, 0..h, 0..self.n_rep, range.clone(), 0..d])
+            .reshape([b, h, self.n_rep * range.len(), d])
+    }
+
+    /// The inverse of [`Blocked::query_block`] over all blocks in order.
+    fn join_query_blocks<B: Backend>(&self, blocks: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
+        if blocks.len() == 1 || self.n_rep == 1 {
+            return Tensor::cat(blocks, 2);
+        }
+        let [b, h, _, d] = blocks[0].dims();
+        let n_rep = self.n_rep;
+        let unfolded = blocks
+            .into_iter()
+            .map(|x| {
+                let rows = x.dims()[2];
+                x.reshape([b, h, n_rep, rows / n_rep, d])
+            })
+            .collect();
+        let joined = Tensor::cat(unfolded, 3);
+        let t = joined.dims()[3];
+        joined.reshape([b, h, n_rep * t, d])
+    }
+
+    /// The mask tile of query block `queries` against key block `keys`, broadcast to the score tile's
+    /// `[B, H_kv, n_rep·Tq, Tk]`; `None` when hidden (skip the tile), `Some(None)` when fully visible.
+    fn tile<B: Backend>(
+        &self,
+        queries: &Range<usize>,
+        keys: &Range<usize>,
+        kv_heads: usize,
+        device: &B::Device,
+    ) -> Option<Option<Tensor<B, 4, Bool>>> {
+        match self
+            .mask
+            .tile::<B>(queries.clone(), keys.clone(), self.n_rep, device)
+        {
+            Tile::Hidden => None,
+            Tile::Visible => Some(None),
+            Tile::Partial(tile) => {
+                let [b, _, rows, cols] = tile.dims();
+                Some(Some(tile.expand([b, kv_heads, rows, cols])))
+            }
+        }
+    }
+
+    /// Scores of one tile, masked: `q_i·k_jᵀ` with `q_i` already scaled.
+    fn scores<B: Backend>(
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        tile: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 4> {
+        let scores = q.matmul(k.swap_dims(2, 3));
+        match tile {
+            Some(mask) => scores.mask_fill(mask, MASKED),
+            None => scores,
+        }
+    }
+}
+
+/// Key columns `range` of `[B, H_kv, S, D]`.
+fn key_block<B: Backend>(x: &Tensor<B, 4>, range: &Range<usize>) -> Tensor<B, 4> {
+    let [b, h, s, d] = x.dims();
+    if range.len() == s {
+        return x.clone();
+    }
+    x.clone().slice([0..b, 0..h, range.clone(), 0..d])
+}
+
+/// The running state of one query block's online softmax.
+struct Online<B: Backend> {
+    /// Row maxima `[.., rows, 1]`.
+    max: Tensor<B, 4>,
+    /// Row sums of `exp(s − max)`.
+    sum: Tensor<B, 4>,
+    /// `Σ exp(s − max)·v`.
+    acc: Tensor<B, 4>,
+}
+
+impl<B: Backend> Online<B> {
+    fn first(scores: Tensor<B, 4>, v: Tensor<B, 4>) -> Self {
+        let max = scores.clone().max_dim(3);
+        let p = (scores - max.clone()).exp();
+        Self {
+            sum: p.clone().sum_dim(3),
+            acc: p.matmul(v),
+            max,
+        }
+    }
+
+    fn update(self, scores: Tensor<B, 4>, v: Tensor<B, 4>) -> Self {
+        let max = self.max.clone().max_pair(scores.clone().max_dim(3));
+        let correction = (self.max - max.clone()).exp();
+        let p = (scores - max.clone()).exp();
+        Self {
+            sum: self.sum * correction.clone() + p.clone().sum_dim(3),
+            acc: self.acc * correction + p.matmul(v),
+            max,
+        }
+    }
+
+    /// The block's output and log-sum-exp `[.., rows, 1]`.
+    fn finish(self) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let lse = self.max + self.sum.clone().log();
+        (self.acc / self.sum, lse)
+    }
+}
+
+/// Blocked attention forward: the output and each query row's log-sum-exp.
+///
+/// # Shapes
+/// - `q`: `[B, H_kv, n_rep·T, D]` (folded, repeat-major), `k`, `v`: `[B, H_kv, S + T, D]`
+/// - returns: output `[B, H_kv, n_rep·T, D]`, log-sum-exp `[B, H_kv, n_rep·T, 1]`
+pub fn forward<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    attn: &Blocked,
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let device = q.device();
+    let kv_heads = k.dims()[1];
+    let q = q * attn.scale;
+    let key_ranges = attn.blocks.key_ranges(attn.mask.keys());
+    let (mut outputs, mut lses) = (Vec::new(), Vec::new());
+    for queries in attn.blocks.query_ranges(attn.mask.queries()) {
+        let q_i = attn.query_block(&q, &queries);
+        let mut state: Option<Online<B>> = None;
+        for keys in &key_ranges {
+            let Some(tile) = attn.tile::<B>(&queries, keys, kv_heads, &device) else {
+                continue;
+            };
+            let scores = Blocked::scores(q_i.clone(), key_block(&k, keys), tile);
+            let v_j = key_block(&v, keys);
+            state = Some(match state {
+                None => Online::first(scores, v_j),
+                Some(state) => state.update(scores, v_j),
+            });
+        }
+        let (out, lse) = state.expect("every query sees at least itself").finish();
+        outputs.push(out);
+        lses.push(lse);
+    }
+    (
+        attn.join_query_blocks(outputs),
+        attn.join_query_blocks(lses),
+    )
+}
+
+/// Blocked attention backward: gradients of `q`, `k` and `v` from the output's gradient, recomputing
+/// each tile's probabilities from the forward's log-sum-exp.
+///
+/// # Shapes
+/// - `q`, `out`, `grad`: `[B, H_kv, n_rep·T, D]`, `lse`: `[B, H_kv, n_rep·T, 1]`, `k`, `v`:
+///   `[B, H_kv, S + T, D]`
+/// - returns: `∂q` like `q`, `∂k`, `∂v` like `k`
+#[allow(clippy::too_many_arguments)]
+pub fn backward<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    out: Tensor<B, 4>,
+    lse: Tensor<B, 4>,
+    grad: Tensor<B, 4>,
+    attn: &Blocked,
+) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
+    let device = q.device();
+    let kv_heads = k.dims()[1];
+    let q = q * attn.scale;
+    // rowsum(∂o ⊙ o): the softmax backward's correction term, [B, H_kv, n_rep·T, 1].
+    let delta = (grad.clone() * out).sum_dim(3);
+    let query_ranges = attn.blocks.query_ranges(attn.mask.queries());
+    let split = |x: &Tensor<B, 4>| -> Vec<Tensor<B, 4>> {
+        query_ranges
+            .iter()
+            .map(|range| attn.query_block(x, range))
+            .collect()
+    };
+    let (q_blocks, grad_blocks) = (split(&q), split(&grad));
+    let (lse_blocks, delta_blocks) = (split(&lse), split(&delta));
+    let mut grad_q: Vec<Option<Tensor<B, 4>>> = vec![None; query_ranges.len()];
+    let (mut grad_k, mut grad_v) = (Vec::new(), Vec::new());
+    for keys in attn.blocks.key_ranges(attn.mask.keys()) {
+        let (k_j, v_j) = (key_block(&k, &keys), key_block(&v, &keys));
+        let (mut grad_k_j, mut grad_v_j) = (None, None);
+        for (i, queries) in query_ranges.iter().enumerate() {
+            let Some(tile) = attn.tile::<B>(queries, &keys, kv_heads, &device) else {
+                continue;
+            };
+            let scores = Blocked::scores(q_blocks[i].clone(), k_j.clone(), tile);
+            let p = (scores - lse_blocks[i].clone()).exp();
+            let grad_p = grad_blocks[i].clone().matmul(v_j.clone().swap_dims(2, 3));
+            let grad_s = p.clone() * (grad_p - delta_blocks[i].clone());
+            accumulate(
+                &mut grad_v_j,
+                p.swap_dims(2, 3).matmul(grad_blocks[i].clone()),
+            );
+            accumulate(&mut grad_q[i], grad_s.clone().matmul(k_j.clone()));
+            accumulate(
+                &mut grad_k_j,
+                grad_s.swap_dims(2, 3).matmul(q_blocks[i].clone()),
+            );
+        }
+        let zeros = || k_j.zeros_like();
+        grad_k.push(grad_k_j.unwrap_or_else(zeros));
+        grad_v.push(grad_v_j.unwrap_or_else(zeros));
+    }
+    let grad_q = grad_q
+        .into_iter()
+        .zip(&q_blocks)
+        .map(|(g, q_i)| g.unwrap_or_else(|| q_i.zeros_like()))
+        .collect();
+    (
+        attn.join_query_blocks(grad_q) * attn.scale,
+        // q was scaled before the tiles: ∂k = ∂sᵀ·(q·scale) already.
+        Tensor::cat(grad_k, 2),
+        Tensor::cat(grad_v, 2),
+    )
+}
+
+/// `total += term` (`total = term` the first time).
+fn accumulate<B: Backend>(total: &mut Option<Tensor<B, 4>>, term: Tensor<B, 4>) {
+    *total = Some(match total.take() {
+        Some(sum) => sum + term,
+        None => term,
+    });
+}
