@@ -27,17 +27,22 @@ fn prompts() -> Vec<Vec<u32>> {
     vec![vec![3, 7, 1, 9, 4], vec![5], vec![2, 8, 6]]
 }
 
-#[test]
-fn rollouts_do_not_depend_on_batching() {
-    let model = tiny_model(24);
-    let params = SamplingParams {
+/// Sampling with temperature, top-k, two stop ids and a length cut, so rollouts differ in length.
+fn varied_params() -> SamplingParams {
+    SamplingParams {
         temperature: 0.9,
         top_k: 12,
         max_tokens: 9,
         stop_ids: vec![0, 1],
         seed: 3,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn rollouts_do_not_depend_on_batching() {
+    let model = tiny_model(24);
+    let params = varied_params();
     let run = |config: EngineConfig| {
         Engine::new(&model, config)
             .unwrap()
@@ -315,14 +320,7 @@ fn rejects_bad_prompts() {
 #[test]
 fn preempted_sequences_come_out_the_same() {
     let model = tiny_model(24);
-    let params = SamplingParams {
-        temperature: 0.9,
-        top_k: 12,
-        max_tokens: 9,
-        stop_ids: vec![0, 1],
-        seed: 3,
-        ..Default::default()
-    };
+    let params = varied_params();
     let reference = Engine::new(&model, EngineConfig::default())
         .unwrap()
         .generate(&prompts(), 5, &params, &mut ())
