@@ -67,7 +67,7 @@ pub use chat::{
 pub use config::{Arch, Qwen3Config, TokenIds};
 pub use error::{Error, Result};
 pub use flash::AttentionBlocks;
-pub use layer::{DecoderLayer, FeedForward};
+pub use layer::{ActivationCheckpointing, DecoderLayer, FeedForward};
 pub use layout::AttentionLayout;
 pub use linear::{project, Linear};
 pub use load::{

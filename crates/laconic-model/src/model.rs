@@ -11,7 +11,7 @@ use crate::cache::KvCache;
 use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
 use crate::flash::AttentionBlocks;
-use crate::layer::DecoderLayer;
+use crate::layer::{ActivationCheckpointing, DecoderLayer};
 use crate::layout::AttentionLayout;
 use crate::linear::{project, Linear};
 use crate::mask::ForwardMask;
@@ -201,6 +201,37 @@ impl<B: Backend> Qwen3<B> {
         layout: &AttentionLayout,
         cache: &mut KvCache<B>,
     ) -> Result<(Tensor<B, 3>, Option<RouterAux<B>>)> {
+        self.run_stack(tokens, layout, cache, ActivationCheckpointing::None)
+    }
+
+    /// [`Qwen3::forward_hidden_with_aux`] for training, from an empty cache that is dropped after the
+    /// call; with [`ActivationCheckpointing::Layer`] each dense layer keeps only its input for the
+    /// backward and is recomputed there (same values and gradients, less memory).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[B, T]`
+    /// - returns: `[B, T, d]`
+    ///
+    /// # Errors
+    /// When shapes disagree with `layout`.
+    pub fn forward_hidden_checkpointed(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+        checkpointing: ActivationCheckpointing,
+    ) -> Result<(Tensor<B, 3>, Option<RouterAux<B>>)> {
+        self.run_stack(tokens, layout, &mut self.new_cache(), checkpointing)
+    }
+
+    /// Embeds `tokens` and runs the decoder stack, checkpointing each layer when asked (only with a
+    /// cache that starts empty and is not read again).
+    fn run_stack(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        layout: &AttentionLayout,
+        cache: &mut KvCache<B>,
+        checkpointing: ActivationCheckpointing,
+    ) -> Result<(Tensor<B, 3>, Option<RouterAux<B>>)> {
         let [b, t] = tokens.dims();
         if [b, t] != [layout.batch(), layout.seq()] {
             return Err(Error::Input(format!(
@@ -239,7 +270,14 @@ impl<B: Backend> Qwen3<B> {
         let mut x = self.model.embed_tokens.forward(tokens);
         let mut aux: Option<RouterAux<B>> = None;
         for (i, layer) in self.model.layers.iter().enumerate() {
-            let (y, layer_aux) = layer.forward(x, &rope, &mask, cache, i, layout.valid());
+            let (y, layer_aux) = match checkpointing {
+                ActivationCheckpointing::None => {
+                    layer.forward(x, &rope, &mask, cache, i, layout.valid())
+                }
+                ActivationCheckpointing::Layer => {
+                    layer.forward_checkpointed(x, &rope, &mask, cache, i, layout.valid())
+                }
+            };
             x = y;
             aux = match (aux, layer_aux) {
                 (Some(a), Some(l)) => Some(a.merge(l)),

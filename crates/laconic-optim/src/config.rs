@@ -1,5 +1,6 @@
 //! `OptimConfig`: every knob of the actor update (the `[optim]` section of a run config), verl's names.
 
+use laconic_model::ActivationCheckpointing;
 use serde::{Deserialize, Serialize};
 
 use crate::adamw::AdamWSettings;
@@ -102,6 +103,12 @@ pub struct OptimConfig {
     pub logprob_keep_logits_mib: usize,
     /// Rollout sampling temperature; log-probs are `log_softmax(logits / temperature)`. Paper: 1.0.
     pub temperature: f32,
+
+    // memory
+    /// What the update's forward keeps of each decoder layer for the backward: `"none"` (everything,
+    /// fastest) or `"layer"` (each layer's input only; the backward recomputes the layer — verl's
+    /// `enable_gradient_checkpointing`). Same gradients either way. Default `"none"`.
+    pub activation_checkpointing: ActivationCheckpointing,
 }
 
 impl Default for OptimConfig {
@@ -138,6 +145,7 @@ impl Default for OptimConfig {
             logprob_chunk_size: 512,
             logprob_keep_logits_mib: 256,
             temperature: 1.0,
+            activation_checkpointing: ActivationCheckpointing::None,
         }
     }
 }
@@ -392,6 +400,7 @@ min_lr_ratio = 0.0
 logprob_chunk_size = 512
 logprob_keep_logits_mib = 256
 temperature = 1.0
+activation_checkpointing = "none"
 "#;
 
     #[test]

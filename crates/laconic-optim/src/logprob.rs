@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use laconic_model::{kernels, AttentionLayout, Qwen3, RouterAux};
+use laconic_model::{kernels, ActivationCheckpointing, AttentionLayout, Qwen3, RouterAux};
 
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::entropy::entropy_from_log_probs;
@@ -142,17 +142,19 @@ pub fn response_hidden<B: Backend>(
     packed: &PackedSequences,
     device: &B::Device,
 ) -> Result<Tensor<B, 2>> {
-    Ok(response_hidden_with_aux(model, packed, device)?.0)
+    Ok(response_hidden_with_aux(model, packed, ActivationCheckpointing::None, device)?.0)
 }
 
 /// [`response_hidden`] and, for MoE policies, the routers' statistics over the packed batch's real
-/// tokens (for the load-balancing loss).
+/// tokens (for the load-balancing loss); under autodiff, `checkpointing` says what the decoder keeps
+/// of each layer for the backward.
 ///
 /// # Errors
 /// When the model rejects the layout.
 pub fn response_hidden_with_aux<B: Backend>(
     model: &Qwen3<B>,
     packed: &PackedSequences,
+    checkpointing: ActivationCheckpointing,
     device: &B::Device,
 ) -> Result<(Tensor<B, 2>, Option<RouterAux<B>>)> {
     let tokens = Tensor::<B, 2, Int>::from_data(
@@ -161,7 +163,7 @@ pub fn response_hidden_with_aux<B: Backend>(
     );
     let layout = AttentionLayout::right_padded(&packed.input_lengths, packed.width)?;
     // [b, width, d]
-    let (hidden, aux) = model.forward_hidden_with_aux(tokens, &layout, &mut model.new_cache())?;
+    let (hidden, aux) = model.forward_hidden_checkpointed(tokens, &layout, checkpointing)?;
     let d = hidden.dims()[2];
     // [b·width, d] → [n_tok, d]
     let rows = Tensor::<B, 1, Int>::from_data(

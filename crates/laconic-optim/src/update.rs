@@ -277,7 +277,8 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 config,
             );
             // Decoder → response rows [n_tok, d] → head op → per-token log-probs and entropies.
-            let (hidden, aux) = response_hidden_with_aux(model, &packed, &device)?;
+            let (hidden, aux) =
+                response_hidden_with_aux(model, &packed, config.activation_checkpointing, &device)?;
             let (logp, entropy) = head_logprobs_grad(
                 hidden,
                 weight.clone(),

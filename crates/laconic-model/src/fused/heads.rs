@@ -20,7 +20,7 @@ pub(crate) fn swap_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 /// The swap on a plain backend.
-fn swap<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+pub(super) fn swap<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
     if let Some(out) = crate::flex::swap_middle(&x) {
         return out;

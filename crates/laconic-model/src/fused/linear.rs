@@ -22,7 +22,7 @@ pub(crate) fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2
 }
 
 /// `x·Wᵀ` on a plain backend.
-fn plain<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+pub(super) fn plain<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "flex")]
     if let Some(out) = crate::flex::skinny_product(&x, &weight) {
         return out;
@@ -47,13 +47,27 @@ impl<B: Backend> Backward<B, 2> for LinearBackward {
         let [node_x, node_weight] = ops.parents.map(|node| node.map(|node| node.id));
         let grad = float::<B, 2>(grads.consume::<B>(&ops.node));
         let (x, weight) = (float::<B, 2>(ops.state.x), float::<B, 2>(ops.state.weight));
-        let grad_weight = node_weight
-            .is_some()
-            .then(|| grad.clone().transpose().matmul(x));
-        let grad_x = node_x.is_some().then(|| grad.matmul(weight));
+        let (grad_x, grad_weight) =
+            backward(x, weight, grad, (node_x.is_some(), node_weight.is_some()));
         register(grads, node_x, grad_x);
         register(grads, node_weight, grad_weight);
     }
+}
+
+/// `(∂x, ∂W)` of `y = x·Wᵀ` for the upstream gradient `g`: `∂x = g·W`, `∂W = gᵀ·x` (each only when
+/// wanted).
+///
+/// # Shapes
+/// - `x`: `[rows, d_in]`, `weight`: `[d_out, d_in]`, `grad`: `[rows, d_out]`
+pub(super) fn backward<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    grad: Tensor<B, 2>,
+    (want_x, want_weight): (bool, bool),
+) -> (Option<Tensor<B, 2>>, Option<Tensor<B, 2>>) {
+    let grad_weight = want_weight.then(|| grad.clone().transpose().matmul(x));
+    let grad_x = want_x.then(|| grad.matmul(weight));
+    (grad_x, grad_weight)
 }
 
 /// The fused node on `Autodiff<I>`.

@@ -14,6 +14,7 @@
 //! | [`rotate_heads_first`] `y = rope(x)`, `[B,T,H,D]` → `[B,H,T,D]` | `∂x = rope⁻¹(g)` (sine negated), back to `[B,T,H,D]` |
 //! | [`swap_heads`] `[B,T,H,D]` ↔ `[B,H,T,D]`, contiguous both ways | the same swap of `g` |
 //! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v`, by tiles (saves `o` and the row log-sum-exp, not `p`) | per tile: `p = exp(s − lse)`, `∂v = pᵀg`, `∂s = p⊙(g·vᵀ − Σ g⊙o)`, `∂q = ∂s·k·s`, `∂k = ∂sᵀq·s` ([`crate::flash`]) |
+//! | [`checkpointed_layer`] a whole dense decoder layer, saving only its input | the layer's forward rerun on the inner backend, then the rows above chained by hand |
 //!
 //! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
 //! `Autodiff<I>` for an inner backend `I` compiled in (flex with the `flex` feature, ndarray with
@@ -26,6 +27,7 @@
 
 mod attention;
 mod heads;
+mod layer;
 mod linear;
 mod norm;
 mod rope;
@@ -42,6 +44,7 @@ use burn::tensor::TensorPrimitive;
 
 pub(crate) use attention::attention;
 pub(crate) use heads::swap_heads;
+pub(crate) use layer::checkpointed_layer;
 pub(crate) use linear::matmul_transposed;
 pub(crate) use norm::rms_norm;
 pub(crate) use rope::rotate_heads_first;
@@ -60,6 +63,13 @@ pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> U {
     let boxed: Box<dyn Any> = Box::new(value);
     *boxed
         .downcast::<U>()
+        .expect("cast between one type under two names (checked with same_type)")
+}
+
+/// `value` as type `U`, which must be its own type (checked with [`same_type`] before).
+pub(crate) fn cast_ref<T: 'static, U: 'static>(value: &T) -> &U {
+    (value as &dyn Any)
+        .downcast_ref::<U>()
         .expect("cast between one type under two names (checked with same_type)")
 }
 

@@ -51,11 +51,14 @@ fn composed_with<B: Backend, const D: usize>(
 
 /// `1 / √(mean(x²) + eps)` over the last dimension, kept as a size-1 dimension.
 fn inverse_rms<B: Backend, const D: usize>(x: Tensor<B, D>, eps: f64) -> Tensor<B, D> {
-    (x.powi_scalar(2).mean_dim(D - 1) + eps).sqrt().recip()
+    // `1 / rms` as a division: burn-ndarray's `recip` is approximate, and its rounding depends on
+    // the buffer's alignment, so two runs of one forward would differ.
+    let rms = (x.powi_scalar(2).mean_dim(D - 1) + eps).sqrt();
+    rms.ones_like() / rms
 }
 
 /// `(y, 1/rms)` on the inner backend: one pass per row on flex, burn ops elsewhere.
-fn forward<I: Backend>(
+pub(super) fn forward<I: Backend>(
     x: Tensor<I, 2>,
     weight: Tensor<I, 1>,
     eps: f64,
@@ -102,7 +105,7 @@ impl<B: Backend> Backward<B, 2> for NormBackward {
 ///
 /// # Shapes
 /// - `x`, `grad`: `[n, d]`, `weight`: `[d]`, `inv_rms`: `[n, 1]`
-fn norm_backward<B: Backend>(
+pub(super) fn norm_backward<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 1>,
     inv_rms: Tensor<B, 2>,

@@ -28,7 +28,11 @@ pub(crate) fn rotate_heads_first<B: Backend>(
 }
 
 /// `[B, T, H, D]` → rotated `[B, H, T, D]` on a plain backend.
-fn forward<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
+pub(super) fn forward<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
     if let Some(out) = crate::flex::rotate_heads_first(&x, &cos, &sin) {
         return out;
@@ -37,7 +41,11 @@ fn forward<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) ->
 }
 
 /// The gradient of [`forward`]: `[B, H, T, D]` → rotated back, `[B, T, H, D]`.
-fn backward<B: Backend>(grad: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
+pub(super) fn backward<B: Backend>(
+    grad: Tensor<B, 4>,
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
     if let Some(out) = crate::flex::unrotate_heads_last(&grad, &cos, &sin) {
         return out;

@@ -28,7 +28,7 @@ pub(crate) fn swiglu<B: Backend, const D: usize>(
 }
 
 /// `silu(gate)⊙up` on the inner backend: one SIMD pass on flex, the composition elsewhere.
-fn forward<I: Backend>(gate: Tensor<I, 1>, up: Tensor<I, 1>) -> Tensor<I, 1> {
+pub(super) fn forward<I: Backend>(gate: Tensor<I, 1>, up: Tensor<I, 1>) -> Tensor<I, 1> {
     #[cfg(feature = "flex")]
     if let Some(out) = crate::flex::swiglu(&gate, &up) {
         return out;
@@ -53,23 +53,37 @@ impl<B: Backend> Backward<B, 2> for SwigluBackward {
         let [node_gate, node_up] = ops.parents.map(|node| node.map(|node| node.id));
         let grad = float::<B, 1>(grads.consume::<B>(&ops.node));
         let (gate, up) = (float::<B, 1>(ops.state.gate), float::<B, 1>(ops.state.up));
-        #[cfg(feature = "flex")]
-        if let Some((grad_gate, grad_up)) = crate::flex::swiglu_grad(&grad, &gate, &up) {
-            register(grads, node_gate, Some(grad_gate));
-            register(grads, node_up, Some(grad_up));
-            return;
-        }
-        let sig = sigmoid(gate.clone());
-        let silu = gate.clone() * sig.clone();
-        let grad_up = node_up.is_some().then(|| grad.clone() * silu);
-        // σ(a)(1 + a(1 − σ(a))) = σ(a) + a·σ(a) − a·σ(a)², with a·σ(a) = silu(a).
-        let grad_gate = node_gate.is_some().then(|| {
-            let dsilu = sig.clone() * (gate.clone() - gate * sig).add_scalar(1.0);
-            grad * up * dsilu
-        });
+        let (grad_gate, grad_up) =
+            backward(grad, gate, up, (node_gate.is_some(), node_up.is_some()));
         register(grads, node_gate, grad_gate);
         register(grads, node_up, grad_up);
     }
+}
+
+/// `(∂gate, ∂up)` of `y = silu(a)⊙b` for the upstream gradient `g` (each only when wanted; the flex
+/// kernel computes both in one pass): `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)`.
+///
+/// # Shapes
+/// - all `[n]`
+pub(super) fn backward<B: Backend>(
+    grad: Tensor<B, 1>,
+    gate: Tensor<B, 1>,
+    up: Tensor<B, 1>,
+    (want_gate, want_up): (bool, bool),
+) -> (Option<Tensor<B, 1>>, Option<Tensor<B, 1>>) {
+    #[cfg(feature = "flex")]
+    if let Some((grad_gate, grad_up)) = crate::flex::swiglu_grad(&grad, &gate, &up) {
+        return (Some(grad_gate), Some(grad_up));
+    }
+    let sig = sigmoid(gate.clone());
+    let silu = gate.clone() * sig.clone();
+    let grad_up = want_up.then(|| grad.clone() * silu);
+    // σ(a)(1 + a(1 − σ(a))) = σ(a) + a·σ(a) − a·σ(a)², with a·σ(a) = silu(a).
+    let grad_gate = want_gate.then(|| {
+        let dsilu = sig.clone() * (gate.clone() - gate * sig).add_scalar(1.0);
+        grad * up * dsilu
+    });
+    (grad_gate, grad_up)
 }
 
 /// The fused node on `Autodiff<I>`.
