@@ -62,6 +62,25 @@ impl Shape {
         Ok(Qwen3Config::from_json_str(&text, "<shape flags>")?)
     }
 
+    /// The dense Qwen3 models the paper trains (`config.json` of Qwen/Qwen3-0.6B, -1.7B and -4B; the
+    /// 4B Instruct and Thinking checkpoints share a shape).
+    pub fn paper_models() -> [(&'static str, Shape); 3] {
+        let qwen3 = |layers, hidden, inter, heads| Shape {
+            layers,
+            vocab: 151_936,
+            hidden,
+            inter,
+            heads,
+            kv_heads: 8,
+            head_dim: 128,
+        };
+        [
+            ("Qwen3-0.6B", qwen3(28, 1024, 3072, 16)),
+            ("Qwen3-1.7B", qwen3(28, 2048, 6144, 16)),
+            ("Qwen3-4B", qwen3(36, 2560, 9728, 32)),
+        ]
+    }
+
     /// Whether this is Qwen3-0.6B's shape (all defaults).
     pub fn is_qwen3_06b(&self) -> bool {
         (

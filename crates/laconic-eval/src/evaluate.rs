@@ -32,6 +32,16 @@ pub fn evaluate<B: Backend>(
     observer: &mut dyn Observer,
 ) -> Result<EvalReport> {
     config.validate()?;
+    let positions = model.config().max_position_embeddings;
+    if config.max_budget() > positions {
+        return Err(Error::InvalidConfig {
+            key: "eval.budgets",
+            expected: format!(
+                "budgets within the model's max_position_embeddings = {positions} (prompt included)"
+            ),
+            found: format!("{} (largest)", config.max_budget()),
+        });
+    }
     if let Some(empty) = benchmarks.iter().find(|b| b.is_empty()) {
         return Err(Error::Mismatch {
             benchmark: empty.name.clone(),

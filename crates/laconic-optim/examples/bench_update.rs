@@ -14,8 +14,9 @@
 //! on both sides. Takes about a minute on 2 cores.
 //!
 //! **Long sequences** (`--lengths 1024,2048,4096,8192,16384`): one sequence of each length (32 prompt
-//! tokens), micro-batch 1. Every length runs in a process of its own (this example re-run with
-//! `--data DIR --json`), and so does each PyTorch reference (SDPA, with and without
+//! tokens), micro-batch 1, with and without layer recompute (`--activation-checkpointing`). Every
+//! length and setting runs in a process of its own (this example re-run with `--data DIR --json`), and
+//! so does each PyTorch reference (SDPA, with and without
 //! `gradient_checkpointing_enable()`, up to `--reference-max-len`), so each peak RSS (`VmHWM`, the
 //! kernel's `ru_maxrss`) is that side's alone.
 //!
@@ -32,7 +33,8 @@ use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use clap::Parser;
 use laconic_model::{
-    load_model, named_tensors, save_pretrained, AttentionBlocks, Qwen3, Qwen3Config,
+    load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks, Qwen3,
+    Qwen3Config,
 };
 use laconic_optim::{LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 
@@ -82,6 +84,10 @@ struct Args {
     /// Key columns per attention tile.
     #[arg(long, default_value_t = AttentionBlocks::default().key_block)]
     key_block: usize,
+    /// What the update keeps of each layer for the backward: `none` or `layer` (recompute). The sweep
+    /// runs both.
+    #[arg(long, default_value = "none", value_parser = parse_checkpointing)]
+    activation_checkpointing: ActivationCheckpointing,
     /// Long-sequence sweep: these total lengths (one sequence each, micro-batch 1), each configuration
     /// in its own process.
     #[arg(long, value_delimiter = ',')]
@@ -95,6 +101,20 @@ struct Args {
     /// Child mode: print one JSON line (timings, first-step metrics, peak RSS) instead of the table.
     #[arg(long, hide = true)]
     json: bool,
+}
+
+/// `none` or `layer`, as in `[optim] activation_checkpointing`.
+fn parse_checkpointing(name: &str) -> Result<ActivationCheckpointing, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_string()))
+        .map_err(|_| format!("`{name}` is not `none` or `layer`"))
+}
+
+/// The name [`parse_checkpointing`] reads.
+fn checkpointing_name(checkpointing: ActivationCheckpointing) -> String {
+    serde_json::to_value(checkpointing)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn model_config(args: &Args) -> Result<Qwen3Config> {
@@ -114,6 +134,7 @@ fn optim_config(args: &Args) -> OptimConfig {
     OptimConfig {
         ppo_micro_batch_size: args.micro_batch,
         logprob_chunk_size: args.chunk,
+        activation_checkpointing: args.activation_checkpointing,
         ..OptimConfig::default()
     }
 }
@@ -362,12 +383,13 @@ fn run_child(args: &Args, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The long-sequence sweep: every length in a process of its own, against the PyTorch reference
-/// without and with activation checkpointing (each in its own process too).
+/// The long-sequence sweep: every length in a process of its own, with and without layer recompute,
+/// against the PyTorch reference without and with activation checkpointing (each in its own process
+/// too).
 fn sweep(args: &Args, threads: usize) -> Result<()> {
     println!(
-        "{:>6} | {:>8} | {:>8} | {:>9} | {:>18} | {:>18} | {:>7} | first step: entropy / grad_norm (ours vs torch)",
-        "T", "s/step", "CPU s", "peak RSS", "torch s, RSS", "torch+ckpt s, RSS", "speed"
+        "{:>6} | {:>22} | {:>22} | {:>18} | {:>18} | {:>6} | {:>6} | first step: entropy / grad_norm (ours vs torch)",
+        "T", "s/step, CPU s, RSS", "recompute: s, CPU, RSS", "torch s, RSS", "torch+ckpt s, RSS", "speed", "ckpt"
     );
     let gb = |bytes: u64| bytes as f64 / 1e9;
     for &length in &args.lengths {
@@ -386,65 +408,94 @@ fn sweep(args: &Args, threads: usize) -> Result<()> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create `{}`", dir.display()))?;
         prepare(&sized, &dir)?;
-        let mut command = Command::new(std::env::current_exe()?);
-        command
-            .args([
-                "--sequences",
-                "1",
-                "--prompt-len",
-                "32",
-                "--micro-batch",
-                "1",
-            ])
-            .args(["--response-len", &(length - 32).to_string()])
-            .args(["--hidden", &args.hidden.to_string()])
-            .args(["--layers", &args.layers.to_string()])
-            .args(["--vocab", &args.vocab.to_string()])
-            .args(["--chunk", &args.chunk.to_string()])
-            .args(["--steps", &args.steps.to_string()])
-            .args(["--threads", &threads.to_string()])
-            .args(["--query-block", &args.query_block.to_string()])
-            .args(["--key-block", &args.key_block.to_string()])
-            .arg("--data")
-            .arg(&dir)
-            .arg("--json");
-        let ours = child_timing(command, &format!("laconic at T = {length}"))?;
-        let (mean, _) = mean_std(&ours.steps);
-        let (cpu, _) = mean_std(&ours.cpu);
-        let mut cells = Vec::new();
-        let mut speed = "-".to_string();
-        let mut check = format!("{:.5} / {:.5}", ours.first[0], ours.first[2]);
+        let mut ours = Vec::new();
+        for checkpointing in [
+            ActivationCheckpointing::None,
+            ActivationCheckpointing::Layer,
+        ] {
+            let command = child_command(&sized, &dir, threads, checkpointing)?;
+            ours.push(child_timing(
+                command,
+                &format!("laconic at T = {length} ({checkpointing:?})"),
+            )?);
+        }
+        let mut theirs = Vec::new();
         for checkpointing in [false, true] {
-            let theirs = match &args.python {
-                Some(python) if length <= args.reference_max_len => child_timing(
+            theirs.push(match &args.python {
+                Some(python) if length <= args.reference_max_len => Some(child_timing(
                     reference_command(&sized, python, &dir, threads, checkpointing),
                     &format!("the PyTorch reference at T = {length}"),
-                )?,
-                _ => {
-                    cells.push("-".to_string());
-                    continue;
-                }
-            };
-            let (ref_mean, _) = mean_std(&theirs.steps);
-            cells.push(format!("{ref_mean:.2}, {:.2} GB", gb(theirs.peak_rss)));
-            if !checkpointing {
-                speed = format!("{:.2}x", ref_mean / mean);
-                check = format!(
-                    "{:.5}/{:.5}  {:.5}/{:.5}",
-                    ours.first[0], theirs.first[0], ours.first[2], theirs.first[2]
-                );
-            }
+                )?),
+                _ => None,
+            });
         }
+        let ours_cell = |t: &Timing| {
+            format!(
+                "{:.2}, {:.2}, {:.2} GB",
+                mean_std(&t.steps).0,
+                mean_std(&t.cpu).0,
+                gb(t.peak_rss)
+            )
+        };
+        let theirs_cell = |t: &Option<Timing>| match t {
+            Some(t) => format!("{:.2}, {:.2} GB", mean_std(&t.steps).0, gb(t.peak_rss)),
+            None => "-".to_string(),
+        };
+        let speed = |ours: &Timing, theirs: &Option<Timing>| match theirs {
+            Some(t) => format!("{:.2}x", mean_std(&t.steps).0 / mean_std(&ours.steps).0),
+            None => "-".to_string(),
+        };
+        let check = match &theirs[0] {
+            Some(t) => format!(
+                "{:.5}/{:.5}  {:.5}/{:.5}",
+                ours[0].first[0], t.first[0], ours[0].first[2], t.first[2]
+            ),
+            None => format!("{:.5} / {:.5}", ours[0].first[0], ours[0].first[2]),
+        };
         println!(
-            "{length:>6} | {mean:>8.2} | {cpu:>8.2} | {:>6.2} GB | {:>18} | {:>18} | {speed:>7} | {check}",
-            gb(ours.peak_rss),
-            cells[0],
-            cells[1]
+            "{length:>6} | {:>22} | {:>22} | {:>18} | {:>18} | {:>6} | {:>6} | {check}",
+            ours_cell(&ours[0]),
+            ours_cell(&ours[1]),
+            theirs_cell(&theirs[0]),
+            theirs_cell(&theirs[1]),
+            speed(&ours[0], &theirs[0]),
+            speed(&ours[1], &theirs[1]),
         );
         std::fs::remove_dir_all(&dir).ok();
     }
-    println!("(speed = torch s/step without checkpointing over laconic's; > 1 = laconic faster; {threads} threads)");
+    println!("(speed = torch s/step over laconic's, without checkpointing on either side; ckpt = both with it; > 1 = laconic faster; {threads} threads)");
     Ok(())
+}
+
+/// This example in child mode on the prepared `dir`, for one configuration.
+fn child_command(
+    sized: &Args,
+    dir: &Path,
+    threads: usize,
+    checkpointing: ActivationCheckpointing,
+) -> Result<Command> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--sequences", &sized.sequences.to_string()])
+        .args(["--prompt-len", &sized.prompt_len.to_string()])
+        .args(["--response-len", &sized.response_len.to_string()])
+        .args(["--micro-batch", &sized.micro_batch.to_string()])
+        .args(["--hidden", &sized.hidden.to_string()])
+        .args(["--layers", &sized.layers.to_string()])
+        .args(["--vocab", &sized.vocab.to_string()])
+        .args(["--chunk", &sized.chunk.to_string()])
+        .args(["--steps", &sized.steps.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .args(["--query-block", &sized.query_block.to_string()])
+        .args(["--key-block", &sized.key_block.to_string()])
+        .args([
+            "--activation-checkpointing",
+            &checkpointing_name(checkpointing),
+        ])
+        .arg("--data")
+        .arg(dir)
+        .arg("--json");
+    Ok(command)
 }
 
 fn main() -> Result<()> {

@@ -61,6 +61,7 @@ mod error;
 pub mod head;
 pub mod kl;
 pub mod logprob;
+pub mod memory;
 pub mod objective;
 pub mod policy_loss;
 pub mod schedule;

@@ -7,7 +7,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::prelude::*;
 use common::{batch, max_abs_diff, micro_batch_spread, tiny_on};
-use laconic_model::{load_model, named_tensors, save_pretrained, Qwen3};
+use laconic_model::{load_model, named_tensors, save_pretrained, ActivationCheckpointing, Qwen3};
 use laconic_optim::{
     compute_logprobs, Error, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence,
 };
@@ -74,6 +74,39 @@ fn a_positive_advantage_raises_the_sequence_log_probability_every_update() {
         previous = now;
     }
     println!("log π(response) rose from {start:.4} to {previous:.4} over 6 updates");
+}
+
+/// Layer recompute changes what the forward keeps, not what the update computes: the same metrics and,
+/// after the step's updates, the same parameters (to f32 rounding of the gradient sums).
+#[test]
+fn layer_recompute_leaves_the_update_unchanged() {
+    let model = tiny(false);
+    let (batch, _) = batch(&model);
+    let run = |checkpointing| {
+        let config = OptimConfig {
+            lr: 1e-3,
+            ppo_mini_batch_size: Some(2),
+            ppo_micro_batch_size: 2,
+            activation_checkpointing: checkpointing,
+            ..OptimConfig::default()
+        };
+        let mut updater = PolicyUpdater::new(config, &model).unwrap();
+        let (updated, metrics) = updater.step(model.clone(), &batch, None).unwrap();
+        (params(&updated), metrics.to_map())
+    };
+    let (plain, plain_metrics) = run(ActivationCheckpointing::None);
+    let (recomputed, recomputed_metrics) = run(ActivationCheckpointing::Layer);
+    for (key, a) in &plain_metrics {
+        let b = recomputed_metrics[key];
+        assert!(
+            (a - b).abs() <= 1e-6 * a.abs().max(1e-12),
+            "{key}: {a} without recompute, {b} with"
+        );
+    }
+    let diff = max_abs_diff(&plain, &recomputed);
+    let scale = plain.iter().fold(0f32, |m, v| m.max(v.abs()));
+    println!("layer recompute: max |Δθ| after the step = {diff:.3e} (max |θ| {scale:.3e})");
+    assert!(diff <= 1e-6 * scale, "{diff}");
 }
 
 fn params(model: &Qwen3<AD>) -> Vec<f32> {

@@ -258,6 +258,24 @@ fn rejects_empty_benchmarks_and_bad_configs() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("`eval.budgets`"), "{err}");
+    // A budget past the model's positions names both numbers before any generation.
+    let positions = model.config().max_position_embeddings;
+    let err = evaluate(
+        &model,
+        &tokenizer,
+        &[benchmark()],
+        &config(vec![8, positions + 1]),
+        &SaysGold,
+        &mut (),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`eval.budgets`")
+            && err.contains(&format!("max_position_embeddings = {positions}"))
+            && err.contains(&(positions + 1).to_string()),
+        "{err}"
+    );
 }
 
 #[test]
