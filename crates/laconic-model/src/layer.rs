@@ -57,8 +57,8 @@ pub enum ActivationCheckpointing {
     None,
     /// Only each dense layer's input; the backward recomputes the layer. About one more forward per
     /// step, and activation memory of `d` floats per token per layer instead of `~12·d + 3·I`.
-    /// Engaged on the autodiff backends with fused nodes (flex, ndarray); elsewhere, and on sparse
-    /// (MoE) layers, the layer runs as under `None`.
+    /// Engaged on the autodiff backends with fused nodes (flex, ndarray, and CUDA / wgpu when built
+    /// with those features); elsewhere, and on sparse (MoE) layers, the layer runs as under `None`.
     Layer,
 }
 

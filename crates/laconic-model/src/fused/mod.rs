@@ -18,12 +18,20 @@
 //!
 //! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
 //! `Autodiff<I>` for an inner backend `I` compiled in (flex with the `flex` feature, ndarray with
-//! `ndarray`), and runs the fused node there; on any other backend — inference, or an autodiff backend
+//! `ndarray`, CUDA with `cuda`, wgpu with `wgpu`), and runs the fused node there; on any other backend — inference, or an autodiff backend
 //! not listed — it runs the plain composition, which computes the same values. The unit tests check
 //! values and gradients of each fused node against autodiff through the composition.
 
 // Without an inner backend to route to, the fused nodes are only reached by their tests.
-#![cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(unused))]
+#![cfg_attr(
+    not(any(
+        feature = "flex",
+        feature = "ndarray",
+        feature = "cuda",
+        feature = "wgpu"
+    )),
+    allow(unused)
+)]
 
 mod attention;
 mod heads;
@@ -87,6 +95,20 @@ macro_rules! on_autodiff {
         #[cfg(feature = "ndarray")]
         {
             type $I = burn::backend::NdArray;
+            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
+                return $fused;
+            }
+        }
+        #[cfg(feature = "cuda")]
+        {
+            type $I = burn::backend::Cuda;
+            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
+                return $fused;
+            }
+        }
+        #[cfg(feature = "wgpu")]
+        {
+            type $I = burn::backend::Wgpu;
             if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
                 return $fused;
             }
