@@ -8,7 +8,7 @@
 //! and the truncation reward at L_R = L_T. Prints the evaluation before and after at several token
 //! budgets, the mean length of correct and incorrect answers, and the trajectory (length falls first:
 //! stage I; accuracy recovers after: stage II). Writes everything into `runs/demo-<time>/`.
-//! About 5–8 minutes on 2 cores.
+//! About 2 minutes on 2 cores (training and both evaluations).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use laconic::backend::{self, Autodiff};
 use laconic::eval::EvalReport;
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
-use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
+use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
 
 /// Run the CPU demo.
 #[derive(Parser, Debug)]
@@ -48,21 +48,20 @@ fn main() {
 fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let config = RunConfig::load(&args.config, &args.sets)?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        config.train.out_dir.join(format!("demo-{secs}"))
-    });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.train.out_dir.join(unique_run_name("demo")));
+    // Model, tokenizer and task are loaded before the run folder is made: a bad input leaves none.
+    let device = backend::device();
+    let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
+    let mut trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
     let run = RunDir::create(&out, &config)?;
     println!(
         "laconic demo on {} — run folder {}",
         backend::NAME,
         run.path.display()
     );
-    let device = backend::device();
-    let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
-    let mut trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
     let mut bars = ProgressBars::new(config.train.steps, 0, args.quiet);
     trainer.train(&run, &mut bars)?;
     bars.finish();

@@ -126,6 +126,15 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    // 0. The earlier run to compare with, read first: a wrong --compare fails before any work.
+    let before = match &args.compare {
+        Some(other) => Some(
+            EvalReport::read(other)
+                .with_context(|| format!("--compare `{}` holds no eval report", other.display()))?,
+        ),
+        None => None,
+    };
+
     // 1. Evaluate (or, without --model, read the report already in --out).
     let report = match &args.model {
         Some(model) => {
@@ -146,8 +155,7 @@ fn run(args: Args) -> Result<()> {
     print_summary(&report, &args.out)?;
 
     // 2. Compare with an earlier run.
-    if let Some(other) = &args.compare {
-        let before = EvalReport::read(other)?;
+    if let (Some(other), Some(before)) = (&args.compare, before) {
         let labels = [run_label(&before, other), run_label(&report, &args.out)];
         write_comparison(&before, &report, [&labels[0], &labels[1]], &args.out)?;
         println!(

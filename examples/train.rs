@@ -15,7 +15,7 @@ use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
-use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
+use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
 
 /// Train a policy with length-aware RL.
 #[derive(Parser, Debug)]
@@ -67,14 +67,14 @@ fn run(args: Args) -> Result<()> {
                 let stem = path
                     .file_stem()
                     .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                format!("{stem}-{secs}")
+                unique_run_name(&stem)
             });
-            let run = RunDir::create(config.train.out_dir.join(name), &config)?;
+            // Model, tokenizer and task are loaded before the run folder is made: a bad input
+            // leaves none.
             let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
-            (run, RlTrainer::<Autodiff>::new(config, model, tokenizer)?)
+            let trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
+            let run = RunDir::create(config.train.out_dir.join(name), &config)?;
+            (run, trainer)
         }
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
     };

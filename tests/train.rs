@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, NdArray};
+use laconic::model::safetensors::SafetensorsIndex;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 type B = Autodiff<NdArray>;
@@ -92,7 +93,8 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
     std::fs::create_dir_all(run_b.checkpoints().join(".step_4.tmp")).unwrap();
     assert_eq!(run_b.list_checkpoints().last().unwrap().0, 2);
 
-    // Resume from the folder alone.
+    // Resume from the folder alone, once the "killed" process has let go of it.
+    drop(run_b);
     let (run_b, resolved) = RunDir::open(&dir_b).unwrap();
     let mut resumed = RlTrainer::<B>::resume(&run_b, resolved, &device).unwrap();
     assert_eq!(resumed.step_count(), 2);
@@ -167,6 +169,16 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
     ] {
         assert!(step1.contains_key(key), "metrics lack {key}");
     }
+
+    // A truncated newest checkpoint (a disk that filled up): resume falls back to the one before it.
+    drop((resumed, run_b));
+    let newest = dir_b.join("checkpoints/step_4/model.safetensors");
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+    let (run_b, resolved) = RunDir::open(&dir_b).unwrap();
+    let fallback = RlTrainer::<B>::resume(&run_b, resolved, &device).unwrap();
+    assert_eq!(fallback.step_count(), 2);
+    drop((fallback, run_b));
     std::fs::remove_dir_all(dir_a).unwrap();
     std::fs::remove_dir_all(dir_b).unwrap();
 }
@@ -177,6 +189,7 @@ fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let mut config = tiny_config(4);
     config.optim.lr = 1e30;
     config.optim.grad_clip = 0.0;
+    config.train.save_every = 1;
     let dir = scratch("nan");
     let run = RunDir::create(&dir, &config).unwrap();
     let (model, tok) = load_policy::<B>(&config, &device).unwrap();
@@ -189,8 +202,21 @@ fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
         message.contains("last good checkpoint"),
         "{message} / {err:?}"
     );
+    assert!(
+        message.starts_with("step "),
+        "the message names the step: {message}"
+    );
+    // No checkpoint holds a non-finite weight: an update that overflows is never applied or saved.
     for (_, ckpt) in run.list_checkpoints() {
-        assert!(ckpt.join("model.safetensors").is_file());
+        let index = SafetensorsIndex::from_dir(&ckpt).unwrap();
+        for name in index.names() {
+            let values = index.read_f32(name).unwrap();
+            assert!(
+                values.iter().all(|v| v.is_finite()),
+                "{}: `{name}` is not finite",
+                ckpt.display()
+            );
+        }
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -4,6 +4,9 @@
 //! Not an example itself (cargo only builds `examples/*.rs` and `examples/*/main.rs`); an example uses
 //! it with `mod common;`.
 
+// Each example uses a subset of these helpers.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

@@ -42,6 +42,19 @@ pub fn evaluate<B: Backend>(
             found: format!("{} (largest)", config.max_budget()),
         });
     }
+    if let Some((i, bench)) = benchmarks
+        .iter()
+        .enumerate()
+        .find(|(i, b)| benchmarks[..*i].iter().any(|a| a.name == b.name))
+    {
+        return Err(Error::Mismatch {
+            benchmark: bench.name.clone(),
+            message: format!(
+                "benchmark {} has the name of an earlier one; rename one (NAME=PATH)",
+                i + 1
+            ),
+        });
+    }
     if let Some(empty) = benchmarks.iter().find(|b| b.is_empty()) {
         return Err(Error::Mismatch {
             benchmark: empty.name.clone(),

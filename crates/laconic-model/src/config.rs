@@ -289,10 +289,21 @@ impl Qwen3Config {
             ("num_attention_heads", self.num_attention_heads),
             ("num_key_value_heads", self.num_kv_heads()),
             ("head_dim", self.head_dim()),
+            ("max_position_embeddings", self.max_position_embeddings),
         ] {
             if value == 0 {
                 return Err(fail(format!("`{key}` must be positive, found `0`")));
             }
+        }
+        if let Some(id) = self
+            .eos_token_ids()
+            .into_iter()
+            .find(|&id| id as usize >= self.vocab_size)
+        {
+            return Err(fail(format!(
+                "`eos_token_id` {id} is outside the vocabulary (`vocab_size` = {})",
+                self.vocab_size
+            )));
         }
         if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(fail(format!(
@@ -458,6 +469,26 @@ mod tests {
             r#""rope_scaling": {"type": "yarn"}"#,
         );
         assert!(Qwen3Config::from_json_str(&scaled, "config.json").is_err());
+
+        let no_positions = QWEN3_06B.replace(
+            r#""max_position_embeddings": 40960"#,
+            r#""max_position_embeddings": 0"#,
+        );
+        let err = Qwen3Config::from_json_str(&no_positions, "config.json").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`max_position_embeddings` must be positive"),
+            "{err}"
+        );
+        let eos_outside =
+            QWEN3_06B.replace(r#""eos_token_id": 151645"#, r#""eos_token_id": 151936"#);
+        let err = Qwen3Config::from_json_str(&eos_outside, "config.json").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "`eos_token_id` 151936 is outside the vocabulary (`vocab_size` = 151936)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

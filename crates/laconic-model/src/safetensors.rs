@@ -71,6 +71,19 @@ impl SafetensorsIndex {
             path: sharded.clone(),
             source,
         })?;
+        // A shard is a plain file name inside the folder: `../x` or `/x` would read outside it.
+        if let Some((name, file)) = index
+            .weight_map
+            .iter()
+            .find(|(_, file)| !is_plain_file_name(file))
+        {
+            return Err(Error::Safetensors {
+                path: sharded.clone(),
+                message: format!(
+                    "tensor `{name}` names shard `{file}`, which is not a plain file name in the checkpoint folder"
+                ),
+            });
+        }
         let mut shards: Vec<PathBuf> = index.weight_map.values().map(|f| dir.join(f)).collect();
         shards.sort();
         shards.dedup();
@@ -276,9 +289,52 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Res
     Ok(())
 }
 
+/// Whether `name` is one path component naming a file (no separator, not `.` or `..`).
+fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !name.contains(['/', '\\'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sharded index may only name files inside its folder: a shard outside it is an error naming
+    /// the index, the tensor and the shard, and no file outside is opened.
+    #[test]
+    fn shards_outside_the_checkpoint_folder_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("laconic-st-shards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_f32(
+            &dir.join("inside.safetensors"),
+            &[("a".into(), vec![1], vec![1.0])],
+        )
+        .unwrap();
+        for shard in [
+            "../../../../etc/passwd",
+            "/etc/passwd",
+            "sub/inside.safetensors",
+            "..",
+            "",
+        ] {
+            let index = serde_json::json!({"weight_map": {"a": shard}});
+            std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+            let err = SafetensorsIndex::from_dir(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains("model.safetensors.index.json")
+                    && err.contains("tensor `a`")
+                    && err.contains("not a plain file name"),
+                "{shard}: {err}"
+            );
+        }
+        let index = serde_json::json!({"weight_map": {"a": "inside.safetensors"}});
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        assert_eq!(SafetensorsIndex::from_dir(&dir).unwrap().names(), ["a"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn round_trips_and_rejects_truncated_files() {

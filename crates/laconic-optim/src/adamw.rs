@@ -19,6 +19,7 @@ use burn::module::{AutodiffModule, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ElementConversion;
 
 use laconic_model::kernels::{self, AdamWCoefficients};
 
@@ -88,6 +89,15 @@ impl<B: Backend> AdamW<B> {
             path: Vec::new(),
         };
         module.map(&mut mapper)
+    }
+
+    /// Whether every moment is finite: one pass over the state, one number read back.
+    pub fn moments_finite(&self) -> bool {
+        let tensors = self
+            .moments
+            .values()
+            .flat_map(|m| [m.exp_avg.clone(), m.exp_avg_sq.clone()]);
+        all_finite(tensors)
     }
 
     /// The state as named tensors: `exp_avg.<param>`, `exp_avg_sq.<param>` (the parameter's shape) and
@@ -234,6 +244,22 @@ impl<B: Backend> AdamW<B> {
         let updated = param - (state.exp_avg.clone() / denom).mul_scalar(lr / bias1);
         updated.reshape(shape)
     }
+}
+
+/// Whether every element of `tensors` is finite: `Σ x·0` is 0, or NaN when any `x` is ±inf or NaN
+/// (a huge finite value does not overflow it, as a norm would). One reduction per tensor on the
+/// device, one scalar read back.
+pub fn all_finite<B: Backend, const D: usize>(
+    tensors: impl IntoIterator<Item = Tensor<B, D>>,
+) -> bool {
+    let probe = tensors
+        .into_iter()
+        .map(|t| t.mul_scalar(0.0).sum())
+        .reduce(|a, b| a + b);
+    probe.is_none_or(|p| {
+        let value: f64 = p.into_scalar().elem();
+        value.is_finite()
+    })
 }
 
 struct Update<'a, AB: AutodiffBackend> {

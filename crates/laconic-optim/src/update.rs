@@ -11,13 +11,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use laconic_model::safetensors::{write_f32, SafetensorsIndex};
 use laconic_model::Qwen3;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::adamw::AdamW;
+use crate::adamw::{all_finite, AdamW};
 use crate::agg::AggCounts;
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::clip::clip_grad_norm;
@@ -178,8 +181,9 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// `actor/kl_loss` whenever given.
     ///
     /// # Errors
-    /// An invalid batch; missing reference log-probs; a non-finite loss or gradient norm
-    /// ([`Error::NonFinite`]: the model is dropped, resume from the last checkpoint).
+    /// An invalid batch; missing reference log-probs; a non-finite loss, gradient norm, updated
+    /// parameter or AdamW moment ([`Error::NonFinite`]: the model is dropped, resume from the last
+    /// checkpoint).
     pub fn step(
         &mut self,
         mut model: Qwen3<B>,
@@ -230,6 +234,15 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 }
                 let lr = self.next_lr();
                 model = self.optimizer.step(model, grads, lr);
+                // A finite gradient can still overflow the update (a huge learning rate, a decay
+                // factor far from 1): such a model is never handed back, so it is never saved.
+                if !parameters_finite(&model) || !self.optimizer.moments_finite() {
+                    return Err(Error::NonFinite {
+                        what: "the updated parameters",
+                        value: f64::NAN,
+                        step: self.updates,
+                    });
+                }
                 self.updates += 1;
                 metrics.record(&sums, grad_norm, lr);
             }
@@ -432,6 +445,21 @@ fn state_error(path: &Path, message: &str) -> Error {
         path: path.to_path_buf(),
         message: message.to_string(),
     }
+}
+
+/// Whether every parameter of `model` is finite (on the inner backend: nothing is recorded).
+fn parameters_finite<B: AutodiffBackend>(model: &Qwen3<B>) -> bool {
+    struct Collect<B: AutodiffBackend>(Vec<Tensor<B::InnerBackend, 1>>);
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let inner = param.val().inner();
+            let n = inner.shape().num_elements();
+            self.0.push(inner.reshape([n]));
+        }
+    }
+    let mut collect = Collect::<B>(Vec::new());
+    model.visit(&mut collect);
+    all_finite(collect.0)
 }
 
 #[cfg(test)]

@@ -109,6 +109,32 @@ fn layer_recompute_leaves_the_update_unchanged() {
     assert!(diff <= 1e-6 * scale, "{diff}");
 }
 
+/// A finite loss and gradient whose update overflows the parameters (a learning rate of 1e38: the
+/// first step size is lr / (1 − β1) = 1e39, past f32) is refused: the model never comes back, so it
+/// can never be checkpointed.
+#[test]
+fn an_update_that_overflows_the_parameters_is_refused() {
+    let model = tiny(false);
+    let (batch, _) = batch(&model);
+    let config = OptimConfig {
+        lr: 1e38,
+        ..OptimConfig::default()
+    };
+    let mut updater = PolicyUpdater::new(config, &model).unwrap();
+    let err = updater.step(model, &batch, None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NonFinite {
+                what: "the updated parameters",
+                step: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 fn params(model: &Qwen3<AD>) -> Vec<f32> {
     named_tensors(model)
         .into_iter()

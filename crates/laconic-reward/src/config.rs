@@ -26,7 +26,9 @@
 //! | `arora_zanette` | `alpha = 0.1` |
 //! | `grpo_lead` | `alpha = 0.05`, `incorrect_reward = -1.0` |
 
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::group::{GroupView, Scored};
@@ -36,7 +38,11 @@ use crate::shapers::{
 };
 
 /// The reward shaper and its knobs; the serde tag `kind` is the name users write.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialised by hand (see [`RewardConfig::from_knobs`]) so that an error inside a shaper's
+/// table names its key (`` `l_t`: invalid value … ``), which serde's derived internally tagged
+/// enums cannot do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RewardConfig {
     /// `1[c]` ([`Correctness`]).
@@ -88,6 +94,34 @@ pub const REWARD_KINDS: &[&str] = &[
     "grpo_lead",
 ];
 
+impl<'de> Deserialize<'de> for RewardConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut table = Map::<String, Value>::deserialize(deserializer)?;
+        let kind = match table.remove("kind") {
+            Some(Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(D::Error::custom(format_args!(
+                    "`kind`: expected a string, found `{other}`"
+                )))
+            }
+            None => return Err(D::Error::missing_field("kind")),
+        };
+        Self::from_knobs(&kind, table).map_err(D::Error::custom)
+    }
+}
+
+/// Deserialises one shaper's knobs, naming the key of the first bad one.
+fn knobs_of<T: DeserializeOwned>(knobs: Map<String, Value>) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(Value::Object(knobs)).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("`{path}`: {}", e.inner())
+        }
+    })
+}
+
 /// Scores for a rollout batch and the `L_T` each group used (for the trainer's logs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchScores {
@@ -113,6 +147,51 @@ impl RewardConfig {
             RewardConfig::Cosine(_) => "cosine",
             RewardConfig::AroraZanette(_) => "arora_zanette",
             RewardConfig::GrpoLead(_) => "grpo_lead",
+        }
+    }
+
+    /// The shaper `kind` with `knobs` (every other key of the `[reward]` table), defaulted where
+    /// absent.
+    ///
+    /// # Errors
+    /// An unknown kind (listing the valid ones), or an unknown or ill-typed knob, as a message that
+    /// starts with the knob in backticks.
+    pub fn from_knobs(kind: &str, knobs: Map<String, Value>) -> std::result::Result<Self, String> {
+        Ok(match kind {
+            "correctness" => RewardConfig::Correctness(knobs_of(knobs)?),
+            "truncation" => RewardConfig::Truncation(knobs_of(knobs)?),
+            "adaptive_truncation" => RewardConfig::AdaptiveTruncation(knobs_of(knobs)?),
+            "kimi" => RewardConfig::Kimi(knobs_of(knobs)?),
+            "laser" => RewardConfig::Laser(knobs_of(knobs)?),
+            "laser_d" => RewardConfig::LaserD(knobs_of(knobs)?),
+            "dapo_overlong" => RewardConfig::DapoOverlong(knobs_of(knobs)?),
+            "l1" => RewardConfig::L1(knobs_of(knobs)?),
+            "alp" => RewardConfig::Alp(knobs_of(knobs)?),
+            "cosine" => RewardConfig::Cosine(knobs_of(knobs)?),
+            "arora_zanette" => RewardConfig::AroraZanette(knobs_of(knobs)?),
+            "grpo_lead" => RewardConfig::GrpoLead(knobs_of(knobs)?),
+            other => {
+                return Err(format!(
+                    "`kind`: unknown reward `{other}`, expected one of {}",
+                    REWARD_KINDS.join(", ")
+                ))
+            }
+        })
+    }
+
+    /// The knob names of shaper `kind` (`None` for an unknown kind): what a `[reward]` table of that
+    /// kind may hold besides `kind`.
+    pub fn knobs(kind: &str) -> Option<Vec<String>> {
+        let default = Self::from_knobs(kind, Map::new()).ok()?;
+        match serde_json::to_value(default) {
+            Ok(Value::Object(fields)) => Some(
+                fields
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| k != "kind")
+                    .collect(),
+            ),
+            _ => None,
         }
     }
 
@@ -334,6 +413,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("some"), "{e}");
+    }
+
+    /// Errors inside a shaper's table name the knob, not just `reward`.
+    #[test]
+    fn knob_errors_name_the_knob() {
+        let e = parse("[reward]\nkind = \"truncation\"\nl_t = -5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`l_t`: invalid value: integer `-5`"), "{e}");
+        let e = parse("[reward]\nkind = \"truncation\"\nmask = \"nope\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`mask`: unknown variant `nope`"), "{e}");
+        let e = parse("[reward]\nkind = 3").unwrap_err().to_string();
+        assert!(e.contains("`kind`: expected a string"), "{e}");
+        let e = parse("[reward]\nl_t = 3").unwrap_err().to_string();
+        assert!(e.contains("missing field `kind`"), "{e}");
+    }
+
+    #[test]
+    fn knobs_of_each_kind() {
+        assert_eq!(RewardConfig::knobs("truncation").unwrap(), ["l_t", "mask"]);
+        assert_eq!(RewardConfig::knobs("kimi").unwrap(), ["alpha"]);
+        assert_eq!(
+            RewardConfig::knobs("l1").unwrap(),
+            ["alpha", "default_target"]
+        );
+        assert!(RewardConfig::knobs("correctness").unwrap().is_empty());
+        assert!(RewardConfig::knobs("nope").is_none());
+        for kind in REWARD_KINDS {
+            assert!(RewardConfig::knobs(kind).is_some(), "{kind}");
+        }
     }
 
     #[test]

@@ -194,6 +194,18 @@ mod tests {
         no("73", "72");
     }
 
+    /// Literals past f64's range are never judged equal through an overflowed inf or an underflowed 0.
+    #[test]
+    fn out_of_range_literals_are_never_equal_by_overflow() {
+        no("1e400", "1e401");
+        no("2e308", "1e309");
+        no("1e-400", "0");
+        no("-1e400", "-1e500");
+        yes("1e300", "10^{300}");
+        yes("1.5e3", "1500");
+        yes("0e999", "0");
+    }
+
     #[test]
     fn fractions_and_decimals() {
         yes("\\dfrac{14}{3}", "\\frac{14}{3}");

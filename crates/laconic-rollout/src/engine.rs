@@ -75,7 +75,11 @@ impl EngineConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every setting is in range.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEngine`] naming the first setting out of range.
+    pub fn validate(&self) -> Result<()> {
         for (name, value) in [
             ("max_batch", self.max_batch),
             ("prefill_batch", self.prefill_batch),

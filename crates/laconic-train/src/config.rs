@@ -1,10 +1,12 @@
 //! `RunConfig`: one TOML file describes a run, section per crate, every knob explicit.
 //!
 //! Sources, later wins: the TOML file (`configs/*.toml`), environment variables
-//! `LACONIC__SECTION__KEY=value` (e.g. `LACONIC__ROLLOUT__N=16`), then `--set section.key=value` pairs.
-//! Values from the environment and `--set` are read as TOML literals (`0.2`, `true`, `[1, 2]`), falling
-//! back to plain strings. An unknown key anywhere is an error that names its dotted path: a typo in a
-//! knob would silently change the experiment.
+//! `LACONIC__SECTION__KEY=value` (e.g. `LACONIC__ROLLOUT__N=16`), then `--set section.key=value` pairs
+//! (merged in [`crate::layers`]). Values from the environment and `--set` are read as TOML literals
+//! (`0.2`, `true`, `[1, 2]`), falling back to plain strings, and are never coerced: a float where an
+//! integer belongs is an error. An unknown key anywhere is an error that names its dotted path: a typo
+//! in a knob would silently change the experiment. Every knob is range-checked here, before a model is
+//! loaded or a run folder made.
 
 use std::path::{Path, PathBuf};
 
@@ -12,9 +14,11 @@ use laconic_eval::{DatasetSpec, EvalConfig, PromptConfig};
 use laconic_model::AttentionBlocks;
 use laconic_optim::OptimConfig;
 use laconic_reward::RewardConfig;
+use laconic_rollout::{EngineConfig, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::layers::{parse_key, Layered};
 use crate::task::DigitSumConfig;
 
 /// Everything a training run needs.
@@ -221,44 +225,38 @@ impl RunConfig {
     /// Reads `path`, applies `LACONIC__…` environment overrides and `--set key=value` pairs, and checks
     /// the result.
     ///
+    /// When an override switches `reward.kind`, the file's knobs of the old kind that the new one does
+    /// not have are dropped, with a note on stderr (so `--set reward.kind="kimi"` works on a file
+    /// written for the truncation reward).
+    ///
     /// # Errors
-    /// Unreadable or malformed TOML, an unknown key (named by its dotted path), a value of the wrong type,
-    /// or an inconsistent combination of knobs.
+    /// Unreadable or malformed TOML, an unknown key (named by its dotted path), a value of the wrong type
+    /// (no coercion: `8.5` is no integer, `"yes"` no bool), a malformed `--set` key, or an inconsistent
+    /// combination of knobs. A value an override wrote is named with its layer.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("LACONIC")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            );
-        for set in sets {
-            let (key, value) = set.split_once('=').ok_or_else(|| Error::Config {
-                path: path.to_path_buf(),
-                message: format!("`--set {set}` is not of the form `section.key=value`"),
-            })?;
-            builder = builder
-                .set_override(key.trim(), literal(value.trim()))
-                .map_err(|e| Error::Config {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
-        }
-        let merged = builder.build().map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let config: RunConfig =
-            serde_path_to_error::deserialize(merged).map_err(|e| Error::Config {
-                path: path.to_path_buf(),
-                message: format!("`{}`: {}", e.path(), e.inner()),
-            })?;
-        config.validate().map_err(|message| Error::Config {
+        Self::load_with_env(path, std::env::vars(), sets)
+    }
+
+    /// [`RunConfig::load`] with the environment given as `(name, value)` pairs.
+    ///
+    /// # Errors
+    /// As [`RunConfig::load`].
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        sets: &[String],
+    ) -> Result<Self> {
+        let fail = |message: String| Error::Config {
             path: path.to_path_buf(),
             message,
-        })?;
-        Ok(config)
+        };
+        let mut layered = Layered::from_file(path).map_err(fail)?;
+        layered.apply_env(env).map_err(fail)?;
+        for set in sets {
+            layered.apply_set(set).map_err(fail)?;
+        }
+        drop_knobs_of_an_overridden_reward_kind(&mut layered, path);
+        Self::from_layered(&layered).map_err(fail)
     }
 
     /// Parses TOML text (no overrides), for tests and programs that build configs in memory.
@@ -266,20 +264,29 @@ impl RunConfig {
     /// # Errors
     /// As [`RunConfig::load`].
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: RunConfig =
-            serde_path_to_error::deserialize(toml::Deserializer::parse(text).map_err(|e| {
-                Error::Config {
-                    path: "<memory>".into(),
-                    message: e.to_string(),
-                }
-            })?)
-            .map_err(|e| Error::Config {
-                path: "<memory>".into(),
-                message: format!("`{}`: {}", e.path(), e.inner()),
-            })?;
-        config.validate().map_err(|message| Error::Config {
+        let fail = |message: String| Error::Config {
             path: "<memory>".into(),
             message,
+        };
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| fail(e.to_string()))?;
+        Self::from_layered(&Layered::new(table)).map_err(fail)
+    }
+
+    /// Deserialises and validates a merged table; a message names the key and, where an override
+    /// wrote it, the layer.
+    fn from_layered(layered: &Layered) -> std::result::Result<Self, String> {
+        let config: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(
+            layered.table.clone(),
+        ))
+        .map_err(|e| {
+            let (key, message) = nested_key(e.path().to_string(), e.inner().to_string());
+            with_origin(format!("`{key}`: {message}"), layered, &key)
+        })?;
+        config.validate().map_err(|message| {
+            let key = first_dotted_key(&message).unwrap_or_default();
+            with_origin(message, layered, &key)
         })?;
         Ok(config)
     }
@@ -289,15 +296,32 @@ impl RunConfig {
         toml::to_string_pretty(self).expect("a run config serialises to TOML")
     }
 
-    /// Checks the knobs that depend on each other.
+    /// Checks every knob's range and the knobs that depend on each other, before any model is loaded
+    /// or run folder made.
     ///
     /// # Errors
-    /// A message naming the keys that disagree.
+    /// A message naming the dotted key (or the keys that disagree).
     pub fn validate(&self) -> std::result::Result<(), String> {
         let r = &self.rollout;
         if r.n == 0 || r.prompts_per_step == 0 {
             return Err("`rollout.n` and `rollout.prompts_per_step` must be positive".into());
         }
+        self.sampling_params(Vec::new(), 0)
+            .validate()
+            .and_then(|()| self.engine_config().validate())
+            .map_err(|e| match e {
+                laconic_rollout::Error::InvalidParam {
+                    name,
+                    expected,
+                    found,
+                }
+                | laconic_rollout::Error::InvalidEngine {
+                    name,
+                    expected,
+                    found,
+                } => format!("`rollout.{name}`: expected {expected}, found `{found}`"),
+                other => other.to_string(),
+            })?;
         if (self.optim.temperature - r.temperature).abs() > f32::EPSILON && r.temperature > 0.0 {
             return Err(format!(
                 "`optim.temperature` ({}) must equal `rollout.temperature` ({}): log-probs are recomputed at the rollout temperature",
@@ -309,37 +333,160 @@ impl RunConfig {
         if self.model.path.is_none() && self.model.init_config.is_none() {
             return Err("`model.path` (a checkpoint folder) or `model.init_config` (a config.json) is required".into());
         }
+        self.model
+            .attention
+            .validate()
+            .map_err(|e| format!("`model.attention`: {e}"))?;
+        if let DataConfig::DigitSum(task) = &self.data {
+            task.validate()?;
+            if self.train.eval_problems == 0 {
+                return Err("`train.eval_problems` must be positive (the synthetic task's held-out problems)".into());
+            }
+        }
         self.eval.validate().map_err(|e| e.to_string())?;
+        self.sft.validate()
+    }
+
+    /// The config with every relative input path (model, tokenizer, datasets, SFT data) joined onto
+    /// `base`: what a run folder records, so that resuming does not depend on the directory it is
+    /// started from.
+    pub fn with_absolute_paths(mut self, base: &Path) -> Self {
+        let absolute = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        let m = &mut self.model;
+        m.path.iter_mut().for_each(absolute);
+        m.init_config.iter_mut().for_each(absolute);
+        m.tokenizer.iter_mut().for_each(absolute);
+        if let DataConfig::Jsonl(data) = &mut self.data {
+            absolute(&mut data.dataset.path);
+        }
+        for spec in &mut self.train.eval_benchmarks {
+            absolute(&mut spec.path);
+        }
+        self.sft.data.iter_mut().for_each(absolute);
+        self
+    }
+
+    /// The sampling parameters of `[rollout]` with these stop ids and seed.
+    pub fn sampling_params(&self, stop_ids: Vec<u32>, seed: u64) -> SamplingParams {
+        let r = &self.rollout;
+        SamplingParams {
+            temperature: r.temperature,
+            top_p: r.top_p,
+            top_k: r.top_k,
+            min_p: r.min_p,
+            max_tokens: r.max_tokens,
+            stop_ids,
+            seed,
+        }
+    }
+
+    /// The rollout engine's settings of `[rollout]`.
+    pub fn engine_config(&self) -> EngineConfig {
+        let r = &self.rollout;
+        EngineConfig {
+            max_batch: r.max_batch,
+            prefill_batch: r.prefill_batch,
+            share_prefix: true,
+            compact: true,
+            kv_cache_tokens: r.kv_cache_tokens,
+        }
+    }
+}
+
+impl SftConfig {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("`sft.batch_size` must be positive".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "`sft.lr` must be a finite positive number, found `{}`",
+                self.lr
+            ));
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
+            return Err(format!(
+                "`sft.grad_clip` must be a finite positive number, found `{}`",
+                self.grad_clip
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!(
+                "`sft.weight_decay` must be a finite number ≥ 0, found `{}`",
+                self.weight_decay
+            ));
+        }
         Ok(())
     }
 }
 
-/// A `--set` or environment value as a TOML literal, or the raw string when it is not one.
-fn literal(text: &str) -> config::Value {
-    match toml::from_str::<toml::Table>(&format!("v = {text}")) {
-        Ok(mut table) => to_config_value(table.remove("v").expect("the key was just parsed")),
-        Err(_) => config::Value::from(text.to_string()),
+#[cfg(test)]
+mod tests;
+
+/// Drops the file's `[reward]` knobs that an overridden `reward.kind` does not have, with a note.
+fn drop_knobs_of_an_overridden_reward_kind(layered: &mut Layered, path: &Path) {
+    let Some(layer) = layered.origin("reward.kind").cloned() else {
+        return;
+    };
+    let Some(reward) = layered.table.get("reward").and_then(toml::Value::as_table) else {
+        return;
+    };
+    let Some(kind) = reward
+        .get("kind")
+        .and_then(toml::Value::as_str)
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let Some(knobs) = RewardConfig::knobs(&kind) else {
+        return;
+    };
+    let stale: Vec<String> = reward
+        .keys()
+        .filter(|k| *k != "kind" && !knobs.contains(k))
+        .filter(|k| layered.origin(&format!("reward.{k}")).is_none())
+        .cloned()
+        .collect();
+    for key in stale {
+        layered.remove("reward", &key);
+        eprintln!(
+            "note: `reward.{key}` in `{}` is not a knob of reward `{kind}` (`reward.kind` {layer}); dropped",
+            path.display()
+        );
     }
 }
 
-fn to_config_value(value: toml::Value) -> config::Value {
-    match value {
-        toml::Value::String(s) => s.into(),
-        toml::Value::Integer(i) => i.into(),
-        toml::Value::Float(f) => f.into(),
-        toml::Value::Boolean(b) => b.into(),
-        toml::Value::Datetime(d) => d.to_string().into(),
-        toml::Value::Array(items) => items
-            .into_iter()
-            .map(to_config_value)
-            .collect::<Vec<_>>()
-            .into(),
-        toml::Value::Table(table) => {
-            let map: std::collections::HashMap<String, config::Value> = table
-                .into_iter()
-                .map(|(k, v)| (k, to_config_value(v)))
-                .collect();
-            map.into()
-        }
+/// Folds a key that a hand-written `Deserialize` put at the start of its message (`` `l_t`: … ``
+/// under `reward`) into the dotted path.
+fn nested_key(path: String, message: String) -> (String, String) {
+    let inner = message
+        .strip_prefix('`')
+        .and_then(|rest| rest.split_once("`: "))
+        .filter(|(key, _)| parse_key(key).is_ok());
+    match inner {
+        Some((key, rest)) if path != "." => (format!("{path}.{key}"), rest.to_string()),
+        _ => (path, message),
+    }
+}
+
+/// The first backticked dotted key of a message (`` `rollout.n` must … `` → `rollout.n`).
+fn first_dotted_key(message: &str) -> Option<String> {
+    message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|part| part.contains('.') && parse_key(part).is_ok())
+        .map(str::to_string)
+}
+
+/// `message`, naming the override layer that wrote `key` when one did.
+fn with_origin(message: String, layered: &Layered, key: &str) -> String {
+    match layered.origin(key) {
+        Some(layer) => format!("{message} ({layer})"),
+        None => message,
     }
 }

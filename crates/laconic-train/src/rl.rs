@@ -12,7 +12,7 @@ use laconic_eval::{evaluate, EvalReport};
 use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
 use laconic_optim::{compute_logprobs, LogprobBackend, PolicyUpdater, UpdateBatch, UpdateSequence};
 use laconic_reward::{BatchMetrics, GroupView};
-use laconic_rollout::{Engine, EngineConfig, Finish, Observer, Progress, Rollout, SamplingParams};
+use laconic_rollout::{Engine, Finish, Observer, Progress, Rollout};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
@@ -159,32 +159,52 @@ impl<B: LogprobBackend> RlTrainer<B> {
         })
     }
 
-    /// Resumes the latest checkpoint of `run`: model, optimizer, prompt cursor and step. The KL reference
-    /// is reloaded from `[model]` (the initial policy).
+    /// Resumes the latest checkpoint of `run` that loads: model, optimizer, prompt cursor and step. A
+    /// checkpoint that does not load (a truncated file, a state that disagrees with its folder) is
+    /// skipped with a warning for the one before it. The KL reference is reloaded from `[model]` (the
+    /// initial policy).
     ///
     /// # Errors
-    /// No checkpoint, or unreadable checkpoint files.
+    /// No checkpoint, or none that loads (the newest one's error).
     pub fn resume(run: &RunDir, config: RunConfig, device: &B::Device) -> Result<Self> {
-        let (step, dir) = run
-            .list_checkpoints()
-            .pop()
-            .ok_or_else(|| Error::Checkpoint {
+        let checkpoints = run.list_checkpoints();
+        if checkpoints.is_empty() {
+            return Err(Error::Checkpoint {
                 path: run.checkpoints(),
                 message: "no checkpoint to resume from".into(),
-            })?;
+            });
+        }
         let (initial, tokenizer) = load_policy::<B>(&config, device)?;
-        let state = RunDir::read_state(&dir)?;
-        let mut model = load_model::<B>(&dir, device)?;
-        model.set_attention_blocks(config.model.attention)?;
         let mut trainer = Self::new(config, initial, tokenizer)?;
-        trainer
-            .updater
-            .load_state(dir.join(OPTIMIZER_STATE), &model)?;
-        trainer.task.restore_sampler(state.sampler)?;
-        trainer.model = Some(model);
-        trainer.step = step;
-        run.truncate_metrics_after(step)?;
-        Ok(trainer)
+        let mut newest_error = None;
+        for (step, dir) in checkpoints.into_iter().rev() {
+            match trainer.restore(&dir, device) {
+                Ok(()) => {
+                    trainer.step = step;
+                    run.truncate_metrics_after(step)?;
+                    return Ok(trainer);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: checkpoint `{}` does not load ({e}); trying the one before it",
+                        dir.display()
+                    );
+                    newest_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(newest_error.expect("at least one checkpoint was tried"))
+    }
+
+    /// Loads the policy, optimizer state and prompt cursor of the checkpoint `dir`.
+    fn restore(&mut self, dir: &std::path::Path, device: &B::Device) -> Result<()> {
+        let state = RunDir::read_state(dir)?;
+        let mut model = load_model::<B>(dir, device)?;
+        model.set_attention_blocks(self.config.model.attention)?;
+        self.updater.load_state(dir.join(OPTIMIZER_STATE), &model)?;
+        self.task.restore_sampler(state.sampler)?;
+        self.model = Some(model);
+        Ok(())
     }
 
     /// Steps completed.
@@ -353,25 +373,11 @@ impl<B: LogprobBackend> RlTrainer<B> {
         observer: &mut dyn TrainObserver,
     ) -> Result<(Vec<Rollout>, Progress)> {
         let r = &self.config.rollout;
-        let engine = Engine::new(
-            policy,
-            EngineConfig {
-                max_batch: r.max_batch,
-                prefill_batch: r.prefill_batch,
-                share_prefix: true,
-                compact: true,
-                kv_cache_tokens: r.kv_cache_tokens,
-            },
-        )?;
-        let params = SamplingParams {
-            temperature: r.temperature,
-            top_p: r.top_p,
-            top_k: r.top_k,
-            min_p: r.min_p,
-            max_tokens: r.max_tokens,
-            stop_ids: self.stop_ids.clone(),
-            seed: mix(self.config.train.seed, self.step),
-        };
+        let engine = Engine::new(policy, self.config.engine_config())?;
+        let params = self.config.sampling_params(
+            self.stop_ids.clone(),
+            mix(self.config.train.seed, self.step),
+        );
         let prompts: Vec<Vec<u32>> = items.iter().map(|i| i.prompt_ids.clone()).collect();
         let mut forward = PhaseObserver {
             inner: observer,

@@ -9,11 +9,15 @@
 //! RUN/report/                  SVG curves and summary.md
 //! ```
 //! A checkpoint is written to a hidden temporary folder and renamed into place, so a run killed at any
-//! moment leaves only complete checkpoints.
+//! moment leaves only complete checkpoints. One process at a time owns a run folder: [`RunDir::create`]
+//! and [`RunDir::open`] take an exclusive OS lock on `RUN/.lock` before reading or writing anything, held
+//! until the `RunDir` (and its clones) are dropped; the OS releases it when the process dies.
 
 use std::collections::BTreeMap;
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +31,8 @@ pub const RESOLVED_CONFIG: &str = "config.resolved.toml";
 pub const METRICS: &str = "metrics.jsonl";
 /// Name of the trainer state inside a checkpoint.
 pub const TRAINER_STATE: &str = "trainer_state.json";
+/// Name of the lock file a run's owner holds.
+pub const LOCK: &str = ".lock";
 /// Name of the optimizer state inside a checkpoint.
 pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
@@ -42,39 +48,114 @@ pub struct TrainerState {
     pub sampler: Option<PromptSampler>,
 }
 
-/// A run folder.
+/// A run folder, locked for this process while the value (or a clone) lives.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     /// The folder.
     pub path: PathBuf,
+    /// The locked `RUN/.lock` (the lock goes with the last clone).
+    _lock: Arc<File>,
+}
+
+/// A default run name: `stem`, the Unix time and the process id, so two runs started in the same
+/// second get two folders.
+pub fn unique_run_name(stem: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{stem}-{secs}-{}", std::process::id())
+}
+
+/// Takes the exclusive lock of the run folder `path` (which must exist).
+fn lock(path: &Path) -> Result<Arc<File>> {
+    let lock_path = path.join(LOCK);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Arc::new(file)),
+        Err(TryLockError::WouldBlock) => Err(Error::Other(format!(
+            "`{}` is in use by another laconic process (it holds `{LOCK}`); wait for it to finish or choose another run name",
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
 }
 
 impl RunDir {
     /// Creates `path` and writes the resolved config into it.
     ///
+    /// The resolved config is written with absolute paths (relative ones are taken from the working
+    /// directory), so `--resume` works from anywhere. A folder whose run stopped before its first
+    /// checkpoint is cleared and reused.
+    ///
     /// # Errors
-    /// When the folder exists with a run in it, or cannot be written.
+    /// When the folder holds a run with a checkpoint, another process holds it, or it cannot be
+    /// written.
     pub fn create(path: impl Into<PathBuf>, config: &RunConfig) -> Result<Self> {
         let path = path.into();
-        if path.join(RESOLVED_CONFIG).exists() {
-            return Err(Error::Other(format!(
-                "`{}` already holds a run; resume it with --resume or choose another run name",
-                path.display()
-            )));
-        }
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        let run = Self { path };
-        write_atomic(&run.path.join(RESOLVED_CONFIG), config.to_toml().as_bytes())?;
+        let run = Self {
+            _lock: lock(&path)?,
+            path,
+        };
+        if run.path.join(RESOLVED_CONFIG).exists() {
+            if !run.list_checkpoints().is_empty() {
+                return Err(Error::Other(format!(
+                    "`{}` already holds a run; resume it with --resume or choose another run name",
+                    run.path.display()
+                )));
+            }
+            run.clear()?;
+            eprintln!(
+                "note: `{}` held a run that stopped before its first checkpoint; starting it anew",
+                run.path.display()
+            );
+        }
+        let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+        let resolved = config.clone().with_absolute_paths(&cwd);
+        write_atomic(
+            &run.path.join(RESOLVED_CONFIG),
+            resolved.to_toml().as_bytes(),
+        )?;
         Ok(run)
+    }
+
+    /// Removes everything of an unfinished run but the lock.
+    fn clear(&self) -> Result<()> {
+        let entries = std::fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        for entry in entries.flatten() {
+            if entry.file_name() == LOCK {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
     }
 
     /// Opens an existing run folder and reads its resolved config.
     ///
     /// # Errors
-    /// When the folder has no resolved config or it does not parse.
+    /// When the folder has no resolved config or it does not parse, or another process holds it.
     pub fn open(path: impl Into<PathBuf>) -> Result<(Self, RunConfig)> {
         let path = path.into();
         let config_path = path.join(RESOLVED_CONFIG);
+        if !config_path.is_file() {
+            return Err(Error::Other(format!(
+                "`{}` holds no run (no `{RESOLVED_CONFIG}`)",
+                path.display()
+            )));
+        }
+        let lock = lock(&path)?;
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
         let config = RunConfig::from_toml(&text).map_err(|e| match e {
             Error::Config { message, .. } => Error::Config {
@@ -83,7 +164,7 @@ impl RunDir {
             },
             other => other,
         })?;
-        Ok((Self { path }, config))
+        Ok((Self { path, _lock: lock }, config))
     }
 
     /// `checkpoints/`.
@@ -152,10 +233,23 @@ impl RunDir {
     pub fn read_state(checkpoint: &Path) -> Result<TrainerState> {
         let path = checkpoint.join(TRAINER_STATE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+        let state: TrainerState = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
             path: checkpoint.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        let folder_step = checkpoint
+            .file_name()
+            .and_then(|name| name.to_str()?.strip_prefix("step_")?.parse::<u64>().ok());
+        match folder_step {
+            Some(step) if step != state.step => Err(Error::Checkpoint {
+                path: checkpoint.to_path_buf(),
+                message: format!(
+                    "`{TRAINER_STATE}` says step {} but the folder is step {step}",
+                    state.step
+                ),
+            }),
+            _ => Ok(state),
+        }
     }
 
     /// Appends one line to `metrics.jsonl`.
@@ -182,17 +276,32 @@ impl RunDir {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(Vec::new());
         };
-        text.lines()
+        // A run killed mid-append leaves a last line without its newline: dropped, with a warning.
+        let torn_tail = !text.is_empty() && !text.ends_with('\n');
+        let lines: Vec<(usize, &str)> = text
+            .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| Error::Data {
-                    path: path.clone(),
-                    line: i + 1,
-                    message: e.to_string(),
-                })
-            })
-            .collect()
+            .collect();
+        let mut metrics = Vec::with_capacity(lines.len());
+        for (k, &(i, line)) in lines.iter().enumerate() {
+            match serde_json::from_str(line) {
+                Ok(m) => metrics.push(m),
+                Err(_) if torn_tail && k + 1 == lines.len() => eprintln!(
+                    "warning: `{}` line {}: dropping a torn last line (the run stopped while writing it)",
+                    path.display(),
+                    i + 1
+                ),
+                Err(e) => {
+                    return Err(Error::Data {
+                        path: path.clone(),
+                        line: i + 1,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(metrics)
     }
 
     /// Drops metric lines of steps after `step` (written by a run killed after its last checkpoint).
@@ -249,10 +358,86 @@ mod tests {
         dir
     }
 
+    /// One process owns a run folder: a second create or a resume while it is held is refused, naming
+    /// the folder; once the owner is gone (dropped here, dead in practice) the folder opens again.
+    fn valid_config() -> RunConfig {
+        let mut config = RunConfig::default();
+        config.model.init_config = Some("config.json".into());
+        config
+    }
+
+    #[test]
+    fn a_run_folder_has_one_owner() {
+        let dir = scratch("lock");
+        let config = valid_config();
+        let run = RunDir::create(&dir, &config).unwrap();
+        let clone = run.clone();
+        for err in [
+            RunDir::create(&dir, &config).unwrap_err(),
+            RunDir::open(&dir).unwrap_err(),
+        ] {
+            let err = err.to_string();
+            assert!(
+                err.contains("in use by another laconic process")
+                    && err.contains(&*dir.to_string_lossy()),
+                "{err}"
+            );
+        }
+        drop(run);
+        assert!(RunDir::open(&dir).is_err(), "a clone still holds the lock");
+        drop(clone);
+        let (reopened, _) = RunDir::open(&dir).unwrap();
+        reopened
+            .save_checkpoint(
+                &TrainerState {
+                    step: 1,
+                    sampler: None,
+                },
+                0,
+                |_| Ok(()),
+            )
+            .unwrap();
+        drop(reopened);
+        let err = RunDir::create(&dir, &config).unwrap_err().to_string();
+        assert!(err.contains("already holds a run"), "{err}");
+        assert!(RunDir::open(scratch("empty")).is_err());
+        let name = unique_run_name("demo");
+        assert!(name.starts_with("demo-") && name.ends_with(&format!("-{}", std::process::id())));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A run that stopped before its first checkpoint (a bad knob, a crash in the first steps) leaves
+    /// a folder that the same command reuses, and the resolved config records absolute input paths.
+    #[test]
+    fn a_folder_without_checkpoints_is_reused() {
+        let dir = scratch("reuse");
+        let config = valid_config();
+        let run = RunDir::create(&dir, &config).unwrap();
+        run.append_metrics(&Metrics::from([("step".to_string(), 0.0)]))
+            .unwrap();
+        std::fs::create_dir_all(dir.join("eval/step_0")).unwrap();
+        drop(run);
+        let run = RunDir::create(&dir, &config).unwrap();
+        assert!(run.read_metrics().unwrap().is_empty());
+        assert!(!dir.join("eval").exists());
+        drop(run);
+        let (_, resolved) = RunDir::open(&dir).unwrap();
+        let init = resolved.model.init_config.unwrap();
+        assert!(
+            init.is_absolute() && init.ends_with("config.json"),
+            "{init:?}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn checkpoints_are_atomic_and_pruned() {
         let dir = scratch("ckpt");
-        let run = RunDir { path: dir.clone() };
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = RunDir {
+            path: dir.clone(),
+            _lock: lock(&dir).unwrap(),
+        };
         for step in 1..=3 {
             run.save_checkpoint(
                 &TrainerState {
@@ -272,6 +457,19 @@ mod tests {
         let steps: Vec<u64> = run.list_checkpoints().into_iter().map(|(s, _)| s).collect();
         assert_eq!(steps, vec![2, 3]);
         assert_eq!(RunDir::read_state(&run.checkpoint(3)).unwrap().step, 3);
+        // A state whose step disagrees with its folder is refused, naming both.
+        std::fs::write(
+            run.checkpoint(3).join(TRAINER_STATE),
+            r#"{"step": 2, "sampler": null}"#,
+        )
+        .unwrap();
+        let err = RunDir::read_state(&run.checkpoint(3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("says step 2 but the folder is step 3"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -279,7 +477,10 @@ mod tests {
     fn metrics_after_the_checkpoint_are_dropped_on_resume() {
         let dir = scratch("metrics");
         std::fs::create_dir_all(&dir).unwrap();
-        let run = RunDir { path: dir.clone() };
+        let run = RunDir {
+            path: dir.clone(),
+            _lock: lock(&dir).unwrap(),
+        };
         for step in 1..=4 {
             run.append_metrics(&Metrics::from([("step".to_string(), step as f64)]))
                 .unwrap();
@@ -295,6 +496,19 @@ mod tests {
         std::fs::write(dir.join(METRICS), "{\"step\": 1}\nnot json\n").unwrap();
         let err = run.read_metrics().unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+        // A torn last line (no newline: the run died writing it) is dropped; a bad line before the
+        // last, or a bad last line that was completed, is still an error.
+        std::fs::write(dir.join(METRICS), "{\"step\": 1}\n{\"step\": 2}\n{\"ste").unwrap();
+        assert_eq!(run.read_metrics().unwrap().len(), 2);
+        run.truncate_metrics_after(2).unwrap();
+        let text = std::fs::read_to_string(dir.join(METRICS)).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        std::fs::write(dir.join(METRICS), "{\"ste\n{\"step\": 2}").unwrap();
+        assert!(run
+            .read_metrics()
+            .unwrap_err()
+            .to_string()
+            .contains("line 1"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -251,6 +251,20 @@ fn rejects_empty_benchmarks_and_bad_configs() {
     let err = evaluate(
         &model,
         &tokenizer,
+        &[benchmark(), benchmark()],
+        &config(vec![8]),
+        &SaysGold,
+        &mut (),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("benchmark `words`: benchmark 2 has the name of an earlier one"),
+        "{err}"
+    );
+    let err = evaluate(
+        &model,
+        &tokenizer,
         &[benchmark()],
         &config(vec![]),
         &SaysGold,

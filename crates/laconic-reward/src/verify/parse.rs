@@ -90,7 +90,7 @@ pub(super) fn into_expr(a: Answer) -> PResult<Expr> {
 
 pub(super) fn number(digits: &str, exp: i32) -> Expr {
     let q = Rational::parse_decimal(digits);
-    let float = || digits.parse::<f64>().unwrap_or(f64::NAN) * 10f64.powi(exp);
+    let float = || out_of_range_is_nan(digits, exp);
     match q {
         Some(q) if exp == 0 && digits.contains('.') => Expr::Decimal(q),
         Some(q) if exp == 0 => Expr::Num(q),
@@ -102,6 +102,19 @@ pub(super) fn number(digits: &str, exp: i32) -> Expr {
             None => Expr::Float(float()),
         },
         None => Expr::Float(float()),
+    }
+}
+
+/// `digits·10^exp` as a float, or NaN when f64 cannot hold it: an overflowed ±inf or an underflowed 0
+/// would judge `1e400` equal to `1e401` and `1e-400` equal to `0`; NaN equals nothing, so such a
+/// literal is never "correct".
+fn out_of_range_is_nan(digits: &str, exp: i32) -> f64 {
+    let value = format!("{digits}e{exp}").parse::<f64>().unwrap_or(f64::NAN);
+    let nonzero = digits.bytes().any(|b| matches!(b, b'1'..=b'9'));
+    if value.is_finite() && (value != 0.0 || !nonzero) {
+        value
+    } else {
+        f64::NAN
     }
 }
 

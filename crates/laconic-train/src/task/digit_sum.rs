@@ -42,6 +42,25 @@ impl Default for DigitSumConfig {
     }
 }
 
+impl DigitSumConfig {
+    /// Checks the digit range.
+    ///
+    /// # Errors
+    /// A message naming `data.min_digits` / `data.max_digits`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_digits == 0 {
+            return Err("`data.min_digits` must be positive".into());
+        }
+        if self.min_digits > self.max_digits {
+            return Err(format!(
+                "`data.min_digits` ({}) must be at most `data.max_digits` ({})",
+                self.min_digits, self.max_digits
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

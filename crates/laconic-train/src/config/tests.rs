@@ -1,0 +1,181 @@
+//! Config loading: strict types at every layer, every knob range-checked with its dotted key, and
+//! `reward.kind` switchable from the command line.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// The shipped demo config.
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/demo.toml")
+}
+
+fn sets(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The error of loading the demo config with these `--set` arguments.
+fn set_error(args: &[&str]) -> String {
+    RunConfig::load_with_env(&demo(), [], &sets(args))
+        .unwrap_err()
+        .to_string()
+}
+
+/// A scratch TOML file holding the demo config with `extra` appended to its `section`.
+fn demo_with(section: &str, extra: &str) -> PathBuf {
+    let text = std::fs::read_to_string(demo()).unwrap();
+    let header = format!("[{section}]\n");
+    let text = text.replacen(&header, &format!("{header}{extra}\n"), 1);
+    let dir = std::env::temp_dir().join(format!("laconic-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{section}-{}.toml", extra.len()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_demo_config_loads() {
+    let config = RunConfig::load_with_env(&demo(), [], &[]).unwrap();
+    assert_eq!(config.rollout.n, 8);
+}
+
+/// No coercion at any layer: a float where an integer belongs, a string where a bool belongs, each
+/// an error naming the dotted key and the layer that wrote it.
+#[test]
+fn values_are_never_coerced() {
+    let err = set_error(&["train.steps=2.7"]);
+    assert!(
+        err.contains("`train.steps`: invalid type: floating point `2.7`, expected u64")
+            && err.contains("(from `--set train.steps=2.7`)"),
+        "{err}"
+    );
+    let err = RunConfig::load_with_env(
+        &demo(),
+        [("LACONIC__ROLLOUT__N".to_string(), "8.5".to_string())],
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`rollout.n`: invalid type: floating point `8.5`")
+            && err.contains("environment variable `LACONIC__ROLLOUT__N`"),
+        "{err}"
+    );
+    let err = set_error(&["train.track_kl=\"yes\""]);
+    assert!(
+        err.contains("`train.track_kl`: invalid type: string \"yes\", expected a boolean"),
+        "{err}"
+    );
+    let file = demo_with("rollout", "n_unused_line = 0");
+    let err = RunConfig::load_with_env(&file, [], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n_unused_line"), "{err}");
+    // The file layer is just as strict, and named by the error's file.
+    let text = std::fs::read_to_string(demo())
+        .unwrap()
+        .replace("n = 8 ", "n = 8.5 ");
+    let file = demo_with("train", "");
+    std::fs::write(&file, text).unwrap();
+    let err = RunConfig::load_with_env(&file, [], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`rollout.n`: invalid type: floating point `8.5`")
+            && err.contains(&*file.to_string_lossy())
+            && !err.contains("--set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_set_keys_say_what_is_wrong() {
+    for (arg, says) in [
+        ("rollout[0]=3", "`rollout[0]` is not a dotted key"),
+        ("=3", "the key is empty"),
+        ("..steps=2", "`..steps` has an empty part"),
+        ("rollout=3", "`rollout` is a table"),
+    ] {
+        let err = set_error(&[arg]);
+        assert!(err.contains(says), "{arg}: {err}");
+    }
+}
+
+/// Knobs inside the reward's table are named by their full key.
+#[test]
+fn reward_knob_errors_name_the_knob() {
+    let err = set_error(&["reward.l_t=-5"]);
+    assert!(
+        err.contains("`reward.l_t`: invalid value: integer `-5`, expected usize")
+            && err.contains("(from `--set reward.l_t=-5`)"),
+        "{err}"
+    );
+    let err = set_error(&["reward.mask=\"nope\""]);
+    assert!(
+        err.contains("`reward.mask`: unknown variant `nope`"),
+        "{err}"
+    );
+}
+
+/// Every knob out of range is an error naming its dotted key, at load time (before any model or
+/// run folder).
+#[test]
+fn every_knob_is_range_checked() {
+    for (arg, key) in [
+        ("rollout.max_tokens=0", "`rollout.max_tokens`"),
+        ("rollout.top_p=0", "`rollout.top_p`"),
+        ("rollout.top_p=2", "`rollout.top_p`"),
+        ("rollout.min_p=-1", "`rollout.min_p`"),
+        ("rollout.temperature=-1", "`rollout.temperature`"),
+        ("rollout.max_batch=0", "`rollout.max_batch`"),
+        ("rollout.prefill_batch=0", "`rollout.prefill_batch`"),
+        ("rollout.kv_cache_tokens=0", "`rollout.kv_cache_tokens`"),
+        ("train.eval_problems=0", "`train.eval_problems`"),
+        (
+            "data.min_digits=12",
+            "`data.min_digits` (12) must be at most `data.max_digits` (9)",
+        ),
+        ("data.min_digits=0", "`data.min_digits`"),
+        ("sft.batch_size=0", "`sft.batch_size`"),
+        ("model.attention.key_block=0", "`model.attention`"),
+    ] {
+        let err = set_error(&[arg]);
+        assert!(
+            err.contains(key) && err.contains(&format!("(from `--set {arg}`)")),
+            "{arg}: {err}"
+        );
+    }
+}
+
+/// `--set reward.kind=…` on a file written for another reward drops the file's knobs that the new
+/// kind lacks; a knob the user sets for the wrong kind is still an error.
+#[test]
+fn the_reward_kind_switches_from_the_command_line() {
+    let config = RunConfig::load_with_env(&demo(), [], &sets(&["reward.kind=\"kimi\""])).unwrap();
+    assert_eq!(config.reward.kind(), "kimi");
+    let config = RunConfig::load_with_env(
+        &demo(),
+        [("LACONIC__REWARD__KIND".to_string(), "laser".to_string())],
+        &[],
+    )
+    .unwrap();
+    // `l_t` is a knob of Laser too: the file's 54 is kept.
+    assert_eq!(
+        config.reward,
+        laconic_reward::RewardConfig::Laser(laconic_reward::shapers::Laser {
+            l_t: 54,
+            ..Default::default()
+        })
+    );
+    let err = set_error(&["reward.kind=\"kimi\"", "reward.l_t=5"]);
+    assert!(
+        err.contains("unknown field `l_t`") && err.contains("`reward`"),
+        "{err}"
+    );
+    // Without an override of `kind` the file's knobs are checked as written.
+    let file = demo_with("reward", "alpha = 0.4");
+    let err = RunConfig::load_with_env(&file, [], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `alpha`"), "{err}");
+}
