@@ -21,7 +21,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use laconic::backend::{self, Backend};
 use laconic::eval::{
     evaluate, write_comparison, Benchmark, BuiltIn, DatasetSpec, EvalConfig, EvalReport,
-    GoldFormat, MathJudge, PromptConfig, TruncatedScoring, PAPER_SUFFIX,
+    GoldFormat, MathJudge, OverlongPrompts, PromptConfig, PromptLimit, TruncatedScoring,
+    PAPER_SUFFIX,
 };
 use laconic::model::{load_pretrained, Tokenizer};
 use laconic::rollout::{EngineConfig, Progress};
@@ -101,6 +102,12 @@ struct Args {
     /// A sample not finished within B: `judge` its first B tokens, or count it `incorrect`.
     #[arg(long, default_value = "judge", value_parser = ["judge", "incorrect"])]
     truncated: String,
+    /// Most prompt tokens (default: the model's positions less the largest budget).
+    #[arg(long)]
+    max_prompt_tokens: Option<usize>,
+    /// A longer prompt: `error` (name its file, line and length) or `drop` it with a count.
+    #[arg(long, default_value = "error", value_parser = ["error", "drop"])]
+    overlong_prompts: String,
     /// Bins of the length histograms.
     #[arg(long, default_value_t = 32)]
     bins: usize,
@@ -186,13 +193,32 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
         system: args.system.clone(),
         ..PromptConfig::default()
     };
+    let limit = PromptLimit::for_model(
+        pretrained.model.config().max_position_embeddings,
+        args.budgets.iter().copied().max().unwrap_or(0),
+        args.max_prompt_tokens,
+        if args.overlong_prompts == "drop" {
+            OverlongPrompts::Drop
+        } else {
+            OverlongPrompts::Error
+        },
+        "`--overlong-prompts drop`",
+    );
     let benchmarks = args
         .data
         .iter()
         .map(|entry| {
             let spec = dataset_spec(args, entry)?;
-            Benchmark::load(&spec, &prompt, &tokenizer)
-                .with_context(|| format!("failed to load dataset `{entry}`"))
+            let mut bench = Benchmark::load(&spec, &prompt, &tokenizer)
+                .with_context(|| format!("failed to load dataset `{entry}`"))?;
+            let (before, dropped) = (bench.len(), bench.limit_prompts(&limit)?);
+            if dropped > 0 {
+                eprintln!(
+                    "note: `{}`: dropped {dropped} of {before} prompts longer than {} tokens ({})",
+                    bench.name, limit.max_tokens, limit.why
+                );
+            }
+            Ok(bench)
         })
         .collect::<Result<Vec<_>>>()?;
     let config = EvalConfig {

@@ -299,3 +299,152 @@ fn every_shipped_config_loads_with_the_paper_settings() {
         .text("1+1?")
         .starts_with("<｜begin▁of▁sentence｜><｜User｜>1+1? "));
 }
+
+/// Every `cargo run` command in README.md and the docs names an example that exists, and every
+/// `demo` / `train` / `sft` command's config loads with its `--set` overrides (the README's own
+/// `--set reward.kind=\"kimi\"` once failed).
+#[test]
+fn documented_commands_name_real_examples_and_valid_configs() {
+    let mut files = vec![root().join("README.md")];
+    for dir in [
+        "docs",
+        "crates/laconic-reward",
+        "crates/laconic-eval",
+        "examples",
+    ] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    let mut checked = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for command in cargo_commands(&text) {
+            let words = shell_words(&command);
+            let context = format!("{}: `{command}`", file.display());
+            check_command(&words, &context);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} commands found");
+}
+
+/// The `cargo run …` commands of a markdown text: inline code spans, and fenced lines with their
+/// `\` continuations.
+fn cargo_commands(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    let mut fenced = false;
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let trimmed = line.trim().trim_start_matches("$ ");
+        if fenced && trimmed.starts_with("cargo run") {
+            let mut command = trimmed.to_string();
+            while command.ends_with('\\') {
+                command.pop();
+                command.push(' ');
+                command.push_str(lines.next().unwrap_or_default().trim());
+            }
+            out.push(command);
+        }
+    }
+    // Inline spans may wrap across lines of a paragraph.
+    let flat = text.replace('\n', " ");
+    for (i, _) in flat.match_indices("`cargo run") {
+        let rest = &flat[i + 1..];
+        if let Some(end) = rest.find('`') {
+            out.push(rest[..end].to_string());
+        }
+    }
+    out
+}
+
+/// Splits a command as a POSIX shell would (quotes and backslashes), without expansions.
+fn shell_words(command: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut escaped) = (Vec::new(), String::new(), None, false);
+    let mut any = false;
+    for c in command.chars() {
+        match (quote, c) {
+            _ if escaped => {
+                word.push(c);
+                escaped = false;
+            }
+            (None | Some('"'), '\\') => escaped = true,
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                any = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            _ => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+fn check_command(words: &[String], context: &str) {
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| w == name)
+            .and_then(|i| words.get(i + 1))
+            .cloned()
+    };
+    let Some(example) = flag("--example") else {
+        return; // `cargo run -p laconic-reward -- …` runs a binary, not an example
+    };
+    let base = match flag("-p") {
+        Some(krate) => root().join("crates").join(krate),
+        None => root().to_path_buf(),
+    };
+    let examples = base.join("examples");
+    assert!(
+        examples.join(format!("{example}.rs")).is_file()
+            || examples.join(&example).join("main.rs").is_file(),
+        "{context}: no example `{example}`"
+    );
+    if !["demo", "train", "sft"].contains(&example.as_str()) {
+        return;
+    }
+    let args = &words[words
+        .iter()
+        .position(|w| w == "--")
+        .map_or(words.len(), |i| i + 1)..];
+    if args.iter().any(|a| a == "--resume") {
+        return;
+    }
+    let mut config = (example == "demo").then(|| "configs/demo.toml".to_string());
+    let mut sets = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--config" => config = Some(value),
+            "--set" => sets.push(value),
+            "--model" => sets.push(format!("model.path=\"{value}\"")),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    let config = config.unwrap_or_else(|| panic!("{context}: no --config"));
+    if let Err(e) = RunConfig::load(&root().join(&config), &sets) {
+        panic!("{context}: {e}");
+    }
+}

@@ -73,6 +73,9 @@ impl GoldFormat {
 pub struct Record {
     /// 0-based position among the file's records (blank lines skipped).
     pub index: usize,
+    /// 1-based line of the file it was read from (0 when it was not read from a file).
+    #[serde(default)]
+    pub line: usize,
     /// The question text.
     pub question: String,
     /// The gold answer after [`GoldFormat`] normalisation.
@@ -214,8 +217,31 @@ pub fn read_jsonl(
     gold: GoldFormat,
 ) -> Result<Vec<Record>> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+    let text = utf8(bytes, path)?;
     parse_jsonl(&text, path, fields, gold)
+}
+
+/// The file's text without a leading byte-order mark; non-UTF-8 bytes are an error naming their line.
+fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String> {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        Error::NotUtf8 {
+            path: path.to_path_buf(),
+            line: bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1,
+            column: at - line_start + 1,
+            byte: bytes[at],
+        }
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// Parses JSONL text; `origin` names it in errors.
@@ -245,6 +271,7 @@ pub fn parse_jsonl(
         let answer = at.field(&object, "answer", &fields.answer)?;
         records.push(Record {
             index: records.len(),
+            line: at.line,
             question,
             answer: gold.apply(&answer),
         });
@@ -310,6 +337,37 @@ mod tests {
 
     fn data_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/data")
+    }
+
+    /// A byte that is not UTF-8 names its line and column; a UTF-8 byte-order mark is skipped; each
+    /// record keeps its file line (blank lines counted).
+    #[test]
+    fn encoding_problems_name_the_line() {
+        let dir = std::env::temp_dir().join(format!("laconic-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.jsonl");
+        let mut bytes = b"{\"question\": \"a\", \"answer\": 1}\n\n{\"question\": \"".to_vec();
+        bytes.extend([0xff, b'"', b'}', b'\n']);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read_jsonl(&path, &Fields::default(), GoldFormat::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "bad.jsonl` line 3: not UTF-8 (byte 0xff at column 15); save the file as UTF-8"
+            ),
+            "{err}"
+        );
+        let path = dir.join("bom.jsonl");
+        std::fs::write(
+            &path,
+            "\u{feff}{\"question\": \"a\", \"answer\": 1}\n\n{\"question\": \"b\", \"answer\": 2}\n",
+        )
+        .unwrap();
+        let records = read_jsonl(&path, &Fields::default(), GoldFormat::Auto).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!((records[0].line, records[1].line), (1, 3));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -34,6 +34,34 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A data file holds bytes that are not UTF-8.
+    #[error("`{path}` line {line}: not UTF-8 (byte 0x{byte:02x} at column {column}); save the file as UTF-8")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// 1-based byte column of the first invalid byte.
+        column: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// A prompt is longer than the model's positions (or the configured limit) allow.
+    #[error("benchmark `{benchmark}`: {origin}: the prompt has {tokens} tokens, more than the {limit} that fit ({why}); drop such prompts with {drop_hint}")]
+    PromptTooLong {
+        /// The benchmark.
+        benchmark: String,
+        /// `` `file` line N `` or `question N`.
+        origin: String,
+        /// The prompt's length in tokens.
+        tokens: usize,
+        /// The most prompt tokens allowed.
+        limit: usize,
+        /// Where the limit comes from (both numbers).
+        why: String,
+        /// The setting that drops over-long prompts instead.
+        drop_hint: &'static str,
+    },
     /// A JSONL record lacks every accepted name of a field.
     #[error("`{path}` line {line}: no {role} field (looked for {wanted}; the record has {found})")]
     MissingField {

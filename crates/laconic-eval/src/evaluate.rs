@@ -8,7 +8,7 @@ use laconic_model::{Qwen3, Tokenizer};
 use laconic_reward::Judge;
 use laconic_rollout::{Engine, Observer, Progress, Rollout};
 
-use crate::benchmark::Benchmark;
+use crate::benchmark::{Benchmark, OverlongPrompts, PromptLimit};
 use crate::config::EvalConfig;
 use crate::error::{Error, Result};
 use crate::report::{BenchmarkReport, EvalReport, RunInfo};
@@ -41,6 +41,16 @@ pub fn evaluate<B: Backend>(
             ),
             found: format!("{} (largest)", config.max_budget()),
         });
+    }
+    let limit = PromptLimit::for_model(
+        positions,
+        config.max_budget(),
+        None,
+        OverlongPrompts::Error,
+        "`--overlong-prompts drop` (eval) or `data.overlong_prompts = \"drop\"` (training)",
+    );
+    for bench in benchmarks {
+        bench.check_prompts(&limit)?;
     }
     if let Some((i, bench)) = benchmarks
         .iter()

@@ -84,7 +84,7 @@ mod prompt;
 mod report;
 pub mod sweep;
 
-pub use benchmark::{Benchmark, EvalItem};
+pub use benchmark::{Benchmark, EvalItem, OverlongPrompts, PromptLimit, SourceLines};
 pub use compare::{write_comparison, COMPARE_MD};
 pub use config::{EvalConfig, TruncatedScoring};
 pub use dataset::{read_jsonl, BuiltIn, DatasetSpec, Fields, GoldFormat, Record};

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use laconic_eval::{DatasetSpec, EvalConfig, PromptConfig};
+use laconic_eval::{DatasetSpec, EvalConfig, OverlongPrompts, PromptConfig};
 use laconic_model::AttentionBlocks;
 use laconic_optim::OptimConfig;
 use laconic_reward::RewardConfig;
@@ -82,6 +82,13 @@ pub struct JsonlData {
     /// The paper's suffix, chat template on/off, thinking on/off.
     #[serde(default)]
     pub prompt: PromptConfig,
+    /// Most prompt tokens (default: what the model's positions leave after `rollout.max_tokens`).
+    #[serde(default)]
+    pub max_prompt_tokens: Option<usize>,
+    /// A longer prompt (training data and `train.eval_benchmarks`): `"error"` (default: stop, naming
+    /// the file, line and both lengths) or `"drop"` (leave it out, with a count on stderr).
+    #[serde(default)]
+    pub overlong_prompts: OverlongPrompts,
 }
 
 impl Default for JsonlData {
@@ -89,6 +96,8 @@ impl Default for JsonlData {
         Self {
             dataset: DatasetSpec::from_path("assets/data/gsm8k/train.jsonl"),
             prompt: PromptConfig::default(),
+            max_prompt_tokens: None,
+            overlong_prompts: OverlongPrompts::Error,
         }
     }
 }

@@ -135,7 +135,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// An invalid config or task.
     pub fn new(config: RunConfig, mut model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
         model.set_attention_blocks(config.model.attention)?;
-        let task = Task::from_config(&config, &tokenizer)?;
+        let task = Task::from_config(&config, &tokenizer, model.config().max_position_embeddings)?;
         let mut optim = config.optim.clone();
         optim.total_steps = optim.total_steps.or(Some(
             config.train.steps * u64::from(optim.ppo_epochs as u32),

@@ -3,7 +3,7 @@
 //! A JSONL dataset is walked in seeded shuffled epochs ([`PromptSampler`], checkpointed with the run);
 //! the synthetic task draws fresh problems from a stream seeded by `(seed, step)`, so it needs no state.
 
-use laconic_eval::{Benchmark, EvalItem};
+use laconic_eval::{Benchmark, EvalItem, PromptLimit};
 use laconic_model::Tokenizer;
 use laconic_reward::{Judge, MathJudge};
 use rand::SeedableRng;
@@ -42,7 +42,14 @@ impl Task {
     ///
     /// # Errors
     /// A missing or malformed dataset, an empty dataset, or a tokenizer failure.
-    pub fn from_config(config: &RunConfig, tokenizer: &Tokenizer) -> Result<Self> {
+    /// `positions` is the model's `max_position_embeddings`: a JSONL prompt must leave room for
+    /// `rollout.max_tokens` (an evaluation prompt for the largest budget), or is handled as
+    /// `data.overlong_prompts` says.
+    pub fn from_config(
+        config: &RunConfig,
+        tokenizer: &Tokenizer,
+        positions: usize,
+    ) -> Result<Self> {
         let seed = config.train.seed;
         match &config.data {
             DataConfig::DigitSum(task) => {
@@ -78,8 +85,28 @@ impl Task {
                         data.dataset.path.display()
                     )));
                 }
-                let bench =
+                let mut bench =
                     Benchmark::from_records(&data.dataset.name, &records, &data.prompt, tokenizer)?;
+                if let Some(source) = &mut bench.source {
+                    source.path.clone_from(&data.dataset.path);
+                }
+                let hint = "`data.overlong_prompts = \"drop\"`";
+                let train_limit = PromptLimit::for_model(
+                    positions,
+                    config.rollout.max_tokens,
+                    data.max_prompt_tokens,
+                    data.overlong_prompts,
+                    hint,
+                );
+                limit_noting(&mut bench, &train_limit)?;
+                if bench.is_empty() {
+                    return Err(Error::Other(format!(
+                        "dataset `{}`: every prompt is longer than {} tokens ({})",
+                        data.dataset.path.display(),
+                        train_limit.max_tokens,
+                        train_limit.why
+                    )));
+                }
                 let items: Vec<PromptItem> = bench
                     .items
                     .into_iter()
@@ -93,7 +120,18 @@ impl Task {
                     .train
                     .eval_benchmarks
                     .iter()
-                    .map(|spec| Ok(Benchmark::load(spec, &data.prompt, tokenizer)?))
+                    .map(|spec| {
+                        let mut bench = Benchmark::load(spec, &data.prompt, tokenizer)?;
+                        let limit = PromptLimit::for_model(
+                            positions,
+                            config.eval.max_budget(),
+                            data.max_prompt_tokens,
+                            data.overlong_prompts,
+                            hint,
+                        );
+                        limit_noting(&mut bench, &limit)?;
+                        Ok(bench)
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let sampler = PromptSampler::new(items.len(), seed);
                 Ok(Self {
@@ -153,6 +191,19 @@ impl Task {
             )),
         }
     }
+}
+
+/// Applies `limit` to `bench`, noting on stderr how many prompts were dropped.
+fn limit_noting(bench: &mut Benchmark, limit: &PromptLimit) -> Result<()> {
+    let before = bench.len();
+    let dropped = bench.limit_prompts(limit)?;
+    if dropped > 0 {
+        eprintln!(
+            "note: `{}`: dropped {dropped} of {before} prompts longer than {} tokens ({})",
+            bench.name, limit.max_tokens, limit.why
+        );
+    }
+    Ok(())
 }
 
 /// `count` digit-sum problems from `seed`, tokenised.
