@@ -448,3 +448,66 @@ fn check_command(words: &[String], context: &str) {
         panic!("{context}: {e}");
     }
 }
+
+/// The `eval` example end to end on bad input: a 100,000-character question on the 256-position demo
+/// model stops with one error naming the file, line and both lengths (it once aborted allocating 40 GB
+/// for a quadratic mask), `--overlong-prompts drop` counts it, and a missing `--compare` folder fails
+/// before anything is written.
+#[test]
+fn eval_rejects_overlong_prompts_and_a_missing_comparison_first() {
+    let exe = std::env::current_exe().unwrap();
+    let eval = exe.parent().unwrap().join("../examples/eval");
+    assert!(
+        eval.is_file(),
+        "`{}` is missing: `cargo test` builds the examples",
+        eval.display()
+    );
+    let dir = scratch("eval-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let question = "1".repeat(100_000) + "=";
+    std::fs::write(
+        dir.join("long.jsonl"),
+        format!("\n{{\"question\": \"{question}\", \"answer\": \"1\"}}\n"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(&eval)
+            .current_dir(&dir)
+            .args([
+                "--model",
+                &root().join("assets/demo/model").to_string_lossy(),
+            ])
+            .args([
+                "--data",
+                "x=long.jsonl",
+                "--budgets",
+                "16",
+                "--samples",
+                "1",
+            ])
+            .args(["--out", "out", "--quiet"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    assert!(
+        err.contains("`long.jsonl` line 2: the prompt has")
+            && err.contains("more than the 240 that fit (max_position_embeddings 256 − 16 generated tokens = 240)"),
+        "{err}"
+    );
+    let err = run(&["--overlong-prompts", "drop"]);
+    assert!(
+        err.contains("dropped 1 of 1 prompts longer than 240 tokens"),
+        "{err}"
+    );
+    let err = run(&["--compare", "missing"]);
+    assert!(
+        err.contains("--compare `missing` holds no eval report"),
+        "{err}"
+    );
+    assert!(!dir.join("out/eval.json").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
