@@ -243,7 +243,11 @@ impl RunConfig {
     /// (no coercion: `8.5` is no integer, `"yes"` no bool), a malformed `--set` key, or an inconsistent
     /// combination of knobs. A value an override wrote is named with its layer.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self> {
-        Self::load_with_env(path, std::env::vars(), sets)
+        // `vars_os`: `vars` panics on a variable that is not UTF-8 (only `LACONIC__…` ones matter).
+        let env = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Self::load_with_env(path, env, sets)
     }
 
     /// [`RunConfig::load`] with the environment given as `(name, value)` pairs.
