@@ -211,13 +211,7 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
             let spec = dataset_spec(args, entry)?;
             let mut bench = Benchmark::load(&spec, &prompt, &tokenizer)
                 .with_context(|| format!("failed to load dataset `{entry}`"))?;
-            let (before, dropped) = (bench.len(), bench.limit_prompts(&limit)?);
-            if dropped > 0 {
-                eprintln!(
-                    "note: `{}`: dropped {dropped} of {before} prompts longer than {} tokens ({})",
-                    bench.name, limit.max_tokens, limit.why
-                );
-            }
+            bench.limit_prompts(&limit)?;
             Ok(bench)
         })
         .collect::<Result<Vec<_>>>()?;

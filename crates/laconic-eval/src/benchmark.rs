@@ -79,22 +79,20 @@ impl PromptLimit {
         drop_hint: &'static str,
     ) -> Self {
         let fit = positions.saturating_sub(max_new_tokens);
-        let why = format!(
-            "max_position_embeddings {positions} − {max_new_tokens} generated tokens = {fit}"
-        );
-        match max_prompt_tokens {
-            Some(max) if max < fit => Self {
-                max_tokens: max,
-                why: format!("max_prompt_tokens = {max}"),
-                policy,
-                drop_hint,
-            },
-            _ => Self {
-                max_tokens: fit,
-                why,
-                policy,
-                drop_hint,
-            },
+        let (max_tokens, why) = match max_prompt_tokens {
+            Some(max) if max < fit => (max, format!("max_prompt_tokens = {max}")),
+            _ => (
+                fit,
+                format!(
+                    "max_position_embeddings {positions} − {max_new_tokens} generated tokens = {fit}"
+                ),
+            ),
+        };
+        Self {
+            max_tokens,
+            why,
+            policy,
+            drop_hint,
         }
     }
 }
@@ -186,8 +184,9 @@ impl Benchmark {
         }
     }
 
-    /// Applies `limit` to every prompt: under [`OverlongPrompts::Drop`] leaves the longer ones out and
-    /// returns how many; by default stops at the first, as [`Benchmark::check_prompts`].
+    /// Applies `limit` to every prompt: under [`OverlongPrompts::Drop`] leaves the longer ones out,
+    /// notes how many on stderr and returns the count; by default stops at the first, as
+    /// [`Benchmark::check_prompts`].
     ///
     /// # Errors
     /// As [`Benchmark::check_prompts`], under [`OverlongPrompts::Error`].
@@ -209,7 +208,17 @@ impl Benchmark {
                 .lines
                 .retain(|_| keep.next().copied().unwrap_or(true));
         }
-        Ok(fits.iter().filter(|&&fit| !fit).count())
+        let dropped = fits.iter().filter(|&&fit| !fit).count();
+        if dropped > 0 {
+            eprintln!(
+                "note: `{}`: dropped {dropped} of {} prompts longer than {} tokens ({})",
+                self.name,
+                fits.len(),
+                limit.max_tokens,
+                limit.why
+            );
+        }
+        Ok(dropped)
     }
 
     /// Number of questions.

@@ -78,18 +78,7 @@ impl Task {
                 })
             }
             DataConfig::Jsonl(data) => {
-                let records = data.dataset.load()?;
-                if records.is_empty() {
-                    return Err(Error::Other(format!(
-                        "dataset `{}` has no records",
-                        data.dataset.path.display()
-                    )));
-                }
-                let mut bench =
-                    Benchmark::from_records(&data.dataset.name, &records, &data.prompt, tokenizer)?;
-                if let Some(source) = &mut bench.source {
-                    source.path.clone_from(&data.dataset.path);
-                }
+                let mut bench = Benchmark::load(&data.dataset, &data.prompt, tokenizer)?;
                 let hint = "`data.overlong_prompts = \"drop\"`";
                 let train_limit = PromptLimit::for_model(
                     positions,
@@ -98,10 +87,10 @@ impl Task {
                     data.overlong_prompts,
                     hint,
                 );
-                limit_noting(&mut bench, &train_limit)?;
+                bench.limit_prompts(&train_limit)?;
                 if bench.is_empty() {
                     return Err(Error::Other(format!(
-                        "dataset `{}`: every prompt is longer than {} tokens ({})",
+                        "dataset `{}` has no prompt to train on (after its `limit` and the prompt limit of {} tokens: {})",
                         data.dataset.path.display(),
                         train_limit.max_tokens,
                         train_limit.why
@@ -129,7 +118,7 @@ impl Task {
                             data.overlong_prompts,
                             hint,
                         );
-                        limit_noting(&mut bench, &limit)?;
+                        bench.limit_prompts(&limit)?;
                         Ok(bench)
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -191,19 +180,6 @@ impl Task {
             )),
         }
     }
-}
-
-/// Applies `limit` to `bench`, noting on stderr how many prompts were dropped.
-fn limit_noting(bench: &mut Benchmark, limit: &PromptLimit) -> Result<()> {
-    let before = bench.len();
-    let dropped = bench.limit_prompts(limit)?;
-    if dropped > 0 {
-        eprintln!(
-            "note: `{}`: dropped {dropped} of {before} prompts longer than {} tokens ({})",
-            bench.name, limit.max_tokens, limit.why
-        );
-    }
-    Ok(())
 }
 
 /// `count` digit-sum problems from `seed`, tokenised.
