@@ -37,38 +37,88 @@ use crate::shapers::{
     Laser, LaserD, RewardFn, Truncation, L1,
 };
 
-/// The reward shaper and its knobs; the serde tag `kind` is the name users write.
-///
-/// Deserialised by hand (see [`RewardConfig::from_knobs`]) so that an error inside a shaper's
-/// table names its key (`` `l_t`: invalid value … ``), which serde's derived internally tagged
-/// enums cannot do.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RewardConfig {
+/// Declares [`RewardConfig`] from one table of `name => Variant(Shaper)`, with everything that is
+/// one match arm per kind (the name list, [`RewardConfig::kind`], [`RewardConfig::from_knobs`], the
+/// shaper behind a config), so adding a reward is one line here.
+macro_rules! reward_kinds {
+    ($($(#[$doc:meta])* $name:literal => $variant:ident($shaper:ident),)+) => {
+        /// The reward shaper and its knobs; the serde tag `kind` is the name users write.
+        ///
+        /// Deserialised by hand (see [`RewardConfig::from_knobs`]) so that an error inside a shaper's
+        /// table names its key (`` `l_t`: invalid value … ``), which serde's derived internally tagged
+        /// enums cannot do.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "kind")]
+        pub enum RewardConfig {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($shaper),)+
+        }
+
+        /// The valid `kind` names, for messages and `--help`.
+        pub const REWARD_KINDS: &[&str] = &[$($name),+];
+
+        impl RewardConfig {
+            /// The `kind` name.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(RewardConfig::$variant(_) => $name,)+
+                }
+            }
+
+            /// The shaper `kind` with `knobs` (every other key of the `[reward]` table), defaulted
+            /// where absent.
+            ///
+            /// # Errors
+            /// An unknown kind (listing the valid ones), or an unknown or ill-typed knob, as a message
+            /// that starts with the knob in backticks.
+            pub fn from_knobs(
+                kind: &str,
+                knobs: Map<String, Value>,
+            ) -> std::result::Result<Self, String> {
+                Ok(match kind {
+                    $($name => RewardConfig::$variant(knobs_of(knobs)?),)+
+                    other => {
+                        return Err(format!(
+                            "`kind`: unknown reward `{other}`, expected one of {}",
+                            REWARD_KINDS.join(", ")
+                        ))
+                    }
+                })
+            }
+
+            fn shaper(&self) -> &dyn RewardFn {
+                match self {
+                    $(RewardConfig::$variant(r) => r,)+
+                }
+            }
+        }
+    };
+}
+
+reward_kinds! {
     /// `1[c]` ([`Correctness`]).
-    Correctness(Correctness),
+    "correctness" => Correctness(Correctness),
     /// `1[c]·1[L ≤ L_T]` with masking ([`Truncation`]).
-    Truncation(Truncation),
+    "truncation" => Truncation(Truncation),
     /// Truncation with `L_T` a percentile of correct lengths ([`AdaptiveTruncation`]).
-    AdaptiveTruncation(AdaptiveTruncation),
+    "adaptive_truncation" => AdaptiveTruncation(AdaptiveTruncation),
     /// Kimi-1.5 ([`Kimi`]).
-    Kimi(Kimi),
+    "kimi" => Kimi(Kimi),
     /// Laser ([`Laser`]).
-    Laser(Laser),
+    "laser" => Laser(Laser),
     /// Laser-D, eq. 6 ([`LaserD`]).
-    LaserD(LaserD),
+    "laser_d" => LaserD(LaserD),
     /// DAPO soft overlong punishment ([`DapoOverlong`]).
-    DapoOverlong(DapoOverlong),
+    "dapo_overlong" => DapoOverlong(DapoOverlong),
     /// L1 / LCPO-Exact ([`L1`]).
-    L1(L1),
+    "l1" => L1(L1),
     /// ALP ([`Alp`]).
-    Alp(Alp),
+    "alp" => Alp(Alp),
     /// Cosine, Yeo et al. ([`Cosine`]).
-    Cosine(Cosine),
+    "cosine" => Cosine(Cosine),
     /// Arora–Zanette ([`AroraZanette`]).
-    AroraZanette(AroraZanette),
+    "arora_zanette" => AroraZanette(AroraZanette),
     /// GRPO-LEAD ([`GrpoLead`]).
-    GrpoLead(GrpoLead),
+    "grpo_lead" => GrpoLead(GrpoLead),
 }
 
 /// The default is the paper's choice: the truncation reward, `L_T = 8192`, no mask.
@@ -77,22 +127,6 @@ impl Default for RewardConfig {
         RewardConfig::Truncation(Truncation::default())
     }
 }
-
-/// The valid `kind` names, for messages and `--help`.
-pub const REWARD_KINDS: &[&str] = &[
-    "correctness",
-    "truncation",
-    "adaptive_truncation",
-    "kimi",
-    "laser",
-    "laser_d",
-    "dapo_overlong",
-    "l1",
-    "alp",
-    "cosine",
-    "arora_zanette",
-    "grpo_lead",
-];
 
 impl<'de> Deserialize<'de> for RewardConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
@@ -132,53 +166,6 @@ pub struct BatchScores {
 }
 
 impl RewardConfig {
-    /// The `kind` name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RewardConfig::Correctness(_) => "correctness",
-            RewardConfig::Truncation(_) => "truncation",
-            RewardConfig::AdaptiveTruncation(_) => "adaptive_truncation",
-            RewardConfig::Kimi(_) => "kimi",
-            RewardConfig::Laser(_) => "laser",
-            RewardConfig::LaserD(_) => "laser_d",
-            RewardConfig::DapoOverlong(_) => "dapo_overlong",
-            RewardConfig::L1(_) => "l1",
-            RewardConfig::Alp(_) => "alp",
-            RewardConfig::Cosine(_) => "cosine",
-            RewardConfig::AroraZanette(_) => "arora_zanette",
-            RewardConfig::GrpoLead(_) => "grpo_lead",
-        }
-    }
-
-    /// The shaper `kind` with `knobs` (every other key of the `[reward]` table), defaulted where
-    /// absent.
-    ///
-    /// # Errors
-    /// An unknown kind (listing the valid ones), or an unknown or ill-typed knob, as a message that
-    /// starts with the knob in backticks.
-    pub fn from_knobs(kind: &str, knobs: Map<String, Value>) -> std::result::Result<Self, String> {
-        Ok(match kind {
-            "correctness" => RewardConfig::Correctness(knobs_of(knobs)?),
-            "truncation" => RewardConfig::Truncation(knobs_of(knobs)?),
-            "adaptive_truncation" => RewardConfig::AdaptiveTruncation(knobs_of(knobs)?),
-            "kimi" => RewardConfig::Kimi(knobs_of(knobs)?),
-            "laser" => RewardConfig::Laser(knobs_of(knobs)?),
-            "laser_d" => RewardConfig::LaserD(knobs_of(knobs)?),
-            "dapo_overlong" => RewardConfig::DapoOverlong(knobs_of(knobs)?),
-            "l1" => RewardConfig::L1(knobs_of(knobs)?),
-            "alp" => RewardConfig::Alp(knobs_of(knobs)?),
-            "cosine" => RewardConfig::Cosine(knobs_of(knobs)?),
-            "arora_zanette" => RewardConfig::AroraZanette(knobs_of(knobs)?),
-            "grpo_lead" => RewardConfig::GrpoLead(knobs_of(knobs)?),
-            other => {
-                return Err(format!(
-                    "`kind`: unknown reward `{other}`, expected one of {}",
-                    REWARD_KINDS.join(", ")
-                ))
-            }
-        })
-    }
-
     /// The knob names of shaper `kind` (`None` for an unknown kind): what a `[reward]` table of that
     /// kind may hold besides `kind`.
     pub fn knobs(kind: &str) -> Option<Vec<String>> {
@@ -192,23 +179,6 @@ impl RewardConfig {
                     .collect(),
             ),
             _ => None,
-        }
-    }
-
-    fn shaper(&self) -> &dyn RewardFn {
-        match self {
-            RewardConfig::Correctness(r) => r,
-            RewardConfig::Truncation(r) => r,
-            RewardConfig::AdaptiveTruncation(r) => r,
-            RewardConfig::Kimi(r) => r,
-            RewardConfig::Laser(r) => r,
-            RewardConfig::LaserD(r) => r,
-            RewardConfig::DapoOverlong(r) => r,
-            RewardConfig::L1(r) => r,
-            RewardConfig::Alp(r) => r,
-            RewardConfig::Cosine(r) => r,
-            RewardConfig::AroraZanette(r) => r,
-            RewardConfig::GrpoLead(r) => r,
         }
     }
 
