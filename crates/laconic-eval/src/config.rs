@@ -152,6 +152,7 @@ impl EvalConfig {
             max_tokens: self.max_budget(),
             stop_ids,
             seed: self.seed,
+            first_prompt: 0,
         }
     }
 }

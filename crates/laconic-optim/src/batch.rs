@@ -115,6 +115,17 @@ impl UpdateBatch {
             .collect()
     }
 
+    /// The batch's group ids in order of first appearance.
+    pub fn group_order(&self) -> Vec<usize> {
+        let mut groups: Vec<usize> = Vec::new();
+        for seq in &self.sequences {
+            if !groups.contains(&seq.group) {
+                groups.push(seq.group);
+            }
+        }
+        groups
+    }
+
     /// Splits the batch into mini-batches of `groups_per_mini_batch` whole groups (all groups when
     /// `None`), in order of first appearance or shuffled with `rng`. Returns sequence indices (in batch
     /// order within a group), masked ones included.
@@ -123,12 +134,18 @@ impl UpdateBatch {
         groups_per_mini_batch: Option<usize>,
         rng: Option<&mut StdRng>,
     ) -> Vec<Vec<usize>> {
-        let mut groups: Vec<usize> = Vec::new();
-        for seq in &self.sequences {
-            if !groups.contains(&seq.group) {
-                groups.push(seq.group);
-            }
-        }
+        self.mini_batches_over(self.group_order(), groups_per_mini_batch, rng)
+    }
+
+    /// Like [`UpdateBatch::mini_batches`] over the given group order, which may name groups this
+    /// batch does not hold: a data-parallel worker splits the whole batch's groups as every other
+    /// worker does and keeps its own sequences of each mini-batch (possibly none).
+    pub fn mini_batches_over(
+        &self,
+        mut groups: Vec<usize>,
+        groups_per_mini_batch: Option<usize>,
+        rng: Option<&mut StdRng>,
+    ) -> Vec<Vec<usize>> {
         if let Some(rng) = rng {
             groups.shuffle(rng);
         }

@@ -109,6 +109,12 @@ pub struct OptimConfig {
     /// fastest) or `"layer"` (each layer's input only; the backward recomputes the layer — verl's
     /// `enable_gradient_checkpointing`). Same gradients either way. Default `"none"`.
     pub activation_checkpointing: ActivationCheckpointing,
+
+    // data-parallel
+    /// Data-parallel runs sum the gradients across workers in buckets of this many MiB of f32 (one
+    /// all-reduce per bucket; PyTorch DDP's `bucket_cap_mb` is the same idea, default 25). Ignored
+    /// with one worker. Default 25.
+    pub allreduce_bucket_mib: usize,
 }
 
 impl Default for OptimConfig {
@@ -146,6 +152,7 @@ impl Default for OptimConfig {
             logprob_keep_logits_mib: 256,
             temperature: 1.0,
             activation_checkpointing: ActivationCheckpointing::None,
+            allreduce_bucket_mib: 25,
         }
     }
 }
@@ -292,7 +299,18 @@ impl OptimConfig {
             "expected a finite value > 0",
             c.temperature.to_string(),
         )?;
+        check(
+            c.allreduce_bucket_mib >= 1,
+            "allreduce_bucket_mib",
+            "expected a positive integer",
+            c.allreduce_bucket_mib.to_string(),
+        )?;
         Ok(())
+    }
+
+    /// f32 values per gradient all-reduce bucket (`allreduce_bucket_mib`).
+    pub fn allreduce_bucket_elems(&self) -> usize {
+        self.allreduce_bucket_mib.saturating_mul(1 << 20) / 4
     }
 
     /// The advantage options of this config.
@@ -401,6 +419,7 @@ logprob_chunk_size = 512
 logprob_keep_logits_mib = 256
 temperature = 1.0
 activation_checkpointing = "none"
+allreduce_bucket_mib = 25
 "#;
 
     #[test]

@@ -18,6 +18,9 @@ pub enum Error {
     /// Inputs that disagree with each other (lengths, counts).
     #[error("invalid input: {0}")]
     Input(String),
+    /// A data-parallel all-reduce failed (a peer went away, or the workers disagree).
+    #[error("data-parallel all-reduce: {0}")]
+    Collective(String),
     /// One sequence of an update batch is malformed.
     #[error("sequence {index} of the update batch: {message}")]
     Sequence {

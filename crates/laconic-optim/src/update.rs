@@ -24,6 +24,10 @@ use crate::adamw::{all_finite, AdamW};
 use crate::agg::AggCounts;
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::clip::clip_grad_norm;
+use crate::collective::{
+    all_gather_groups, all_reduce_counts, all_reduce_gradients, all_reduce_sums, Collective,
+    SingleWorker,
+};
 use crate::config::OptimConfig;
 use crate::error::{Error, Result};
 use crate::head::{head_logprobs_grad, HeadOptions, LogprobBackend};
@@ -186,9 +190,29 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// checkpoint).
     pub fn step(
         &mut self,
+        model: Qwen3<B>,
+        batch: &UpdateBatch,
+        ref_logprobs: Option<&[Vec<f32>]>,
+    ) -> Result<(Qwen3<B>, UpdateMetrics)> {
+        self.step_with(model, batch, ref_logprobs, &SingleWorker)
+    }
+
+    /// [`PolicyUpdater::step`] as one worker of a data-parallel run. `batch` is this worker's shard
+    /// of the whole batch: whole groups, group ids unique across workers, and with contiguous shards
+    /// in rank order (worker 0 the first groups). The workers agree on the group order and on each
+    /// mini-batch's global counts, sum their gradients through `collective`, and apply the same
+    /// AdamW step, so every worker ends with the model (and metrics) one process would compute on
+    /// the whole batch, up to float rounding. Every worker must call this with the same config and
+    /// model; a shard may be empty.
+    ///
+    /// # Errors
+    /// As [`PolicyUpdater::step`], on every worker alike; the collective's failures.
+    pub fn step_with(
+        &mut self,
         mut model: Qwen3<B>,
         batch: &UpdateBatch,
         ref_logprobs: Option<&[Vec<f32>]>,
+        collective: &dyn Collective<B::InnerBackend>,
     ) -> Result<(Qwen3<B>, UpdateMetrics)> {
         batch.validate(ref_logprobs, model.config().vocab_size)?;
         if self.config.kl_loss_coef > 0.0 && ref_logprobs.is_none() {
@@ -196,13 +220,17 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 "`kl_loss_coef` > 0 needs reference log-probs for every sequence".into(),
             ));
         }
+        let device = head_weight(&model).device();
+        let groups = all_gather_groups(collective, &batch.group_order(), &device)?;
         let mut metrics = UpdateMetrics::default();
         let mut rng = StdRng::seed_from_u64(
             self.config.seed ^ self.batches.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         for _epoch in 0..self.config.ppo_epochs {
             let shuffle = self.config.shuffle.then_some(&mut rng);
-            for mini_batch in batch.mini_batches(self.config.ppo_mini_batch_size, shuffle) {
+            let mini_batches =
+                batch.mini_batches_over(groups.clone(), self.config.ppo_mini_batch_size, shuffle);
+            for mini_batch in mini_batches {
                 let trainable: Vec<&UpdateSequence> = mini_batch
                     .iter()
                     .map(|&i| &batch.sequences[i])
@@ -216,14 +244,27 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                         .collect()
                 });
                 let lengths: Vec<usize> = trainable.iter().map(|s| s.response_ids.len()).collect();
-                let counts =
-                    AggCounts::from_lengths(&lengths, self.config.loss_scale_factor.map(f64::from));
+                let counts = all_reduce_counts(
+                    collective,
+                    &lengths,
+                    self.config.loss_scale_factor.map(f64::from),
+                    &device,
+                )?;
                 if counts.is_empty() {
                     metrics.skipped_mini_batches += 1;
                     continue;
                 }
                 let (mut grads, sums) =
-                    self.accumulate_gradients(&model, &trainable, refs.as_deref(), &counts)?;
+                    self.accumulate(&model, &trainable, refs.as_deref(), &counts)?;
+                let sums = all_reduce_sums(collective, &sums, &device)?;
+                self.check_loss(&sums)?;
+                all_reduce_gradients::<B, _>(
+                    &model,
+                    &mut grads,
+                    collective,
+                    self.config.allreduce_bucket_elems(),
+                    &device,
+                )?;
                 let grad_norm = clip_grad_norm(&model, &mut grads, self.config.grad_clip);
                 if !grad_norm.is_finite() {
                     return Err(Error::NonFinite {
@@ -266,6 +307,36 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
         ref_logprobs: Option<&[&[f32]]>,
         counts: &AggCounts,
     ) -> Result<(GradientsParams, ObjectiveSums)> {
+        let (grads, sums) = self.accumulate(model, sequences, ref_logprobs, counts)?;
+        self.check_loss(&sums)?;
+        Ok((grads, sums))
+    }
+
+    /// [`NonFinite`](Error::NonFinite) unless the loss of `sums` is finite.
+    fn check_loss(&self, sums: &ObjectiveSums) -> Result<()> {
+        if sums.loss.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::NonFinite {
+                what: "loss",
+                value: sums.loss,
+                step: self.updates,
+            })
+        }
+    }
+
+    /// [`PolicyUpdater::accumulate_gradients`] without the loss check: a micro-batch with a
+    /// non-finite loss ends the accumulation (no backward) and leaves its loss in the sums, so a
+    /// data-parallel worker still takes part in the reductions and every worker refuses the update.
+    /// `counts` are the mini-batch's global counts; the router's share of each micro-batch is its
+    /// sequences over `counts.num_seqs`.
+    fn accumulate(
+        &self,
+        model: &Qwen3<B>,
+        sequences: &[&UpdateSequence],
+        ref_logprobs: Option<&[&[f32]]>,
+        counts: &AggCounts,
+    ) -> Result<(GradientsParams, ObjectiveSums)> {
         let config = &self.config;
         let settings = config.loss_settings();
         let weight = head_weight(model);
@@ -302,7 +373,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
             );
             let (mut loss, mut sums) = objective(logp, entropy, &tokens, &settings);
             if let Some(aux) = aux {
-                let share = chunk.len() as f64 / sequences.len() as f64;
+                let share = chunk.len() as f64 / counts.num_seqs.max(1) as f64;
                 let aux_loss = aux.load_balancing_loss();
                 let value: f64 =
                     burn::tensor::ElementConversion::elem(aux_loss.clone().into_scalar());
@@ -313,16 +384,12 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                     sums.loss += coef * share * value;
                 }
             }
+            total.add(&sums);
             if !sums.loss.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "loss",
-                    value: sums.loss,
-                    step: self.updates,
-                });
+                break;
             }
             let grads = GradientsParams::from_grads(loss.backward(), model);
             accumulator.accumulate(model, grads);
-            total.add(&sums);
         }
         Ok((accumulator.grads(), total))
     }

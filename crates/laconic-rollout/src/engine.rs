@@ -407,7 +407,11 @@ impl<'a, B: Backend> Engine<'a, B> {
                     prompt_len: entry.prompt_len,
                     response: Vec::new(),
                     logprobs: Vec::new(),
-                    rng: sequence_rng(params.seed, entry.prompt_idx, sample_idx),
+                    rng: sequence_rng(
+                        params.seed,
+                        params.first_prompt + entry.prompt_idx,
+                        sample_idx,
+                    ),
                     finish: None,
                 };
                 self.admissions.set(seq.admitted + 1);

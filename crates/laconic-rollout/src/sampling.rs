@@ -34,6 +34,10 @@ pub struct SamplingParams {
     pub stop_ids: Vec<u32>,
     /// Seed of the per-sequence random streams. Default 0.
     pub seed: u64,
+    /// Position of the first prompt among the streams: prompt `p` of a call samples from stream
+    /// `(seed, first_prompt + p, s)`. A shard of a larger batch (one data-parallel worker's prompts)
+    /// passes its offset and samples exactly what the whole batch would. Default 0.
+    pub first_prompt: usize,
 }
 
 impl Default for SamplingParams {
@@ -46,6 +50,7 @@ impl Default for SamplingParams {
             max_tokens: 1024,
             stop_ids: Vec::new(),
             seed: 0,
+            first_prompt: 0,
         }
     }
 }

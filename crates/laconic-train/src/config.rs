@@ -175,6 +175,10 @@ pub struct TrainConfig {
     /// Compute the KL to the initial policy every step (a reference forward pass; the paper tracks it).
     /// Always on when `optim.kl_loss_coef > 0`. Default true.
     pub track_kl: bool,
+    /// Data-parallel runs: compare a checksum of every worker's parameters every this many steps
+    /// (and at the start), and stop with an error naming the workers that differ (0 = only at the
+    /// start). Ignored with one worker. Default 10.
+    pub checksum_every: u64,
 }
 
 impl Default for TrainConfig {
@@ -191,6 +195,7 @@ impl Default for TrainConfig {
             eval_benchmarks: Vec::new(),
             eval_problems: 100,
             track_kl: true,
+            checksum_every: 10,
         }
     }
 }
@@ -394,6 +399,7 @@ impl RunConfig {
             max_tokens: r.max_tokens,
             stop_ids,
             seed,
+            first_prompt: 0,
         }
     }
 

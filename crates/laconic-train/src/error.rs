@@ -63,6 +63,17 @@ pub enum Error {
     /// The reward crate failed.
     #[error(transparent)]
     Reward(#[from] laconic_reward::Error),
+    /// A data-parallel worker could not join the run, or the workers disagree.
+    #[error("data-parallel run: {0}")]
+    Distributed(String),
+    /// A data-parallel worker process failed; the launcher stopped the others.
+    #[error("worker {rank} {status}; the other workers were stopped")]
+    WorkerFailed {
+        /// Global rank of the worker.
+        rank: usize,
+        /// How it ended.
+        status: String,
+    },
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),

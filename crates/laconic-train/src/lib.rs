@@ -7,6 +7,7 @@
 pub mod config;
 pub mod curate;
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod layers;
 pub mod progress;

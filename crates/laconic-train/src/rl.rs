@@ -10,12 +10,17 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use laconic_eval::{evaluate, EvalReport};
 use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
-use laconic_optim::{compute_logprobs, LogprobBackend, PolicyUpdater, UpdateBatch, UpdateSequence};
+use laconic_optim::collective::{all_gather_u64, all_reduce_u64};
+use laconic_optim::{
+    compute_logprobs, logprob::head_weight, Collective, LogprobBackend, PolicyUpdater, SingleWorker, UpdateBatch,
+    UpdateSequence,
+};
 use laconic_reward::{BatchMetrics, GroupView};
 use laconic_rollout::{Engine, Finish, Observer, Progress, Rollout};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
+use crate::distributed::shard_range;
 use crate::data::PromptItem;
 use crate::error::{Error, Result};
 use crate::run::{Metrics, RunDir, TrainerState, OPTIMIZER_STATE};
@@ -77,6 +82,8 @@ pub struct RlTrainer<B: LogprobBackend> {
     task: Task,
     stop_ids: Vec<u32>,
     step: u64,
+    /// The data-parallel run this trainer is one worker of ([`SingleWorker`] by default).
+    collective: Box<dyn Collective<B::InnerBackend>>,
 }
 
 /// Loads the policy and tokenizer named by `[model]`: a checkpoint folder or a config to initialise.
@@ -156,6 +163,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
             task,
             stop_ids,
             step: 0,
+            collective: Box::new(SingleWorker),
         })
     }
 
@@ -207,6 +215,21 @@ impl<B: LogprobBackend> RlTrainer<B> {
         Ok(())
     }
 
+    /// Makes this trainer one worker of a data-parallel run ([`crate::distributed`]): each step it
+    /// samples, judges and trains on its share of the prompts, the workers agree on rewards,
+    /// advantages and metrics, sum their gradients, and apply the same update. Worker 0 alone
+    /// evaluates and writes the run folder. Every worker must be built from the same config and
+    /// weights (the same seed, or the same checkpoint).
+    pub fn with_collective(mut self, collective: Box<dyn Collective<B::InnerBackend>>) -> Self {
+        self.collective = collective;
+        self
+    }
+
+    /// Whether this trainer writes the run folder (worker 0, or a single-worker run).
+    pub fn is_writer(&self) -> bool {
+        self.collective.rank() == 0
+    }
+
     /// Steps completed.
     pub fn step_count(&self) -> u64 {
         self.step
@@ -251,7 +274,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
     ) -> Result<()> {
         let t = self.config.train.clone();
         let last = last.min(t.steps);
-        if self.step == 0 {
+        self.check_replicas()?;
+        if self.step == 0 && self.is_writer() {
             if let Some(report) = self.evaluate(observer)? {
                 self.record_eval(run, 0, &report, Metrics::new(), observer)?;
             }
@@ -260,6 +284,12 @@ impl<B: LogprobBackend> RlTrainer<B> {
             let (metrics, records) = self.step(observer)?;
             let step = self.step;
             let due = |every: u64| step == t.steps || (every > 0 && step.is_multiple_of(every));
+            if t.checksum_every > 0 && step.is_multiple_of(t.checksum_every) {
+                self.check_replicas()?;
+            }
+            if !self.is_writer() {
+                continue;
+            }
             let keep = t.log_rollouts.min(records.len());
             run.write_rollouts(step, &records[..keep])?;
             if due(t.eval_every) {
@@ -277,6 +307,25 @@ impl<B: LogprobBackend> RlTrainer<B> {
             }
         }
         Ok(())
+    }
+
+    /// In a data-parallel run, that every worker holds the same parameters (a hash of their bits):
+    /// an error naming the workers that differ otherwise.
+    fn check_replicas(&self) -> Result<()> {
+        if self.collective.world_size() == 1 {
+            return Ok(());
+        }
+        let hash = parameter_hash(&self.model().valid());
+        let device = head_weight(self.model()).device();
+        let hashes = all_gather_u64(self.collective.as_ref(), &[hash], &device)?;
+        match hashes.iter().position(|h| h[0] != hashes[0][0]) {
+            None => Ok(()),
+            Some(rank) => Err(Error::Distributed(format!(
+                "after step {} the parameters of worker {rank} differ from worker 0's \
+                 (hash {:012x} vs {:012x}): the replicas drifted apart",
+                self.step, hashes[rank][0], hashes[0][0]
+            ))),
+        }
     }
 
     fn record_eval(
@@ -305,29 +354,38 @@ impl<B: LogprobBackend> RlTrainer<B> {
     ) -> Result<(Metrics, Vec<RolloutRecord>)> {
         let start = Instant::now();
         let r = self.config.rollout.clone();
+        // Every worker draws the step's prompts and takes its share (all of them in one process).
         let items = self
             .task
             .next_batch(self.step, r.prompts_per_step, &self.tokenizer)?;
+        let shard = shard_range(
+            items.len(),
+            self.collective.world_size(),
+            self.collective.rank(),
+        );
+        let local = &items[shard.clone()];
 
         // 1. Rollouts from the current policy (no autodiff graph).
         let policy = self.model().valid();
-        let (rollouts, engine) = self.sample(&policy, &items, observer)?;
+        let (rollouts, engine) = self.sample(&policy, local, shard.start, observer)?;
         let rollout_s = start.elapsed().as_secs_f64();
 
         // 2. Judge, group, shape rewards, advantages.
-        let scored = self.score(&items, &rollouts)?;
+        let scored = self.score(&items, shard.start, &rollouts)?;
 
         // 3. KL reference log-probs, then the update.
         let update_start = Instant::now();
-        let ref_logprobs = self.reference_logprobs(&items, &rollouts)?;
+        let ref_logprobs = self.reference_logprobs(local, &rollouts)?;
         let model = self
             .model
             .take()
             .expect("the model is present between steps");
-        let (model, update) = match self
-            .updater
-            .step(model, &scored.batch, ref_logprobs.as_deref())
-        {
+        let (model, update) = match self.updater.step_with(
+            model,
+            &scored.batch,
+            ref_logprobs.as_deref(),
+            self.collective.as_ref(),
+        ) {
             Ok(out) => out,
             Err(laconic_optim::Error::NonFinite { what, value, .. }) => {
                 return Err(Error::NonFinite {
@@ -341,8 +399,21 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let update_s = update_start.elapsed().as_secs_f64();
         self.step += 1;
 
-        // 4. Metrics.
+        // 4. Metrics (sums and maxima over the workers).
+        let device = head_weight(self.model()).device();
         let tokens: usize = rollouts.iter().map(Rollout::len).sum();
+        let collective = self.collective.as_ref();
+        let totals = all_reduce_u64(
+            collective,
+            &[tokens as u64, engine.preemptions as u64],
+            &device,
+        )?;
+        let kv_cache_peak = all_gather_u64(collective, &[engine.kv_cache_peak as u64], &device)?
+            .iter()
+            .map(|peak| peak[0])
+            .max()
+            .unwrap_or(0);
+        let (tokens, preemptions) = (totals[0], totals[1]);
         let mut metrics = Metrics::new();
         metrics.insert("step".into(), self.step as f64);
         metrics.extend(scored.reward_metrics);
@@ -358,11 +429,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
             tokens as f64 / rollout_s.max(1e-9),
         );
         metrics.insert("perf/tokens".into(), tokens as f64);
-        metrics.insert("rollout/preemptions".into(), engine.preemptions as f64);
-        metrics.insert(
-            "rollout/kv_cache_peak_tokens".into(),
-            engine.kv_cache_peak as f64,
-        );
+        metrics.insert("rollout/preemptions".into(), preemptions as f64);
+        metrics.insert("rollout/kv_cache_peak_tokens".into(), kv_cache_peak as f64);
         Ok((metrics, scored.records))
     }
 
@@ -370,14 +438,20 @@ impl<B: LogprobBackend> RlTrainer<B> {
         &self,
         policy: &Qwen3<B::InnerBackend>,
         items: &[PromptItem],
+        first_prompt: usize,
         observer: &mut dyn TrainObserver,
     ) -> Result<(Vec<Rollout>, Progress)> {
+        if items.is_empty() {
+            return Ok((Vec::new(), Progress::default()));
+        }
         let r = &self.config.rollout;
         let engine = Engine::new(policy, self.config.engine_config())?;
-        let params = self.config.sampling_params(
+        let mut params = self.config.sampling_params(
             self.stop_ids.clone(),
             mix(self.config.train.seed, self.step),
         );
+        // A worker's share samples the streams the whole batch would give these prompts.
+        params.first_prompt = first_prompt;
         let prompts: Vec<Vec<u32>> = items.iter().map(|i| i.prompt_ids.clone()).collect();
         let mut forward = PhaseObserver {
             inner: observer,
@@ -394,32 +468,33 @@ impl<B: LogprobBackend> RlTrainer<B> {
         }
     }
 
-    fn score(&self, items: &[PromptItem], rollouts: &[Rollout]) -> Result<Scored> {
+    /// Judges this worker's `rollouts` (of the prompts from `items[first..]`), then shapes rewards,
+    /// advantages and batch metrics over every worker's outcomes, which the workers exchange.
+    fn score(&self, items: &[PromptItem], first: usize, rollouts: &[Rollout]) -> Result<Scored> {
         let n = self.config.rollout.n;
         let mut judged = Vec::with_capacity(rollouts.len());
         for r in rollouts {
-            let item = &items[r.prompt_idx];
+            let item = &items[first + r.prompt_idx];
             let text = self.tokenizer.decode(&r.response_ids)?;
             let judgement = self.task.judge.judge(&text, &item.gold);
             // A rollout cut at L_R has no answer: incorrect whatever its text.
             let correct = judgement.is_correct() && r.finish == Finish::Stop;
             judged.push((text, judgement.extracted, correct));
         }
-        let groups: Vec<GroupView> = (0..items.len())
-            .map(|p| {
-                GroupView::new((p * n..(p + 1) * n).map(|i| {
-                    (
-                        judged[i].2,
-                        rollouts[i].len(),
-                        reward_finish(rollouts[i].finish),
-                    )
-                }))
-            })
+        let local: Vec<Outcome> = rollouts
+            .iter()
+            .zip(&judged)
+            .map(|(r, j)| (j.2, r.len(), reward_finish(r.finish)))
+            .collect();
+        let outcomes = self.all_outcomes(items.len() * n, first * n, &local)?;
+        let groups: Vec<GroupView> = outcomes
+            .chunks(n)
+            .map(|group| GroupView::new(group.iter().copied()))
             .collect();
         let detailed = self.config.reward.score_batch_detailed(&groups);
         let rewards: Vec<f32> = detailed.scores.iter().flatten().map(|s| s.reward).collect();
         let masked: Vec<bool> = detailed.scores.iter().flatten().map(|s| s.masked).collect();
-        let group_ids: Vec<usize> = rollouts.iter().map(|r| r.prompt_idx).collect();
+        let group_ids: Vec<usize> = (0..outcomes.len()).map(|i| i / n).collect();
         let advantages = self
             .config
             .optim
@@ -430,17 +505,27 @@ impl<B: LogprobBackend> RlTrainer<B> {
             .collect();
         let l_ts: Vec<f64> = detailed.l_t.iter().flatten().copied().collect();
         let mean_l_t = (!l_ts.is_empty()).then(|| l_ts.iter().sum::<f64>() / l_ts.len() as f64);
+        // This worker's rollouts from here on: `g` is a rollout's index in the whole batch.
+        let (rewards, advantages, masked) = {
+            let mine = first * n..first * n + rollouts.len();
+            (
+                &rewards[mine.clone()],
+                &advantages[mine.clone()],
+                &masked[mine],
+            )
+        };
         let mut sequences = Vec::with_capacity(rollouts.len());
         let mut records = Vec::with_capacity(rollouts.len());
         for (i, (r, (text, extracted, correct))) in rollouts.iter().zip(judged).enumerate() {
-            let item = &items[r.prompt_idx];
+            debug_assert_eq!(r.prompt_idx, i / n, "rollouts come prompt by prompt");
+            let item = &items[first + r.prompt_idx];
             sequences.push(UpdateSequence {
                 prompt_ids: item.prompt_ids.clone(),
                 response_ids: r.response_ids.clone(),
                 old_logprobs: r.logprobs.clone(),
                 advantage: advantages[i],
                 masked: masked[i],
-                group: r.prompt_idx,
+                group: first + r.prompt_idx,
             });
             records.push(RolloutRecord {
                 prompt: item.text.clone(),
@@ -461,6 +546,31 @@ impl<B: LogprobBackend> RlTrainer<B> {
             reward_metrics,
             mean_l_t,
         })
+    }
+
+    /// Every rollout's outcome in the whole batch (`total` rollouts), this worker's `local` ones
+    /// placed from index `offset`: one exact all-reduce, each worker filling its own slots.
+    fn all_outcomes(&self, total: usize, offset: usize, local: &[Outcome]) -> Result<Vec<Outcome>> {
+        let mut slots = vec![0u64; 3 * total];
+        for (k, &(correct, len, finish)) in local.iter().enumerate() {
+            let at = 3 * (offset + k);
+            slots[at] = u64::from(correct);
+            slots[at + 1] = len as u64;
+            slots[at + 2] = u64::from(finish == laconic_reward::Finish::Length);
+        }
+        let device = head_weight(self.model()).device();
+        let slots = all_reduce_u64(self.collective.as_ref(), &slots, &device)?;
+        Ok(slots
+            .chunks(3)
+            .map(|o| {
+                let finish = if o[2] == 1 {
+                    laconic_reward::Finish::Length
+                } else {
+                    laconic_reward::Finish::Stop
+                };
+                (o[0] == 1, o[1] as usize, finish)
+            })
+            .collect())
     }
 
     fn reference_logprobs(
@@ -538,6 +648,23 @@ impl<B: LogprobBackend> RlTrainer<B> {
             Ok(())
         })
     }
+}
+
+/// What the rewards see of one rollout: judged correct, length, how it ended.
+type Outcome = (bool, usize, laconic_reward::Finish);
+
+/// A hash of every parameter's bits (48 bits: it crosses the collective exactly).
+fn parameter_hash<B: Backend>(model: &Qwen3<B>) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for (name, _, values) in laconic_model::named_tensors(model) {
+        for byte in name.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        for v in values {
+            hash = (hash ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash & laconic_optim::collective::MAX_EXACT
 }
 
 struct Scored {

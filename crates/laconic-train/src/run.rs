@@ -53,8 +53,9 @@ pub struct TrainerState {
 pub struct RunDir {
     /// The folder.
     pub path: PathBuf,
-    /// The locked `RUN/.lock` (the lock goes with the last clone).
-    _lock: Arc<File>,
+    /// The locked `RUN/.lock` (the lock goes with the last clone); `None` for a data-parallel
+    /// worker's view of a folder its launcher holds ([`RunDir::attach`]).
+    _lock: Option<Arc<File>>,
 }
 
 /// A default run name: `stem`, the Unix time and the process id, so two runs started in the same
@@ -85,6 +86,30 @@ fn lock(path: &Path) -> Result<Arc<File>> {
     }
 }
 
+/// `RUN/config.resolved.toml`, which must exist.
+fn resolved_config_path(path: &Path) -> Result<PathBuf> {
+    let config_path = path.join(RESOLVED_CONFIG);
+    if config_path.is_file() {
+        Ok(config_path)
+    } else {
+        Err(Error::Other(format!(
+            "`{}` holds no run (no `{RESOLVED_CONFIG}`)",
+            path.display()
+        )))
+    }
+}
+
+fn read_resolved_config(config_path: &Path) -> Result<RunConfig> {
+    let text = std::fs::read_to_string(config_path).map_err(|e| Error::io(config_path, e))?;
+    RunConfig::from_toml(&text).map_err(|e| match e {
+        Error::Config { message, .. } => Error::Config {
+            path: config_path.to_path_buf(),
+            message,
+        },
+        other => other,
+    })
+}
+
 impl RunDir {
     /// Creates `path` and writes the resolved config into it.
     ///
@@ -99,7 +124,7 @@ impl RunDir {
         let path = path.into();
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         let run = Self {
-            _lock: lock(&path)?,
+            _lock: Some(lock(&path)?),
             path,
         };
         if run.path.join(RESOLVED_CONFIG).exists() {
@@ -148,23 +173,28 @@ impl RunDir {
     /// When the folder has no resolved config or it does not parse, or another process holds it.
     pub fn open(path: impl Into<PathBuf>) -> Result<(Self, RunConfig)> {
         let path = path.into();
-        let config_path = path.join(RESOLVED_CONFIG);
-        if !config_path.is_file() {
-            return Err(Error::Other(format!(
-                "`{}` holds no run (no `{RESOLVED_CONFIG}`)",
-                path.display()
-            )));
-        }
+        let config_path = resolved_config_path(&path)?;
         let lock = lock(&path)?;
-        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let config = RunConfig::from_toml(&text).map_err(|e| match e {
-            Error::Config { message, .. } => Error::Config {
-                path: config_path.clone(),
-                message,
+        let config = read_resolved_config(&config_path)?;
+        Ok((
+            Self {
+                path,
+                _lock: Some(lock),
             },
-            other => other,
-        })?;
-        Ok((Self { path, _lock: lock }, config))
+            config,
+        ))
+    }
+
+    /// Opens a run folder that this process's data-parallel launcher has created or opened and
+    /// holds locked, without taking the lock. Only worker 0 writes into it (the trainer sees to
+    /// that); the others read its config and checkpoints.
+    ///
+    /// # Errors
+    /// As [`RunDir::open`], but never for the lock.
+    pub fn attach(path: impl Into<PathBuf>) -> Result<(Self, RunConfig)> {
+        let path = path.into();
+        let config = read_resolved_config(&resolved_config_path(&path)?)?;
+        Ok((Self { path, _lock: None }, config))
     }
 
     /// `checkpoints/`.
@@ -436,7 +466,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let run = RunDir {
             path: dir.clone(),
-            _lock: lock(&dir).unwrap(),
+            _lock: Some(lock(&dir).unwrap()),
         };
         for step in 1..=3 {
             run.save_checkpoint(
@@ -479,7 +509,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let run = RunDir {
             path: dir.clone(),
-            _lock: lock(&dir).unwrap(),
+            _lock: Some(lock(&dir).unwrap()),
         };
         for step in 1..=4 {
             run.append_metrics(&Metrics::from([("step".to_string(), step as f64)]))

@@ -1,0 +1,376 @@
+//! Data-parallel reductions of the update: the [`Collective`] a worker sums through, and what is
+//! built on its one operation (exact integer gathers, the bucketed gradient all-reduce).
+//!
+//! A data-parallel step gives every worker a shard of the rollout batch, made of whole groups. For
+//! the result to equal the single-worker step on the whole batch, the workers agree on three things
+//! before they differentiate: the order of the groups (so the shuffled mini-batches are the same
+//! sets everywhere), each mini-batch's global token and sequence counts (so every token gets the
+//! weight it would have in one process, in every `loss_agg_mode`), and then the summed gradients.
+//! Only an all-reduce sum is needed, which is what burn-collective offers across processes and
+//! machines; a gather is a sum in which each rank fills its own slot.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::agg::AggCounts;
+use crate::error::{Error, Result};
+use crate::objective::ObjectiveSums;
+
+/// An all-reduce sum over the workers of one data-parallel run. Every worker must make the same
+/// calls, with tensors of the same length, in the same order.
+pub trait Collective<B: Backend> {
+    /// This worker's index, `0..world_size`.
+    fn rank(&self) -> usize;
+    /// Number of workers.
+    fn world_size(&self) -> usize;
+    /// The elementwise sum of `tensor` over all workers.
+    ///
+    /// # Errors
+    /// When the transport fails (a peer went away, shapes disagree).
+    fn all_reduce_sum(&self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>>;
+}
+
+/// The one-worker collective: every sum is its input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SingleWorker;
+
+impl<B: Backend> Collective<B> for SingleWorker {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn world_size(&self) -> usize {
+        1
+    }
+
+    fn all_reduce_sum(&self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>> {
+        Ok(tensor)
+    }
+}
+
+/// Bits per f32 limb of an exact integer sum: a sum of up to 2^12 workers' limbs stays below 2^24,
+/// where every integer is an f32.
+const LIMB_BITS: u32 = 12;
+/// Limbs per integer: values below 2^48.
+const LIMBS: usize = 4;
+/// Largest integer [`all_reduce_u64`] carries exactly.
+pub const MAX_EXACT: u64 = (1 << (LIMB_BITS as usize * LIMBS)) - 1;
+
+/// Exact elementwise sums of non-negative integers (each below 2^48 and the sums too), carried as
+/// 12-bit limbs in f32 so no rounding can occur.
+///
+/// # Errors
+/// A value beyond [`MAX_EXACT`], or the transport's error.
+pub fn all_reduce_u64<B: Backend>(
+    collective: &dyn Collective<B>,
+    values: &[u64],
+    device: &B::Device,
+) -> Result<Vec<u64>> {
+    if collective.world_size() == 1 {
+        return Ok(values.to_vec());
+    }
+    if let Some(v) = values.iter().find(|&&v| v > MAX_EXACT) {
+        return Err(Error::Collective(format!(
+            "{v} is too large for an exact all-reduce (at most {MAX_EXACT})"
+        )));
+    }
+    let mask = (1u64 << LIMB_BITS) - 1;
+    let limbs: Vec<f32> = values
+        .iter()
+        .flat_map(|&v| (0..LIMBS).map(move |k| ((v >> (k as u32 * LIMB_BITS)) & mask) as f32))
+        .collect();
+    let summed = all_reduce_host(collective, limbs, device)?;
+    Ok(summed
+        .chunks(LIMBS)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(k, &limb)| (limb as u64) << (k as u32 * LIMB_BITS))
+                .sum()
+        })
+        .collect())
+}
+
+/// Every worker's `values`, in rank order; the lengths may differ between workers.
+///
+/// # Errors
+/// As [`all_reduce_u64`].
+pub fn all_gather_u64<B: Backend>(
+    collective: &dyn Collective<B>,
+    values: &[u64],
+    device: &B::Device,
+) -> Result<Vec<Vec<u64>>> {
+    let (rank, world) = (collective.rank(), collective.world_size());
+    if world == 1 {
+        return Ok(vec![values.to_vec()]);
+    }
+    let mut lengths = vec![0u64; world];
+    lengths[rank] = values.len() as u64;
+    let lengths = all_reduce_u64(collective, &lengths, device)?;
+    let offsets: Vec<usize> = lengths
+        .iter()
+        .scan(0usize, |acc, &len| {
+            let start = *acc;
+            *acc += len as usize;
+            Some(start)
+        })
+        .collect();
+    let total = lengths.iter().sum::<u64>() as usize;
+    let mut slots = vec![0u64; total];
+    slots[offsets[rank]..offsets[rank] + values.len()].copy_from_slice(values);
+    let slots = all_reduce_u64(collective, &slots, device)?;
+    Ok((0..world)
+        .map(|r| slots[offsets[r]..offsets[r] + lengths[r] as usize].to_vec())
+        .collect())
+}
+
+/// The whole batch's group order: every worker's groups (in its own order of first appearance)
+/// concatenated in rank order, each kept at its first appearance. With contiguous shards this is the
+/// order one process would see.
+///
+/// # Errors
+/// As [`all_reduce_u64`].
+pub fn all_gather_groups<B: Backend>(
+    collective: &dyn Collective<B>,
+    local: &[usize],
+    device: &B::Device,
+) -> Result<Vec<usize>> {
+    if collective.world_size() == 1 {
+        return Ok(local.to_vec());
+    }
+    let local: Vec<u64> = local.iter().map(|&g| g as u64).collect();
+    let mut groups: Vec<usize> = Vec::new();
+    for g in all_gather_u64(collective, &local, device)?.concat() {
+        if !groups.contains(&(g as usize)) {
+            groups.push(g as usize);
+        }
+    }
+    Ok(groups)
+}
+
+/// The aggregation counts of a mini-batch whose trainable response `lengths` are spread over the
+/// workers: tokens and sequences summed, the normalising length the largest anywhere (unless
+/// `norm_length` fixes it), as [`AggCounts::from_lengths`] gives for all lengths in one process.
+///
+/// # Errors
+/// As [`all_reduce_u64`].
+pub fn all_reduce_counts<B: Backend>(
+    collective: &dyn Collective<B>,
+    lengths: &[usize],
+    norm_length: Option<f64>,
+    device: &B::Device,
+) -> Result<AggCounts> {
+    let local = AggCounts::from_lengths(lengths, norm_length);
+    if collective.world_size() == 1 {
+        return Ok(local);
+    }
+    let longest = lengths.iter().copied().max().unwrap_or(0) as u64;
+    let parts = all_gather_u64(
+        collective,
+        &[local.num_tokens as u64, local.num_seqs as u64, longest],
+        device,
+    )?;
+    let longest = parts.iter().map(|p| p[2]).max().unwrap_or(0);
+    Ok(AggCounts {
+        num_tokens: parts.iter().map(|p| p[0] as usize).sum(),
+        num_seqs: parts.iter().map(|p| p[1] as usize).sum(),
+        norm_length: norm_length.unwrap_or(longest.max(1) as f64),
+    })
+}
+
+/// Elementwise f32 sums of host values (metrics: rounding to f32 is accepted).
+///
+/// # Errors
+/// The transport's error.
+pub fn all_reduce_f64<B: Backend>(
+    collective: &dyn Collective<B>,
+    values: &[f64],
+    device: &B::Device,
+) -> Result<Vec<f64>> {
+    if collective.world_size() == 1 {
+        return Ok(values.to_vec());
+    }
+    let values = values.iter().map(|&v| v as f32).collect();
+    Ok(all_reduce_host(collective, values, device)?
+        .into_iter()
+        .map(f64::from)
+        .collect())
+}
+
+fn all_reduce_host<B: Backend>(
+    collective: &dyn Collective<B>,
+    values: Vec<f32>,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let n = values.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let tensor = Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device);
+    collective
+        .all_reduce_sum(tensor)?
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| Error::Collective(format!("reading a reduced tensor: {e:?}")))
+}
+
+/// The sums of every worker's micro-batch statistics; an optional term is present when any worker
+/// has it.
+///
+/// # Errors
+/// The transport's error.
+pub fn all_reduce_sums<B: Backend>(
+    collective: &dyn Collective<B>,
+    sums: &ObjectiveSums,
+    device: &B::Device,
+) -> Result<ObjectiveSums> {
+    if collective.world_size() == 1 {
+        return Ok(*sums);
+    }
+    let present = |o: Option<f64>| if o.is_some() { 1.0 } else { 0.0 };
+    let v = all_reduce_f64(
+        collective,
+        &[
+            sums.loss,
+            sums.pg_loss,
+            sums.kl_loss.unwrap_or(0.0),
+            present(sums.kl_loss),
+            sums.entropy_loss,
+            sums.entropy_sum,
+            sums.clipped,
+            sums.clipped_lower,
+            sums.ppo_kl_sum,
+            sums.tokens,
+            sums.router_aux.unwrap_or(0.0),
+            present(sums.router_aux),
+        ],
+        device,
+    )?;
+    let optional = |value: f64, present: f64| (present > 0.0).then_some(value);
+    Ok(ObjectiveSums {
+        loss: v[0],
+        pg_loss: v[1],
+        kl_loss: optional(v[2], v[3]),
+        entropy_loss: v[4],
+        entropy_sum: v[5],
+        clipped: v[6],
+        clipped_lower: v[7],
+        ppo_kl_sum: v[8],
+        tokens: v[9],
+        router_aux: optional(v[10], v[11]),
+    })
+}
+
+/// Sums `grads` over the workers, in place, in buckets of about `bucket_elems` values: the
+/// parameters are taken in the module's visiting order (the same on every worker), flattened and
+/// concatenated until a bucket is full, and each bucket is one all-reduce. A parameter that has a
+/// gradient on some worker only contributes zeros from the others; one that has none anywhere stays
+/// without a gradient (AdamW then leaves it and its moments alone, as in one process).
+///
+/// # Errors
+/// The transport's error.
+pub fn all_reduce_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    collective: &dyn Collective<B::InnerBackend>,
+    bucket_elems: usize,
+    device: &B::Device,
+) -> Result<()> {
+    if collective.world_size() == 1 {
+        return Ok(());
+    }
+    let mut take = TakeGradients::<B> {
+        grads,
+        entries: Vec::new(),
+    };
+    module.visit(&mut take);
+    let entries = take.entries;
+    let local: Vec<u64> = entries.iter().map(|e| u64::from(e.grad.is_some())).collect();
+    let present = all_reduce_u64(collective, &local, device)?;
+    let mut reduced: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; entries.len()];
+    let mut bucket: Vec<(usize, Tensor<B::InnerBackend, 1>)> = Vec::new();
+    let mut filled = 0usize;
+    let flush = |bucket: &mut Vec<(usize, Tensor<B::InnerBackend, 1>)>,
+                     reduced: &mut Vec<Option<Tensor<B::InnerBackend, 1>>>|
+     -> Result<()> {
+        if bucket.is_empty() {
+            return Ok(());
+        }
+        let sizes: Vec<usize> = bucket.iter().map(|(_, t)| t.dims()[0]).collect();
+        let (indices, parts): (Vec<usize>, Vec<_>) = std::mem::take(bucket).into_iter().unzip();
+        let flat = if parts.len() == 1 {
+            parts.into_iter().next().expect("one part")
+        } else {
+            Tensor::cat(parts, 0)
+        };
+        let summed = collective.all_reduce_sum(flat)?;
+        let mut start = 0;
+        for (index, size) in indices.into_iter().zip(sizes) {
+            reduced[index] = Some(summed.clone().slice([start..start + size]));
+            start += size;
+        }
+        Ok(())
+    };
+    for (index, entry) in entries.into_iter().enumerate() {
+        if present[index] == 0 {
+            continue;
+        }
+        let grad = entry
+            .grad
+            .unwrap_or_else(|| Tensor::zeros([entry.numel], device));
+        filled += entry.numel;
+        bucket.push((index, grad));
+        if filled >= bucket_elems {
+            flush(&mut bucket, &mut reduced)?;
+            filled = 0;
+        }
+    }
+    flush(&mut bucket, &mut reduced)?;
+    let mut give = GiveGradients::<B> {
+        grads,
+        reduced: reduced.into_iter(),
+    };
+    module.visit(&mut give);
+    Ok(())
+}
+
+/// A parameter's flattened local gradient, if it has one.
+struct Entry<B: Backend> {
+    numel: usize,
+    grad: Option<Tensor<B, 1>>,
+}
+
+struct TakeGradients<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    entries: Vec<Entry<B::InnerBackend>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for TakeGradients<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let numel = param.val().shape().num_elements();
+        let grad = self
+            .grads
+            .remove::<B::InnerBackend, D>(param.id)
+            .map(|g| g.reshape([numel]));
+        self.entries.push(Entry { numel, grad });
+    }
+}
+
+struct GiveGradients<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    reduced: std::vec::IntoIter<Option<Tensor<B::InnerBackend, 1>>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GiveGradients<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(flat) = self.reduced.next().flatten() {
+            let dims = param.val().dims();
+            self.grads
+                .register::<B::InnerBackend, D>(param.id, flat.reshape(dims));
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Data-parallel updates equal the single-worker update of the whole batch: W workers (threads
+//! summing through a host-side collective), each holding a contiguous shard of whole groups (an
+//! empty one included), end with the parameters and metrics of one process, in every
+//! `loss_agg_mode`, with shuffled mini-batches over two epochs. f64, so the only differences left are
+//! the summation order of the gradients; the metrics cross the collective in f32.
+//!
+//! Its own test binary: burn 0.21 keeps one default float dtype per device and process.
+
+mod common;
+
+use std::sync::{Arc, Barrier, Mutex};
+
+use burn::backend::{Autodiff, NdArray};
+use burn::prelude::*;
+use common::tiny_on;
+use burn::module::{Module, ModuleVisitor, Param};
+use laconic_model::Qwen3;
+use laconic_optim::collective::{all_gather_u64, all_reduce_u64};
+use laconic_optim::{
+    Collective, LossAggMode, OptimConfig, PolicyUpdater, UpdateBatch, UpdateMetrics,
+};
+
+type AD64 = Autodiff<NdArray<f64>>;
+type Inner = NdArray<f64>;
+
+/// Workers as threads of one process, summing on the host in rank order.
+struct Threads {
+    rank: usize,
+    world: usize,
+    shared: Arc<(Barrier, Mutex<Vec<Vec<f64>>>)>,
+}
+
+impl Collective<Inner> for Threads {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.world
+    }
+
+    fn all_reduce_sum(&self, tensor: Tensor<Inner, 1>) -> laconic_optim::Result<Tensor<Inner, 1>> {
+        let device = tensor.device();
+        let values = tensor.into_data().convert::<f64>().into_vec::<f64>().unwrap();
+        let (barrier, slots) = &*self.shared;
+        slots.lock().unwrap()[self.rank] = values;
+        barrier.wait();
+        let sum = {
+            let slots = slots.lock().unwrap();
+            let mut sum = vec![0.0; slots[0].len()];
+            for slot in slots.iter() {
+                assert_eq!(slot.len(), sum.len(), "workers reduced different lengths");
+                for (s, v) in sum.iter_mut().zip(slot) {
+                    *s += v;
+                }
+            }
+            sum
+        };
+        barrier.wait();
+        let n = sum.len();
+        Ok(Tensor::from_data(TensorData::new(sum, [n]), &device))
+    }
+}
+
+fn collectives(world: usize) -> Vec<Threads> {
+    let shared = Arc::new((Barrier::new(world), Mutex::new(vec![Vec::new(); world])));
+    (0..world)
+        .map(|rank| Threads {
+            rank,
+            world,
+            shared: shared.clone(),
+        })
+        .collect()
+}
+
+/// Every parameter, flattened in visiting order, in f64.
+fn params(model: &Qwen3<AD64>) -> Vec<f64> {
+    struct Collect(Vec<f64>);
+    impl ModuleVisitor<AD64> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD64, D>>) {
+            let data = param.val().into_data().convert::<f64>();
+            self.0.extend(data.into_vec::<f64>().unwrap());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+/// The sequences of `batch` whose group is in `groups`.
+fn shard(batch: &UpdateBatch, groups: &[usize]) -> UpdateBatch {
+    UpdateBatch {
+        sequences: batch
+            .sequences
+            .iter()
+            .filter(|s| groups.contains(&s.group))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn config(mode: LossAggMode) -> OptimConfig {
+    OptimConfig {
+        lr: 1e-3,
+        loss_agg_mode: mode,
+        ppo_mini_batch_size: Some(2),
+        ppo_micro_batch_size: 2,
+        ppo_epochs: 2,
+        shuffle: true,
+        entropy_coeff: 0.01,
+        ..OptimConfig::default()
+    }
+}
+
+/// Each worker's parameters and metrics after one `step_with` on its shard.
+fn data_parallel(
+    model: &Qwen3<AD64>,
+    config: &OptimConfig,
+    shards: Vec<UpdateBatch>,
+) -> Vec<(Vec<f64>, UpdateMetrics)> {
+    let workers: Vec<_> = collectives(shards.len())
+        .into_iter()
+        .zip(shards)
+        .map(|(collective, shard)| {
+            let (model, config) = (model.clone(), config.clone());
+            std::thread::spawn(move || {
+                let mut updater = PolicyUpdater::new(config, &model).unwrap();
+                let (model, metrics) = updater
+                    .step_with(model, &shard, None, &collective)
+                    .unwrap();
+                (params(&model), metrics)
+            })
+        })
+        .collect();
+    workers.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
+#[test]
+fn sharded_updates_equal_the_whole_batch_update() {
+    let model = tiny_on::<AD64>(false);
+    let (batch, _) = common::batch(&model);
+    let layouts: [&[&[usize]]; 3] = [&[&[0, 1], &[2]], &[&[0], &[1], &[2]], &[&[0], &[1, 2], &[]]];
+    let mut worst = 0f64;
+    for mode in LossAggMode::ALL {
+        let config = config(mode);
+        let mut updater = PolicyUpdater::new(config.clone(), &model).unwrap();
+        let (whole, whole_metrics) = updater.step(model.clone(), &batch, None).unwrap();
+        let whole = params(&whole);
+        let scale = whole.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for layout in layouts {
+            let shards = layout.iter().map(|groups| shard(&batch, groups)).collect();
+            for (rank, (theta, metrics)) in data_parallel(&model, &config, shards).iter().enumerate() {
+                let diff = whole
+                    .iter()
+                    .zip(theta)
+                    .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                worst = worst.max(diff);
+                assert!(
+                    diff <= 1e-12 * scale,
+                    "{mode:?}, shards {layout:?}, worker {rank}: max |Δθ| = {diff:e}"
+                );
+                let (a, b) = (whole_metrics.to_map(), metrics.to_map());
+                for (key, x) in &a {
+                    let y = b[key];
+                    assert!(
+                        (x - y).abs() <= 1e-5 * x.abs().max(1e-6),
+                        "{mode:?}, shards {layout:?}, worker {rank}: {key} {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+    println!("1 vs 2/3 workers (an empty shard included), every loss_agg_mode: max |Δθ| = {worst:e}");
+}
+
+#[test]
+fn integers_cross_the_collective_exactly() {
+    let values = [[0u64, 1 << 40, 123_456_789_012], [7, 5, (1 << 48) - 2]];
+    let results: Vec<_> = collectives(2)
+        .into_iter()
+        .map(|c| {
+            let mine = values[c.rank].to_vec();
+            std::thread::spawn(move || {
+                let device = Default::default();
+                let sum = all_reduce_u64::<Inner>(&c, &mine, &device).unwrap();
+                let gathered = all_gather_u64::<Inner>(&c, &mine[..c.rank + 1], &device).unwrap();
+                let too_large = all_reduce_u64::<Inner>(&c, &[1 << 48], &device);
+                (sum, gathered, too_large.is_err())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    for (sum, gathered, refused) in results {
+        assert_eq!(sum, [7, (1 << 40) + 5, 123_456_789_012 + (1 << 48) - 2]);
+        assert_eq!(gathered, vec![vec![0], vec![7, 5]]);
+        assert!(refused);
+    }
+}
