@@ -289,13 +289,16 @@ pub fn all_reduce_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     };
     module.visit(&mut take);
     let entries = take.entries;
-    let local: Vec<u64> = entries.iter().map(|e| u64::from(e.grad.is_some())).collect();
+    let local: Vec<u64> = entries
+        .iter()
+        .map(|e| u64::from(e.grad.is_some()))
+        .collect();
     let present = all_reduce_u64(collective, &local, device)?;
     let mut reduced: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; entries.len()];
     let mut bucket: Vec<(usize, Tensor<B::InnerBackend, 1>)> = Vec::new();
     let mut filled = 0usize;
     let flush = |bucket: &mut Vec<(usize, Tensor<B::InnerBackend, 1>)>,
-                     reduced: &mut Vec<Option<Tensor<B::InnerBackend, 1>>>|
+                 reduced: &mut Vec<Option<Tensor<B::InnerBackend, 1>>>|
      -> Result<()> {
         if bucket.is_empty() {
             return Ok(());

@@ -11,9 +11,9 @@ mod common;
 use std::sync::{Arc, Barrier, Mutex};
 
 use burn::backend::{Autodiff, NdArray};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use common::tiny_on;
-use burn::module::{Module, ModuleVisitor, Param};
 use laconic_model::Qwen3;
 use laconic_optim::collective::{all_gather_u64, all_reduce_u64};
 use laconic_optim::{
@@ -41,7 +41,11 @@ impl Collective<Inner> for Threads {
 
     fn all_reduce_sum(&self, tensor: Tensor<Inner, 1>) -> laconic_optim::Result<Tensor<Inner, 1>> {
         let device = tensor.device();
-        let values = tensor.into_data().convert::<f64>().into_vec::<f64>().unwrap();
+        let values = tensor
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap();
         let (barrier, slots) = &*self.shared;
         slots.lock().unwrap()[self.rank] = values;
         barrier.wait();
@@ -125,9 +129,7 @@ fn data_parallel(
             let (model, config) = (model.clone(), config.clone());
             std::thread::spawn(move || {
                 let mut updater = PolicyUpdater::new(config, &model).unwrap();
-                let (model, metrics) = updater
-                    .step_with(model, &shard, None, &collective)
-                    .unwrap();
+                let (model, metrics) = updater.step_with(model, &shard, None, &collective).unwrap();
                 (params(&model), metrics)
             })
         })
@@ -149,7 +151,9 @@ fn sharded_updates_equal_the_whole_batch_update() {
         let scale = whole.iter().fold(0f64, |m, v| m.max(v.abs()));
         for layout in layouts {
             let shards = layout.iter().map(|groups| shard(&batch, groups)).collect();
-            for (rank, (theta, metrics)) in data_parallel(&model, &config, shards).iter().enumerate() {
+            for (rank, (theta, metrics)) in
+                data_parallel(&model, &config, shards).iter().enumerate()
+            {
                 let diff = whole
                     .iter()
                     .zip(theta)
@@ -170,7 +174,9 @@ fn sharded_updates_equal_the_whole_batch_update() {
             }
         }
     }
-    println!("1 vs 2/3 workers (an empty shard included), every loss_agg_mode: max |Δθ| = {worst:e}");
+    println!(
+        "1 vs 2/3 workers (an empty shard included), every loss_agg_mode: max |Δθ| = {worst:e}"
+    );
 }
 
 #[test]

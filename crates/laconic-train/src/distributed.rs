@@ -139,7 +139,10 @@ impl<B: Backend> BurnCollective<B> {
             .with_num_devices(1)
             .with_num_nodes(topology.world as u32)
             .with_global_address(address(topology.coordinator.clone())?)
-            .with_node_address(address(format!("{}:{}", topology.host, topology.data_port))?)
+            .with_node_address(address(format!(
+                "{}:{}",
+                topology.host, topology.data_port
+            ))?)
             .with_data_service_port(topology.data_port);
         let peer = PeerId(topology.rank as u32);
         register::<B>(peer, device.clone(), config).map_err(|e| {
@@ -170,7 +173,10 @@ impl<B: Backend> Collective<B> for BurnCollective<B> {
         // The ring all-reduce cuts a tensor into one slice per worker: pad short ones.
         let n = tensor.dims()[0];
         let padded = if n < self.world {
-            Tensor::cat(vec![tensor, Tensor::zeros([self.world - n], &self.device)], 0)
+            Tensor::cat(
+                vec![tensor, Tensor::zeros([self.world - n], &self.device)],
+                0,
+            )
         } else {
             tensor
         };
@@ -280,7 +286,9 @@ pub fn launch(
             .next()
             .and_then(|p| p.parse::<u16>().ok())
             .ok_or_else(|| {
-                Error::Distributed(format!("`{coordinator}` is not HOST:PORT (the coordinator)"))
+                Error::Distributed(format!(
+                    "`{coordinator}` is not HOST:PORT (the coordinator)"
+                ))
             })?;
         start_orchestrator(port)?;
     }
@@ -424,6 +432,10 @@ mod tests {
         let err = plan.validate().unwrap_err().to_string();
         assert!(err.contains("--coordinator"), "{err}");
         plan.node_rank = 2;
-        assert!(plan.validate().unwrap_err().to_string().contains("--node-rank"));
+        assert!(plan
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--node-rank"));
     }
 }

@@ -12,16 +12,16 @@ use laconic_eval::{evaluate, EvalReport};
 use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
 use laconic_optim::collective::{all_gather_u64, all_reduce_u64};
 use laconic_optim::{
-    compute_logprobs, logprob::head_weight, Collective, LogprobBackend, PolicyUpdater, SingleWorker, UpdateBatch,
-    UpdateSequence,
+    compute_logprobs, logprob::head_weight, Collective, LogprobBackend, PolicyUpdater,
+    SingleWorker, UpdateBatch, UpdateSequence,
 };
 use laconic_reward::{BatchMetrics, GroupView};
 use laconic_rollout::{Engine, Finish, Observer, Progress, Rollout};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::distributed::shard_range;
 use crate::data::PromptItem;
+use crate::distributed::shard_range;
 use crate::error::{Error, Result};
 use crate::run::{Metrics, RunDir, TrainerState, OPTIMIZER_STATE};
 use crate::source::{mix, Task};
