@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example demo                      # configs/demo.toml
 //! cargo run --release --example demo -- --set train.steps=40
+//! cargo run --release --example demo -- --workers 2     # two data-parallel worker processes
 //! ```
 //! A tiny Qwen3 warm-started on verbose chain-of-thought traces (assets/demo/model) is trained with GRPO
 //! and the truncation reward at L_R = L_T. Prints the evaluation before and after at several token
@@ -17,9 +18,13 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::eval::EvalReport;
+use laconic::train::distributed::{relaunch, work, Role};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
 use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
+
+mod common;
+use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
 
 /// Run the CPU demo.
 #[derive(Parser, Debug)]
@@ -36,6 +41,8 @@ struct Args {
     /// No progress bars or per-step lines.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    data_parallel: DataParallelArgs,
 }
 
 fn main() {
@@ -47,24 +54,53 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let start = Instant::now();
+    let device = backend::device();
+    let role = Role::of(args.data_parallel.plan())?;
+    if let Role::Worker(topology) = &role {
+        return Ok(work::<Autodiff>(topology, &device, args.quiet)?);
+    }
     let config = RunConfig::load(&args.config, &args.sets)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| config.train.out_dir.join(unique_run_name("demo")));
-    // Model, tokenizer and task are loaded before the run folder is made: a bad input leaves none.
-    let device = backend::device();
-    let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
-    let mut trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
-    let run = RunDir::create(&out, &config)?;
-    println!(
-        "laconic demo on {} — run folder {}",
-        backend::NAME,
-        run.path.display()
-    );
-    let mut bars = ProgressBars::new(config.train.steps, 0, args.quiet);
-    trainer.train(&run, &mut bars)?;
-    bars.finish();
+    let run = match role {
+        Role::Launcher(plan) => {
+            require_shared_name(&plan, args.out.is_some(), "--out RUN_DIR")?;
+            let run = if plan.node_rank == 0 {
+                RunDir::create(&out, &config)?
+            } else {
+                wait_for_run(&out)?
+            };
+            println!(
+                "laconic demo on {} with {} workers — run folder {}",
+                backend::NAME,
+                plan.world(),
+                run.path.display()
+            );
+            relaunch(&plan, &run.path, plan.node_rank == 0)?;
+            if plan.node_rank > 0 {
+                return Ok(());
+            }
+            run
+        }
+        _ => {
+            // Model, tokenizer and task are loaded before the run folder is made: a bad input
+            // leaves none.
+            let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
+            let mut trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
+            let run = RunDir::create(&out, &config)?;
+            println!(
+                "laconic demo on {} — run folder {}",
+                backend::NAME,
+                run.path.display()
+            );
+            let mut bars = ProgressBars::new(config.train.steps, 0, args.quiet);
+            trainer.train(&run, &mut bars)?;
+            bars.finish();
+            run
+        }
+    };
 
     // Before/after from the first and last evaluations.
     let before = EvalReport::read(run.path.join("eval/step_0"))

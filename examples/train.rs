@@ -4,18 +4,26 @@
 //! cargo run --release --example train -- --config configs/qwen3-0.6b.toml --model path/to/Qwen3-0.6B
 //! cargo run --release --features cuda --example train -- --config configs/qwen3-0.6b.toml --model …
 //! cargo run --release --example train -- --resume runs/qwen3-0.6b-1764180000
+//! cargo run --release --example train -- --config configs/demo.toml --workers 2   # data-parallel
 //! ```
 //! Writes the run folder (resolved config, metrics.jsonl, rollouts, checkpoints, evaluations, report).
-//! `--resume RUN_DIR` continues from the run's last checkpoint with its resolved config.
+//! `--resume RUN_DIR` continues from the run's last checkpoint with its resolved config (with any
+//! worker count). `--workers N` runs N data-parallel worker processes on this machine; `--nodes M
+//! --node-rank R --coordinator HOST:PORT --host HOST` spreads them over machines
+//! (docs/design.md, "Data-parallel runs").
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
+use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
 use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
+
+mod common;
+use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
 
 /// Train a policy with length-aware RL.
 #[derive(Parser, Debug)]
@@ -35,6 +43,8 @@ struct Args {
     /// No progress bars or per-step lines.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    data_parallel: DataParallelArgs,
 }
 
 fn main() {
@@ -46,47 +56,15 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let device = backend::device();
-    let (run, mut trainer) = match (&args.resume, &args.config) {
-        (Some(dir), _) => {
-            let (run, config) = RunDir::open(dir)?;
-            let trainer = RlTrainer::<Autodiff>::resume(&run, config, &device)?;
-            println!(
-                "resuming {} at step {}",
-                run.path.display(),
-                trainer.step_count()
-            );
-            (run, trainer)
-        }
-        (None, Some(path)) => {
-            let mut sets = args.sets.clone();
-            if let Some(model) = &args.model {
-                sets.push(format!("model.path=\"{}\"", model.display()));
-            }
-            let config = RunConfig::load(path, &sets)?;
-            let name = config.train.run_name.clone().unwrap_or_else(|| {
-                let stem = path
-                    .file_stem()
-                    .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-                unique_run_name(&stem)
-            });
-            // Model, tokenizer and task are loaded before the run folder is made: a bad input
-            // leaves none.
-            let (model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
-            let trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
-            let run = RunDir::create(config.train.out_dir.join(name), &config)?;
-            (run, trainer)
-        }
-        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    let run = match Role::of(args.data_parallel.plan())? {
+        Role::Worker(topology) => return Ok(work::<Autodiff>(&topology, &device, args.quiet)?),
+        Role::Launcher(plan) => match launch_workers(&args, &plan)? {
+            Some(run) => run,
+            None => return Ok(()),
+        },
+        Role::Single => train_here(&args, &device)?,
     };
-    println!(
-        "training on {} — run folder {}",
-        backend::NAME,
-        run.path.display()
-    );
-    let steps = trainer.config().train.steps;
-    let mut bars = ProgressBars::new(steps, trainer.step_count(), args.quiet);
-    trainer.train(&run, &mut bars)?;
-    bars.finish();
+    let steps = RunDir::attach(&run.path)?.1.train.steps;
     let evals = |step: u64| {
         laconic::eval::EvalReport::read(run.path.join(format!("eval/step_{step}"))).ok()
     };
@@ -107,4 +85,89 @@ fn run(args: Args) -> Result<()> {
     }
     println!("done: {}", run.path.display());
     Ok(())
+}
+
+/// The name of a new run: `train.run_name`, or the config file's stem made unique.
+fn new_run_name(config: &RunConfig, path: &std::path::Path) -> String {
+    config.train.run_name.clone().unwrap_or_else(|| {
+        let stem = path
+            .file_stem()
+            .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+        unique_run_name(&stem)
+    })
+}
+
+/// The config `--config` and its overrides (`--set`, `--model`) describe.
+fn load_config(args: &Args, path: &std::path::Path) -> Result<RunConfig> {
+    let mut sets = args.sets.clone();
+    if let Some(model) = &args.model {
+        sets.push(format!("model.path=\"{}\"", model.display()));
+    }
+    Ok(RunConfig::load(path, &sets)?)
+}
+
+/// The whole run in this process; returns its folder once trained.
+fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> Result<RunDir> {
+    let (run, mut trainer) = match (&args.resume, &args.config) {
+        (Some(dir), _) => {
+            let (run, config) = RunDir::open(dir)?;
+            let trainer = RlTrainer::<Autodiff>::resume(&run, config, device)?;
+            println!(
+                "resuming {} at step {}",
+                run.path.display(),
+                trainer.step_count()
+            );
+            (run, trainer)
+        }
+        (None, Some(path)) => {
+            let config = load_config(args, path)?;
+            let name = new_run_name(&config, path);
+            // Model, tokenizer and task are loaded before the run folder is made: a bad input
+            // leaves none.
+            let (model, tokenizer) = load_policy::<Autodiff>(&config, device)?;
+            let trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
+            let run = RunDir::create(config.train.out_dir.join(name), &config)?;
+            (run, trainer)
+        }
+        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    };
+    println!(
+        "training on {} — run folder {}",
+        backend::NAME,
+        run.path.display()
+    );
+    let steps = trainer.config().train.steps;
+    let mut bars = ProgressBars::new(steps, trainer.step_count(), args.quiet);
+    trainer.train(&run, &mut bars)?;
+    bars.finish();
+    Ok(run)
+}
+
+/// Starts this machine's workers on the run folder (made or opened here on machine 0, waited for on
+/// the others) and waits for them; returns the folder on machine 0, which writes the report.
+fn launch_workers(args: &Args, plan: &LaunchPlan) -> Result<Option<RunDir>> {
+    let (run, fresh) = match (&args.resume, &args.config) {
+        (Some(dir), _) if plan.node_rank == 0 => (RunDir::open(dir)?.0, false),
+        (Some(dir), _) => (wait_for_run(dir)?, false),
+        (None, Some(path)) => {
+            let config = load_config(args, path)?;
+            require_shared_name(plan, config.train.run_name.is_some(), "--set train.run_name=NAME")?;
+            let dir = config.train.out_dir.join(new_run_name(&config, path));
+            if plan.node_rank == 0 {
+                (RunDir::create(dir, &config)?, true)
+            } else {
+                (wait_for_run(&dir)?, false)
+            }
+        }
+        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    };
+    println!(
+        "training on {} with {} workers ({} on this machine) — run folder {}",
+        backend::NAME,
+        plan.world(),
+        plan.workers,
+        run.path.display()
+    );
+    relaunch(plan, &run.path, fresh)?;
+    Ok((plan.node_rank == 0).then_some(run))
 }

@@ -1,76 +1,19 @@
 //! The RL loop end to end on a tiny random model (ndarray): run folder contents, checkpoint + resume
 //! reproducing an uninterrupted run, config errors, and a non-finite loss stopping the run.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
 use burn::backend::{Autodiff, NdArray};
+use common::rl::{assert_same_metrics, root, scratch, tiny_config};
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 type B = Autodiff<NdArray>;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A tiny run: the demo task on a randomly initialised demo-sized model, a few short steps.
-fn tiny_config(steps: u64) -> RunConfig {
-    let text = format!(
-        r#"
-[model]
-init_config = "{root}/assets/demo/config.json"
-tokenizer = "{root}/assets/demo/tokenizer.json"
-[data]
-kind = "digit_sum"
-min_digits = 2
-max_digits = 3
-[rollout]
-n = 4
-prompts_per_step = 3
-max_tokens = 10
-[reward]
-kind = "truncation"
-l_t = 10
-[optim]
-lr = 1e-3
-ppo_micro_batch_size = 5
-[train]
-steps = {steps}
-seed = 7
-eval_every = 2
-save_every = 2
-eval_problems = 6
-[eval]
-budgets = [4, 10]
-samples = 2
-temperature = 1.0
-top_p = 1.0
-top_k = 0
-"#,
-        root = root().display()
-    );
-    RunConfig::from_toml(&text).unwrap()
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("laconic-train-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Metrics without wall-clock measurements, which differ between any two runs.
-fn deterministic(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    m.iter()
-        .filter(|(k, _)| !k.starts_with("timing/") && !k.starts_with("perf/rollout_tokens_per_s"))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect()
-}
-
 #[test]
 fn run_folder_and_resume_match_an_uninterrupted_run() {
     let device = Default::default();
-    let config = tiny_config(4);
+    let config = tiny_config(4, 3);
 
     // An uninterrupted run of 4 steps.
     let dir_a = scratch("a");
@@ -102,36 +45,7 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
 
     // Same sampled tokens (lengths, rewards, accuracies equal exactly); float metrics equal up to the
     // summation-order noise of multi-threaded reductions.
-    let a: Vec<_> = run_a
-        .read_metrics()
-        .unwrap()
-        .iter()
-        .map(deterministic)
-        .collect();
-    let b: Vec<_> = run_b
-        .read_metrics()
-        .unwrap()
-        .iter()
-        .map(deterministic)
-        .collect();
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
-        for (key, &va) in x {
-            let vb = y[key];
-            let exact = key.starts_with("response_length/")
-                || key.starts_with("reward/")
-                || key.starts_with("acc/")
-                || key.contains("mean@")
-                || key.starts_with("perf/tokens");
-            let ok = if exact {
-                va == vb
-            } else {
-                (va - vb).abs() <= 1e-5 + 1e-4 * va.abs()
-            };
-            assert!(ok, "step {:?}: `{key}` {va} vs {vb}", x.get("step"));
-        }
-    }
+    assert_same_metrics(&run_a, &run_b, "resumed");
 
     // The run folder holds everything DESIGN.md lists.
     for path in [
@@ -186,7 +100,7 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
 #[test]
 fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let device = Default::default();
-    let mut config = tiny_config(4);
+    let mut config = tiny_config(4, 3);
     config.optim.lr = 1e30;
     config.optim.grad_clip = 0.0;
     config.train.save_every = 1;

@@ -1,11 +1,14 @@
-//! Helpers shared by the benchmark examples: a Qwen3 shape that defaults to Qwen3-0.6B and shrinks by
-//! flags, the float dtype of the device, and a peak-memory probe.
+//! Helpers shared by the examples: a Qwen3 shape that defaults to Qwen3-0.6B and shrinks by flags, the
+//! float dtype of the device, and a peak-memory probe (the benchmarks); the data-parallel flags of
+//! `train` and `demo` ([`data_parallel`]).
 //!
 //! Not an example itself (cargo only builds `examples/*.rs` and `examples/*/main.rs`); an example uses
 //! it with `mod common;`.
 
 // Each example uses a subset of these helpers.
 #![allow(dead_code)]
+
+pub mod data_parallel;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -82,6 +85,35 @@ impl Shape {
             ("Qwen3-1.7B", qwen3(28, 2048, 6144, 16)),
             ("Qwen3-4B", qwen3(36, 2560, 9728, 32)),
         ]
+    }
+
+    /// The length of every parameter of this shape, in the model's order (embeddings tied): what a
+    /// gradient all-reduce moves.
+    pub fn parameter_numels(&self) -> Vec<usize> {
+        let (d, q, kv) = (
+            self.hidden,
+            self.heads * self.head_dim,
+            self.kv_heads * self.head_dim,
+        );
+        let layer = [
+            d * q,
+            d * kv,
+            d * kv,
+            q * d,
+            self.head_dim,
+            self.head_dim,
+            d,
+            d,
+            d * self.inter,
+            d * self.inter,
+            self.inter * d,
+        ];
+        let mut numels = vec![self.vocab * d];
+        for _ in 0..self.layers {
+            numels.extend(layer);
+        }
+        numels.push(d);
+        numels
     }
 
     /// Whether this is Qwen3-0.6B's shape (all defaults).

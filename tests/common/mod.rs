@@ -1,8 +1,11 @@
-//! Shared helpers of the transformers-parity tests (`tests/parity.rs`, `tests/moe.rs`): fixture folders
-//! and their expected outputs, token batches, the relative-error measure, greedy decoding with the cache.
+//! Shared helpers of the integration tests. Here, those of the transformers-parity tests
+//! (`tests/parity.rs`, `tests/moe.rs`): fixture folders and their expected outputs, token batches, the
+//! relative-error measure, greedy decoding with the cache; in [`rl`], those of the RL-loop tests.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
+
+pub mod rl;
 
 use std::path::{Path, PathBuf};
 

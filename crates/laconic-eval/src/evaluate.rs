@@ -6,7 +6,8 @@ use std::time::Instant;
 use burn::prelude::*;
 use laconic_model::{Qwen3, Tokenizer};
 use laconic_reward::Judge;
-use laconic_rollout::{Engine, Observer, Progress, Rollout};
+use laconic_rollout::{shard_range, Engine, Observer, Progress, Rollout, SamplingParams};
+use serde::{Deserialize, Serialize};
 
 use crate::benchmark::{Benchmark, OverlongPrompts, PromptLimit};
 use crate::config::EvalConfig;
@@ -31,6 +32,47 @@ pub fn evaluate<B: Backend>(
     judge: &dyn Judge,
     observer: &mut dyn Observer,
 ) -> Result<EvalReport> {
+    let whole = QuestionShard { rank: 0, world: 1 };
+    let shard = evaluate_shard(model, tokenizer, benchmarks, config, judge, observer, whole)?;
+    Ok(EvalReport::from_shards(benchmarks, config, vec![shard]))
+}
+
+/// Which questions of every benchmark one data-parallel worker evaluates: share `rank` of `world`
+/// contiguous shares ([`shard_range`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionShard {
+    /// This worker, `0..world`.
+    pub rank: usize,
+    /// Workers.
+    pub world: usize,
+}
+
+/// What one worker's share of an evaluation produced: scored samples numbered as in the whole
+/// benchmarks, and how its generation ran. [`EvalReport::from_shards`] joins every worker's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalShard {
+    /// Generation and scoring of this share.
+    pub info: RunInfo,
+    /// This share's samples, in benchmark then question order.
+    pub samples: Vec<SampleRecord>,
+}
+
+/// [`evaluate`] of `shard`'s share of every benchmark's questions, each sampled from the random
+/// stream the whole evaluation gives it: the shards of every worker, joined by
+/// [`EvalReport::from_shards`], are the whole evaluation. Every worker checks every prompt, so all
+/// fail alike on bad input.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_shard<B: Backend>(
+    model: &Qwen3<B>,
+    tokenizer: &Tokenizer,
+    benchmarks: &[Benchmark],
+    config: &EvalConfig,
+    judge: &dyn Judge,
+    observer: &mut dyn Observer,
+    shard: QuestionShard,
+) -> Result<EvalShard> {
     config.validate()?;
     let positions = model.config().max_position_embeddings;
     if config.max_budget() > positions {
@@ -78,18 +120,32 @@ pub fn evaluate<B: Backend>(
     let params = config.sampling_params(stop_ids(config, tokenizer, model));
     info.stop_ids = params.stop_ids.clone();
     let engine = Engine::new(model, config.engine.clone())?;
+    let shares: Vec<_> = benchmarks
+        .iter()
+        .map(|b| shard_range(b.len(), shard.world, shard.rank))
+        .collect();
     let mut overall = Overall {
         inner: observer,
-        total: benchmarks.iter().map(|b| b.len() * config.samples).sum(),
+        total: shares.iter().map(|r| r.len() * config.samples).sum(),
         finished: 0,
         tokens: 0,
         preemptions: 0,
         bench_preemptions: 0,
     };
-    let (mut reports, mut samples) = (Vec::new(), Vec::new());
-    for bench in benchmarks {
+    let mut samples = Vec::new();
+    for (bench, share) in benchmarks.iter().zip(shares) {
+        if share.is_empty() {
+            continue;
+        }
         let start = Instant::now();
-        let prompts: Vec<Vec<u32>> = bench.items.iter().map(|i| i.prompt_ids.clone()).collect();
+        let prompts: Vec<Vec<u32>> = bench.items[share.clone()]
+            .iter()
+            .map(|i| i.prompt_ids.clone())
+            .collect();
+        let params = SamplingParams {
+            first_prompt: share.start,
+            ..params.clone()
+        };
         let rollouts = engine.generate(&prompts, config.samples, &params, &mut overall)?;
         info.generation_seconds += start.elapsed().as_secs_f64();
         let tokens: usize = rollouts.iter().map(Rollout::len).sum();
@@ -99,19 +155,24 @@ pub fn evaluate<B: Backend>(
         overall.preemptions += std::mem::take(&mut overall.bench_preemptions);
 
         let start = Instant::now();
-        let (report, records) = score_rollouts(bench, &rollouts, config, judge, &|ids| {
+        let part = if share.len() == bench.len() {
+            std::borrow::Cow::Borrowed(bench)
+        } else {
+            std::borrow::Cow::Owned(Benchmark::new(
+                bench.name.clone(),
+                bench.items[share.clone()].to_vec(),
+            ))
+        };
+        let (_, records) = score_rollouts(&part, &rollouts, config, judge, &|ids| {
             tokenizer.decode(ids)
         })?;
         info.scoring_seconds += start.elapsed().as_secs_f64();
-        reports.push(report);
-        samples.extend(records);
+        samples.extend(records.into_iter().map(|r| SampleRecord {
+            question_idx: share.start + r.question_idx,
+            ..r
+        }));
     }
-    Ok(EvalReport {
-        info,
-        config: config.clone(),
-        benchmarks: reports,
-        samples,
-    })
+    Ok(EvalShard { info, samples })
 }
 
 /// Scores rollouts a caller generated itself (with `max_tokens` ≥ the largest budget) at every budget of

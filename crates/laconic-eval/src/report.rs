@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::benchmark::Benchmark;
 use crate::config::EvalConfig;
+use crate::evaluate::EvalShard;
 use crate::error::{Error, Result};
 use crate::metrics::{budget_metrics, BudgetMetrics, LengthOptions};
 use crate::sweep::SampleRecord;
@@ -105,6 +107,40 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
+    /// The report of an evaluation whose questions were shared out ([`crate::evaluate_shard`]):
+    /// every benchmark's samples from all shards, in question order, scored together. Generation and
+    /// scoring times are the slowest shard's (the shards run side by side), tokens the sum.
+    pub fn from_shards(benchmarks: &[Benchmark], config: &EvalConfig, shards: Vec<EvalShard>) -> Self {
+        let mut info = RunInfo::default();
+        let mut samples = Vec::new();
+        for shard in shards {
+            info.max_tokens = info.max_tokens.max(shard.info.max_tokens);
+            info.generation_seconds = info.generation_seconds.max(shard.info.generation_seconds);
+            info.scoring_seconds = info.scoring_seconds.max(shard.info.scoring_seconds);
+            info.tokens_generated += shard.info.tokens_generated;
+            if info.stop_ids.is_empty() {
+                info.stop_ids = shard.info.stop_ids;
+            }
+            samples.extend(shard.samples);
+        }
+        let order = |name: &str| benchmarks.iter().position(|b| b.name == name);
+        samples.sort_by_key(|r| (order(&r.benchmark), r.question_idx, r.sample_idx));
+        let reports = benchmarks
+            .iter()
+            .map(|bench| {
+                let first = samples.partition_point(|r| order(&r.benchmark) < order(&bench.name));
+                let end = samples.partition_point(|r| order(&r.benchmark) <= order(&bench.name));
+                BenchmarkReport::from_records(bench.name.clone(), &samples[first..end], config)
+            })
+            .collect();
+        Self {
+            info,
+            config: config.clone(),
+            benchmarks: reports,
+            samples,
+        }
+    }
+
     /// The report of `name`.
     pub fn benchmark(&self, name: &str) -> Option<&BenchmarkReport> {
         self.benchmarks.iter().find(|b| b.name == name)

@@ -127,6 +127,40 @@ pub fn all_gather_u64<B: Backend>(
         .collect())
 }
 
+/// Bytes per word of [`all_gather_bytes`]: 48 bits, what [`all_reduce_u64`] carries exactly.
+const BYTES_PER_WORD: usize = 6;
+
+/// Every worker's `bytes` (a serialised message), in rank order; the lengths may differ.
+///
+/// # Errors
+/// As [`all_reduce_u64`].
+pub fn all_gather_bytes<B: Backend>(
+    collective: &dyn Collective<B>,
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<Vec<Vec<u8>>> {
+    let mut words = Vec::with_capacity(1 + bytes.len().div_ceil(BYTES_PER_WORD));
+    words.push(bytes.len() as u64);
+    words.extend(
+        bytes
+            .chunks(BYTES_PER_WORD)
+            .map(|chunk| chunk.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b))),
+    );
+    let gathered = all_gather_u64(collective, &words, device)?;
+    Ok(gathered
+        .into_iter()
+        .map(|words| {
+            let len = words.first().map_or(0, |&n| n as usize);
+            let mut out: Vec<u8> = words[1..]
+                .iter()
+                .flat_map(|w| (0..BYTES_PER_WORD).map(move |i| (w >> (8 * i)) as u8))
+                .collect();
+            out.truncate(len);
+            out
+        })
+        .collect())
+}
+
 /// The whole batch's group order: every worker's groups (in its own order of first appearance)
 /// concatenated in rank order, each kept at its first appearance. With contiguous shards this is the
 /// order one process would see.
@@ -265,11 +299,10 @@ pub fn all_reduce_sums<B: Backend>(
     })
 }
 
-/// Sums `grads` over the workers, in place, in buckets of about `bucket_elems` values: the
-/// parameters are taken in the module's visiting order (the same on every worker), flattened and
-/// concatenated until a bucket is full, and each bucket is one all-reduce. A parameter that has a
-/// gradient on some worker only contributes zeros from the others; one that has none anywhere stays
-/// without a gradient (AdamW then leaves it and its moments alone, as in one process).
+/// Sums `grads` over the workers, in place, through [`all_reduce_bucketed`]: the parameters are
+/// taken in the module's visiting order (the same on every worker). A parameter that has a gradient
+/// on some worker only contributes zeros from the others; one that has none anywhere stays without
+/// a gradient (AdamW then leaves it and its moments alone, as in one process).
 ///
 /// # Errors
 /// The transport's error.
@@ -288,17 +321,47 @@ pub fn all_reduce_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
         entries: Vec::new(),
     };
     module.visit(&mut take);
-    let entries = take.entries;
+    let reduced = all_reduce_bucketed(collective, take.entries, bucket_elems, device)?;
+    let mut give = GiveGradients::<B> {
+        grads,
+        reduced: reduced.into_iter(),
+    };
+    module.visit(&mut give);
+    Ok(())
+}
+
+/// A flat tensor of `numel` values that a worker may or may not hold (a parameter's gradient).
+#[derive(Debug, Clone)]
+pub struct Entry<B: Backend> {
+    /// Its length on every worker.
+    pub numel: usize,
+    /// This worker's values, if it has any.
+    pub grad: Option<Tensor<B, 1>>,
+}
+
+/// Sums `entries` over the workers, entry by entry, in buckets of about `bucket_elems` values: the
+/// entries are concatenated in order until a bucket is full, and each bucket is one all-reduce
+/// (`bucket_elems` = 0: one all-reduce per entry). An entry only some workers hold counts as zeros
+/// on the others; one no worker holds stays `None`. Every worker passes the same entry lengths.
+///
+/// # Errors
+/// The transport's error.
+pub fn all_reduce_bucketed<B: Backend>(
+    collective: &dyn Collective<B>,
+    entries: Vec<Entry<B>>,
+    bucket_elems: usize,
+    device: &B::Device,
+) -> Result<Vec<Option<Tensor<B, 1>>>> {
     let local: Vec<u64> = entries
         .iter()
         .map(|e| u64::from(e.grad.is_some()))
         .collect();
     let present = all_reduce_u64(collective, &local, device)?;
-    let mut reduced: Vec<Option<Tensor<B::InnerBackend, 1>>> = vec![None; entries.len()];
-    let mut bucket: Vec<(usize, Tensor<B::InnerBackend, 1>)> = Vec::new();
+    let mut reduced: Vec<Option<Tensor<B, 1>>> = vec![None; entries.len()];
+    let mut bucket: Vec<(usize, Tensor<B, 1>)> = Vec::new();
     let mut filled = 0usize;
-    let flush = |bucket: &mut Vec<(usize, Tensor<B::InnerBackend, 1>)>,
-                 reduced: &mut Vec<Option<Tensor<B::InnerBackend, 1>>>|
+    let flush = |bucket: &mut Vec<(usize, Tensor<B, 1>)>,
+                 reduced: &mut Vec<Option<Tensor<B, 1>>>|
      -> Result<()> {
         if bucket.is_empty() {
             return Ok(());
@@ -333,18 +396,7 @@ pub fn all_reduce_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
         }
     }
     flush(&mut bucket, &mut reduced)?;
-    let mut give = GiveGradients::<B> {
-        grads,
-        reduced: reduced.into_iter(),
-    };
-    module.visit(&mut give);
-    Ok(())
-}
-
-/// A parameter's flattened local gradient, if it has one.
-struct Entry<B: Backend> {
-    numel: usize,
-    grad: Option<Tensor<B, 1>>,
+    Ok(reduced)
 }
 
 struct TakeGradients<'a, B: AutodiffBackend> {

@@ -15,7 +15,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use common::tiny_on;
 use laconic_model::Qwen3;
-use laconic_optim::collective::{all_gather_u64, all_reduce_u64};
+use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
     Collective, LossAggMode, OptimConfig, PolicyUpdater, UpdateBatch, UpdateMetrics,
 };
@@ -191,16 +191,75 @@ fn integers_cross_the_collective_exactly() {
                 let sum = all_reduce_u64::<Inner>(&c, &mine, &device).unwrap();
                 let gathered = all_gather_u64::<Inner>(&c, &mine[..c.rank + 1], &device).unwrap();
                 let too_large = all_reduce_u64::<Inner>(&c, &[1 << 48], &device);
-                (sum, gathered, too_large.is_err())
+                let message: Vec<u8> = (0..=255u8).cycle().take(13 * c.rank + 1).collect();
+                let bytes = all_gather_bytes::<Inner>(&c, &message, &device).unwrap();
+                (sum, gathered, too_large.is_err(), bytes)
             })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
-    for (sum, gathered, refused) in results {
+    for (sum, gathered, refused, bytes) in results {
         assert_eq!(sum, [7, (1 << 40) + 5, 123_456_789_012 + (1 << 48) - 2]);
         assert_eq!(gathered, vec![vec![0], vec![7, 5]]);
         assert!(refused);
+        let sent: Vec<Vec<u8>> = (0..2)
+            .map(|rank| (0..=255u8).cycle().take(13 * rank + 1).collect())
+            .collect();
+        assert_eq!(bytes, sent);
     }
+}
+
+#[test]
+fn micro_batches_times_workers_leave_the_update_unchanged() {
+    let model = tiny_on::<AD64>(false);
+    let (mut batch, _) = common::batch(&model);
+    // Four groups of two sequences, so every layout below splits the batch evenly.
+    for (i, sequence) in batch.sequences.iter_mut().enumerate() {
+        sequence.group = i / 2;
+    }
+    let config = |mode, micro| OptimConfig {
+        lr: 1e-3,
+        loss_agg_mode: mode,
+        ppo_mini_batch_size: None,
+        ppo_micro_batch_size: micro,
+        ppo_epochs: 1,
+        shuffle: false,
+        entropy_coeff: 0.01,
+        ..OptimConfig::default()
+    };
+    // (workers' groups, micro-batch size): 1 worker × 4 micro-batches, 2 × 2, 4 × 1.
+    let layouts: [&[&[usize]]; 3] = [
+        &[&[0, 1, 2, 3]],
+        &[&[0, 1], &[2, 3]],
+        &[&[0], &[1], &[2], &[3]],
+    ];
+    let mut worst = 0f64;
+    for mode in LossAggMode::ALL {
+        // The reference: one worker, the whole batch in one micro-batch.
+        let mut updater = PolicyUpdater::new(config(mode, 8), &model).unwrap();
+        let whole = params(&updater.step(model.clone(), &batch, None).unwrap().0);
+        let scale = whole.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for layout in layouts {
+            let shards = layout.iter().map(|groups| shard(&batch, groups)).collect();
+            for (rank, (theta, _)) in data_parallel(&model, &config(mode, 2), shards)
+                .iter()
+                .enumerate()
+            {
+                let diff = whole
+                    .iter()
+                    .zip(theta)
+                    .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                worst = worst.max(diff);
+                assert!(
+                    diff <= 1e-12 * scale,
+                    "{mode:?}, {} workers × {} micro-batches, worker {rank}: max |Δθ| = {diff:e}",
+                    layout.len(),
+                    4 / layout.len()
+                );
+            }
+        }
+    }
+    println!("(1 × 4), (2 × 2), (4 × 1) workers × micro-batches vs one: max |Δθ| = {worst:e}");
 }

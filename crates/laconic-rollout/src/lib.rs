@@ -32,7 +32,7 @@ pub mod sampling;
 pub use engine::{sequence_rng, slot_bytes, Engine, EngineConfig, DEFAULT_MEMORY_FRACTION};
 pub use error::{Error, Result};
 pub use rollout::{Observer, Progress, Rollout};
-pub use sampling::{Finish, Sample, SamplingParams};
+pub use sampling::{shard_range, Finish, Sample, SamplingParams};
 
 /// The backend of this crate's unit tests: ndarray, or wgpu/CUDA with `test-wgpu` / `test-cuda`.
 #[cfg(all(test, not(any(feature = "test-wgpu", feature = "test-cuda"))))]

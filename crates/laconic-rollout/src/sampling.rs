@@ -40,6 +40,14 @@ pub struct SamplingParams {
     pub first_prompt: usize,
 }
 
+/// The prompts of a batch of `prompts` that data-parallel worker `rank` of `world` samples: a
+/// contiguous share, the shares differing by one prompt at most (a share may be empty). Sampling it
+/// with [`SamplingParams::first_prompt`] = its start gives exactly the whole batch's samples.
+pub fn shard_range(prompts: usize, world: usize, rank: usize) -> std::ops::Range<usize> {
+    let start = |r: usize| r * prompts / world;
+    start(rank)..start(rank + 1)
+}
+
 impl Default for SamplingParams {
     fn default() -> Self {
         Self {
@@ -225,6 +233,24 @@ fn argmax(values: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_contiguous_cover_every_prompt_and_differ_by_one_at_most() {
+        for prompts in 0..12 {
+            for world in 1..6 {
+                let shards: Vec<_> = (0..world).map(|r| shard_range(prompts, world, r)).collect();
+                assert_eq!(shards[0].start, 0);
+                assert_eq!(shards[world - 1].end, prompts);
+                for pair in shards.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start);
+                }
+                let (min, max) = shards.iter().fold((usize::MAX, 0), |(lo, hi), s| {
+                    (lo.min(s.len()), hi.max(s.len()))
+                });
+                assert!(max - min <= 1, "{prompts} over {world}: {shards:?}");
+            }
+        }
+    }
     use rand::SeedableRng;
 
     fn rng() -> ChaCha8Rng {

@@ -8,20 +8,19 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use laconic_eval::{evaluate, EvalReport};
+use laconic_eval::{evaluate_shard, EvalReport, EvalShard, QuestionShard};
 use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
-use laconic_optim::collective::{all_gather_u64, all_reduce_u64};
+use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
     compute_logprobs, logprob::head_weight, Collective, LogprobBackend, PolicyUpdater,
     SingleWorker, UpdateBatch, UpdateSequence,
 };
 use laconic_reward::{BatchMetrics, GroupView};
-use laconic_rollout::{Engine, Finish, Observer, Progress, Rollout};
+use laconic_rollout::{shard_range, Engine, Finish, Observer, Progress, Rollout};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::data::PromptItem;
-use crate::distributed::shard_range;
 use crate::error::{Error, Result};
 use crate::run::{Metrics, RunDir, TrainerState, OPTIMIZER_STATE};
 use crate::source::{mix, Task};
@@ -175,6 +174,17 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// # Errors
     /// No checkpoint, or none that loads (the newest one's error).
     pub fn resume(run: &RunDir, config: RunConfig, device: &B::Device) -> Result<Self> {
+        let trainer = Self::load_latest(run, config, device)?;
+        run.truncate_metrics_after(trainer.step)?;
+        Ok(trainer)
+    }
+
+    /// [`RlTrainer::resume`] without touching the run folder: what a data-parallel worker that does
+    /// not write it loads.
+    ///
+    /// # Errors
+    /// As [`RlTrainer::resume`].
+    pub fn load_latest(run: &RunDir, config: RunConfig, device: &B::Device) -> Result<Self> {
         let checkpoints = run.list_checkpoints();
         if checkpoints.is_empty() {
             return Err(Error::Checkpoint {
@@ -189,7 +199,6 @@ impl<B: LogprobBackend> RlTrainer<B> {
             match trainer.restore(&dir, device) {
                 Ok(()) => {
                     trainer.step = step;
-                    run.truncate_metrics_after(step)?;
                     return Ok(trainer);
                 }
                 Err(e) => {
@@ -275,7 +284,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let t = self.config.train.clone();
         let last = last.min(t.steps);
         self.check_replicas()?;
-        if self.step == 0 && self.is_writer() {
+        if self.step == 0 {
             if let Some(report) = self.evaluate(observer)? {
                 self.record_eval(run, 0, &report, Metrics::new(), observer)?;
             }
@@ -287,19 +296,19 @@ impl<B: LogprobBackend> RlTrainer<B> {
             if t.checksum_every > 0 && step.is_multiple_of(t.checksum_every) {
                 self.check_replicas()?;
             }
+            let report = if due(t.eval_every) {
+                self.evaluate(observer)?
+            } else {
+                None
+            };
             if !self.is_writer() {
                 continue;
             }
             let keep = t.log_rollouts.min(records.len());
             run.write_rollouts(step, &records[..keep])?;
-            if due(t.eval_every) {
-                if let Some(report) = self.evaluate(observer)? {
-                    self.record_eval(run, step, &report, metrics.clone(), observer)?;
-                } else {
-                    run.append_metrics(&metrics)?;
-                }
-            } else {
-                run.append_metrics(&metrics)?;
+            match report {
+                Some(report) => self.record_eval(run, step, &report, metrics.clone(), observer)?,
+                None => run.append_metrics(&metrics)?,
             }
             observer.on_step(step, &metrics);
             if due(t.save_every) {
@@ -594,12 +603,16 @@ impl<B: LogprobBackend> RlTrainer<B> {
         Ok(Some(out.into_iter().map(|s| s.logprobs).collect()))
     }
 
-    /// Evaluates the current policy on the task's benchmarks (`None` when there are none).
+    /// Evaluates the current policy on the task's benchmarks: the report on the writing worker,
+    /// `None` on the others and when there are no benchmarks. In a data-parallel run every worker
+    /// evaluates its share of the questions, sampled as one process would, and the writer joins
+    /// the scored samples.
     ///
     /// # Errors
-    /// Generation or scoring failures.
+    /// Generation or scoring failures; the collective's.
     pub fn evaluate(&self, observer: &mut dyn TrainObserver) -> Result<Option<EvalReport>> {
-        if self.task.benchmarks.is_empty() {
+        let benchmarks = &self.task.benchmarks;
+        if benchmarks.is_empty() {
             return Ok(None);
         }
         let policy = self.model().valid();
@@ -608,23 +621,51 @@ impl<B: LogprobBackend> RlTrainer<B> {
             phase: Phase::Eval,
             last: Progress::default(),
         };
-        match evaluate(
+        let collective = self.collective.as_ref();
+        let shard = QuestionShard {
+            rank: collective.rank(),
+            world: collective.world_size(),
+        };
+        let mine = match evaluate_shard(
             &policy,
             &self.tokenizer,
-            &self.task.benchmarks,
+            benchmarks,
             &self.config.eval,
             self.task.judge.as_ref(),
             &mut forward,
+            shard,
         ) {
-            Ok(report) => Ok(Some(report)),
+            Ok(mine) => mine,
             Err(laconic_eval::Error::Rollout(
                 e @ laconic_rollout::Error::NonFiniteLogits { .. },
-            )) => Err(Error::NonFinite {
-                step: self.step,
-                message: format!("evaluation: {e}"),
-            }),
-            Err(e) => Err(Error::Eval(e)),
-        }
+            )) => {
+                return Err(Error::NonFinite {
+                    step: self.step,
+                    message: format!("evaluation: {e}"),
+                })
+            }
+            Err(e) => return Err(Error::Eval(e)),
+        };
+        let shards = if shard.world == 1 {
+            vec![mine]
+        } else {
+            let bytes = serde_json::to_vec(&mine).map_err(|e| Error::Other(e.to_string()))?;
+            let device = head_weight(self.model()).device();
+            let gathered = all_gather_bytes(collective, &bytes, &device)?;
+            if !self.is_writer() {
+                return Ok(None);
+            }
+            gathered
+                .iter()
+                .map(|b| serde_json::from_slice::<EvalShard>(b))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Error::Distributed(format!("a worker's evaluation share: {e}")))?
+        };
+        Ok(Some(EvalReport::from_shards(
+            benchmarks,
+            &self.config.eval,
+            shards,
+        )))
     }
 
     /// Writes a checkpoint of the current state into `run`.

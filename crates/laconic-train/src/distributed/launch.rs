@@ -1,0 +1,277 @@
+//! The launcher of a data-parallel run: a [`LaunchPlan`] (workers per machine, machines, addresses),
+//! the worker processes and their supervision.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::tcp::coordinator_port;
+use super::Topology;
+use crate::error::{Error, Result};
+
+/// How to lay out the workers of a run over machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchPlan {
+    /// Workers on this machine.
+    pub workers: usize,
+    /// Machines.
+    pub nodes: usize,
+    /// This machine's index; machine 0 runs worker 0, which gathers the others.
+    pub node_rank: usize,
+    /// `host:port` of machine 0 where worker 0 gathers the others; a free loopback port when
+    /// `None` (one machine).
+    pub coordinator: Option<String>,
+    /// Host this machine is reached at (worker 0 listens there on machine 0). Default loopback.
+    pub host: String,
+}
+
+impl LaunchPlan {
+    /// `workers` on this machine alone, on loopback.
+    pub fn local(workers: usize) -> Self {
+        Self {
+            workers,
+            nodes: 1,
+            node_rank: 0,
+            coordinator: None,
+            host: "127.0.0.1".into(),
+        }
+    }
+
+    /// Workers of the whole run.
+    pub fn world(&self) -> usize {
+        self.workers * self.nodes
+    }
+
+    fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::Distributed(m));
+        if self.workers == 0 || self.nodes == 0 {
+            return fail("`--workers` and `--nodes` must be at least 1".into());
+        }
+        if self.node_rank >= self.nodes {
+            return fail(format!(
+                "`--node-rank` {} is not below `--nodes` {}",
+                self.node_rank, self.nodes
+            ));
+        }
+        match &self.coordinator {
+            Some(c) => coordinator_port(c).map(|_| ()),
+            None if self.nodes > 1 => fail(
+                "a run over several machines needs `--coordinator HOST:PORT` (machine 0's address)"
+                    .into(),
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts this machine's workers, one process each from `worker(topology)` with the topology in its
+/// environment, and waits for them. Threads are split evenly (`RAYON_NUM_THREADS`), and each local
+/// worker sees its own GPU ([`worker_gpu`]). When a worker fails, the others are killed and the
+/// error names it; a worker whose launcher dies stops on its own ([`watch_launcher`]).
+///
+/// # Errors
+/// A bad plan, or a worker that failed.
+pub fn launch(
+    plan: &LaunchPlan,
+    run: &Path,
+    mut worker: impl FnMut(&Topology) -> Command,
+) -> Result<()> {
+    plan.validate()?;
+    let coordinator = match &plan.coordinator {
+        Some(c) => c.clone(),
+        None => format!("127.0.0.1:{}", free_port()?),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_worker = (threads / plan.workers).max(1);
+    let visible = std::env::var(CUDA_VISIBLE_DEVICES).ok();
+    let mut children: Vec<(usize, Child)> = Vec::with_capacity(plan.workers);
+    for local in 0..plan.workers {
+        let topology = Topology {
+            rank: plan.node_rank * plan.workers + local,
+            world: plan.world(),
+            coordinator: coordinator.clone(),
+            host: plan.host.clone(),
+            run: run.to_path_buf(),
+        };
+        let mut command = worker(&topology);
+        command
+            .envs(topology.to_env())
+            .env("RAYON_NUM_THREADS", per_worker.to_string())
+            .env(
+                CUDA_VISIBLE_DEVICES,
+                worker_gpu(local, plan.workers, visible.as_deref())?,
+            )
+            .stdin(Stdio::piped());
+        match command.spawn() {
+            Ok(child) => children.push((topology.rank, child)),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(Error::Distributed(format!(
+                    "could not start worker {}: {e}",
+                    topology.rank
+                )));
+            }
+        }
+    }
+    supervise(children)
+}
+
+/// The variable that gives each local worker its own GPU (its device 0).
+const CUDA_VISIBLE_DEVICES: &str = "CUDA_VISIBLE_DEVICES";
+
+/// The GPU local worker `local` of `workers` sees as its only one: the `local`-th entry of the
+/// launcher's `CUDA_VISIBLE_DEVICES` when it is set, else GPU `local`.
+fn worker_gpu(local: usize, workers: usize, visible: Option<&str>) -> Result<String> {
+    let Some(list) = visible.filter(|v| !v.trim().is_empty()) else {
+        return Ok(local.to_string());
+    };
+    let gpus: Vec<&str> = list.split(',').map(str::trim).collect();
+    if gpus.len() < workers {
+        return Err(Error::Distributed(format!(
+            "{workers} workers on this machine but `{CUDA_VISIBLE_DEVICES}` = `{list}` names {} \
+             device(s): one device per worker",
+            gpus.len()
+        )));
+    }
+    Ok(gpus[local].to_string())
+}
+
+/// What this process is in a run laid out by a [`LaunchPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The whole run in this process (one worker, no collective).
+    Single,
+    /// The launcher of this machine's workers (the plan has more than one worker in all).
+    Launcher(LaunchPlan),
+    /// A worker that a launcher started (its topology in the environment).
+    Worker(Topology),
+}
+
+impl Role {
+    /// A worker when the launcher's variables are set, else the launcher of `plan` (or the whole
+    /// run when it has one worker).
+    ///
+    /// # Errors
+    /// A malformed launcher variable, or a bad plan.
+    pub fn of(plan: LaunchPlan) -> Result<Self> {
+        if let Some(topology) = Topology::from_env()? {
+            return Ok(Self::Worker(topology));
+        }
+        plan.validate()?;
+        Ok(if plan.world() == 1 {
+            Self::Single
+        } else {
+            Self::Launcher(plan)
+        })
+    }
+}
+
+/// Runs this program again, with the same arguments, as this machine's workers of the run folder
+/// `run` ([`launch`]), and waits for them. When the launcher made the folder (`fresh`) and the
+/// workers failed before writing a metrics line, the folder is removed: a bad input leaves no run.
+///
+/// # Errors
+/// As [`launch`].
+pub fn relaunch(plan: &LaunchPlan, run: &Path, fresh: bool) -> Result<()> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Distributed(format!("cannot find this program to start workers: {e}")))?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let result = launch(plan, run, |_| {
+        let mut command = Command::new(&exe);
+        command.args(&args);
+        command
+    });
+    if result.is_err() && fresh && !run.join(crate::run::METRICS).exists() {
+        let _ = std::fs::remove_dir_all(run);
+    }
+    result
+}
+
+/// Waits for every worker; the first that fails stops the others.
+fn supervise(mut children: Vec<(usize, Child)>) -> Result<()> {
+    loop {
+        let mut running = 0;
+        for i in 0..children.len() {
+            let (rank, child) = &mut children[i];
+            let rank = *rank;
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => {}
+                Ok(Some(status)) => {
+                    stop_all(&mut children);
+                    return Err(Error::WorkerFailed {
+                        rank,
+                        status: format!("exited with {status}"),
+                    });
+                }
+                Ok(None) => running += 1,
+                Err(e) => {
+                    stop_all(&mut children);
+                    return Err(Error::WorkerFailed {
+                        rank,
+                        status: format!("could not be waited for ({e})"),
+                    });
+                }
+            }
+        }
+        if running == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop_all(children: &mut [(usize, Child)]) {
+    for (_, child) in children.iter_mut() {
+        let _ = child.kill();
+    }
+    for (_, child) in children.iter_mut() {
+        let _ = child.wait();
+    }
+}
+
+/// A port that is free on loopback now.
+fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::Distributed(format!("no free port: {e}")))
+}
+
+/// Makes this worker exit when its launcher goes away (its standard input, a pipe from the
+/// launcher, closes), so no worker outlives a killed launcher waiting on its peers.
+pub fn watch_launcher() {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        eprintln!("error: the launcher of this data-parallel worker is gone; stopping");
+        std::process::exit(1);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_local_worker_sees_its_own_gpu() {
+        assert_eq!(worker_gpu(1, 2, None).unwrap(), "1");
+        assert_eq!(worker_gpu(1, 2, Some("4, 6,7")).unwrap(), "6");
+        let err = worker_gpu(0, 3, Some("4,6")).unwrap_err().to_string();
+        assert!(err.contains("3 workers") && err.contains("`4,6`"), "{err}");
+    }
+
+    #[test]
+    fn a_plan_over_machines_needs_its_addresses() {
+        let mut plan = LaunchPlan::local(2);
+        plan.validate().unwrap();
+        plan.nodes = 2;
+        let err = plan.validate().unwrap_err().to_string();
+        assert!(err.contains("--coordinator"), "{err}");
+        plan.node_rank = 2;
+        assert!(plan
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--node-rank"));
+    }
+}

@@ -1,0 +1,450 @@
+//! The transport of a data-parallel run: worker 0 is the hub of a star of TCP connections, one from
+//! every other worker. An all-reduce sends each worker's values to the hub, which adds them in rank
+//! order and sends the sum back, so every worker gets the same bits.
+//!
+//! Why not burn-collective 0.21.0's global level: its `SyncService::sync` (the barrier that ends each
+//! global all-reduce) clears a copy of its list of synced peers instead of the list itself, so the
+//! second collective of a session never returns (both workers wait in it for ever; seen here with
+//! two processes on 127.0.0.1). Until a release fixes it, this transport carries the same
+//! [`Collective`] trait; nothing above it changes.
+//!
+//! Every wait is bounded: joining by [`ENV_JOIN_TIMEOUT`] (default 300 s), each collective by
+//! [`ENV_TIMEOUT`] (default one hour, the longest a worker may wait for the slowest one). A peer that
+//! exits closes its connection, and the workers waiting on it fail at once with an error naming it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use laconic_optim::Collective;
+
+use super::Topology;
+use crate::error::{Error, Result};
+
+/// Seconds a worker waits for every worker to join (default 300: the workers of other machines may
+/// start later).
+pub const ENV_JOIN_TIMEOUT: &str = "LACONIC_DP_JOIN_TIMEOUT";
+/// Seconds a collective waits for the other workers (default 3600).
+pub const ENV_TIMEOUT: &str = "LACONIC_DP_TIMEOUT";
+
+/// What a worker sends first: who it is.
+const MAGIC: &[u8; 8] = b"LACONIC1";
+/// Bytes moved per read or write.
+const CHUNK: usize = 1 << 20;
+
+/// A worker's all-reduce over TCP (see the module docs).
+#[derive(Debug)]
+pub struct TcpCollective {
+    rank: usize,
+    world: usize,
+    /// Worker 0: a connection to every other worker, in rank order. Others: the one to worker 0.
+    peers: Vec<(usize, TcpStream)>,
+}
+
+impl TcpCollective {
+    /// Joins the run: worker 0 listens on the coordinator's port at its own `host` and waits for
+    /// every other worker; the others connect to the coordinator, retrying until it listens.
+    ///
+    /// # Errors
+    /// A worker that does not join in time, a port in use, or a malformed greeting (each named).
+    pub fn join(topology: &Topology) -> Result<Self> {
+        let join = seconds(ENV_JOIN_TIMEOUT, 300)?;
+        let wait = seconds(ENV_TIMEOUT, 3600)?;
+        let peers = if topology.rank == 0 {
+            accept_workers(topology, join)?
+        } else {
+            vec![(0, connect_to_hub(topology, join)?)]
+        };
+        for (_, stream) in &peers {
+            let set = stream
+                .set_read_timeout(Some(wait))
+                .and_then(|()| stream.set_write_timeout(Some(wait)))
+                .and_then(|()| stream.set_nodelay(true));
+            set.map_err(|e| Error::Distributed(format!("socket options: {e}")))?;
+        }
+        Ok(Self {
+            rank: topology.rank,
+            world: topology.world,
+            peers,
+        })
+    }
+
+    fn sum<T: Wire>(&self, mut values: Vec<T>) -> std::result::Result<Vec<T>, String> {
+        if self.rank != 0 {
+            let (_, stream) = &self.peers[0];
+            let named = |e: std::io::Error| named_error(0, &e);
+            send(stream, &values).map_err(named)?;
+            return receive(stream, values.len(), |out: &mut [T], chunk: &[T]| {
+                out.copy_from_slice(chunk)
+            })
+            .map_err(named);
+        }
+        for (rank, stream) in &self.peers {
+            let add = |out: &mut [T], chunk: &[T]| {
+                for (o, c) in out.iter_mut().zip(chunk) {
+                    *o = o.add(*c);
+                }
+            };
+            receive_into(stream, &mut values, add).map_err(|e| named_error(*rank, &e))?;
+        }
+        for (rank, stream) in &self.peers {
+            send(stream, &values).map_err(|e| named_error(*rank, &e))?;
+        }
+        Ok(values)
+    }
+}
+
+impl<B: Backend> Collective<B> for TcpCollective {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.world
+    }
+
+    fn all_reduce_sum(&self, tensor: Tensor<B, 1>) -> laconic_optim::Result<Tensor<B, 1>> {
+        let device = tensor.device();
+        let data = tensor.into_data();
+        let fail = |why: String| {
+            laconic_optim::Error::Collective(format!(
+                "worker {} of {}: {why}",
+                self.rank, self.world
+            ))
+        };
+        let n = data.num_elements();
+        let summed = if data.dtype == DType::F64 {
+            let values = data.into_vec::<f64>().map_err(|e| fail(format!("{e:?}")))?;
+            TensorData::new(self.sum(values).map_err(fail)?, [n])
+        } else {
+            let values = data
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| fail(format!("{e:?}")))?;
+            TensorData::new(self.sum(values).map_err(fail)?, [n])
+        };
+        Ok(Tensor::from_data(summed, &device))
+    }
+}
+
+/// An element the transport carries: f32 or f64, little-endian.
+trait Wire: Copy + Default + Send {
+    const TAG: u8;
+    const BYTES: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn get(bytes: &[u8]) -> Self;
+    fn add(self, other: Self) -> Self;
+}
+
+impl Wire for f32 {
+    const TAG: u8 = 4;
+    const BYTES: usize = 4;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(bytes: &[u8]) -> Self {
+        f32::from_le_bytes(bytes.try_into().expect("four bytes"))
+    }
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+impl Wire for f64 {
+    const TAG: u8 = 8;
+    const BYTES: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(bytes: &[u8]) -> Self {
+        f64::from_le_bytes(bytes.try_into().expect("eight bytes"))
+    }
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+}
+
+/// A message: element tag, count, then the values, in chunks.
+fn send<T: Wire>(mut stream: &TcpStream, values: &[T]) -> std::io::Result<()> {
+    let mut header = vec![T::TAG];
+    header.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    stream.write_all(&header)?;
+    let mut buffer = Vec::with_capacity(CHUNK);
+    for chunk in values.chunks(CHUNK / T::BYTES) {
+        buffer.clear();
+        for v in chunk {
+            v.put(&mut buffer);
+        }
+        stream.write_all(&buffer)?;
+    }
+    stream.flush()
+}
+
+/// Reads a message of `n` values into a new vector through `merge`.
+fn receive<T: Wire>(
+    stream: &TcpStream,
+    n: usize,
+    merge: impl Fn(&mut [T], &[T]),
+) -> std::io::Result<Vec<T>> {
+    let mut out = vec![T::default(); n];
+    receive_into(stream, &mut out, merge)?;
+    Ok(out)
+}
+
+/// Reads a message of `out.len()` values, merging each chunk into `out` as it arrives.
+fn receive_into<T: Wire>(
+    mut stream: &TcpStream,
+    out: &mut [T],
+    merge: impl Fn(&mut [T], &[T]),
+) -> std::io::Result<()> {
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header)?;
+    let count = u64::from_le_bytes(header[1..].try_into().expect("eight bytes")) as usize;
+    if header[0] != T::TAG || count != out.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "sent {count} values of {} bytes where {} of {} were expected (the workers' calls \
+                 differ)",
+                header[0],
+                out.len(),
+                T::BYTES
+            ),
+        ));
+    }
+    let mut bytes = vec![0u8; CHUNK];
+    let mut values = Vec::with_capacity(CHUNK / T::BYTES);
+    for part in out.chunks_mut(CHUNK / T::BYTES) {
+        let bytes = &mut bytes[..part.len() * T::BYTES];
+        stream.read_exact(bytes)?;
+        values.clear();
+        values.extend(bytes.chunks_exact(T::BYTES).map(T::get));
+        merge(part, &values);
+    }
+    Ok(())
+}
+
+/// The error of a collective whose peer `rank` failed.
+fn named_error(rank: usize, e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
+            format!("worker {rank} closed its connection (it stopped)")
+        }
+        WouldBlock | TimedOut => format!(
+            "worker {rank} did not answer within `{ENV_TIMEOUT}` seconds (default 3600)"
+        ),
+        _ => format!("the connection to worker {rank}: {e}"),
+    }
+}
+
+/// Worker 0: listens at `host:port` of the coordinator and takes every other worker's greeting.
+fn accept_workers(topology: &Topology, timeout: Duration) -> Result<Vec<(usize, TcpStream)>> {
+    let port = coordinator_port(&topology.coordinator)?;
+    let listener = TcpListener::bind((topology.host.as_str(), port)).map_err(|e| {
+        Error::Distributed(format!(
+            "worker 0 cannot listen on {}:{port} (the coordinator): {e}",
+            topology.host
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Distributed(format!("coordinator socket: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    let mut peers: Vec<(usize, TcpStream)> = Vec::new();
+    while peers.len() + 1 < topology.world {
+        match listener.accept() {
+            Ok((stream, from)) => {
+                let rank = greeting(&stream, from, topology.world)?;
+                if peers.iter().any(|(r, _)| *r == rank) {
+                    return Err(Error::Distributed(format!(
+                        "two workers joined as worker {rank} (the second from {from})"
+                    )));
+                }
+                peers.push((rank, stream));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    let missing: Vec<usize> = (1..topology.world)
+                        .filter(|r| !peers.iter().any(|(p, _)| p == r))
+                        .collect();
+                    return Err(Error::Distributed(format!(
+                        "workers {missing:?} did not join within {} s (`{ENV_JOIN_TIMEOUT}`)",
+                        timeout.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(Error::Distributed(format!("coordinator accept: {e}"))),
+        }
+    }
+    peers.sort_by_key(|(rank, _)| *rank);
+    for (rank, mut stream) in peers.iter().map(|(r, s)| (*r, s)) {
+        stream
+            .write_all(&[1])
+            .map_err(|e| Error::Distributed(named_error(rank, &e)))?;
+    }
+    Ok(peers)
+}
+
+/// The rank a connecting worker announces, checked.
+fn greeting(mut stream: &TcpStream, from: SocketAddr, world: usize) -> Result<usize> {
+    let fail = |why: String| Error::Distributed(format!("a worker connecting from {from}: {why}"));
+    stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(10))))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut hello = [0u8; 24];
+    stream
+        .read_exact(&mut hello)
+        .map_err(|e| fail(format!("no greeting ({e})")))?;
+    if &hello[..8] != MAGIC {
+        return Err(fail("not a laconic worker of this version".into()));
+    }
+    let rank = u64::from_le_bytes(hello[8..16].try_into().expect("eight bytes")) as usize;
+    let theirs = u64::from_le_bytes(hello[16..].try_into().expect("eight bytes")) as usize;
+    if theirs != world || rank == 0 || rank >= world {
+        return Err(fail(format!(
+            "it is worker {rank} of {theirs}, this run has workers 1..{world} to join"
+        )));
+    }
+    Ok(rank)
+}
+
+/// Any other worker: connects to the coordinator (retrying until it listens) and says who it is.
+fn connect_to_hub(topology: &Topology, timeout: Duration) -> Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let fail = |why: String| {
+        Error::Distributed(format!(
+            "worker {} could not join worker 0 at `{}`: {why}",
+            topology.rank, topology.coordinator
+        ))
+    };
+    loop {
+        let attempt = topology
+            .coordinator
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("not HOST:PORT ({e})")))?
+            .find_map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).ok());
+        if let Some(mut stream) = attempt {
+            let mut hello = MAGIC.to_vec();
+            hello.extend_from_slice(&(topology.rank as u64).to_le_bytes());
+            hello.extend_from_slice(&(topology.world as u64).to_le_bytes());
+            let mut ack = [0u8; 1];
+            stream
+                .write_all(&hello)
+                .and_then(|()| stream.set_read_timeout(Some(timeout)))
+                .and_then(|()| stream.read_exact(&mut ack))
+                .map_err(|e| fail(format!("worker 0 did not accept this worker ({e})")))?;
+            return Ok(stream);
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "nothing listens there after {} s (`{ENV_JOIN_TIMEOUT}`)",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The port of `HOST:PORT`.
+pub(crate) fn coordinator_port(coordinator: &str) -> Result<u16> {
+    coordinator
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(|| {
+            Error::Distributed(format!(
+                "`{coordinator}` is not HOST:PORT (the coordinator)"
+            ))
+        })
+}
+
+/// A whole number of seconds from the variable `key`, `default` when unset.
+fn seconds(key: &str, default: u64) -> Result<Duration> {
+    match std::env::var(key) {
+        Err(_) => Ok(Duration::from_secs(default)),
+        Ok(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            Error::Distributed(format!("`{key}` expected whole seconds, found `{v}`"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    fn topology(rank: usize, world: usize, port: u16) -> Topology {
+        Topology {
+            rank,
+            world,
+            coordinator: format!("127.0.0.1:{port}"),
+            host: "127.0.0.1".into(),
+            run: std::path::PathBuf::new(),
+        }
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[test]
+    fn three_workers_sum_in_rank_order_and_a_dead_one_is_named() {
+        let port = free_port();
+        let workers: Vec<_> = (0..3)
+            .map(|rank| {
+                std::thread::spawn(move || {
+                    let c = TcpCollective::join(&topology(rank, 3, port)).unwrap();
+                    let device = Default::default();
+                    // Large enough to cross several chunks; values differ by rank.
+                    let n = 3 * CHUNK / 4 + 5;
+                    let mine: Vec<f32> = (0..n).map(|i| (i % 7) as f32 + rank as f32).collect();
+                    let t = Tensor::<NdArray, 1>::from_floats(mine.as_slice(), &device);
+                    let sum = Collective::<NdArray>::all_reduce_sum(&c, t).unwrap();
+                    let sum: Vec<f32> = sum.into_data().into_vec().unwrap();
+                    let ok = sum
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &s)| s == 3.0 * (i % 7) as f32 + 3.0);
+                    (c, ok)
+                })
+            })
+            .collect();
+        let mut joined: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        assert!(joined.iter().all(|(_, ok)| *ok));
+        // Worker 2 goes away: worker 0's next collective names it.
+        let (gone, _) = joined.pop().unwrap();
+        drop(gone);
+        let (hub, _) = joined.remove(0);
+        let one = std::thread::spawn(move || {
+            let (c, _) = joined.pop().unwrap();
+            let t = Tensor::<NdArray, 1>::from_floats([1.0], &Default::default());
+            let _ = Collective::<NdArray>::all_reduce_sum(&c, t);
+        });
+        let t = Tensor::<NdArray, 1>::from_floats([1.0], &Default::default());
+        let err = Collective::<NdArray>::all_reduce_sum(&hub, t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("worker 2 closed its connection"), "{err}");
+        drop(hub);
+        one.join().unwrap();
+    }
+
+    #[test]
+    fn a_worker_that_never_comes_is_named_after_the_join_timeout() {
+        let port = free_port();
+        std::env::set_var(ENV_JOIN_TIMEOUT, "1");
+        let err = TcpCollective::join(&topology(0, 2, port))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("workers [1] did not join within 1 s"), "{err}");
+    }
+}

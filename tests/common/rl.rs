@@ -1,0 +1,129 @@
+//! Shared helpers of the RL-loop tests (`tests/train.rs`, `tests/data_parallel.rs`): a tiny run config,
+//! scratch folders, and the comparison of two runs' metrics and checkpoints.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use laconic::model::safetensors::SafetensorsIndex;
+use laconic::train::{RunConfig, RunDir};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tiny run: the demo task on a randomly initialised demo-sized model, a few short steps of
+/// `prompts` prompts × 4 rollouts, evaluated and saved every 2 steps. The Kimi length reward gives
+/// even an untrained model's (incorrect) samples advantages, so every update moves the weights.
+pub fn tiny_config(steps: u64, prompts: usize) -> RunConfig {
+    RunConfig::from_toml(&tiny_config_toml(steps, prompts)).unwrap()
+}
+
+/// The TOML of [`tiny_config`], for a config file.
+pub fn tiny_config_toml(steps: u64, prompts: usize) -> String {
+    format!(
+        r#"
+[model]
+init_config = "{root}/assets/demo/config.json"
+tokenizer = "{root}/assets/demo/tokenizer.json"
+[data]
+kind = "digit_sum"
+min_digits = 2
+max_digits = 3
+[rollout]
+n = 4
+prompts_per_step = {prompts}
+max_tokens = 10
+[reward]
+kind = "kimi"
+[optim]
+lr = 1e-3
+ppo_micro_batch_size = 5
+[train]
+steps = {steps}
+seed = 7
+eval_every = 2
+save_every = 2
+eval_problems = 6
+[eval]
+budgets = [4, 10]
+samples = 2
+temperature = 1.0
+top_p = 1.0
+top_k = 0
+"#,
+        root = root().display()
+    )
+}
+
+/// An empty scratch folder name for `tag`, unique to this process.
+pub fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("laconic-train-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Metrics without wall-clock measurements, which differ between any two runs.
+pub fn deterministic(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    m.iter()
+        .filter(|(k, _)| !k.starts_with("timing/") && !k.starts_with("perf/rollout_tokens_per_s"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// Two runs logged the same metrics: what depends on the sampled tokens alone (lengths, rewards,
+/// accuracies, token counts) exactly, float metrics up to summation-order noise.
+pub fn assert_same_metrics(a: &RunDir, b: &RunDir, context: &str) {
+    let read = |run: &RunDir| -> Vec<_> {
+        run.read_metrics()
+            .unwrap()
+            .iter()
+            .map(deterministic)
+            .collect()
+    };
+    let (a, b) = (read(a), read(b));
+    assert_eq!(a.len(), b.len(), "{context}: metrics lines");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.keys().collect::<Vec<_>>(),
+            y.keys().collect::<Vec<_>>(),
+            "{context}: metric names"
+        );
+        for (key, &va) in x {
+            let vb = y[key];
+            let exact = key.starts_with("response_length/")
+                || key.starts_with("reward/")
+                || key.starts_with("acc/")
+                || key.contains("mean@")
+                || key.starts_with("perf/tokens");
+            let ok = if exact {
+                va == vb
+            } else {
+                (va - vb).abs() <= 1e-5 + 1e-4 * va.abs()
+            };
+            assert!(
+                ok,
+                "{context}, step {:?}: `{key}` {va} vs {vb}",
+                x.get("step")
+            );
+        }
+    }
+}
+
+/// The largest `|a − b|` over every parameter of two checkpoints, relative to the largest `|a|`.
+pub fn checkpoint_rel_diff(a: &Path, b: &Path) -> f32 {
+    let (a, b) = (
+        SafetensorsIndex::from_dir(a).unwrap(),
+        SafetensorsIndex::from_dir(b).unwrap(),
+    );
+    assert_eq!(a.names(), b.names(), "checkpoints hold different tensors");
+    let (mut diff, mut scale) = (0f32, 0f32);
+    for name in a.names() {
+        let (x, y) = (a.read_f32(name).unwrap(), b.read_f32(name).unwrap());
+        for (p, q) in x.iter().zip(&y) {
+            diff = diff.max((p - q).abs());
+            scale = scale.max(p.abs());
+        }
+    }
+    diff / scale
+}

@@ -1,0 +1,208 @@
+//! Data-parallel RL end to end: worker processes on 127.0.0.1 (this test binary started again by the
+//! launcher, one flex thread each) train the tiny demo-task run through burn-collective, and end where
+//! one process does; a run resumes with another worker count; a worker that dies stops the run with
+//! an error naming it.
+//!
+//! Why the comparisons hold to these tolerances: every worker samples its share of the prompts with
+//! the whole batch's random streams, so the tokens (lengths, rewards, accuracies) are identical; the
+//! gradients are sums over the same sequences in another order (per worker, then across workers), so
+//! float metrics and parameters differ by summation-order rounding alone (≈ 1e-7 relative per step).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::rl::{
+    assert_same_metrics, checkpoint_rel_diff, scratch, tiny_config, tiny_config_toml,
+};
+use laconic::backend::{self, Autodiff};
+use laconic::train::distributed::{join_run, launch, watch_launcher, LaunchPlan, Topology};
+use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
+
+/// Stop a worker after this many steps (as if the run were killed there).
+const STOP_AFTER: &str = "LACONIC_TEST_STOP_AFTER";
+/// Make this worker abort (a crash) after one step.
+const CRASH_RANK: &str = "LACONIC_TEST_CRASH_RANK";
+
+/// Largest relative parameter difference between a data-parallel run and one process.
+const MAX_PARAM_DIFF: f32 = 1e-5;
+
+/// The body of a worker process the tests' launcher starts (this binary again, with the launcher's
+/// variables set): join the run and train. Not a test of its own, so ignored in a plain run.
+#[test]
+#[ignore = "run by the data-parallel tests as a worker process"]
+fn worker_process() {
+    let topology = Topology::from_env()
+        .unwrap()
+        .expect("started by the data-parallel tests' launcher");
+    watch_launcher();
+    let (run, mut trainer) = join_run::<Autodiff>(&topology, &backend::device()).unwrap();
+    let env = |key: &str| std::env::var(key).ok().map(|v| v.parse::<u64>().unwrap());
+    if env(CRASH_RANK) == Some(topology.rank as u64) {
+        trainer.train_until(&run, 1, &mut ()).unwrap();
+        std::process::abort();
+    }
+    let last = env(STOP_AFTER).unwrap_or(trainer.config().train.steps);
+    trainer.train_until(&run, last, &mut ()).unwrap();
+}
+
+/// Runs `workers` worker processes of this binary on the run folder `run`, the launcher's way.
+fn launch_workers(
+    run: &Path,
+    workers: usize,
+    env: &[(&str, String)],
+) -> laconic::train::Result<()> {
+    let exe = std::env::current_exe().unwrap();
+    launch(&LaunchPlan::local(workers), run, |_| {
+        let mut command = Command::new(&exe);
+        command
+            .args(["worker_process", "--exact", "--ignored", "--nocapture"])
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        command
+    })
+}
+
+/// The whole run in this process, on one thread like each worker, stopped after step `last`.
+fn train_here(dir: &Path, config: &RunConfig, last: u64) -> RunDir {
+    let run = RunDir::create(dir, config).unwrap();
+    let (model, tokenizer) = load_policy::<Autodiff>(config, &backend::device()).unwrap();
+    RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)
+        .unwrap()
+        .train_until(&run, last, &mut ())
+        .unwrap();
+    run
+}
+
+/// Continues `dir` from its last checkpoint in this process.
+fn resume_here(dir: &Path) -> RunDir {
+    let (run, config) = RunDir::open(dir).unwrap();
+    let mut trainer = RlTrainer::<Autodiff>::resume(&run, config, &backend::device()).unwrap();
+    trainer.train(&run, &mut ()).unwrap();
+    run
+}
+
+fn last_checkpoint(run: &RunDir) -> std::path::PathBuf {
+    run.list_checkpoints().last().unwrap().1.clone()
+}
+
+#[test]
+fn two_workers_train_like_one_and_resume_with_either_count() {
+    // One flex thread for the reference, as each of two workers gets on two cores.
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let mut config = tiny_config(4, 4);
+    config.train.checksum_every = 1;
+
+    // The reference: one process, 4 steps.
+    let one = train_here(&scratch("dp-one"), &config, 4);
+
+    // Two workers, 4 steps: every step's metrics and the final parameters match; the workers'
+    // parameters are compared (a hash of every bit) after every step, so they are identical.
+    let two = RunDir::create(scratch("dp-two"), &config).unwrap();
+    launch_workers(&two.path, 2, &[]).unwrap();
+    assert_same_metrics(&one, &two, "2 workers vs 1");
+    let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(&two));
+    println!("2 workers vs 1 after 4 steps: max |Δθ| / max |θ| = {diff:e}");
+    assert!(diff <= MAX_PARAM_DIFF, "2 workers vs 1: {diff:e}");
+
+    // Two workers stopped after step 3 (checkpoint at 2), resumed by one process.
+    let two_then_one = RunDir::create(scratch("dp-2to1"), &config).unwrap();
+    launch_workers(&two_then_one.path, 2, &[(STOP_AFTER, "3".into())]).unwrap();
+    let dir = two_then_one.path.clone();
+    drop(two_then_one);
+    let two_then_one = resume_here(&dir);
+    assert_same_metrics(&one, &two_then_one, "2 workers, then 1");
+
+    // One process stopped after step 3, resumed by two workers.
+    let dir = train_here(&scratch("dp-1to2"), &config, 3).path;
+    let (one_then_two, _) = RunDir::open(&dir).unwrap();
+    launch_workers(&one_then_two.path, 2, &[]).unwrap();
+    assert_same_metrics(&one, &one_then_two, "1 worker, then 2");
+    for run in [&two_then_one, &one_then_two] {
+        let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(run));
+        assert!(diff <= MAX_PARAM_DIFF, "{}: {diff:e}", run.path.display());
+    }
+    for run in [one, two, two_then_one, one_then_two] {
+        std::fs::remove_dir_all(&run.path).unwrap();
+    }
+}
+
+#[test]
+fn a_worker_that_dies_stops_the_run_with_its_name() {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let config = tiny_config(4, 4);
+    let run = RunDir::create(scratch("dp-crash"), &config).unwrap();
+    let start = Instant::now();
+    let err = launch_workers(&run.path, 2, &[(CRASH_RANK, "1".into())]).unwrap_err();
+    let elapsed = start.elapsed();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("worker 1 ") && message.contains("other workers were stopped"),
+        "{message}"
+    );
+    // Worker 0 waits on the dead worker in the next step's all-reduce; the launcher stops it at
+    // once rather than waiting for a network time-out.
+    assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
+    std::fs::remove_dir_all(&run.path).unwrap();
+}
+
+/// `train --workers 2` from the command line to the run folder: worker 0 writes metrics, rollouts,
+/// the sharded evaluations, checkpoints and the report; the launcher's error names a bad flag.
+#[test]
+fn the_train_example_runs_two_workers() {
+    let exe = std::env::current_exe().unwrap();
+    let train = exe.parent().unwrap().join("../examples/train");
+    assert!(
+        train.is_file(),
+        "`{}` is missing: `cargo test` builds the examples",
+        train.display()
+    );
+    let dir = scratch("dp-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tiny.toml"), tiny_config_toml(2, 4)).unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(&train)
+            .current_dir(&dir)
+            .args(["--config", "tiny.toml", "--quiet"])
+            .args(["--set", "train.out_dir=\"runs\"", "--set", "train.run_name=\"dp\""])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--workers", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("with 2 workers"), "{stdout}");
+    let (run_dir, _) = RunDir::open(dir.join("runs/dp")).unwrap();
+    let steps: Vec<f64> = run_dir
+        .read_metrics()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"])
+        .collect();
+    assert_eq!(steps, vec![0.0, 1.0, 2.0]);
+    for path in [
+        "rollouts/step_2.jsonl",
+        "eval/step_2/eval.json",
+        "eval/step_2/samples.jsonl",
+        "checkpoints/step_2/model.safetensors",
+        "report/summary.md",
+    ] {
+        assert!(run_dir.path.join(path).exists(), "missing {path}");
+    }
+    // Every question of the sharded evaluation is in the joined report, each with its samples.
+    let samples = std::fs::read_to_string(run_dir.path.join("eval/step_2/samples.jsonl")).unwrap();
+    assert_eq!(samples.lines().count(), 6 * 2, "6 questions × 2 samples");
+    drop(run_dir);
+
+    let out = run(&["--workers", "2", "--nodes", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--coordinator"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
