@@ -24,7 +24,6 @@ use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use laconic::backend::{self, Autodiff};
 use laconic::optim::collective::{all_reduce_bucketed, all_reduce_u64, Entry};
-use laconic::optim::Collective;
 use laconic::train::distributed::{launch, work, LaunchPlan, TcpCollective, Topology};
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
@@ -127,7 +126,10 @@ fn child(role: &str) -> Command {
 
 /// Part 1: the demo config's step time with one worker against two.
 fn steps(args: &Args) -> Result<()> {
-    ensure!(args.steps >= 2, "--steps must be at least 2 (the first is not counted)");
+    ensure!(
+        args.steps >= 2,
+        "--steps must be at least 2 (the first is not counted)"
+    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = RunConfig::load(
         &root.join("configs/demo.toml"),
@@ -252,9 +254,10 @@ fn reduce(args: &Args, topology: &Topology) -> Result<()> {
                 })
                 .collect();
             // Start together: a one-value all-reduce is the barrier.
-            all_reduce_u64(&collective, &[1], &device)?;
+            all_reduce_u64::<Inner>(&collective, &[1], &device)?;
             let start = Instant::now();
-            let reduced = all_reduce_bucketed(&collective, entries, *bucket_elems, &device)?;
+            let reduced =
+                all_reduce_bucketed::<Inner>(&collective, entries, *bucket_elems, &device)?;
             let first = reduced
                 .first()
                 .and_then(|t| t.clone())
@@ -263,14 +266,11 @@ fn reduce(args: &Args, topology: &Topology) -> Result<()> {
                 .into_scalar()
                 .elem::<f32>();
             seconds.push(start.elapsed().as_secs_f64());
-            ensure!(
-                first == collective.world_size() as f32,
-                "the sum of ones is {first}"
-            );
+            ensure!(first == topology.world as f32, "the sum of ones is {first}");
         }
         rows.push((label.clone(), mean_std(&seconds)));
     }
-    if collective.rank() == 0 {
+    if topology.rank == 0 {
         println!("| method | all-reduces | seconds (mean ± std) | GB/s of gradient |");
         println!("|---|---:|---:|---:|");
         let buckets = |elems: usize| {

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::eval::EvalReport;
-use laconic::train::distributed::{relaunch, work, Role};
+use laconic::train::distributed::{self, relaunch, work, Role};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
 use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
@@ -48,7 +48,7 @@ struct Args {
 fn main() {
     if let Err(err) = run(Args::parse()) {
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        std::process::exit(err.downcast_ref().map_or(1, distributed::exit_code));
     }
 }
 

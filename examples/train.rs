@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
-use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
+use laconic::train::distributed::{self, relaunch, work, LaunchPlan, Role};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
 use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
@@ -50,7 +50,7 @@ struct Args {
 fn main() {
     if let Err(err) = run(Args::parse()) {
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        std::process::exit(err.downcast_ref().map_or(1, distributed::exit_code));
     }
 }
 
@@ -151,7 +151,11 @@ fn launch_workers(args: &Args, plan: &LaunchPlan) -> Result<Option<RunDir>> {
         (Some(dir), _) => (wait_for_run(dir)?, false),
         (None, Some(path)) => {
             let config = load_config(args, path)?;
-            require_shared_name(plan, config.train.run_name.is_some(), "--set train.run_name=NAME")?;
+            require_shared_name(
+                plan,
+                config.train.run_name.is_some(),
+                "--set train.run_name=NAME",
+            )?;
             let dir = config.train.out_dir.join(new_run_name(&config, path));
             if plan.node_rank == 0 {
                 (RunDir::create(dir, &config)?, true)

@@ -45,7 +45,7 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
 
     // Same sampled tokens (lengths, rewards, accuracies equal exactly); float metrics equal up to the
     // summation-order noise of multi-threaded reductions.
-    assert_same_metrics(&run_a, &run_b, "resumed");
+    assert_same_metrics(&run_a, &run_b, &[], "resumed");
 
     // The run folder holds everything DESIGN.md lists.
     for path in [

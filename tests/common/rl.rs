@@ -72,13 +72,18 @@ pub fn deterministic(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
 }
 
 /// Two runs logged the same metrics: what depends on the sampled tokens alone (lengths, rewards,
-/// accuracies, token counts) exactly, float metrics up to summation-order noise.
-pub fn assert_same_metrics(a: &RunDir, b: &RunDir, context: &str) {
+/// accuracies, token counts) exactly, float metrics up to summation-order noise; metrics named in
+/// `layout` (those that depend on how the work was laid out) are not compared.
+pub fn assert_same_metrics(a: &RunDir, b: &RunDir, layout: &[&str], context: &str) {
     let read = |run: &RunDir| -> Vec<_> {
         run.read_metrics()
             .unwrap()
             .iter()
-            .map(deterministic)
+            .map(|m| {
+                let mut m = deterministic(m);
+                m.retain(|k, _| !layout.contains(&k.as_str()));
+                m
+            })
             .collect()
     };
     let (a, b) = (read(a), read(b));

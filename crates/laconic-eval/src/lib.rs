@@ -90,9 +90,7 @@ pub use config::{EvalConfig, TruncatedScoring};
 pub use dataset::{read_jsonl, BuiltIn, DatasetSpec, Fields, GoldFormat, Record};
 pub use distribution::{Histogram, LengthDistribution, Quantile};
 pub use error::{Error, Result};
-pub use evaluate::{
-    evaluate, evaluate_shard, score_rollouts, stop_ids, EvalShard, QuestionShard,
-};
+pub use evaluate::{evaluate, evaluate_shard, score_rollouts, stop_ids, EvalShard, QuestionShard};
 /// The judge interface [`evaluate`] takes, and the math judge, re-exported from laconic-reward.
 pub use laconic_reward::{Judge, Judgement, MathJudge};
 pub use metrics::{pass_at_k, BudgetMetrics, LengthSplit};

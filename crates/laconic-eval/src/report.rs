@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::benchmark::Benchmark;
 use crate::config::EvalConfig;
-use crate::evaluate::EvalShard;
 use crate::error::{Error, Result};
+use crate::evaluate::EvalShard;
 use crate::metrics::{budget_metrics, BudgetMetrics, LengthOptions};
 use crate::sweep::SampleRecord;
 use crate::{markdown, plot};
@@ -110,7 +110,11 @@ impl EvalReport {
     /// The report of an evaluation whose questions were shared out ([`crate::evaluate_shard`]):
     /// every benchmark's samples from all shards, in question order, scored together. Generation and
     /// scoring times are the slowest shard's (the shards run side by side), tokens the sum.
-    pub fn from_shards(benchmarks: &[Benchmark], config: &EvalConfig, shards: Vec<EvalShard>) -> Self {
+    pub fn from_shards(
+        benchmarks: &[Benchmark],
+        config: &EvalConfig,
+        shards: Vec<EvalShard>,
+    ) -> Self {
         let mut info = RunInfo::default();
         let mut samples = Vec::new();
         for shard in shards {

@@ -141,11 +141,12 @@ pub fn all_gather_bytes<B: Backend>(
 ) -> Result<Vec<Vec<u8>>> {
     let mut words = Vec::with_capacity(1 + bytes.len().div_ceil(BYTES_PER_WORD));
     words.push(bytes.len() as u64);
-    words.extend(
-        bytes
-            .chunks(BYTES_PER_WORD)
-            .map(|chunk| chunk.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b))),
-    );
+    words.extend(bytes.chunks(BYTES_PER_WORD).map(|chunk| {
+        chunk
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+    }));
     let gathered = all_gather_u64(collective, &words, device)?;
     Ok(gathered
         .into_iter()

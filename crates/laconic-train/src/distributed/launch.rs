@@ -173,8 +173,9 @@ impl Role {
 /// # Errors
 /// As [`launch`].
 pub fn relaunch(plan: &LaunchPlan, run: &Path, fresh: bool) -> Result<()> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Distributed(format!("cannot find this program to start workers: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::Distributed(format!("cannot find this program to start workers: {e}"))
+    })?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let result = launch(plan, run, |_| {
         let mut command = Command::new(&exe);
@@ -187,24 +188,37 @@ pub fn relaunch(plan: &LaunchPlan, run: &Path, fresh: bool) -> Result<()> {
     result
 }
 
-/// Waits for every worker; the first that fails stops the others.
+/// The exit status of a worker that stopped because another one did ([`exit_code`]): the launcher
+/// blames the other.
+pub const PEER_LOST_EXIT: i32 = 3;
+
+/// The exit status a worker process ends with on `error`: [`PEER_LOST_EXIT`] when another worker
+/// stopped first, else 1.
+pub fn exit_code(error: &Error) -> i32 {
+    match error {
+        Error::Optim(laconic_optim::Error::PeerLost { .. }) => PEER_LOST_EXIT,
+        _ => 1,
+    }
+}
+
+/// Waits for every worker. When one fails, the others get a moment to fail too (those that lost it
+/// exit with [`PEER_LOST_EXIT`]), then the rest are stopped, and the error names the first worker,
+/// by rank, that failed on its own.
 fn supervise(mut children: Vec<(usize, Child)>) -> Result<()> {
+    let mut failed: Vec<(usize, std::process::ExitStatus)> = Vec::new();
+    let mut grace: Option<std::time::Instant> = None;
     loop {
         let mut running = 0;
-        for i in 0..children.len() {
-            let (rank, child) = &mut children[i];
-            let rank = *rank;
+        for (rank, child) in children.iter_mut() {
+            if failed.iter().any(|(r, _)| r == rank) {
+                continue;
+            }
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => {}
-                Ok(Some(status)) => {
-                    stop_all(&mut children);
-                    return Err(Error::WorkerFailed {
-                        rank,
-                        status: format!("exited with {status}"),
-                    });
-                }
+                Ok(Some(status)) => failed.push((*rank, status)),
                 Ok(None) => running += 1,
                 Err(e) => {
+                    let rank = *rank;
                     stop_all(&mut children);
                     return Err(Error::WorkerFailed {
                         rank,
@@ -213,10 +227,21 @@ fn supervise(mut children: Vec<(usize, Child)>) -> Result<()> {
                 }
             }
         }
-        if running == 0 {
+        if !failed.is_empty() {
+            let since = *grace.get_or_insert_with(std::time::Instant::now);
+            if running == 0 || since.elapsed() > Duration::from_secs(2) {
+                stop_all(&mut children);
+                failed.sort_by_key(|(rank, status)| (status.code() == Some(PEER_LOST_EXIT), *rank));
+                let (rank, status) = failed[0];
+                return Err(Error::WorkerFailed {
+                    rank,
+                    status: format!("exited with {status}"),
+                });
+            }
+        } else if running == 0 {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

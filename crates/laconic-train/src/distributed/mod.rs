@@ -14,7 +14,7 @@ mod worker;
 use crate::error::{Error, Result};
 
 pub use laconic_rollout::shard_range;
-pub use launch::{launch, relaunch, watch_launcher, LaunchPlan, Role};
+pub use launch::{exit_code, launch, relaunch, watch_launcher, LaunchPlan, Role, PEER_LOST_EXIT};
 pub use tcp::{TcpCollective, ENV_JOIN_TIMEOUT, ENV_TIMEOUT};
 pub use worker::{join_run, work};
 

@@ -71,7 +71,7 @@ impl TcpCollective {
         })
     }
 
-    fn sum<T: Wire>(&self, mut values: Vec<T>) -> std::result::Result<Vec<T>, String> {
+    fn sum<T: Wire>(&self, mut values: Vec<T>) -> laconic_optim::Result<Vec<T>> {
         if self.rank != 0 {
             let (_, stream) = &self.peers[0];
             let named = |e: std::io::Error| named_error(0, &e);
@@ -117,13 +117,13 @@ impl<B: Backend> Collective<B> for TcpCollective {
         let n = data.num_elements();
         let summed = if data.dtype == DType::F64 {
             let values = data.into_vec::<f64>().map_err(|e| fail(format!("{e:?}")))?;
-            TensorData::new(self.sum(values).map_err(fail)?, [n])
+            TensorData::new(self.sum(values)?, [n])
         } else {
             let values = data
                 .convert::<f32>()
                 .into_vec::<f32>()
                 .map_err(|e| fail(format!("{e:?}")))?;
-            TensorData::new(self.sum(values).map_err(fail)?, [n])
+            TensorData::new(self.sum(values)?, [n])
         };
         Ok(Tensor::from_data(summed, &device))
     }
@@ -226,17 +226,21 @@ fn receive_into<T: Wire>(
     Ok(())
 }
 
-/// The error of a collective whose peer `rank` failed.
-fn named_error(rank: usize, e: &std::io::Error) -> String {
+/// The error of a collective whose connection to worker `rank` failed.
+fn named_error(rank: usize, e: &std::io::Error) -> laconic_optim::Error {
     use std::io::ErrorKind::*;
     match e.kind() {
         UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
-            format!("worker {rank} closed its connection (it stopped)")
+            laconic_optim::Error::PeerLost {
+                worker: rank,
+                message: "closed its connection (it stopped)".into(),
+            }
         }
-        WouldBlock | TimedOut => format!(
-            "worker {rank} did not answer within `{ENV_TIMEOUT}` seconds (default 3600)"
-        ),
-        _ => format!("the connection to worker {rank}: {e}"),
+        WouldBlock | TimedOut => laconic_optim::Error::PeerLost {
+            worker: rank,
+            message: format!("did not answer within `{ENV_TIMEOUT}` seconds (default 3600)"),
+        },
+        _ => laconic_optim::Error::Collective(format!("the connection to worker {rank}: {e}")),
     }
 }
 
@@ -284,7 +288,7 @@ fn accept_workers(topology: &Topology, timeout: Duration) -> Result<Vec<(usize, 
     for (rank, mut stream) in peers.iter().map(|(r, s)| (*r, s)) {
         stream
             .write_all(&[1])
-            .map_err(|e| Error::Distributed(named_error(rank, &e)))?;
+            .map_err(|e| Error::Distributed(named_error(rank, &e).to_string()))?;
     }
     Ok(peers)
 }
@@ -433,7 +437,10 @@ mod tests {
         let err = Collective::<NdArray>::all_reduce_sum(&hub, t)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("worker 2 closed its connection"), "{err}");
+        assert!(
+            err.contains("worker 2 closed its connection (it stopped)"),
+            "{err}"
+        );
         drop(hub);
         one.join().unwrap();
     }
