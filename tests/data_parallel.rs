@@ -111,6 +111,14 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     let two = RunDir::create(scratch("dp-two"), &config).unwrap();
     launch_workers(&two.path, 2, &[]).unwrap();
     assert_same_metrics(&one, &two, LAYOUT, "2 workers vs 1");
+    // The logged rollouts (16: both workers' shares, joined on worker 0) are the same records.
+    for step in 1..=4 {
+        let read = |run: &RunDir| {
+            std::fs::read_to_string(run.path.join(format!("rollouts/step_{step}.jsonl"))).unwrap()
+        };
+        assert_eq!(read(&two).lines().count(), 16);
+        assert_eq!(read(&one), read(&two), "rollouts of step {step}");
+    }
     let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(&two));
     println!("2 workers vs 1 after 4 steps: max |Δθ| / max |θ| = {diff:e}");
     assert!(diff <= MAX_PARAM_DIFF, "2 workers vs 1: {diff:e}");

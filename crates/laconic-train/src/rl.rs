@@ -301,11 +301,11 @@ impl<B: LogprobBackend> RlTrainer<B> {
             } else {
                 None
             };
+            let logged = self.first_records(records, t.log_rollouts)?;
             if !self.is_writer() {
                 continue;
             }
-            let keep = t.log_rollouts.min(records.len());
-            run.write_rollouts(step, &records[..keep])?;
+            run.write_rollouts(step, &logged)?;
             match report {
                 Some(report) => self.record_eval(run, step, &report, metrics.clone(), observer)?,
                 None => run.append_metrics(&metrics)?,
@@ -316,6 +316,31 @@ impl<B: LogprobBackend> RlTrainer<B> {
             }
         }
         Ok(())
+    }
+
+    /// The step's first `keep` rollout records of the whole batch, on the writing worker: in a
+    /// data-parallel run each worker holds those of its contiguous share of the prompts, so worker
+    /// 0 joins the workers' records in rank order (what one process logs).
+    fn first_records(
+        &self,
+        mut records: Vec<RolloutRecord>,
+        keep: usize,
+    ) -> Result<Vec<RolloutRecord>> {
+        records.truncate(keep);
+        if self.collective.world_size() == 1 {
+            return Ok(records);
+        }
+        let bytes = serde_json::to_vec(&records).map_err(|e| Error::Other(e.to_string()))?;
+        let device = head_weight(self.model()).device();
+        let gathered = all_gather_bytes(self.collective.as_ref(), &bytes, &device)?;
+        let mut all = Vec::new();
+        for (rank, part) in gathered.iter().enumerate() {
+            let part: Vec<RolloutRecord> = serde_json::from_slice(part)
+                .map_err(|e| Error::Distributed(format!("worker {rank}'s rollout records: {e}")))?;
+            all.extend(part);
+        }
+        all.truncate(keep);
+        Ok(all)
     }
 
     /// In a data-parallel run, that every worker holds the same parameters (a hash of their bits):
