@@ -15,7 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::rl::{
-    assert_same_metrics, checkpoint_rel_diff, scratch, tiny_config, tiny_config_toml,
+    assert_same_metrics, checkpoint_rel_diff, example_binary, scratch, tiny_config,
+    tiny_config_toml,
 };
 use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{
@@ -168,13 +169,7 @@ fn a_worker_that_dies_stops_the_run_with_its_name() {
 /// the sharded evaluations, checkpoints and the report; the launcher's error names a bad flag.
 #[test]
 fn the_train_example_runs_two_workers() {
-    let exe = std::env::current_exe().unwrap();
-    let train = exe.parent().unwrap().join("../examples/train");
-    assert!(
-        train.is_file(),
-        "`{}` is missing: `cargo test` builds the examples",
-        train.display()
-    );
+    let train = example_binary("train");
     let dir = scratch("dp-cli");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("tiny.toml"), tiny_config_toml(2, 4)).unwrap();

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use common::rl::{assert_same_metrics, root, scratch, tiny_config};
+use common::rl::{assert_same_metrics, example_binary, root, scratch, tiny_config};
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
@@ -369,13 +369,7 @@ fn check_command(words: &[String], context: &str) {
 /// before anything is written.
 #[test]
 fn eval_rejects_overlong_prompts_and_a_missing_comparison_first() {
-    let exe = std::env::current_exe().unwrap();
-    let eval = exe.parent().unwrap().join("../examples/eval");
-    assert!(
-        eval.is_file(),
-        "`{}` is missing: `cargo test` builds the examples",
-        eval.display()
-    );
+    let eval = example_binary("eval");
     let dir = scratch("eval-cli");
     std::fs::create_dir_all(&dir).unwrap();
     let question = "1".repeat(100_000) + "=";

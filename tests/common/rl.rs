@@ -56,6 +56,18 @@ top_k = 0
     )
 }
 
+/// The example binary `name` that `cargo test` builds beside the test binaries.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().join("../examples").join(name);
+    assert!(
+        path.is_file(),
+        "`{}` is missing: `cargo test` builds the examples",
+        path.display()
+    );
+    path
+}
+
 /// An empty scratch folder name for `tag`, unique to this process.
 pub fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("laconic-train-{tag}-{}", std::process::id()));

@@ -91,6 +91,11 @@ fn params(model: &Qwen3<AD64>) -> Vec<f64> {
     collect.0
 }
 
+/// The largest `|a − b|` over two parameter lists.
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs()))
+}
+
 /// The sequences of `batch` whose group is in `groups`.
 fn shard(batch: &UpdateBatch, groups: &[usize]) -> UpdateBatch {
     UpdateBatch {
@@ -154,10 +159,7 @@ fn sharded_updates_equal_the_whole_batch_update() {
             for (rank, (theta, metrics)) in
                 data_parallel(&model, &config, shards).iter().enumerate()
             {
-                let diff = whole
-                    .iter()
-                    .zip(theta)
-                    .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                let diff = max_abs_diff(&whole, theta);
                 worst = worst.max(diff);
                 assert!(
                     diff <= 1e-12 * scale,
@@ -247,10 +249,7 @@ fn micro_batches_times_workers_leave_the_update_unchanged() {
                 .iter()
                 .enumerate()
             {
-                let diff = whole
-                    .iter()
-                    .zip(theta)
-                    .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                let diff = max_abs_diff(&whole, theta);
                 worst = worst.max(diff);
                 assert!(
                     diff <= 1e-12 * scale,

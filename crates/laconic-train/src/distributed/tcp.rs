@@ -74,20 +74,12 @@ impl TcpCollective {
     fn sum<T: Wire>(&self, mut values: Vec<T>) -> laconic_optim::Result<Vec<T>> {
         if self.rank != 0 {
             let (_, stream) = &self.peers[0];
-            let named = |e: std::io::Error| named_error(0, &e);
-            send(stream, &values).map_err(named)?;
-            return receive(stream, values.len(), |out: &mut [T], chunk: &[T]| {
-                out.copy_from_slice(chunk)
-            })
-            .map_err(named);
+            send(stream, &values).map_err(|e| named_error(0, &e))?;
+            receive_into(stream, &mut values).map_err(|e| named_error(0, &e))?;
+            return Ok(values);
         }
         for (rank, stream) in &self.peers {
-            let add = |out: &mut [T], chunk: &[T]| {
-                for (o, c) in out.iter_mut().zip(chunk) {
-                    *o = o.add(*c);
-                }
-            };
-            receive_into(stream, &mut values, add).map_err(|e| named_error(*rank, &e))?;
+            add_into(stream, &mut values).map_err(|e| named_error(*rank, &e))?;
         }
         for (rank, stream) in &self.peers {
             send(stream, &values).map_err(|e| named_error(*rank, &e))?;
@@ -129,24 +121,15 @@ impl<B: Backend> Collective<B> for TcpCollective {
     }
 }
 
-/// An element the transport carries: f32 or f64, little-endian.
-trait Wire: Copy + Default + Send {
+/// An element the transport carries: f32 or f64, sent as the machine's bytes (every platform laconic
+/// runs on is little-endian).
+trait Wire: bytemuck::Pod + Default + Send {
     const TAG: u8;
-    const BYTES: usize;
-    fn put(self, out: &mut Vec<u8>);
-    fn get(bytes: &[u8]) -> Self;
     fn add(self, other: Self) -> Self;
 }
 
 impl Wire for f32 {
     const TAG: u8 = 4;
-    const BYTES: usize = 4;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(bytes: &[u8]) -> Self {
-        f32::from_le_bytes(bytes.try_into().expect("four bytes"))
-    }
     fn add(self, other: Self) -> Self {
         self + other
     }
@@ -154,74 +137,61 @@ impl Wire for f32 {
 
 impl Wire for f64 {
     const TAG: u8 = 8;
-    const BYTES: usize = 8;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(bytes: &[u8]) -> Self {
-        f64::from_le_bytes(bytes.try_into().expect("eight bytes"))
-    }
     fn add(self, other: Self) -> Self {
         self + other
     }
 }
 
-/// A message: element tag, count, then the values, in chunks.
+/// A message: element tag, count, then the values' bytes, in chunks.
 fn send<T: Wire>(mut stream: &TcpStream, values: &[T]) -> std::io::Result<()> {
     let mut header = vec![T::TAG];
     header.extend_from_slice(&(values.len() as u64).to_le_bytes());
     stream.write_all(&header)?;
-    let mut buffer = Vec::with_capacity(CHUNK);
-    for chunk in values.chunks(CHUNK / T::BYTES) {
-        buffer.clear();
-        for v in chunk {
-            v.put(&mut buffer);
-        }
-        stream.write_all(&buffer)?;
+    for chunk in bytemuck::cast_slice::<T, u8>(values).chunks(CHUNK) {
+        stream.write_all(chunk)?;
     }
     stream.flush()
 }
 
-/// Reads a message of `n` values into a new vector through `merge`.
-fn receive<T: Wire>(
-    stream: &TcpStream,
-    n: usize,
-    merge: impl Fn(&mut [T], &[T]),
-) -> std::io::Result<Vec<T>> {
-    let mut out = vec![T::default(); n];
-    receive_into(stream, &mut out, merge)?;
-    Ok(out)
+/// Reads a message of `out.len()` values straight into `out`.
+fn receive_into<T: Wire>(mut stream: &TcpStream, out: &mut [T]) -> std::io::Result<()> {
+    read_header::<T>(stream, out.len())?;
+    for chunk in bytemuck::cast_slice_mut::<T, u8>(out).chunks_mut(CHUNK) {
+        stream.read_exact(chunk)?;
+    }
+    Ok(())
 }
 
-/// Reads a message of `out.len()` values, merging each chunk into `out` as it arrives.
-fn receive_into<T: Wire>(
-    mut stream: &TcpStream,
-    out: &mut [T],
-    merge: impl Fn(&mut [T], &[T]),
-) -> std::io::Result<()> {
+/// Reads a message of `sum.len()` values, adding each chunk into `sum` as it arrives.
+fn add_into<T: Wire>(mut stream: &TcpStream, sum: &mut [T]) -> std::io::Result<()> {
+    read_header::<T>(stream, sum.len())?;
+    let per_chunk = CHUNK / std::mem::size_of::<T>();
+    let mut buffer = vec![T::default(); per_chunk];
+    for part in sum.chunks_mut(per_chunk) {
+        let buffer = &mut buffer[..part.len()];
+        stream.read_exact(bytemuck::cast_slice_mut::<T, u8>(buffer))?;
+        for (s, v) in part.iter_mut().zip(buffer.iter()) {
+            *s = s.add(*v);
+        }
+    }
+    Ok(())
+}
+
+/// Checks a message's header: the element type and count the call expects.
+fn read_header<T: Wire>(mut stream: &TcpStream, n: usize) -> std::io::Result<()> {
     let mut header = [0u8; 9];
     stream.read_exact(&mut header)?;
     let count = u64::from_le_bytes(header[1..].try_into().expect("eight bytes")) as usize;
-    if header[0] != T::TAG || count != out.len() {
+    if header[0] != T::TAG || count != n {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
-                "sent {count} values of {} bytes where {} of {} were expected (the workers' calls \
+                "sent {count} values of {} bytes where {n} of {} were expected (the workers' calls \
                  differ)",
                 header[0],
-                out.len(),
-                T::BYTES
+                T::TAG
             ),
         ));
-    }
-    let mut bytes = vec![0u8; CHUNK];
-    let mut values = Vec::with_capacity(CHUNK / T::BYTES);
-    for part in out.chunks_mut(CHUNK / T::BYTES) {
-        let bytes = &mut bytes[..part.len() * T::BYTES];
-        stream.read_exact(bytes)?;
-        values.clear();
-        values.extend(bytes.chunks_exact(T::BYTES).map(T::get));
-        merge(part, &values);
     }
     Ok(())
 }
