@@ -262,7 +262,7 @@ fn reduce(args: &Args, topology: &Topology) -> Result<()> {
                 .first()
                 .and_then(|t| t.clone())
                 .context("nothing reduced")?
-                .slice([0..1])
+                .narrow(0, 0, 1)
                 .into_scalar()
                 .elem::<f32>();
             seconds.push(start.elapsed().as_secs_f64());

@@ -377,7 +377,7 @@ pub fn all_reduce_bucketed<B: Backend>(
         let summed = collective.all_reduce_sum(flat)?;
         let mut start = 0;
         for (index, size) in indices.into_iter().zip(sizes) {
-            reduced[index] = Some(summed.clone().slice([start..start + size]));
+            reduced[index] = Some(summed.clone().narrow(0, start, size));
             start += size;
         }
         Ok(())
