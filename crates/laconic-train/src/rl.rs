@@ -327,20 +327,35 @@ impl<B: LogprobBackend> RlTrainer<B> {
         keep: usize,
     ) -> Result<Vec<RolloutRecord>> {
         records.truncate(keep);
-        if self.collective.world_size() == 1 {
+        if keep == 0 || self.collective.world_size() == 1 {
             return Ok(records);
         }
-        let bytes = serde_json::to_vec(&records).map_err(|e| Error::Other(e.to_string()))?;
-        let device = head_weight(self.model()).device();
-        let gathered = all_gather_bytes(self.collective.as_ref(), &bytes, &device)?;
-        let mut all = Vec::new();
-        for (rank, part) in gathered.iter().enumerate() {
-            let part: Vec<RolloutRecord> = serde_json::from_slice(part)
-                .map_err(|e| Error::Distributed(format!("worker {rank}'s rollout records: {e}")))?;
-            all.extend(part);
-        }
+        let mut all: Vec<RolloutRecord> = self
+            .gather_json(&records, "rollout records")?
+            .into_iter()
+            .flatten()
+            .collect();
         all.truncate(keep);
         Ok(all)
+    }
+
+    /// Every worker's `value`, in rank order (JSON through the collective); `what` names it in
+    /// errors.
+    fn gather_json<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        value: &T,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Other(e.to_string()))?;
+        let device = head_weight(self.model()).device();
+        all_gather_bytes(self.collective.as_ref(), &bytes, &device)?
+            .iter()
+            .enumerate()
+            .map(|(rank, part)| {
+                serde_json::from_slice(part)
+                    .map_err(|e| Error::Distributed(format!("worker {rank}'s {what}: {e}")))
+            })
+            .collect()
     }
 
     /// In a data-parallel run, that every worker holds the same parameters (a hash of their bits):
@@ -674,17 +689,11 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let shards = if shard.world == 1 {
             vec![mine]
         } else {
-            let bytes = serde_json::to_vec(&mine).map_err(|e| Error::Other(e.to_string()))?;
-            let device = head_weight(self.model()).device();
-            let gathered = all_gather_bytes(collective, &bytes, &device)?;
+            let shards: Vec<EvalShard> = self.gather_json(&mine, "evaluation share")?;
             if !self.is_writer() {
                 return Ok(None);
             }
-            gathered
-                .iter()
-                .map(|b| serde_json::from_slice::<EvalShard>(b))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::Distributed(format!("a worker's evaluation share: {e}")))?
+            shards
         };
         Ok(Some(EvalReport::from_shards(
             benchmarks,

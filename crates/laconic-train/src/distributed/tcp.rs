@@ -50,8 +50,19 @@ impl TcpCollective {
     /// # Errors
     /// A worker that does not join in time, a port in use, or a malformed greeting (each named).
     pub fn join(topology: &Topology) -> Result<Self> {
-        let join = seconds(ENV_JOIN_TIMEOUT, 300)?;
-        let wait = seconds(ENV_TIMEOUT, 3600)?;
+        Self::join_within(
+            topology,
+            seconds(ENV_JOIN_TIMEOUT, 300)?,
+            seconds(ENV_TIMEOUT, 3600)?,
+        )
+    }
+
+    /// [`TcpCollective::join`] with its time limits given: `join` for every worker to arrive, `wait`
+    /// for each collective.
+    ///
+    /// # Errors
+    /// As [`TcpCollective::join`].
+    pub fn join_within(topology: &Topology, join: Duration, wait: Duration) -> Result<Self> {
         let peers = if topology.rank == 0 {
             accept_workers(topology, join)?
         } else {
@@ -376,7 +387,9 @@ mod tests {
         let workers: Vec<_> = (0..3)
             .map(|rank| {
                 std::thread::spawn(move || {
-                    let c = TcpCollective::join(&topology(rank, 3, port)).unwrap();
+                    let limit = Duration::from_secs(60);
+                    let c =
+                        TcpCollective::join_within(&topology(rank, 3, port), limit, limit).unwrap();
                     let device = Default::default();
                     // Large enough to cross several chunks; values differ by rank.
                     let n = 3 * CHUNK / 4 + 5;
@@ -418,8 +431,8 @@ mod tests {
     #[test]
     fn a_worker_that_never_comes_is_named_after_the_join_timeout() {
         let port = free_port();
-        std::env::set_var(ENV_JOIN_TIMEOUT, "1");
-        let err = TcpCollective::join(&topology(0, 2, port))
+        let second = Duration::from_secs(1);
+        let err = TcpCollective::join_within(&topology(0, 2, port), second, second)
             .unwrap_err()
             .to_string();
         assert!(err.contains("workers [1] did not join within 1 s"), "{err}");
