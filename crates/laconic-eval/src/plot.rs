@@ -222,6 +222,83 @@ pub fn histogram_chart(
     })
 }
 
+/// A curve with a band: the mean over runs (e.g. seeds) and ± one spread around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    /// Legend text.
+    pub label: String,
+    /// `(x, mean, spread)`, ascending `x`.
+    pub points: Vec<(f64, f64, f64)>,
+    /// Palette index.
+    pub color: usize,
+}
+
+/// Draws each band's mean as a line over a translucent `mean ± spread` area.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn band_chart(
+    path: &Path,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    bands: &[Band],
+) -> Result<PathBuf> {
+    draw(path, |root| {
+        let all = bands.iter().flat_map(|b| b.points.iter());
+        let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, m, s) in all.filter(|p| p.1.is_finite() && p.2.is_finite()) {
+            x_max = x_max.max(x);
+            y_min = y_min.min(m - s);
+            y_max = y_max.max(m + s);
+        }
+        if !y_min.is_finite() {
+            (y_min, y_max) = (0.0, 1.0);
+        }
+        let pad = ((y_max - y_min) * 0.05).max(1e-6);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 15))
+            .light_line_style(BLACK.mix(0.04))
+            .axis_desc_style(("sans-serif", 16))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()?;
+        for band in bands {
+            let points: Vec<(f64, f64, f64)> = band
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.1.is_finite() && p.2.is_finite())
+                .collect();
+            let mut outline: Vec<(f64, f64)> = points.iter().map(|&(x, m, s)| (x, m + s)).collect();
+            outline.extend(points.iter().rev().map(|&(x, m, s)| (x, m - s)));
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline,
+                color(band.color).mix(0.18).filled(),
+            )))?;
+            let style = color(band.color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(points.iter().map(|&(x, m, _)| (x, m)), style))?
+                .label(&band.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 15))
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    })
+}
+
 /// Opens an SVG drawing area on `path`, runs `body`, and writes the file.
 fn draw(
     path: &Path,
@@ -403,6 +480,17 @@ mod tests {
                 .unwrap();
         assert!(
             svg.contains("<rect") && svg.contains("fraction of samples"),
+            "{svg}"
+        );
+        let bands = [Band {
+            label: "easy (3 seeds)".into(),
+            points: vec![(1.0, 0.5, 0.1), (2.0, 0.7, 0.05), (3.0, f64::NAN, 0.0)],
+            color: 1,
+        }];
+        let path = band_chart(&dir.join("b.svg"), "t", ("step", "accuracy"), &bands).unwrap();
+        let svg = std::fs::read_to_string(path).unwrap();
+        assert!(
+            svg.contains("<polygon") && svg.contains("easy (3 seeds)") && svg.contains("step"),
             "{svg}"
         );
         std::fs::remove_dir_all(dir).unwrap();

@@ -8,6 +8,7 @@ pub mod config;
 pub mod curate;
 pub mod data;
 pub mod distributed;
+pub mod lab;
 mod error;
 pub mod layers;
 pub mod progress;

@@ -55,7 +55,7 @@ impl Task {
             DataConfig::DigitSum(task) => {
                 let encode = |text: &str| tokenizer.encode(text);
                 let held_out = digit_sum_items(
-                    task,
+                    &task.held_out(),
                     config.train.eval_problems,
                     seed ^ HELD_OUT_SEED,
                     &encode,

@@ -30,6 +30,11 @@ pub struct DigitSumConfig {
     pub max_digits: usize,
     /// Most re-checks appended to an SFT trace (0..=max, uniform). Default 2.
     pub max_rechecks: usize,
+    /// Fewest digits of the held-out evaluation problems; default `min_digits`. Lets a run train on
+    /// one difficulty and be evaluated on another (the lab's easy-vs-hard prompts).
+    pub eval_min_digits: Option<usize>,
+    /// Most digits of the held-out evaluation problems; default `max_digits`.
+    pub eval_max_digits: Option<usize>,
 }
 
 impl Default for DigitSumConfig {
@@ -38,6 +43,8 @@ impl Default for DigitSumConfig {
             min_digits: 4,
             max_digits: 9,
             max_rechecks: 2,
+            eval_min_digits: None,
+            eval_max_digits: None,
         }
     }
 }
@@ -48,16 +55,30 @@ impl DigitSumConfig {
     /// # Errors
     /// A message naming `data.min_digits` / `data.max_digits`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.min_digits == 0 {
-            return Err("`data.min_digits` must be positive".into());
-        }
-        if self.min_digits > self.max_digits {
-            return Err(format!(
-                "`data.min_digits` ({}) must be at most `data.max_digits` ({})",
-                self.min_digits, self.max_digits
-            ));
+        let held_out = self.held_out();
+        for (prefix, range) in [("", self), ("eval_", &held_out)] {
+            if range.min_digits == 0 {
+                return Err(format!("`data.{prefix}min_digits` must be positive"));
+            }
+            if range.min_digits > range.max_digits {
+                return Err(format!(
+                    "`data.{prefix}min_digits` ({}) must be at most `data.{prefix}max_digits` ({})",
+                    range.min_digits, range.max_digits
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The generator of the held-out evaluation problems: this one with the `eval_*` digit range.
+    pub fn held_out(&self) -> Self {
+        Self {
+            min_digits: self.eval_min_digits.unwrap_or(self.min_digits),
+            max_digits: self.eval_max_digits.unwrap_or(self.max_digits),
+            eval_min_digits: None,
+            eval_max_digits: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -257,5 +278,28 @@ mod tests {
             let k = Problem::sample(&config, &mut rng).digits.len();
             assert!((8..=9).contains(&k));
         }
+    }
+
+    #[test]
+    fn held_out_problems_take_their_own_digit_range() {
+        let train_hard = DigitSumConfig {
+            min_digits: 8,
+            max_digits: 9,
+            eval_min_digits: Some(4),
+            eval_max_digits: Some(9),
+            ..Default::default()
+        };
+        let held_out = train_hard.held_out();
+        assert_eq!((held_out.min_digits, held_out.max_digits), (4, 9));
+        assert_eq!(
+            DigitSumConfig::default().held_out(),
+            DigitSumConfig::default()
+        );
+        let bad = DigitSumConfig {
+            eval_min_digits: Some(10),
+            ..Default::default()
+        };
+        let message = bad.validate().unwrap_err();
+        assert!(message.contains("data.eval_min_digits"), "{message}");
     }
 }
