@@ -104,7 +104,10 @@ fn run(args: Args) -> Result<()> {
                 },
                 Err(status) => {
                     let log = runner::log_path(&outcome.job);
-                    println!("[{done}/{total}] {label}: FAILED ({status}); log {}", log.display());
+                    println!(
+                        "[{done}/{total}] {label}: FAILED ({status}); log {}",
+                        log.display()
+                    );
                     failed.push((label.clone(), status.clone(), log));
                 }
             }

@@ -1,5 +1,5 @@
 //! Data-parallel RL end to end: worker processes on 127.0.0.1 (this test binary started again by the
-//! launcher, one flex thread each) train the tiny demo-task run through burn-collective, and end where
+//! launcher, one flex thread each) train the tiny demo-task run over laconic's TCP transport, and end where
 //! one process does; a run resumes with another worker count; a worker that dies stops the run with
 //! an error naming it.
 //!

@@ -284,7 +284,10 @@ pub fn band_chart(
             )))?;
             let style = color(band.color).stroke_width(2);
             chart
-                .draw_series(LineSeries::new(points.iter().map(|&(x, m, _)| (x, m)), style))?
+                .draw_series(LineSeries::new(
+                    points.iter().map(|&(x, m, _)| (x, m)),
+                    style,
+                ))?
                 .label(&band.label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }

@@ -79,13 +79,7 @@ impl RunCurves {
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_str()?
-                            .strip_prefix("step_")?
-                            .parse()
-                            .ok()
-                    })
+                    .filter_map(|e| e.file_name().to_str()?.strip_prefix("step_")?.parse().ok())
                     .collect()
             })
             .unwrap_or_default();
@@ -225,7 +219,10 @@ pub fn detect_stages(evals: &[EvalPoint], entropy: &[(f64, f64)], last_step: f64
         .filter(|(_, l)| l.is_finite())
         .collect();
     let length_start = lengths.first().map_or(f64::NAN, |&(_, v)| v);
-    let length_min = lengths.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
+    let length_min = lengths
+        .iter()
+        .map(|&(_, v)| v)
+        .fold(f64::INFINITY, f64::min);
     let drop = length_start - length_min;
     let entropy_start = entropy.first().map_or(f64::NAN, |&(_, v)| v);
     let mut stages = Stages {
@@ -238,7 +235,8 @@ pub fn detect_stages(evals: &[EvalPoint], entropy: &[(f64, f64)], last_step: f64
         stage_two_drift: None,
         accuracy: None,
     };
-    if !(drop >= STAGE_ONE_MIN_DROP * length_start) {
+    let fell_enough = drop >= STAGE_ONE_MIN_DROP * length_start; // false for NaN
+    if !fell_enough {
         return stages;
     }
     let target = length_start - STAGE_ONE_COVERED * drop;
@@ -294,6 +292,10 @@ pub enum Metric {
     PassAtK,
     /// Mean length at the largest budget, last evaluation (tokens).
     EvalLength,
+    /// Mean length of the correct samples at the largest budget, last evaluation (tokens).
+    CorrectLength,
+    /// Mean length of the incorrect samples at the largest budget, last evaluation (tokens).
+    IncorrectLength,
     /// Mean rollout length over the last quarter of the steps (tokens).
     TrainLength,
     /// The step stage I ends (the last step when there is no stage I).
@@ -320,6 +322,8 @@ impl FromStr for Metric {
             "top_accuracy" => Metric::TopAccuracy,
             "pass_at_k" => Metric::PassAtK,
             "eval_length" => Metric::EvalLength,
+            "correct_length" => Metric::CorrectLength,
+            "incorrect_length" => Metric::IncorrectLength,
             "train_length" => Metric::TrainLength,
             "stage_one_end" => Metric::StageOneEnd,
             "entropy_peak" => Metric::EntropyPeak,
@@ -328,7 +332,8 @@ impl FromStr for Metric {
             other => {
                 return Err(format!(
                     "unknown metric `{other}` (top_accuracy, accuracy@B, pass_at_k, eval_length, \
-                     train_length, stage_one_end, entropy_peak, positive_density, length_rebound)"
+                     correct_length, incorrect_length, train_length, stage_one_end, entropy_peak, \
+                     positive_density, length_rebound)"
                 ))
             }
         })
@@ -342,6 +347,8 @@ impl std::fmt::Display for Metric {
             Metric::AccuracyAt(b) => write!(f, "accuracy@{b}"),
             Metric::PassAtK => write!(f, "pass_at_k"),
             Metric::EvalLength => write!(f, "eval_length"),
+            Metric::CorrectLength => write!(f, "correct_length"),
+            Metric::IncorrectLength => write!(f, "incorrect_length"),
             Metric::TrainLength => write!(f, "train_length"),
             Metric::StageOneEnd => write!(f, "stage_one_end"),
             Metric::EntropyPeak => write!(f, "entropy_peak"),
@@ -359,6 +366,14 @@ impl Metric {
             Metric::AccuracyAt(b) => format!("Mean@k at budget {b} at the last evaluation"),
             Metric::PassAtK => "Pass@k at the largest budget at the last evaluation".into(),
             Metric::EvalLength => "mean length at the largest budget at the last evaluation".into(),
+            Metric::CorrectLength => {
+                "mean length of the correct samples at the largest budget at the last evaluation"
+                    .into()
+            }
+            Metric::IncorrectLength => {
+                "mean length of the incorrect samples at the largest budget at the last evaluation"
+                    .into()
+            }
             Metric::TrainLength => "mean rollout length over the last quarter of the steps".into(),
             Metric::StageOneEnd => "the step stage I ends, interpolated between evaluations (the \
                                      run's last step without a stage I)"
@@ -369,9 +384,9 @@ impl Metric {
             Metric::PositiveDensity => {
                 "the mean share of rollouts with a positive reward over all steps".into()
             }
-            Metric::LengthRebound => format!(
-                "the last {SMOOTHING}-step mean rollout length minus its minimum"
-            ),
+            Metric::LengthRebound => {
+                format!("the last {SMOOTHING}-step mean rollout length minus its minimum")
+            }
         }
     }
 
@@ -403,9 +418,15 @@ impl Metric {
                 .next_back()
                 .map(|(_, &p)| p),
             Metric::EvalLength => finite(last?.length),
+            Metric::CorrectLength => run.last_eval.as_ref()?.at_max()?.lengths.correct.mean,
+            Metric::IncorrectLength => run.last_eval.as_ref()?.at_max()?.lengths.incorrect.mean,
             Metric::TrainLength => {
                 let quarter = run.length.len().div_ceil(4);
-                mean(run.length[run.length.len() - quarter..].iter().map(|&(_, v)| v))
+                mean(
+                    run.length[run.length.len() - quarter..]
+                        .iter()
+                        .map(|&(_, v)| v),
+                )
             }
             Metric::StageOneEnd => Some(run.stages().stage_one_end.unwrap_or(run.last_step())),
             Metric::EntropyPeak => {
@@ -470,7 +491,13 @@ mod tests {
     fn two_stages_are_found_on_a_falling_then_flat_curve() {
         // Length 96 → 40 (minimum 38): 90 % of the 58-token drop is reached at 43.8 tokens, between
         // step 0 (96) and step 10 (40): 10 · (96 − 43.8)/(96 − 40) = 9.32.
-        let evals = evals(&[(96.0, 0.8), (40.0, 0.85), (38.0, 0.88), (39.0, 0.9), (38.5, 0.9)]);
+        let evals = evals(&[
+            (96.0, 0.8),
+            (40.0, 0.85),
+            (38.0, 0.88),
+            (39.0, 0.9),
+            (38.5, 0.9),
+        ]);
         let stages = detect_stages(&evals, &falling_entropy(), 40.0);
         let end = stages.stage_one_end.unwrap();
         assert!((end - 9.3214).abs() < 1e-3, "{end}");
@@ -482,18 +509,36 @@ mod tests {
     #[test]
     fn stage_two_fails_when_accuracy_keeps_falling_or_length_rebounds() {
         let entropy = falling_entropy();
-        let falling = evals(&[(96.0, 0.8), (40.0, 0.85), (38.0, 0.8), (39.0, 0.75), (38.5, 0.7)]);
+        let falling = evals(&[
+            (96.0, 0.8),
+            (40.0, 0.85),
+            (38.0, 0.8),
+            (39.0, 0.75),
+            (38.5, 0.7),
+        ]);
         let stages = detect_stages(&falling, &entropy, 40.0);
         assert!(stages.stage_one() && !stages.stage_two(), "{stages:?}");
 
-        let rebound = evals(&[(96.0, 0.8), (40.0, 0.85), (38.0, 0.9), (50.0, 0.9), (60.0, 0.9)]);
+        let rebound = evals(&[
+            (96.0, 0.8),
+            (40.0, 0.85),
+            (38.0, 0.9),
+            (50.0, 0.9),
+            (60.0, 0.9),
+        ]);
         let stages = detect_stages(&rebound, &entropy, 40.0);
         assert!(stages.stage_one(), "{stages:?}");
         assert!(stages.stage_two_drift.unwrap() > STAGE_TWO_MAX_DRIFT);
         assert!(!stages.stage_two());
 
         // Stage I that ends at the last evaluation leaves no stage II.
-        let late = evals(&[(96.0, 0.8), (90.0, 0.85), (80.0, 0.9), (70.0, 0.9), (40.0, 0.9)]);
+        let late = evals(&[
+            (96.0, 0.8),
+            (90.0, 0.85),
+            (80.0, 0.9),
+            (70.0, 0.9),
+            (40.0, 0.9),
+        ]);
         let stages = detect_stages(&late, &entropy, 40.0);
         assert!(stages.stage_one() && !stages.stage_two(), "{stages:?}");
     }
@@ -513,11 +558,20 @@ mod tests {
 
     #[test]
     fn metrics_parse_print_and_read_runs() {
-        for name in ["top_accuracy", "accuracy@48", "entropy_peak", "length_rebound"] {
+        for name in [
+            "top_accuracy",
+            "accuracy@48",
+            "incorrect_length",
+            "entropy_peak",
+            "length_rebound",
+        ] {
             assert_eq!(name.parse::<Metric>().unwrap().to_string(), name);
         }
         assert!("accuracy@x".parse::<Metric>().is_err());
-        assert!("speed".parse::<Metric>().unwrap_err().contains("top_accuracy"));
+        assert!("speed"
+            .parse::<Metric>()
+            .unwrap_err()
+            .contains("top_accuracy"));
 
         // Training length: 50 falling to 30 at step 6, rebounding by 2 per step from step 15.
         let length: Vec<f64> = (1..=20)
@@ -549,5 +603,6 @@ mod tests {
         // Smoothed length: minimum 30, last mean(34..=42) = 38.
         assert!((Metric::LengthRebound.value(&run).unwrap() - 8.0).abs() < 1e-12);
         assert_eq!(Metric::PassAtK.value(&run), None);
+        assert_eq!(Metric::IncorrectLength.value(&run), None);
     }
 }

@@ -261,7 +261,10 @@ lower = "c"
 "#,
         );
         let message = Experiment::load(&unknown_arm).unwrap_err().to_string();
-        assert!(message.contains("bad.toml") && message.contains("arm `c`"), "{message}");
+        assert!(
+            message.contains("bad.toml") && message.contains("arm `c`"),
+            "{message}"
+        );
 
         let twice = write(
             "twice.toml",
@@ -279,7 +282,10 @@ lower = "c"
 
         let all = vec![Experiment::load(&good).unwrap()];
         let message = select(all, &["nope".into()]).unwrap_err().to_string();
-        assert!(message.contains("`nope`") && message.contains("pair"), "{message}");
+        assert!(
+            message.contains("`nope`") && message.contains("pair"),
+            "{message}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -222,8 +222,8 @@ impl Lab {
                     if !dir.join(DONE).exists() {
                         continue;
                     }
-                    if !read.contains_key(&index) {
-                        read.insert(index, RunCurves::read(dir)?);
+                    if let std::collections::btree_map::Entry::Vacant(slot) = read.entry(index) {
+                        slot.insert(RunCurves::read(dir)?);
                     }
                     runs.push(read[&index].clone());
                 }

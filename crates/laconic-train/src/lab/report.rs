@@ -14,11 +14,16 @@ use super::verdict::{ArmRuns, CheckOutcome, SeedStats, Verdict};
 use crate::error::{Error, Result};
 use crate::run::write_atomic;
 
+/// Picks one per-step curve of a run.
+type CurveOf = fn(&RunCurves) -> &[(f64, f64)];
+
 /// The training curves drawn per experiment: (file suffix, title, y axis, which curve).
-const CURVES: &[(&str, &str, &str, fn(&RunCurves) -> &[(f64, f64)])] = &[
+const CURVES: &[(&str, &str, &str, CurveOf)] = &[
     ("length", "rollout length", "tokens", |r| &r.length),
     ("accuracy", "training accuracy", "accuracy", |r| &r.accuracy),
-    ("entropy", "policy entropy", "entropy (nats)", |r| &r.entropy),
+    ("entropy", "policy entropy", "entropy (nats)", |r| {
+        &r.entropy
+    }),
     (
         "positive_density",
         "positive-reward density",
@@ -31,6 +36,8 @@ const CURVES: &[(&str, &str, &str, fn(&RunCurves) -> &[(f64, f64)])] = &[
 const TABLE: &[Metric] = &[
     Metric::TopAccuracy,
     Metric::EvalLength,
+    Metric::CorrectLength,
+    Metric::IncorrectLength,
     Metric::TrainLength,
     Metric::StageOneEnd,
     Metric::EntropyPeak,
@@ -54,7 +61,11 @@ pub struct ExperimentResult<'a> {
 
 impl<'a> ExperimentResult<'a> {
     /// Decides `experiment` on its arms' runs.
-    pub fn decide(experiment: &'a Experiment, runs: ArmRuns, shared: Vec<(String, String)>) -> Self {
+    pub fn decide(
+        experiment: &'a Experiment,
+        runs: ArmRuns,
+        shared: Vec<(String, String)>,
+    ) -> Self {
         let outcomes: Vec<CheckOutcome> = experiment
             .checks
             .iter()
@@ -145,9 +156,12 @@ pub fn write(dir: &Path, lab: &LabRun, results: &[ExperimentResult<'_>]) -> Resu
 
 /// The summary table of the verdicts (what README shows).
 pub fn summary_table(results: &[ExperimentResult<'_>]) -> String {
-    let mut s = String::from("| experiment | finding | verdict | decided by |\n|---|---|---|---|\n");
+    let mut s =
+        String::from("| experiment | finding | verdict | decided by |\n|---|---|---|---|\n");
     for r in results {
-        let verdict = r.verdict.map_or("— (no checks)".to_string(), |v| format!("**{v}**"));
+        let verdict = r
+            .verdict
+            .map_or("— (no checks)".to_string(), |v| format!("**{v}**"));
         let evidence: Vec<String> = r
             .outcomes
             .iter()
@@ -171,7 +185,11 @@ fn header(lab: &LabRun, results: &[ExperimentResult<'_>]) -> String {
         "{} seed(s) per arm{}; {} distinct runs, {:.1} min of run time, {:.1} min wall time. \
          Continue or redraw with `{}`.\n",
         lab.seeds,
-        if lab.quick { ", quick mode (half the steps)" } else { "" },
+        if lab.quick {
+            ", quick mode (half the steps)"
+        } else {
+            ""
+        },
         lab.runs,
         lab.run_seconds / 60.0,
         lab.wall_seconds / 60.0,
@@ -227,7 +245,10 @@ fn section(r: &ExperimentResult<'_>, figures: &[PathBuf], dir: &Path) -> String 
         s.push('\n');
     }
     for (arm, run) in &r.shared {
-        let _ = writeln!(s, "\n`{arm}` shares its runs with `{run}` (the same resolved config).");
+        let _ = writeln!(
+            s,
+            "\n`{arm}` shares its runs with `{run}` (the same resolved config)."
+        );
     }
     s.push_str(&accuracy_table(r));
     if !r.outcomes.is_empty() {
@@ -267,7 +288,11 @@ fn accuracy_table(r: &ExperimentResult<'_>) -> String {
         let _ = write!(s, "| {} |", arm.name);
         for &b in &budgets {
             let stats = SeedStats::of(Metric::AccuracyAt(b), runs);
-            let _ = write!(s, " {} |", stats.show(Metric::AccuracyAt(b)).replace(" %", ""));
+            let _ = write!(
+                s,
+                " {} |",
+                stats.show(Metric::AccuracyAt(b)).replace(" %", "")
+            );
         }
         s.push('\n');
     }
@@ -288,7 +313,7 @@ fn budgets(r: &ExperimentResult<'_>) -> Vec<usize> {
 }
 
 /// Mean ± spread over seeds of a per-step curve, on the steps of the first seed.
-fn band(runs: &[RunCurves], curve: fn(&RunCurves) -> &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
+fn band(runs: &[RunCurves], curve: CurveOf) -> Vec<(f64, f64, f64)> {
     let Some(first) = runs.first() else {
         return Vec::new();
     };

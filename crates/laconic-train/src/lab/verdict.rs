@@ -148,7 +148,12 @@ impl SeedStats {
         if n < 2 {
             return Some(0.0);
         }
-        let ss: f64 = self.values.iter().flatten().map(|v| (v - mean).powi(2)).sum();
+        let ss: f64 = self
+            .values
+            .iter()
+            .flatten()
+            .map(|v| (v - mean).powi(2))
+            .sum();
         Some((ss / (n - 1) as f64).sqrt())
     }
 
@@ -217,11 +222,11 @@ impl Check {
         let bad = |what: &str| Err(format!("check `{}`: {what}", self.claim()));
         match self {
             Check::Compare { min_gap, .. } | Check::RankFlip { min_gap, .. }
-                if !(*min_gap >= 0.0) =>
+                if min_gap.is_nan() || *min_gap < 0.0 =>
             {
                 bad("`min_gap` must be ≥ 0")
             }
-            Check::Similar { tolerance, .. } if !(*tolerance >= 0.0) => {
+            Check::Similar { tolerance, .. } if tolerance.is_nan() || *tolerance < 0.0 => {
                 bad("`tolerance` must be ≥ 0")
             }
             Check::RankFlip { arms, .. } if arms.len() < 2 => bad("`arms` needs two or more"),
@@ -539,7 +544,11 @@ mod tests {
         let clear = runs(&[("easy", &[0.99, 0.97, 0.98]), ("hard", &[0.78, 0.79, 0.77])]);
         let outcome = check.evaluate(&clear);
         assert_eq!(outcome.verdict, Verdict::Reproduced, "{}", outcome.evidence);
-        assert!(outcome.evidence.contains("gap +20.0 %"), "{}", outcome.evidence);
+        assert!(
+            outcome.evidence.contains("gap +20.0 %"),
+            "{}",
+            outcome.evidence
+        );
         // Opposite: not reproduced.
         let opposite = runs(&[("easy", &[0.78, 0.79, 0.77]), ("hard", &[0.99, 0.97, 0.98])]);
         assert_eq!(check.evaluate(&opposite).verdict, Verdict::NotReproduced);
@@ -604,7 +613,10 @@ mod tests {
         use Verdict::*;
         assert_eq!(Verdict::combine([]), None);
         assert_eq!(Verdict::combine([Reproduced, Reproduced]), Some(Reproduced));
-        assert_eq!(Verdict::combine([Reproduced, Inconclusive]), Some(Inconclusive));
+        assert_eq!(
+            Verdict::combine([Reproduced, Inconclusive]),
+            Some(Inconclusive)
+        );
         assert_eq!(
             Verdict::combine([Reproduced, NotReproduced, Inconclusive]),
             Some(NotReproduced)
@@ -637,6 +649,10 @@ arm = "a"
         let bad = toml::from_str::<File>(
             "[[checks]]\nkind = \"compare\"\nclaim = \"x\"\nmetric = \"speed\"\nhigher = \"a\"\nlower = \"b\"\n",
         );
-        assert!(bad.err().unwrap().to_string().contains("unknown metric `speed`"));
+        assert!(bad
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("unknown metric `speed`"));
     }
 }
