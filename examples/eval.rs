@@ -25,6 +25,7 @@ use laconic::eval::{
     PAPER_SUFFIX,
 };
 use laconic::model::{load_pretrained, Tokenizer};
+use laconic::reward::{ExtractMode, ExtractOptions};
 use laconic::rollout::{EngineConfig, Progress};
 
 /// Evaluate a checkpoint over a spectrum of token budgets (Mean@k, Pass@k, lengths by correctness).
@@ -102,6 +103,10 @@ struct Args {
     /// A sample not finished within B: `judge` its first B tokens, or count it `incorrect`.
     #[arg(long, default_value = "judge", value_parser = ["judge", "incorrect"])]
     truncated: String,
+    /// How answers are found: `boxed` (strict: `\boxed{…}`, `#### N`) or `math-verify`
+    /// (math-verify's free-form search, falling back to the last LaTeX span or number).
+    #[arg(long, default_value = "boxed")]
+    extract: ExtractMode,
     /// Most prompt tokens (default: the model's positions less the largest budget).
     #[arg(long)]
     max_prompt_tokens: Option<usize>,
@@ -257,7 +262,13 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
         &tokenizer,
         &benchmarks,
         &config,
-        &MathJudge::default(),
+        &MathJudge {
+            extract: ExtractOptions {
+                mode: args.extract,
+                ..ExtractOptions::default()
+            },
+            ..MathJudge::default()
+        },
         &mut observer,
     )?;
     bar.finish_and_clear();

@@ -1,9 +1,15 @@
 //! Finding the final answer in a model response, and normalising gold answers.
 //!
-//! Order of search, after the think block is cut off: the last `\boxed{…}` / `\fbox{…}` (nested
-//! braces, or `\boxed 5` without braces), then the last GSM8K `#### N` line, then — only with
-//! [`ExtractOptions::phrases`] — the last "final answer is …" / "answer: …". All hand-written
-//! scanning, linear in the input.
+//! Two modes ([`ExtractMode`]). `boxed` (the default, strict, for RL): after the think block is cut
+//! off, the last `\boxed{…}` / `\fbox{…}` (nested braces, or `\boxed 5` without braces), then the last
+//! GSM8K `#### N` line, then — only with [`ExtractOptions::phrases`] — the last "final answer is …" /
+//! "answer: …". `math_verify` (for evaluating responses that do not box their answer, or were cut at a
+//! budget): math-verify's tiered search, falling back to the last LaTeX span or number
+//! ([`free_form`]). All hand-written scanning, linear in the input.
+
+mod free_form;
+
+use serde::{Deserialize, Serialize};
 
 /// Longest answer we extract (bytes); a longer "answer" is a runaway, and the verifier would
 /// refuse it anyway. Bounds the brace scan per candidate.
@@ -13,9 +19,39 @@ const MAX_ANSWER_BYTES: usize = 8192;
 /// adversarial text with thousands of unclosed boxes.
 const MAX_BOX_CANDIDATES: usize = 256;
 
+/// How [`extract_answer`] finds the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractMode {
+    /// Only a committed answer: `\boxed{…}`, `#### N` (and, with `phrases`, "final answer is …").
+    /// The RL default: a response that never commits to an answer is not rewarded.
+    #[default]
+    Boxed,
+    /// math-verify's search: "final answer is …", boxes, "answer: …", then the last LaTeX span or
+    /// number of the answer region. For evaluating free-form or budget-cut responses.
+    MathVerify,
+}
+
+impl std::str::FromStr for ExtractMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "boxed" => Ok(ExtractMode::Boxed),
+            "math_verify" | "math-verify" => Ok(ExtractMode::MathVerify),
+            other => Err(format!(
+                "unknown extraction mode `{other}` (boxed, math_verify)"
+            )),
+        }
+    }
+}
+
 /// What [`extract_answer`] looks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractOptions {
+    /// Strict (`boxed`, default) or math-verify's free-form search (the flags below but
+    /// `think_aware` then do not apply).
+    pub mode: ExtractMode,
     /// Look for `\boxed{…}` / `\fbox{…}`. Default true.
     pub boxed: bool,
     /// Look for a GSM8K `#### N` line. Default true.
@@ -30,6 +66,7 @@ pub struct ExtractOptions {
 impl Default for ExtractOptions {
     fn default() -> Self {
         ExtractOptions {
+            mode: ExtractMode::Boxed,
             boxed: true,
             gsm8k: true,
             phrases: false,
@@ -66,6 +103,9 @@ pub fn extract_answer(text: &str, opts: &ExtractOptions) -> Option<String> {
     } else {
         text
     };
+    if opts.mode == ExtractMode::MathVerify {
+        return free_form::free_form_answer(text);
+    }
     if opts.boxed {
         if let Some(a) = last_boxed(text) {
             return Some(a);

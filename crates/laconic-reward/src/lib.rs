@@ -11,7 +11,7 @@ pub mod verify;
 
 pub use config::{BatchScores, RewardConfig};
 pub use error::{Error, Result};
-pub use extract::{extract_answer, gold_answer, ExtractOptions};
+pub use extract::{extract_answer, gold_answer, ExtractMode, ExtractOptions};
 pub use group::{Finish, GroupView, Scored};
 pub use judge::{Judge, Judgement, MathJudge};
 pub use metrics::BatchMetrics;

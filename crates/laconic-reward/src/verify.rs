@@ -120,6 +120,13 @@ pub fn verify_with(pred: &str, gold: &str, opts: &VerifyOptions) -> Option<bool>
     }
 }
 
+/// Whether the verifier can read `s` as an answer: what free-form extraction accepts as a
+/// candidate (math-verify keeps the first candidate its parser reads).
+pub(crate) fn parses(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty() && s.chars().count() <= LIMITS.max_chars && parse_answer(s).is_ok()
+}
+
 /// The string with whitespace, `$`, `\left`/`\right`, spacing commands and a final `.` removed:
 /// identical canonical strings are equal even when the parser cannot read them (only used then:
 /// removing whitespace would merge the list `1, 600` into the number `1,600`).

@@ -114,3 +114,27 @@ fn bad_flags_are_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn free_form_extraction_from_the_command_line() {
+    let unboxed = r#"{"group": "a", "response": "We add 3 and 4. So the answer is $7$.", "answer": "7", "length": 10}
+{"group": "a", "response": "Cut off after 2 + 2 = 4 and", "answer": "7", "length": 10}
+"#;
+    let strict = lines(&run(&["--reward", "correctness"], unboxed));
+    assert_eq!(strict[0]["correct"], serde_json::Value::Null);
+    let free = run(
+        &["--reward", "correctness", "--extract", "math-verify"],
+        unboxed,
+    );
+    let free = lines(&free);
+    assert_eq!(free[0]["extracted"], "7");
+    assert_eq!(free[0]["correct"], true);
+    assert_eq!(free[1]["extracted"], "4");
+    assert_eq!(free[1]["correct"], false);
+    let out = run(&["--extract", "regex"], unboxed);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown extraction mode `regex`"),
+        "{err}"
+    );
+}

@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use laconic_reward::config::REWARD_KINDS;
 use laconic_reward::{
-    BatchMetrics, ExtractOptions, Finish, GroupView, Judge, MathJudge, RewardConfig,
+    BatchMetrics, ExtractMode, ExtractOptions, Finish, GroupView, Judge, MathJudge, RewardConfig,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -86,6 +86,10 @@ struct Args {
     /// Also accept "final answer is …" / "answer: …" when there is no boxed or `####` answer.
     #[arg(long)]
     phrases: bool,
+    /// How answers are found: `boxed` (strict) or `math-verify` (math-verify's free-form search,
+    /// falling back to the last LaTeX span or number).
+    #[arg(long, default_value = "boxed")]
+    extract: ExtractMode,
     /// Search the whole response, `<think>` block included.
     #[arg(long)]
     no_think: bool,
@@ -199,6 +203,7 @@ fn run(args: &Args) -> Result<()> {
     let config = reward_config(args)?;
     let judge = MathJudge {
         extract: ExtractOptions {
+            mode: args.extract,
             phrases: args.phrases,
             think_aware: !args.no_think,
             ..ExtractOptions::default()
