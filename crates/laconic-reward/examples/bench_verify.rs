@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use laconic_reward::{Judge, MathJudge};
+use laconic_reward::{ExtractMode, ExtractOptions, Judge, MathJudge};
 use serde::Deserialize;
 
 /// Benchmark laconic's math judge (and optionally math-verify) on the agreement fixture.
@@ -40,6 +40,9 @@ struct Args {
     /// Timed passes for the Python reference.
     #[arg(long, default_value_t = 2)]
     python_repeats: usize,
+    /// Extraction mode: `boxed`, or `math-verify` (with `--fixture …/free_form/pairs.jsonl`).
+    #[arg(long, default_value = "boxed")]
+    extract: ExtractMode,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +79,13 @@ fn main() -> Result<()> {
                 .with_context(|| format!("`{}` line {}", args.fixture.display(), i + 1))
         })
         .collect::<Result<_>>()?;
-    let judge = MathJudge::default();
+    let judge = MathJudge {
+        extract: ExtractOptions {
+            mode: args.extract,
+            ..ExtractOptions::default()
+        },
+        ..MathJudge::default()
+    };
 
     // 1. Warm up, then time `repeats` passes.
     let run = || {
