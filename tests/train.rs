@@ -204,7 +204,7 @@ fn every_shipped_config_loads_with_the_paper_settings() {
         (16384, 8, 800)
     );
     assert!(
-        matches!(&r1.reward, laconic::reward::RewardConfig::Truncation(t) if t.l_t == 4096),
+        matches!(&*r1.reward, laconic::reward::RewardConfig::Truncation(t) if t.l_t == 4096),
         "{:?}",
         r1.reward
     );

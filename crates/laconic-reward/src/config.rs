@@ -25,13 +25,18 @@
 //! | `cosine` | `l_max = 8192`, `correct_at_zero = 1.0`, `correct_at_max = 0.5`, `wrong_at_zero = -1.0`, `wrong_at_max = -0.5`, `exceed_reward` (none) |
 //! | `arora_zanette` | `alpha = 0.1` |
 //! | `grpo_lead` | `alpha = 0.05`, `incorrect_reward = -1.0` |
+//!
+//! Besides the shaper's knobs the table takes `extract = "boxed" | "math_verify"`
+//! ([`RewardSection`]): how answers are found in responses (default `boxed`, strict).
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::extract::{ExtractMode, ExtractOptions};
 use crate::group::{GroupView, Scored};
+use crate::judge::MathJudge;
 use crate::shapers::{
     AdaptiveTruncation, Alp, AroraZanette, Correctness, Cosine, DapoOverlong, GrpoLead, Kimi,
     Laser, LaserD, RewardFn, Truncation, L1,
@@ -296,10 +301,125 @@ impl RewardFn for RewardConfig {
     }
 }
 
+/// The whole `[reward]` table: the shaper (`kind` and its knobs) and how answers are extracted
+/// (`extract`, default `boxed`). Reads and writes as one flat table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RewardSection {
+    /// The shaper and its knobs.
+    pub shaper: RewardConfig,
+    /// How answers are found in responses: strict `boxed` (the RL default) or `math_verify`.
+    pub extract: ExtractMode,
+}
+
+/// The key of [`RewardSection::extract`] in the `[reward]` table.
+pub const EXTRACT_KEY: &str = "extract";
+
+impl RewardSection {
+    /// The math judge this section describes.
+    pub fn judge(&self) -> MathJudge {
+        MathJudge {
+            extract: ExtractOptions {
+                mode: self.extract,
+                ..ExtractOptions::default()
+            },
+            ..MathJudge::default()
+        }
+    }
+}
+
+impl std::ops::Deref for RewardSection {
+    type Target = RewardConfig;
+
+    fn deref(&self) -> &RewardConfig {
+        &self.shaper
+    }
+}
+
+impl PartialEq<RewardConfig> for RewardSection {
+    fn eq(&self, shaper: &RewardConfig) -> bool {
+        self.shaper == *shaper
+    }
+}
+
+impl From<RewardConfig> for RewardSection {
+    fn from(shaper: RewardConfig) -> Self {
+        Self {
+            shaper,
+            extract: ExtractMode::default(),
+        }
+    }
+}
+
+impl Serialize for RewardSection {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let mut table = match serde_json::to_value(&self.shaper).map_err(S::Error::custom)? {
+            Value::Object(table) => table,
+            other => {
+                return Err(S::Error::custom(format_args!(
+                    "a reward table, not `{other}`"
+                )))
+            }
+        };
+        let extract = serde_json::to_value(self.extract).map_err(S::Error::custom)?;
+        table.insert(EXTRACT_KEY.into(), extract);
+        table.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RewardSection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut table = Map::<String, Value>::deserialize(deserializer)?;
+        let extract = match table.remove(EXTRACT_KEY) {
+            None => ExtractMode::default(),
+            Some(value) => serde_json::from_value(value)
+                .map_err(|e| D::Error::custom(format_args!("`{EXTRACT_KEY}`: {e}")))?,
+        };
+        let shaper = RewardConfig::deserialize(Value::Object(table)).map_err(D::Error::custom)?;
+        Ok(Self { shaper, extract })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::Judge;
     use crate::shapers::{AdaptiveScope, TruncationMask};
+
+    #[test]
+    fn the_section_takes_the_extraction_mode_beside_the_shaper() {
+        #[derive(Debug, Deserialize)]
+        struct File {
+            reward: RewardSection,
+        }
+        let section = |s: &str| toml::from_str::<File>(s).map(|f| f.reward);
+        let strict = section("[reward]\nkind = \"truncation\"\nl_t = 64\n").unwrap();
+        assert_eq!(strict.extract, ExtractMode::Boxed);
+        assert_eq!(strict.kind(), "truncation");
+        let free = section("[reward]\nkind = \"kimi\"\nextract = \"math_verify\"\n").unwrap();
+        assert_eq!(free.extract, ExtractMode::MathVerify);
+        assert_eq!(free, RewardConfig::Kimi(Kimi::default()));
+        // The judge follows the mode: an unboxed answer counts only in `math_verify`.
+        let unboxed = "So the answer is $7$.";
+        assert!(free.judge().judge(unboxed, "7").is_correct());
+        assert_eq!(strict.judge().judge(unboxed, "7").correct, None);
+        // Written back as one flat table, read back the same.
+        let text = toml::to_string(&serde_json::json!({ "reward": free })).unwrap();
+        assert!(text.contains("extract = \"math_verify\""), "{text}");
+        assert_eq!(section(&text).unwrap(), free);
+        // Errors name the key.
+        let err = section("[reward]\nkind = \"kimi\"\nextract = \"regex\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`extract`: unknown variant `regex`"),
+            "{err}"
+        );
+        let err = section("[reward]\nkind = \"kimi\"\nl_t = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `l_t`"), "{err}");
+    }
 
     #[derive(Debug, Deserialize)]
     struct Run {

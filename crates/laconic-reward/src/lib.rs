@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod shapers;
 pub mod verify;
 
-pub use config::{BatchScores, RewardConfig};
+pub use config::{BatchScores, RewardConfig, RewardSection};
 pub use error::{Error, Result};
 pub use extract::{extract_answer, gold_answer, ExtractMode, ExtractOptions};
 pub use group::{Finish, GroupView, Scored};

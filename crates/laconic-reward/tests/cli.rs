@@ -131,6 +131,23 @@ fn free_form_extraction_from_the_command_line() {
     assert_eq!(free[0]["correct"], true);
     assert_eq!(free[1]["extracted"], "4");
     assert_eq!(free[1]["correct"], false);
+    // The `[reward]` table's `extract` applies unless the flag says otherwise.
+    let toml = temp_file(
+        "free.toml",
+        "[reward]\nkind = \"correctness\"\nextract = \"math_verify\"\n",
+    );
+    let from_table = lines(&run(&["--reward-toml", toml.to_str().unwrap()], unboxed));
+    assert_eq!(from_table[0]["correct"], true);
+    let overridden = run(
+        &[
+            "--reward-toml",
+            toml.to_str().unwrap(),
+            "--extract",
+            "boxed",
+        ],
+        unboxed,
+    );
+    assert_eq!(lines(&overridden)[0]["correct"], serde_json::Value::Null);
     let out = run(&["--extract", "regex"], unboxed);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use laconic_eval::{DatasetSpec, EvalConfig, OverlongPrompts, PromptConfig};
 use laconic_model::AttentionBlocks;
 use laconic_optim::OptimConfig;
-use laconic_reward::RewardConfig;
+use laconic_reward::{RewardConfig, RewardSection};
 use laconic_rollout::{EngineConfig, SamplingParams};
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +31,8 @@ pub struct RunConfig {
     pub data: DataConfig,
     /// How rollouts are sampled.
     pub rollout: RolloutConfig,
-    /// How rollouts are rewarded (laconic-reward's `kind` + knobs).
-    pub reward: RewardConfig,
+    /// How rollouts are rewarded (laconic-reward's `kind` + knobs) and answers extracted (`extract`).
+    pub reward: RewardSection,
     /// How the policy is updated (laconic-optim's knobs, verl's names).
     pub optim: OptimConfig,
     /// Loop, checkpoint and logging knobs.
@@ -360,6 +360,13 @@ impl RunConfig {
             if self.train.eval_problems == 0 {
                 return Err("`train.eval_problems` must be positive (the synthetic task's held-out problems)".into());
             }
+            if self.reward.extract != laconic_reward::ExtractMode::default() {
+                return Err(
+                    "`reward.extract` applies to math answers (JSONL data); the digit-sum task \
+                            has its own judge"
+                        .into(),
+                );
+            }
         }
         self.eval.validate().map_err(|e| e.to_string())?;
         self.sft.validate()
@@ -466,7 +473,7 @@ fn drop_knobs_of_an_overridden_reward_kind(layered: &mut Layered, path: &Path) {
     };
     let stale: Vec<String> = reward
         .keys()
-        .filter(|k| *k != "kind" && !knobs.contains(k))
+        .filter(|k| *k != "kind" && *k != laconic_reward::config::EXTRACT_KEY && !knobs.contains(k))
         .filter(|k| layered.origin(&format!("reward.{k}")).is_none())
         .cloned()
         .collect();

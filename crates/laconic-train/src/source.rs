@@ -5,7 +5,7 @@
 
 use laconic_eval::{Benchmark, EvalItem, PromptLimit};
 use laconic_model::Tokenizer;
-use laconic_reward::{Judge, MathJudge};
+use laconic_reward::Judge;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -125,7 +125,7 @@ impl Task {
                 let sampler = PromptSampler::new(items.len(), seed);
                 Ok(Self {
                     source: Source::Dataset { items, sampler },
-                    judge: Box::new(MathJudge::default()),
+                    judge: Box::new(config.reward.judge()),
                     benchmarks,
                 })
             }

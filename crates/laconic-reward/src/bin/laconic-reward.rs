@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use laconic_reward::config::REWARD_KINDS;
 use laconic_reward::{
-    BatchMetrics, ExtractMode, ExtractOptions, Finish, GroupView, Judge, MathJudge, RewardConfig,
+    BatchMetrics, ExtractMode, ExtractOptions, Finish, GroupView, Judge, MathJudge, RewardSection,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -87,9 +87,10 @@ struct Args {
     #[arg(long)]
     phrases: bool,
     /// How answers are found: `boxed` (strict) or `math-verify` (math-verify's free-form search,
-    /// falling back to the last LaTeX span or number).
-    #[arg(long, default_value = "boxed")]
-    extract: ExtractMode,
+    /// falling back to the last LaTeX span or number). Default: the `[reward]` table's `extract`,
+    /// else `boxed`.
+    #[arg(long)]
+    extract: Option<ExtractMode>,
     /// Search the whole response, `<think>` block included.
     #[arg(long)]
     no_think: bool,
@@ -121,7 +122,7 @@ fn toml_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-fn reward_config(args: &Args) -> Result<RewardConfig> {
+fn reward_config(args: &Args) -> Result<RewardSection> {
     let mut table = match &args.reward_toml {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -173,11 +174,14 @@ fn reward_config(args: &Args) -> Result<RewardConfig> {
         .and_then(toml::Value::as_str)
         .unwrap_or("?")
         .to_string();
-    let config: RewardConfig = toml::Value::Table(table)
+    let mut config: RewardSection = toml::Value::Table(table)
         .try_into()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
         .with_context(|| format!("invalid reward settings for `kind = {kind}`"))?;
     config.validate()?;
+    if let Some(mode) = args.extract {
+        config.extract = mode;
+    }
     Ok(config)
 }
 
@@ -203,7 +207,7 @@ fn run(args: &Args) -> Result<()> {
     let config = reward_config(args)?;
     let judge = MathJudge {
         extract: ExtractOptions {
-            mode: args.extract,
+            mode: config.extract,
             phrases: args.phrases,
             think_aware: !args.no_think,
             ..ExtractOptions::default()

@@ -179,3 +179,35 @@ fn the_reward_kind_switches_from_the_command_line() {
         .to_string();
     assert!(err.contains("unknown field `alpha`"), "{err}");
 }
+
+/// `reward.extract` picks the answer extraction of JSONL data, survives a switch of `reward.kind` and
+/// the resolved config; the digit-sum task, which has its own judge, refuses it.
+#[test]
+fn the_extraction_mode_is_a_reward_knob() {
+    use laconic_reward::ExtractMode;
+    let jsonl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/qwen3-0.6b.toml");
+    let strict = RunConfig::load_with_env(&jsonl, [], &[]).unwrap();
+    assert_eq!(strict.reward.extract, ExtractMode::Boxed);
+    let free = RunConfig::load_with_env(
+        &jsonl,
+        [],
+        &sets(&["reward.kind=\"kimi\"", "reward.extract=\"math_verify\""]),
+    )
+    .unwrap();
+    assert_eq!(free.reward.extract, ExtractMode::MathVerify);
+    assert_eq!(free.reward.kind(), "kimi");
+    let resolved = RunConfig::from_toml(&free.to_toml()).unwrap();
+    assert_eq!(resolved, free);
+    let err = RunConfig::load_with_env(&jsonl, [], &sets(&["reward.extract=\"regex\""]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`reward.extract`: unknown variant `regex`"),
+        "{err}"
+    );
+    let err = set_error(&["reward.extract=\"math_verify\""]);
+    assert!(
+        err.contains("`reward.extract` applies to math answers"),
+        "{err}"
+    );
+}
