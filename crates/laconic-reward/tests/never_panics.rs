@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use laconic_reward::config::REWARD_KINDS;
 use laconic_reward::{
-    extract_answer, gold_answer, verify, ExtractOptions, Finish, GroupView, Judge, MathJudge,
-    RewardConfig,
+    extract_answer, gold_answer, verify, ExtractMode, ExtractOptions, Finish, GroupView, Judge,
+    MathJudge, RewardConfig,
 };
 use proptest::prelude::*;
 
@@ -146,6 +146,7 @@ proptest! {
     fn arbitrary_strings_are_total(a in any::<String>(), b in any::<String>()) {
         timed(|| verify(&a, &b));
         timed(|| extract_answer(&a, &ExtractOptions { phrases: true, ..ExtractOptions::default() }));
+        timed(|| extract_answer(&a, &ExtractOptions { mode: ExtractMode::MathVerify, ..ExtractOptions::default() }));
         timed(|| gold_answer(&a));
         timed(|| MathJudge::default().judge(&a, &b));
     }
@@ -155,6 +156,8 @@ proptest! {
         timed(|| verify(&a, &b));
         timed(|| verify(&a, &a));
         timed(|| MathJudge::default().judge(&format!("so \\boxed{{{a}}}"), &b));
+        let free = ExtractOptions { mode: ExtractMode::MathVerify, ..ExtractOptions::default() };
+        timed(|| extract_answer(&format!("The answer is ${a}$ or {b}."), &free));
     }
 
     #[test]
