@@ -160,19 +160,7 @@ fn write_report(
         .experiments
         .iter()
         .zip(runs)
-        .map(|(e, arm_runs)| {
-            let shared = e
-                .arms
-                .iter()
-                .filter_map(|arm| {
-                    let index = *plan.index.get(&(e.name.clone(), arm.name.clone(), 0))?;
-                    let (owner, owner_arm, _) = &plan.runs[index].users[0];
-                    (owner != &e.name || owner_arm != &arm.name)
-                        .then(|| (arm.name.clone(), format!("{owner}/{owner_arm}")))
-                })
-                .collect();
-            ExperimentResult::decide(e, arm_runs, shared)
-        })
+        .map(|(e, arm_runs)| ExperimentResult::decide(e, arm_runs, plan.shared_arms(e)))
         .collect();
     let info = LabRun {
         command: format!(

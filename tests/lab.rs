@@ -175,8 +175,8 @@ fn shipped_experiments_resolve_and_share_runs() {
         let plan = lab.plan().unwrap();
         let arms: usize = experiments.iter().map(|e| e.arms.len()).sum();
         assert_eq!(plan.index.len(), 2 * arms);
-        // The demo's run is the truncation arm of budget_flip and two_stages, masking's `none` is
-        // lr_vs_lt's `lr_gt_lt` (L_R = 108), and the long-rollout masks at L_R = L_T would not exist.
+        // The demo's run is the truncation arm of budget_flip, two_stages and lr_vs_lt (`lr_eq_lt`),
+        // and masking's `none` is lr_vs_lt's `lr_gt_lt` (both at L_R = 108): three shared arms.
         let truncation = plan.index[&("budget_flip".into(), "truncation".into(), 1)];
         assert_eq!(
             plan.index[&("two_stages".into(), "truncation".into(), 1)],

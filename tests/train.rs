@@ -154,7 +154,7 @@ fn config_errors_name_the_key() {
     )
     .unwrap();
     assert_eq!(ok.rollout.n, 5);
-    assert_eq!(ok.reward.kind(), "kimi");
+    assert_eq!(ok.reward.shaper.kind(), "kimi");
     let err = RunConfig::load(&path, &["optim.clip_ratio_lo=0.1".into()])
         .unwrap_err()
         .to_string();
@@ -204,7 +204,7 @@ fn every_shipped_config_loads_with_the_paper_settings() {
         (16384, 8, 800)
     );
     assert!(
-        matches!(&*r1.reward, laconic::reward::RewardConfig::Truncation(t) if t.l_t == 4096),
+        matches!(&r1.reward.shaper, laconic::reward::RewardConfig::Truncation(t) if t.l_t == 4096),
         "{:?}",
         r1.reward
     );

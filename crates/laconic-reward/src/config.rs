@@ -315,6 +315,14 @@ pub struct RewardSection {
 pub const EXTRACT_KEY: &str = "extract";
 
 impl RewardSection {
+    /// The keys a `[reward]` table of shaper `kind` may hold besides `kind` (its knobs and
+    /// `extract`); `None` for an unknown kind.
+    pub fn keys(kind: &str) -> Option<Vec<String>> {
+        let mut keys = RewardConfig::knobs(kind)?;
+        keys.push(EXTRACT_KEY.to_string());
+        Some(keys)
+    }
+
     /// The math judge this section describes.
     pub fn judge(&self) -> MathJudge {
         MathJudge {
@@ -323,29 +331,6 @@ impl RewardSection {
                 ..ExtractOptions::default()
             },
             ..MathJudge::default()
-        }
-    }
-}
-
-impl std::ops::Deref for RewardSection {
-    type Target = RewardConfig;
-
-    fn deref(&self) -> &RewardConfig {
-        &self.shaper
-    }
-}
-
-impl PartialEq<RewardConfig> for RewardSection {
-    fn eq(&self, shaper: &RewardConfig) -> bool {
-        self.shaper == *shaper
-    }
-}
-
-impl From<RewardConfig> for RewardSection {
-    fn from(shaper: RewardConfig) -> Self {
-        Self {
-            shaper,
-            extract: ExtractMode::default(),
         }
     }
 }
@@ -398,10 +383,14 @@ mod tests {
         let section = |s: &str| toml::from_str::<File>(s).map(|f| f.reward);
         let strict = section("[reward]\nkind = \"truncation\"\nl_t = 64\n").unwrap();
         assert_eq!(strict.extract, ExtractMode::Boxed);
-        assert_eq!(strict.kind(), "truncation");
+        assert_eq!(strict.shaper.kind(), "truncation");
         let free = section("[reward]\nkind = \"kimi\"\nextract = \"math_verify\"\n").unwrap();
         assert_eq!(free.extract, ExtractMode::MathVerify);
-        assert_eq!(free, RewardConfig::Kimi(Kimi::default()));
+        assert_eq!(free.shaper, RewardConfig::Kimi(Kimi::default()));
+        assert_eq!(
+            RewardSection::keys("kimi").unwrap(),
+            ["alpha".to_string(), EXTRACT_KEY.to_string()]
+        );
         // The judge follows the mode: an unboxed answer counts only in `math_verify`.
         let unboxed = "So the answer is $7$.";
         assert!(free.judge().judge(unboxed, "7").is_correct());

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use laconic_eval::{DatasetSpec, EvalConfig, OverlongPrompts, PromptConfig};
 use laconic_model::AttentionBlocks;
 use laconic_optim::OptimConfig;
-use laconic_reward::{RewardConfig, RewardSection};
+use laconic_reward::RewardSection;
 use laconic_rollout::{EngineConfig, SamplingParams};
 use serde::{Deserialize, Serialize};
 
@@ -347,7 +347,7 @@ impl RunConfig {
             ));
         }
         self.optim.validate().map_err(|e| e.to_string())?;
-        self.reward.validate().map_err(|e| e.to_string())?;
+        self.reward.shaper.validate().map_err(|e| e.to_string())?;
         if self.model.path.is_none() && self.model.init_config.is_none() {
             return Err("`model.path` (a checkpoint folder) or `model.init_config` (a config.json) is required".into());
         }
@@ -468,12 +468,12 @@ fn drop_knobs_of_an_overridden_reward_kind(layered: &mut Layered, path: &Path) {
     else {
         return;
     };
-    let Some(knobs) = RewardConfig::knobs(&kind) else {
+    let Some(keys) = RewardSection::keys(&kind) else {
         return;
     };
     let stale: Vec<String> = reward
         .keys()
-        .filter(|k| *k != "kind" && *k != laconic_reward::config::EXTRACT_KEY && !knobs.contains(k))
+        .filter(|k| *k != "kind" && !keys.contains(k))
         .filter(|k| layered.origin(&format!("reward.{k}")).is_none())
         .cloned()
         .collect();

@@ -540,7 +540,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
             .chunks(n)
             .map(|group| GroupView::new(group.iter().copied()))
             .collect();
-        let detailed = self.config.reward.score_batch_detailed(&groups);
+        let detailed = self.config.reward.shaper.score_batch_detailed(&groups);
         let rewards: Vec<f32> = detailed.scores.iter().flatten().map(|s| s.reward).collect();
         let masked: Vec<bool> = detailed.scores.iter().flatten().map(|s| s.masked).collect();
         let group_ids: Vec<usize> = (0..outcomes.len()).map(|i| i / n).collect();

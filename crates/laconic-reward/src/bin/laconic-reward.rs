@@ -178,7 +178,7 @@ fn reward_config(args: &Args) -> Result<RewardSection> {
         .try_into()
         .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
         .with_context(|| format!("invalid reward settings for `kind = {kind}`"))?;
-    config.validate()?;
+    config.shaper.validate()?;
     if let Some(mode) = args.extract {
         config.extract = mode;
     }
@@ -290,7 +290,7 @@ fn run(args: &Args) -> Result<()> {
             }
         })
         .collect();
-    let scores = config.score_batch(&views);
+    let scores = config.shaper.score_batch(&views);
 
     // 3. Write the lines back in input order.
     let out: Box<dyn Write> = if args.output == Path::new("-") {

@@ -47,12 +47,12 @@ struct Span {
 pub(crate) fn free_form_answer(text: &str) -> Option<String> {
     let latex = latex_spans(text);
     let numbers = number_spans(text);
+    // Keywords match case-insensitively; ASCII lowercasing keeps every byte offset.
+    let lower = text.to_ascii_lowercase();
     let mut candidates = Vec::new();
-    final_answer_candidates(text, &latex, &numbers, &mut candidates);
+    final_answer_candidates(text, &lower, &latex, &numbers, &mut candidates);
     boxed_candidates(text, &mut candidates);
-    for (tier, colon) in [(100, true), (200, false)] {
-        answer_candidates(text, &latex, &numbers, tier, colon, &mut candidates);
-    }
+    answer_candidates(text, &lower, &latex, &numbers, &mut candidates);
     for span in latex.iter().chain(&numbers) {
         candidates.push(Candidate {
             tier: 300,
@@ -84,8 +84,13 @@ pub(crate) fn free_form_answer(text: &str) -> Option<String> {
 }
 
 /// Tier 0 (`final answer is X. I hope`) and tier 50 (`final answer … is X`).
-fn final_answer_candidates(text: &str, latex: &[Span], numbers: &[Span], out: &mut Vec<Candidate>) {
-    let lower = text.to_ascii_lowercase();
+fn final_answer_candidates(
+    text: &str,
+    lower: &str,
+    latex: &[Span],
+    numbers: &[Span],
+    out: &mut Vec<Candidate>,
+) {
     for (at, _) in lower.match_indices("final answer") {
         let after = at + "final answer".len();
         // Tier 0: directly `is`, an optional `:`, spaces, X, an optional `.`, a space, `I hope`.
@@ -168,41 +173,33 @@ fn boxed_candidates(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
-/// Tiers 100 (`answer:`) and 200 (`answer`): X within 50 characters, or after the last `=` within
-/// 100 for a number.
+/// Tiers 100 (`answer:`) and 200 (`answer`), in one pass over the `answer`s: X within 50
+/// characters, or after the last `=` within 100 for a number.
 fn answer_candidates(
     text: &str,
+    lower: &str,
     latex: &[Span],
     numbers: &[Span],
-    tier: u16,
-    colon: bool,
     out: &mut Vec<Candidate>,
 ) {
-    let lower = text.to_ascii_lowercase();
     for (at, _) in lower.match_indices("answer") {
-        let mut after = at + "answer".len();
-        if colon {
-            if !text[after..].starts_with(':') {
-                continue;
+        let after = at + "answer".len();
+        let colon = text[after..].starts_with(':');
+        let windows = [(200, Some(after)), (100, colon.then_some(after + 1))];
+        for (tier, after) in windows.into_iter().filter_map(|(t, a)| Some((t, a?))) {
+            let near_latex = window_end(text, after, 50, true);
+            let latex = first_from(latex, after).filter(|s| s.start <= near_latex);
+            for span in latex
+                .into_iter()
+                .chain(number_after_answer(text, numbers, after))
+            {
+                out.push(Candidate {
+                    tier,
+                    start: at,
+                    end: span.end,
+                    text: span.text.clone(),
+                });
             }
-            after += 1;
-        }
-        let near_latex = window_end(text, after, 50, true);
-        if let Some(span) = first_from(latex, after).filter(|s| s.start <= near_latex) {
-            out.push(Candidate {
-                tier,
-                start: at,
-                end: span.end,
-                text: span.text.clone(),
-            });
-        }
-        if let Some(span) = number_after_answer(text, numbers, after) {
-            out.push(Candidate {
-                tier,
-                start: at,
-                end: span.end,
-                text: span.text.clone(),
-            });
         }
     }
 }

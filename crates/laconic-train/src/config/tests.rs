@@ -152,7 +152,7 @@ fn every_knob_is_range_checked() {
 #[test]
 fn the_reward_kind_switches_from_the_command_line() {
     let config = RunConfig::load_with_env(&demo(), [], &sets(&["reward.kind=\"kimi\""])).unwrap();
-    assert_eq!(config.reward.kind(), "kimi");
+    assert_eq!(config.reward.shaper.kind(), "kimi");
     let config = RunConfig::load_with_env(
         &demo(),
         [("LACONIC__REWARD__KIND".to_string(), "laser".to_string())],
@@ -161,7 +161,7 @@ fn the_reward_kind_switches_from_the_command_line() {
     .unwrap();
     // `l_t` is a knob of Laser too: the file's 54 is kept.
     assert_eq!(
-        config.reward,
+        config.reward.shaper,
         laconic_reward::RewardConfig::Laser(laconic_reward::shapers::Laser {
             l_t: 54,
             ..Default::default()
@@ -195,7 +195,7 @@ fn the_extraction_mode_is_a_reward_knob() {
     )
     .unwrap();
     assert_eq!(free.reward.extract, ExtractMode::MathVerify);
-    assert_eq!(free.reward.kind(), "kimi");
+    assert_eq!(free.reward.shaper.kind(), "kimi");
     let resolved = RunConfig::from_toml(&free.to_toml()).unwrap();
     assert_eq!(resolved, free);
     let err = RunConfig::load_with_env(&jsonl, [], &sets(&["reward.extract=\"regex\""]))

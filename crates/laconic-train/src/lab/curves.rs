@@ -7,7 +7,8 @@ use std::str::FromStr;
 use laconic_eval::{BenchmarkReport, EvalReport};
 
 use crate::error::Result;
-use crate::run::{Metrics, RunDir};
+use crate::report::points;
+use crate::run::RunDir;
 
 /// Points of a trailing moving average used on training curves (per-step values are noisy).
 pub const SMOOTHING: usize = 5;
@@ -58,15 +59,6 @@ pub struct RunCurves {
     pub last_eval: Option<BenchmarkReport>,
 }
 
-/// The training curve of `key`: `(step, value)` over the metric lines that have it.
-fn series(metrics: &[Metrics], key: &str) -> Vec<(f64, f64)> {
-    metrics
-        .iter()
-        .filter_map(|m| Some((*m.get("step")?, *m.get(key)?)))
-        .filter(|(_, v)| v.is_finite())
-        .collect()
-}
-
 impl RunCurves {
     /// Reads a run folder: `metrics.jsonl` and every `eval/step_N/eval.json`.
     ///
@@ -103,10 +95,10 @@ impl RunCurves {
             last_eval = Some(bench);
         }
         Ok(Self {
-            length: series(&metrics, "response_length/mean"),
-            accuracy: series(&metrics, "acc/mean"),
-            entropy: series(&metrics, "actor/entropy"),
-            positive_density: series(&metrics, "reward/positive_density"),
+            length: points(&metrics, "response_length/mean"),
+            accuracy: points(&metrics, "acc/mean"),
+            entropy: points(&metrics, "actor/entropy"),
+            positive_density: points(&metrics, "reward/positive_density"),
             evals,
             last_eval,
         })

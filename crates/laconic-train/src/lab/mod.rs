@@ -79,6 +79,23 @@ pub struct Plan {
     pub index: BTreeMap<(String, String, u64), usize>,
 }
 
+impl Plan {
+    /// `(arm, "experiment/arm")` for each arm of `experiment` whose runs another experiment's arm
+    /// (declared first) trains.
+    pub fn shared_arms(&self, experiment: &Experiment) -> Vec<(String, String)> {
+        experiment
+            .arms
+            .iter()
+            .filter_map(|arm| {
+                let key = (experiment.name.clone(), arm.name.clone(), 0);
+                let (owner, owner_arm, _) = &self.runs[*self.index.get(&key)?].users[0];
+                (owner != &experiment.name || owner_arm != &arm.name)
+                    .then(|| (arm.name.clone(), format!("{owner}/{owner_arm}")))
+            })
+            .collect()
+    }
+}
+
 impl Lab {
     /// Makes a new lab folder: writes the options and copies of the experiment files.
     ///
@@ -178,7 +195,7 @@ impl Lab {
             let (e, a, s) = &run.users[0];
             let label = format!("{e}/{a}/seed{s}");
             if run.dir.join("config.resolved.toml").exists() {
-                let (_, on_disk) = RunDir::attach(&run.dir)?;
+                let (dir, on_disk) = RunDir::attach(&run.dir)?;
                 if identity(&on_disk) != identity(&run.config.clone().with_absolute_paths(&cwd)) {
                     return Err(Error::Other(format!(
                         "`{}` was trained with another config than this lab now resolves for \
@@ -189,7 +206,6 @@ impl Lab {
                 if run.dir.join(DONE).exists() {
                     continue;
                 }
-                let (dir, _) = RunDir::attach(&run.dir)?;
                 if dir.list_checkpoints().is_empty() {
                     drop(RunDir::create(&run.dir, &run.config)?);
                 }

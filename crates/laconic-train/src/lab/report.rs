@@ -91,7 +91,7 @@ pub struct LabRun {
     pub seeds: u64,
     /// Whether the runs were halved.
     pub quick: bool,
-    /// Distinct runs trained, and their summed wall time.
+    /// Distinct runs in the plan.
     pub runs: usize,
     /// Sum of the runs' wall times (seconds).
     pub run_seconds: f64,
