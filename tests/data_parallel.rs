@@ -146,6 +146,43 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     }
 }
 
+/// Dynamic sampling with two workers: the workers agree on the informative groups of every draw,
+/// each trains on its share of them (uneven, not contiguous), and the mini-batches (one group each)
+/// take the groups in the order one process does, so the run ends where one process ends.
+#[test]
+fn two_workers_filter_groups_like_one() {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let mut config = tiny_config(3, 4);
+    let filter = &mut config.algorithm.filter_groups;
+    filter.enable = true;
+    filter.max_num_gen_batches = 3;
+    config.optim.ppo_mini_batch_size = Some(1);
+    config.train.checksum_every = 1;
+    let one = train_here(&scratch("dp-filter-one"), &config, 3);
+    let metrics = one.read_metrics().unwrap();
+    let drew_more = metrics
+        .iter()
+        .any(|m| m.get("filter/gen_batches").is_some_and(|&b| b > 1.0));
+    let trained = metrics
+        .iter()
+        .any(|m| m.get("filter/groups_kept").is_some_and(|&k| k > 1.0));
+    assert!(
+        drew_more && trained,
+        "the tiny run should drop groups and draw again"
+    );
+    let two = RunDir::create(scratch("dp-filter-two"), &config).unwrap();
+    launch_workers(&two.path, 2, &[]).unwrap();
+    assert_same_metrics(&one, &two, LAYOUT, "dynamic sampling, 2 workers vs 1");
+    let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(&two));
+    assert!(
+        diff <= MAX_PARAM_DIFF,
+        "dynamic sampling, 2 workers vs 1: {diff:e}"
+    );
+    for run in [one, two] {
+        std::fs::remove_dir_all(&run.path).unwrap();
+    }
+}
+
 #[test]
 fn a_worker_that_dies_stops_the_run_with_its_name() {
     std::env::set_var("RAYON_NUM_THREADS", "1");

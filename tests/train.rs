@@ -422,3 +422,149 @@ fn eval_rejects_overlong_prompts_and_a_missing_comparison_first() {
     assert!(!dir.join("out/eval.json").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A stand-in judge for dynamic sampling: prompts whose gold digit is 7, 8 or 9 get alternating
+/// verdicts (a group of two consecutive calls is one right, one wrong: informative); every other
+/// prompt is always wrong (a zero-variance group, dropped).
+struct InformativeGolds {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl InformativeGolds {
+    fn informative(gold: &str) -> bool {
+        matches!(gold, "7" | "8" | "9")
+    }
+}
+
+impl laconic::reward::Judge for InformativeGolds {
+    fn judge(&self, _response: &str, gold: &str) -> laconic::reward::Judgement {
+        use std::sync::atomic::Ordering;
+        let alternate = self.calls.fetch_add(1, Ordering::Relaxed) % 2 == 0;
+        laconic::reward::Judgement {
+            correct: Some(Self::informative(gold) && alternate),
+            extracted: None,
+        }
+    }
+}
+
+/// `[algorithm] filter_groups` end to end: with a judge whose informative prompts are known from
+/// their golds, every step draws exactly the batches, keeps exactly the groups (in draw order) and
+/// logs exactly the counts that the prompt stream predicts, including steps that hit the batch cap
+/// and train on fewer groups.
+#[test]
+fn dynamic_sampling_keeps_the_predicted_groups() {
+    let device = Default::default();
+    let (steps, want, cap) = (4u64, 3usize, 3usize);
+    let config = RunConfig::load(
+        &root().join("configs/demo.toml"),
+        &[
+            format!("model.path=\"{}\"", root().join("assets/demo/model").display()),
+            "data.min_digits=2".into(),
+            "data.max_digits=4".into(),
+            // Greedy from the warm-started model: every rollout ends within L_R, so a verdict is
+            // never overturned by a cut.
+            "rollout.temperature=0.0".into(),
+            "rollout.max_tokens=80".into(),
+            "reward.l_t=80".into(),
+            "rollout.n=2".into(),
+            format!("rollout.prompts_per_step={want}"),
+            format!(
+                "algorithm.filter_groups={{enable = true, metric = \"acc\", max_num_gen_batches = {cap}}}"
+            ),
+            format!("train.steps={steps}"),
+            "train.log_rollouts=100".into(),
+            "train.eval_problems=2".into(),
+            "train.save_every=0".into(),
+            "eval.budgets=[80]".into(),
+        ],
+    )
+    .unwrap();
+
+    // What each step must do, from the prompt stream alone.
+    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
+    let mut task = laconic::train::Task::from_config(&config, &tok, 4096).unwrap();
+    let mut expected = Vec::new();
+    for step in 0..steps {
+        let (mut kept, mut drawn, mut batches) = (Vec::new(), 0, 0);
+        while batches < cap && kept.len() < want {
+            let golds: Vec<String> = task
+                .next_batch(step, batches as u64, want, &tok)
+                .unwrap()
+                .into_iter()
+                .map(|item| item.gold)
+                .collect();
+            drawn += golds.len();
+            batches += 1;
+            kept.extend(
+                golds
+                    .into_iter()
+                    .filter(|g| InformativeGolds::informative(g)),
+            );
+        }
+        let informative = kept.len();
+        kept.truncate(want);
+        expected.push((batches, drawn, informative, kept));
+    }
+    let capped = expected.iter().filter(|e| e.3.len() < want).count();
+    assert!(
+        capped > 0 && capped < expected.len(),
+        "the seed should give steps that fill the batch and steps that hit the cap"
+    );
+
+    let dir = scratch("filter-groups");
+    let run = RunDir::create(&dir, &config).unwrap();
+    let judge = InformativeGolds {
+        calls: Default::default(),
+    };
+    RlTrainer::<B>::new(config.clone(), model, tok)
+        .unwrap()
+        .with_judge(Box::new(judge))
+        .train(&run, &mut ())
+        .unwrap();
+    let metrics = run.read_metrics().unwrap();
+    for (step, (batches, drawn, informative, kept)) in (1..=steps).zip(&expected) {
+        let m = metrics.iter().find(|m| m["step"] == step as f64).unwrap();
+        let context = format!("step {step}");
+        assert_eq!(m["filter/gen_batches"], *batches as f64, "{context}");
+        assert_eq!(m["filter/groups_kept"], kept.len() as f64, "{context}");
+        assert_eq!(
+            m["filter/groups_dropped"],
+            (drawn - informative) as f64,
+            "{context}"
+        );
+        assert_eq!(
+            m["filter/groups_unused"],
+            (informative - kept.len()) as f64,
+            "{context}"
+        );
+        assert_eq!(
+            m["filter/groups_missing"],
+            (want - kept.len()) as f64,
+            "{context}"
+        );
+        // Before filtering: every uninformative group is all wrong, none all correct.
+        let all_wrong = (drawn - informative) as f64 / *drawn as f64;
+        assert!(
+            (m["solve_rate/all_wrong"] - all_wrong).abs() < 1e-12,
+            "{context}"
+        );
+        assert_eq!(m["solve_rate/all_correct"], 0.0, "{context}");
+        // The trained rollouts: the kept groups, in draw order, one right and one wrong each.
+        let records: Vec<serde_json::Value> =
+            std::fs::read_to_string(dir.join(format!("rollouts/step_{step}.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        let golds: Vec<&str> = records
+            .iter()
+            .map(|r| r["gold"].as_str().unwrap())
+            .collect();
+        let pairs: Vec<&str> = kept.iter().flat_map(|g| [g.as_str(), g.as_str()]).collect();
+        assert_eq!(golds, pairs, "{context}");
+        for group in records.chunks(2) {
+            assert_ne!(group[0]["correct"], group[1]["correct"], "{context}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -162,9 +162,10 @@ pub fn all_gather_bytes<B: Backend>(
         .collect())
 }
 
-/// The whole batch's group order: every worker's groups (in its own order of first appearance)
-/// concatenated in rank order, each kept at its first appearance. With contiguous shards this is the
-/// order one process would see.
+/// The whole batch's group order in a data-parallel run: every worker's groups, in ascending id.
+/// When group ids number the whole batch's groups in order (each worker holding any subset of
+/// them, contiguous or not, as dynamic sampling leaves them), this is the order of first
+/// appearance one process holding the whole batch sees. One worker's order is its own.
 ///
 /// # Errors
 /// As [`all_reduce_u64`].
@@ -177,12 +178,13 @@ pub fn all_gather_groups<B: Backend>(
         return Ok(local.to_vec());
     }
     let local: Vec<u64> = local.iter().map(|&g| g as u64).collect();
-    let mut groups: Vec<usize> = Vec::new();
-    for g in all_gather_u64(collective, &local, device)?.concat() {
-        if !groups.contains(&(g as usize)) {
-            groups.push(g as usize);
-        }
-    }
+    let mut groups: Vec<usize> = all_gather_u64(collective, &local, device)?
+        .concat()
+        .into_iter()
+        .map(|g| g as usize)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
     Ok(groups)
 }
 

@@ -198,8 +198,8 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     }
 
     /// [`PolicyUpdater::step`] as one worker of a data-parallel run. `batch` is this worker's shard
-    /// of the whole batch: whole groups, group ids unique across workers, and with contiguous shards
-    /// in rank order (worker 0 the first groups). The workers agree on the group order and on each
+    /// of the whole batch: whole groups, with ids that number the whole batch's groups in order
+    /// (any subset of them on each worker, in ascending id). The workers agree on the group order and on each
     /// mini-batch's global counts, sum their gradients through `collective`, and apply the same
     /// AdamW step, so every worker ends with the model (and metrics) one process would compute on
     /// the whole batch, up to float rounding. Every worker must call this with the same config and

@@ -69,7 +69,7 @@ pub struct SolveRateStats {
     /// Fraction of groups with every rollout correct (no learning signal under GRPO).
     pub all_correct: f64,
     /// Fraction of groups with no rollout correct (no learning signal either).
-    pub none_correct: f64,
+    pub all_wrong: f64,
     /// Fraction of groups with some but not all correct.
     pub mixed: f64,
     /// Group counts per solve-rate bin `[k/10, (k+1)/10)` (the last bin includes 1).
@@ -170,7 +170,7 @@ impl BatchMetrics {
             if rate >= 1.0 {
                 solve.all_correct += 1.0;
             } else if rate <= 0.0 {
-                solve.none_correct += 1.0;
+                solve.all_wrong += 1.0;
             } else {
                 solve.mixed += 1.0;
             }
@@ -179,7 +179,7 @@ impl BatchMetrics {
             let n = solve.groups as f64;
             solve.mean = rate_sum / n;
             solve.all_correct /= n;
-            solve.none_correct /= n;
+            solve.all_wrong /= n;
             solve.mixed /= n;
         }
         let n = all.len();
@@ -223,7 +223,7 @@ impl BatchMetrics {
         if self.solve.groups > 0 {
             put("solve_rate/mean", self.solve.mean);
             put("solve_rate/all_correct", self.solve.all_correct);
-            put("solve_rate/none_correct", self.solve.none_correct);
+            put("solve_rate/all_wrong", self.solve.all_wrong);
             put("solve_rate/mixed", self.solve.mixed);
             for (k, &c) in self.solve.histogram.iter().enumerate() {
                 let key = format!(
@@ -288,7 +288,7 @@ mod tests {
         let scores = vec![vec![Scored::reward(1.0); 2], vec![Scored::reward(0.0)]];
         let m = BatchMetrics::compute(&groups, &scores).unwrap();
         assert_eq!(
-            (m.solve.all_correct, m.solve.none_correct, m.solve.mixed),
+            (m.solve.all_correct, m.solve.all_wrong, m.solve.mixed),
             (0.5, 0.5, 0.0)
         );
         assert_eq!(m.solve.histogram[0], 1);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use laconic_eval::{DatasetSpec, EvalConfig, OverlongPrompts, PromptConfig};
 use laconic_model::AttentionBlocks;
 use laconic_optim::OptimConfig;
-use laconic_reward::RewardSection;
+use laconic_reward::{FilterGroups, RewardSection};
 use laconic_rollout::{EngineConfig, SamplingParams};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub rollout: RolloutConfig,
     /// How rollouts are rewarded (laconic-reward's `kind` + knobs) and answers extracted (`extract`).
     pub reward: RewardSection,
+    /// Loop-level algorithm choices (verl's `[algorithm]`): dynamic sampling.
+    pub algorithm: AlgorithmConfig,
     /// How the policy is updated (laconic-optim's knobs, verl's names).
     pub optim: OptimConfig,
     /// Loop, checkpoint and logging knobs.
@@ -41,6 +43,16 @@ pub struct RunConfig {
     pub eval: EvalConfig,
     /// Supervised warm start (used by the `sft` example and the demo's warm start).
     pub sft: SftConfig,
+}
+
+/// The `[algorithm]` section: choices of the RL loop itself, verl's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlgorithmConfig {
+    /// DAPO's dynamic sampling: drop groups whose rollouts all earned the same value and draw more
+    /// batches until `rollout.prompts_per_step` informative groups are collected (laconic-reward's
+    /// [`FilterGroups`]). Default off.
+    pub filter_groups: FilterGroups,
 }
 
 /// Where the policy comes from.
@@ -348,6 +360,10 @@ impl RunConfig {
         }
         self.optim.validate().map_err(|e| e.to_string())?;
         self.reward.shaper.validate().map_err(|e| e.to_string())?;
+        self.algorithm
+            .filter_groups
+            .validate()
+            .map_err(|e| e.replacen('`', "`algorithm.filter_groups.", 1))?;
         if self.model.path.is_none() && self.model.init_config.is_none() {
             return Err("`model.path` (a checkpoint folder) or `model.init_config` (a config.json) is required".into());
         }

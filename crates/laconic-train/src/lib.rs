@@ -17,9 +17,10 @@ pub mod rl;
 pub mod run;
 pub mod sft;
 pub mod source;
+mod step_batch;
 pub mod task;
 
-pub use config::RunConfig;
+pub use config::{AlgorithmConfig, RunConfig};
 pub use error::{Error, Result};
 pub use rl::{load_policy, Phase, RlTrainer, RolloutRecord, TrainObserver};
 pub use run::{unique_run_name, Metrics, RunDir, TrainerState};

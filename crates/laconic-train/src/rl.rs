@@ -13,9 +13,9 @@ use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
 use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
     compute_logprobs, logprob::head_weight, Collective, LogprobBackend, PolicyUpdater,
-    SingleWorker, UpdateBatch, UpdateSequence,
+    SingleWorker, UpdateBatch,
 };
-use laconic_reward::{BatchMetrics, GroupView};
+use laconic_reward::Judge;
 use laconic_rollout::{shard_range, Engine, Finish, Observer, Progress, Rollout};
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,8 @@ use crate::config::RunConfig;
 use crate::data::PromptItem;
 use crate::error::{Error, Result};
 use crate::run::{Metrics, RunDir, TrainerState, OPTIMIZER_STATE};
-use crate::source::{mix, Task};
+use crate::source::{draw_seed, Task};
+use crate::step_batch::{reward_finish, Drawn, Judged, Outcome};
 
 /// What the loop reports while it runs (progress bars, logs). Every method has a no-op default.
 pub trait TrainObserver {
@@ -234,6 +235,13 @@ impl<B: LogprobBackend> RlTrainer<B> {
         self
     }
 
+    /// Replaces the task's judge with `judge` (a custom verifier): the rewards and the periodic
+    /// evaluation both grade with it.
+    pub fn with_judge(mut self, judge: Box<dyn Judge>) -> Self {
+        self.task.judge = judge;
+        self
+    }
+
     /// Whether this trainer writes the run folder (worker 0, or a single-worker run).
     pub fn is_writer(&self) -> bool {
         self.collective.rank() == 0
@@ -393,7 +401,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         Ok(())
     }
 
-    /// One RL step; returns its metrics and every rollout's record.
+    /// One RL step; returns its metrics and the records of the rollouts trained on.
     ///
     /// # Errors
     /// Rollout, judging or update failures; a non-finite loss or gradient ([`Error::NonFinite`]).
@@ -402,29 +410,20 @@ impl<B: LogprobBackend> RlTrainer<B> {
         observer: &mut dyn TrainObserver,
     ) -> Result<(Metrics, Vec<RolloutRecord>)> {
         let start = Instant::now();
-        let r = self.config.rollout.clone();
-        // Every worker draws the step's prompts and takes its share (all of them in one process).
-        let items = self
-            .task
-            .next_batch(self.step, r.prompts_per_step, &self.tokenizer)?;
-        let shard = shard_range(
-            items.len(),
-            self.collective.world_size(),
-            self.collective.rank(),
-        );
-        let local = &items[shard.clone()];
+        let want = self.config.rollout.prompts_per_step;
 
-        // 1. Rollouts from the current policy (no autodiff graph).
+        // 1. Rollouts from the current policy (no autodiff graph), judged: one batch, or under
+        //    dynamic sampling as many as it takes to collect `want` informative groups.
         let policy = self.model().valid();
-        let (rollouts, engine) = self.sample(&policy, local, shard.start, observer)?;
+        let (drawn, engine) = self.draw(&policy, observer)?;
         let rollout_s = start.elapsed().as_secs_f64();
 
-        // 2. Judge, group, shape rewards, advantages.
-        let scored = self.score(&items, shard.start, &rollouts)?;
+        // 2. The groups trained on, their advantages.
+        let scored = drawn.assemble(want, &self.config.optim)?;
 
         // 3. KL reference log-probs, then the update.
         let update_start = Instant::now();
-        let ref_logprobs = self.reference_logprobs(local, &rollouts)?;
+        let ref_logprobs = self.reference_logprobs(&scored.batch)?;
         let model = self
             .model
             .take()
@@ -450,7 +449,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
 
         // 4. Metrics (sums and maxima over the workers).
         let device = head_weight(self.model()).device();
-        let tokens: usize = rollouts.iter().map(Rollout::len).sum();
+        let tokens: usize = drawn.local_rollouts().map(Rollout::len).sum();
         let collective = self.collective.as_ref();
         let totals = all_reduce_u64(
             collective,
@@ -465,11 +464,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let (tokens, preemptions) = (totals[0], totals[1]);
         let mut metrics = Metrics::new();
         metrics.insert("step".into(), self.step as f64);
-        metrics.extend(scored.reward_metrics);
+        metrics.extend(drawn.metrics(want)?);
         metrics.extend(update.to_map());
-        if let Some(l_t) = scored.mean_l_t {
-            metrics.insert("reward/l_t".into(), l_t);
-        }
         metrics.insert("timing/rollout_s".into(), rollout_s);
         metrics.insert("timing/update_s".into(), update_s);
         metrics.insert("timing/step_s".into(), start.elapsed().as_secs_f64());
@@ -483,11 +479,63 @@ impl<B: LogprobBackend> RlTrainer<B> {
         Ok((metrics, scored.records))
     }
 
+    /// Draws the step's rollout batches: every worker draws each batch's prompts and samples, judges
+    /// its share; the workers exchange the outcomes, so all agree on the informative groups and stop
+    /// drawing together. Returns the draws and the engines' preemptions (summed) and KV-cache peak.
+    fn draw(
+        &mut self,
+        policy: &Qwen3<B::InnerBackend>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(Drawn, Progress)> {
+        let r = self.config.rollout.clone();
+        let filter = self.config.algorithm.filter_groups.clone();
+        let limit = filter.batch_limit() as u64;
+        let mut drawn = Drawn::new(r.n, filter);
+        let mut engine = Progress::default();
+        for draw in 0..limit {
+            let items =
+                self.task
+                    .next_batch(self.step, draw, r.prompts_per_step, &self.tokenizer)?;
+            let shard = shard_range(
+                items.len(),
+                self.collective.world_size(),
+                self.collective.rank(),
+            );
+            let seed = draw_seed(self.config.train.seed, self.step, draw);
+            let (rollouts, progress) =
+                self.sample(policy, &items[shard.clone()], shard.start, seed, observer)?;
+            engine.preemptions += progress.preemptions;
+            engine.kv_cache_peak = engine.kv_cache_peak.max(progress.kv_cache_peak);
+            let judged = self.judge(&items, shard.start, &rollouts)?;
+            let local: Vec<Outcome> = rollouts
+                .iter()
+                .zip(&judged)
+                .map(|(r, j)| (j.correct, r.len(), reward_finish(r.finish)))
+                .collect();
+            let outcomes = self.all_outcomes(items.len() * r.n, shard.start * r.n, &local)?;
+            drawn.push(
+                items,
+                shard.start,
+                rollouts,
+                judged,
+                &outcomes,
+                &self.config.reward.shaper,
+            );
+            if drawn.informative() >= r.prompts_per_step {
+                break;
+            }
+        }
+        Ok((drawn, engine))
+    }
+
+    /// Samples `n` rollouts of each of `items` (the prompts from `first_prompt` of a batch) with the
+    /// batch's random streams from `seed`.
     fn sample(
         &self,
         policy: &Qwen3<B::InnerBackend>,
         items: &[PromptItem],
         first_prompt: usize,
+        seed: u64,
         observer: &mut dyn TrainObserver,
     ) -> Result<(Vec<Rollout>, Progress)> {
         if items.is_empty() {
@@ -495,10 +543,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         }
         let r = &self.config.rollout;
         let engine = Engine::new(policy, self.config.engine_config())?;
-        let mut params = self.config.sampling_params(
-            self.stop_ids.clone(),
-            mix(self.config.train.seed, self.step),
-        );
+        let mut params = self.config.sampling_params(self.stop_ids.clone(), seed);
         // A worker's share samples the streams the whole batch would give these prompts.
         params.first_prompt = first_prompt;
         let prompts: Vec<Vec<u32>> = items.iter().map(|i| i.prompt_ids.clone()).collect();
@@ -517,84 +562,27 @@ impl<B: LogprobBackend> RlTrainer<B> {
         }
     }
 
-    /// Judges this worker's `rollouts` (of the prompts from `items[first..]`), then shapes rewards,
-    /// advantages and batch metrics over every worker's outcomes, which the workers exchange.
-    fn score(&self, items: &[PromptItem], first: usize, rollouts: &[Rollout]) -> Result<Scored> {
-        let n = self.config.rollout.n;
-        let mut judged = Vec::with_capacity(rollouts.len());
-        for r in rollouts {
-            let item = &items[first + r.prompt_idx];
-            let text = self.tokenizer.decode(&r.response_ids)?;
-            let judgement = self.task.judge.judge(&text, &item.gold);
-            // A rollout cut at L_R has no answer: incorrect whatever its text.
-            let correct = judgement.is_correct() && r.finish == Finish::Stop;
-            judged.push((text, judgement.extracted, correct));
-        }
-        let local: Vec<Outcome> = rollouts
+    /// Judges this worker's `rollouts` of the prompts from `items[first..]`. A rollout cut at `L_R`
+    /// has no answer: incorrect whatever its text.
+    fn judge(
+        &self,
+        items: &[PromptItem],
+        first: usize,
+        rollouts: &[Rollout],
+    ) -> Result<Vec<Judged>> {
+        rollouts
             .iter()
-            .zip(&judged)
-            .map(|(r, j)| (j.2, r.len(), reward_finish(r.finish)))
-            .collect();
-        let outcomes = self.all_outcomes(items.len() * n, first * n, &local)?;
-        let groups: Vec<GroupView> = outcomes
-            .chunks(n)
-            .map(|group| GroupView::new(group.iter().copied()))
-            .collect();
-        let detailed = self.config.reward.shaper.score_batch_detailed(&groups);
-        let rewards: Vec<f32> = detailed.scores.iter().flatten().map(|s| s.reward).collect();
-        let masked: Vec<bool> = detailed.scores.iter().flatten().map(|s| s.masked).collect();
-        let group_ids: Vec<usize> = (0..outcomes.len()).map(|i| i / n).collect();
-        let advantages = self
-            .config
-            .optim
-            .advantages(&rewards, &group_ids, &masked)?;
-        let reward_metrics = BatchMetrics::compute(&groups, &detailed.scores)?
-            .to_pairs()
-            .into_iter()
-            .collect();
-        let l_ts: Vec<f64> = detailed.l_t.iter().flatten().copied().collect();
-        let mean_l_t = (!l_ts.is_empty()).then(|| l_ts.iter().sum::<f64>() / l_ts.len() as f64);
-        // This worker's rollouts from here on: `g` is a rollout's index in the whole batch.
-        let (rewards, advantages, masked) = {
-            let mine = first * n..first * n + rollouts.len();
-            (
-                &rewards[mine.clone()],
-                &advantages[mine.clone()],
-                &masked[mine],
-            )
-        };
-        let mut sequences = Vec::with_capacity(rollouts.len());
-        let mut records = Vec::with_capacity(rollouts.len());
-        for (i, (r, (text, extracted, correct))) in rollouts.iter().zip(judged).enumerate() {
-            debug_assert_eq!(r.prompt_idx, i / n, "rollouts come prompt by prompt");
-            let item = &items[first + r.prompt_idx];
-            sequences.push(UpdateSequence {
-                prompt_ids: item.prompt_ids.clone(),
-                response_ids: r.response_ids.clone(),
-                old_logprobs: r.logprobs.clone(),
-                advantage: advantages[i],
-                masked: masked[i],
-                group: first + r.prompt_idx,
-            });
-            records.push(RolloutRecord {
-                prompt: item.text.clone(),
-                response: text,
-                gold: item.gold.clone(),
-                extracted,
-                correct,
-                length: r.len(),
-                finish: r.finish,
-                reward: rewards[i],
-                advantage: advantages[i],
-                masked: masked[i],
-            });
-        }
-        Ok(Scored {
-            batch: UpdateBatch { sequences },
-            records,
-            reward_metrics,
-            mean_l_t,
-        })
+            .map(|r| {
+                let item = &items[first + r.prompt_idx];
+                let text = self.tokenizer.decode(&r.response_ids)?;
+                let judgement = self.task.judge.judge(&text, &item.gold);
+                Ok(Judged {
+                    correct: judgement.is_correct() && r.finish == Finish::Stop,
+                    extracted: judgement.extracted,
+                    text,
+                })
+            })
+            .collect()
     }
 
     /// Every rollout's outcome in the whole batch (`total` rollouts), this worker's `local` ones
@@ -622,22 +610,15 @@ impl<B: LogprobBackend> RlTrainer<B> {
             .collect())
     }
 
-    fn reference_logprobs(
-        &self,
-        items: &[PromptItem],
-        rollouts: &[Rollout],
-    ) -> Result<Option<Vec<Vec<f32>>>> {
+    /// The KL reference's log-probs of this worker's sequences (`None` without a reference).
+    fn reference_logprobs(&self, batch: &UpdateBatch) -> Result<Option<Vec<Vec<f32>>>> {
         let Some(reference) = &self.reference else {
             return Ok(None);
         };
-        let pairs: Vec<(&[u32], &[u32])> = rollouts
+        let pairs: Vec<(&[u32], &[u32])> = batch
+            .sequences
             .iter()
-            .map(|r| {
-                (
-                    items[r.prompt_idx].prompt_ids.as_slice(),
-                    r.response_ids.as_slice(),
-                )
-            })
+            .map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice()))
             .collect();
         let out = compute_logprobs(reference, &pairs, &self.config.optim.logprob_options())?;
         Ok(Some(out.into_iter().map(|s| s.logprobs).collect()))
@@ -725,9 +706,6 @@ impl<B: LogprobBackend> RlTrainer<B> {
     }
 }
 
-/// What the rewards see of one rollout: judged correct, length, how it ended.
-type Outcome = (bool, usize, laconic_reward::Finish);
-
 /// A hash of every parameter's bits (48 bits: it crosses the collective exactly).
 fn parameter_hash<B: Backend>(model: &Qwen3<B>) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
@@ -740,20 +718,6 @@ fn parameter_hash<B: Backend>(model: &Qwen3<B>) -> u64 {
         }
     }
     hash & laconic_optim::collective::MAX_EXACT
-}
-
-struct Scored {
-    batch: UpdateBatch,
-    records: Vec<RolloutRecord>,
-    reward_metrics: Metrics,
-    mean_l_t: Option<f64>,
-}
-
-fn reward_finish(finish: Finish) -> laconic_reward::Finish {
-    match finish {
-        Finish::Stop => laconic_reward::Finish::Stop,
-        Finish::Length => laconic_reward::Finish::Length,
-    }
 }
 
 /// Forwards engine progress to a [`TrainObserver`] with the phase attached, keeping the latest.

@@ -132,13 +132,16 @@ impl Task {
         }
     }
 
-    /// The prompts of step `step` (`count` of them).
+    /// The prompts of rollout batch `draw` of step `step` (`count` of them). A step draws one batch,
+    /// or more under dynamic sampling: the dataset's cursor moves on, the synthetic stream takes the
+    /// seed [`draw_seed`] gives.
     ///
     /// # Errors
     /// When the tokenizer fails on a synthetic prompt.
     pub fn next_batch(
         &mut self,
         step: u64,
+        draw: u64,
         count: usize,
         tokenizer: &Tokenizer,
     ) -> Result<Vec<PromptItem>> {
@@ -148,11 +151,12 @@ impl Task {
                 .into_iter()
                 .map(|i| items[i].clone())
                 .collect()),
-            Source::DigitSum { config, seed } => {
-                digit_sum_items(config, count, mix(*seed, step), &|text: &str| {
-                    tokenizer.encode(text)
-                })
-            }
+            Source::DigitSum { config, seed } => digit_sum_items(
+                config,
+                count,
+                draw_seed(*seed, step, draw),
+                &|text: &str| tokenizer.encode(text),
+            ),
         }
     }
 
@@ -209,4 +213,15 @@ pub fn mix(seed: u64, step: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The seed of rollout batch `draw` of step `step` (its synthetic prompts and sampling streams):
+/// `mix(seed, step)` for the first batch, an independent stream for each further one.
+pub fn draw_seed(seed: u64, step: u64, draw: u64) -> u64 {
+    let first = mix(seed, step);
+    if draw == 0 {
+        first
+    } else {
+        mix(first, draw)
+    }
 }

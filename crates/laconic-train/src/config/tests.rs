@@ -211,3 +211,38 @@ fn the_extraction_mode_is_a_reward_knob() {
         "{err}"
     );
 }
+
+/// `[algorithm] filter_groups` takes verl's inline table or dotted `--set` keys; a zero batch cap and
+/// an unknown metric are named by their dotted keys.
+#[test]
+fn dynamic_sampling_is_an_algorithm_knob() {
+    use laconic_reward::FilterMetric;
+    let off = RunConfig::load_with_env(&demo(), [], &[]).unwrap();
+    assert!(!off.algorithm.filter_groups.enable);
+    let on = RunConfig::load_with_env(
+        &demo(),
+        [],
+        &sets(&[
+            "algorithm.filter_groups={enable = true, metric = \"acc\", max_num_gen_batches = 3}",
+        ]),
+    )
+    .unwrap();
+    let f = &on.algorithm.filter_groups;
+    assert!(f.enable);
+    assert_eq!((f.metric, f.max_num_gen_batches), (FilterMetric::Acc, 3));
+    assert_eq!(RunConfig::from_toml(&on.to_toml()).unwrap(), on);
+    let dotted =
+        RunConfig::load_with_env(&demo(), [], &sets(&["algorithm.filter_groups.enable=true"]))
+            .unwrap();
+    assert_eq!(dotted.algorithm.filter_groups.max_num_gen_batches, 10);
+    let err = set_error(&["algorithm.filter_groups.max_num_gen_batches=0"]);
+    assert!(
+        err.contains("`algorithm.filter_groups.max_num_gen_batches` must be at least 1"),
+        "{err}"
+    );
+    let err = set_error(&["algorithm.filter_groups.metric=\"score\""]);
+    assert!(
+        err.contains("`algorithm.filter_groups.metric`: unknown variant `score`"),
+        "{err}"
+    );
+}
