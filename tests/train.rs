@@ -439,7 +439,7 @@ impl InformativeGolds {
 impl laconic::reward::Judge for InformativeGolds {
     fn judge(&self, _response: &str, gold: &str) -> laconic::reward::Judgement {
         use std::sync::atomic::Ordering;
-        let alternate = self.calls.fetch_add(1, Ordering::Relaxed) % 2 == 0;
+        let alternate = self.calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(2);
         laconic::reward::Judgement {
             correct: Some(Self::informative(gold) && alternate),
             extracted: None,

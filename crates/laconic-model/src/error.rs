@@ -23,6 +23,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A LoRA adapter that cannot be attached, saved or loaded.
+    #[error("LoRA: {0}")]
+    Lora(String),
     /// `config.json` parsed but describes a model this crate cannot run.
     #[error("`{path}`: {message}")]
     Config {

@@ -49,6 +49,7 @@ mod layer;
 mod layout;
 mod linear;
 mod load;
+pub mod lora;
 mod mask;
 mod mlp;
 mod model;
@@ -73,6 +74,7 @@ pub use linear::{project, Linear};
 pub use load::{
     load_model, load_pretrained, load_weights, named_tensors, save_pretrained, Pretrained,
 };
+pub use lora::{LoraAdapter, LoraConfig, LORA_TARGETS};
 pub use mask::{AttentionMask, ForwardMask, Tile};
 pub use mlp::Mlp;
 pub use model::{Qwen3, Qwen3Model, INITIALIZER_RANGE};

@@ -5,6 +5,8 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::prelude::*;
 
+use crate::lora::LoraAdapter;
+
 /// A linear projection `y = x·Wᵀ + b` with `W` stored as `[d_out, d_in]` (PyTorch's layout).
 ///
 /// # Shapes
@@ -16,6 +18,8 @@ pub struct Linear<B: Backend> {
     pub weight: Param<Tensor<B, 2>>,
     /// `[d_out]`, when the projection has a bias.
     pub bias: Option<Param<Tensor<B, 1>>>,
+    /// A LoRA adapter added to the output ([`crate::lora`]), when the model has one here.
+    pub lora: Option<LoraAdapter<B>>,
 }
 
 impl<B: Backend> Linear<B> {
@@ -28,12 +32,22 @@ impl<B: Backend> Linear<B> {
             device,
         );
         let bias = bias.then(|| Initializer::Zeros.init([d_out], device));
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            lora: None,
+        }
     }
 
-    /// Applies the projection to the last dimension.
+    /// Applies the projection (and its adapter, if any) to the last dimension.
     pub fn forward<const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
-        project(input, self.weight.val(), self.bias.as_ref().map(Param::val))
+        let bias = self.bias.as_ref().map(Param::val);
+        match &self.lora {
+            None => project(input, self.weight.val(), bias),
+            Some(adapter) => {
+                project(input.clone(), self.weight.val(), bias) + adapter.forward(input)
+            }
+        }
     }
 
     /// `d_out`, the width of the output.

@@ -57,8 +57,15 @@ pub fn load_pretrained<B: Backend>(
 ///
 /// # Errors
 /// As [`load_pretrained`].
+///
+/// A PEFT adapter folder (`adapter_config.json`, [`crate::lora`]) loads the base model it names
+/// (`base_model_name_or_path`) with the adapter applied.
 pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<Qwen3<B>> {
     let dir = dir.as_ref();
+    if crate::lora::is_adapter_dir(dir) {
+        let base = crate::lora::adapter_base(dir)?;
+        return load_model::<B>(&base, device)?.load_adapter(dir);
+    }
     let config = Qwen3Config::from_file(dir.join("config.json"))?;
     let index = SafetensorsIndex::from_dir(dir)?;
     let model = Qwen3::init_lazy(&config, device)?;
@@ -88,7 +95,8 @@ pub fn load_weights<B: Backend>(
 }
 
 /// Writes `model` as an HF checkpoint folder: `config.json` and `model.safetensors` (F32), loadable by
-/// this crate and by `transformers`.
+/// this crate and by `transformers`. LoRA adapters are merged into the weights first (use
+/// [`Qwen3::save_adapter`] for the adapter alone).
 ///
 /// # Errors
 /// When the folder or files cannot be written.
@@ -101,7 +109,11 @@ pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> R
         source,
     })?;
     std::fs::write(&config_path, config).map_err(|e| Error::io(&config_path, e))?;
-    write_f32(&dir.join("model.safetensors"), &named_tensors(model))
+    let tensors = match model.lora() {
+        Some(_) => named_tensors(&model.merged()),
+        None => named_tensors(model),
+    };
+    write_f32(&dir.join("model.safetensors"), &tensors)
 }
 
 /// Every float parameter of a module with its dotted path, shape and values (f32).

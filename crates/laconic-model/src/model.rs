@@ -43,6 +43,9 @@ pub struct Qwen3<B: Backend> {
     pub lm_head: Option<Linear<B>>,
     #[module(skip)]
     config: Qwen3Config,
+    /// The adapters' configuration when LoRA adapters are attached ([`crate::lora`]).
+    #[module(skip)]
+    pub(crate) lora: Option<crate::lora::LoraConfig>,
     /// Tile sizes of the blocked attention (a run setting, not part of the checkpoint).
     #[module(skip)]
     attention_blocks: AttentionBlocks,
@@ -80,6 +83,7 @@ impl<B: Backend> Qwen3<B> {
             },
             lm_head,
             config: config.clone(),
+            lora: None,
             attention_blocks: AttentionBlocks::default(),
         })
     }

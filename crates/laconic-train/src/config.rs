@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use laconic_eval::{DatasetSpec, EvalConfig, OverlongPrompts, PromptConfig};
-use laconic_model::AttentionBlocks;
+use laconic_model::{AttentionBlocks, LoraConfig};
 use laconic_optim::OptimConfig;
 use laconic_reward::{FilterGroups, RewardSection};
 use laconic_rollout::{EngineConfig, SamplingParams};
@@ -67,6 +67,10 @@ pub struct ModelConfig {
     pub tokenizer: Option<PathBuf>,
     /// Tile sizes of the blocked attention (`[model.attention] query_block, key_block`).
     pub attention: AttentionBlocks,
+    /// LoRA (`[model.lora] rank, alpha, dropout, target_modules`): when present the base is frozen,
+    /// adapters train, and checkpoints hold the adapter alone in PEFT's format. Default: absent (full
+    /// fine-tuning).
+    pub lora: Option<LoraConfig>,
 }
 
 /// Training prompts: a JSONL dataset or the synthetic digit-sum task.
@@ -371,6 +375,10 @@ impl RunConfig {
             .attention
             .validate()
             .map_err(|e| format!("`model.attention`: {e}"))?;
+        if let Some(lora) = &self.model.lora {
+            lora.validate()
+                .map_err(|e| e.replacen('`', "`model.lora.", 1))?;
+        }
         if let DataConfig::DigitSum(task) = &self.data {
             task.validate()?;
             if self.train.eval_problems == 0 {

@@ -136,11 +136,17 @@ pub fn load_policy<B: Backend>(
 
 impl<B: LogprobBackend> RlTrainer<B> {
     /// A trainer at step 0 for `model`. The initial policy is kept as the KL reference when
-    /// `train.track_kl` or `optim.kl_loss_coef > 0`.
+    /// `train.track_kl` or `optim.kl_loss_coef > 0`. With `[model.lora]` the model's base is frozen
+    /// and fresh adapters attached (unless it has adapters already); the reference is then the base
+    /// itself, without its adapters (no extra copy).
     ///
     /// # Errors
     /// An invalid config or task.
-    pub fn new(config: RunConfig, mut model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
+    pub fn new(config: RunConfig, model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
+        let mut model = match &config.model.lora {
+            Some(lora) if model.lora().is_none() => model.with_lora(lora, config.train.seed)?,
+            _ => model,
+        };
         model.set_attention_blocks(config.model.attention)?;
         let task = Task::from_config(&config, &tokenizer, model.config().max_position_embeddings)?;
         let mut optim = config.optim.clone();
@@ -148,8 +154,9 @@ impl<B: LogprobBackend> RlTrainer<B> {
             config.train.steps * u64::from(optim.ppo_epochs as u32),
         ));
         let updater = PolicyUpdater::new(optim, &model)?;
-        let reference =
-            (config.train.track_kl || config.optim.kl_loss_coef > 0.0).then(|| model.valid());
+        let reference = (config.model.lora.is_none()
+            && (config.train.track_kl || config.optim.kl_loss_coef > 0.0))
+            .then(|| model.valid());
         let mut stop_ids = model.config().eos_token_ids();
         stop_ids.extend(tokenizer.stop_ids());
         stop_ids.sort_unstable();
@@ -257,6 +264,13 @@ impl<B: LogprobBackend> RlTrainer<B> {
         self.model
             .as_ref()
             .expect("the model is only taken during an update")
+    }
+
+    /// The policy that rollouts and evaluations sample from: the current model without autodiff,
+    /// LoRA adapters merged into its weights (decoding then runs the plain projections; see
+    /// docs/performance.md for merged against unmerged decoding).
+    fn sampling_policy(&self) -> Qwen3<B::InnerBackend> {
+        self.model().valid().merged()
     }
 
     /// The tokenizer.
@@ -414,7 +428,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
 
         // 1. Rollouts from the current policy (no autodiff graph), judged: one batch, or under
         //    dynamic sampling as many as it takes to collect `want` informative groups.
-        let policy = self.model().valid();
+        let policy = self.sampling_policy();
         let (drawn, engine) = self.draw(&policy, observer)?;
         let rollout_s = start.elapsed().as_secs_f64();
 
@@ -612,8 +626,15 @@ impl<B: LogprobBackend> RlTrainer<B> {
 
     /// The KL reference's log-probs of this worker's sequences (`None` without a reference).
     fn reference_logprobs(&self, batch: &UpdateBatch) -> Result<Option<Vec<Vec<f32>>>> {
-        let Some(reference) = &self.reference else {
-            return Ok(None);
+        let wanted = self.config.train.track_kl || self.config.optim.kl_loss_coef > 0.0;
+        let base;
+        let reference = match (&self.reference, self.model().lora()) {
+            (Some(reference), _) => reference,
+            (None, Some(_)) if wanted => {
+                base = self.model().valid().without_lora();
+                &base
+            }
+            _ => return Ok(None),
         };
         let pairs: Vec<(&[u32], &[u32])> = batch
             .sequences
@@ -636,7 +657,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         if benchmarks.is_empty() {
             return Ok(None);
         }
-        let policy = self.model().valid();
+        let policy = self.sampling_policy();
         let mut forward = PhaseObserver {
             inner: observer,
             phase: Phase::Eval,
@@ -693,18 +714,60 @@ impl<B: LogprobBackend> RlTrainer<B> {
             sampler: self.task.sampler().cloned(),
         };
         run.save_checkpoint(&state, self.config.train.keep_checkpoints, |dir| {
-            save_pretrained(&self.model().valid(), dir)?;
-            let tokenizer = self
-                .tokenizer
-                .inner()
-                .to_string(false)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            std::fs::write(dir.join("tokenizer.json"), tokenizer).map_err(|e| Error::io(dir, e))?;
+            let policy = self.model().valid();
+            match policy.lora() {
+                Some(_) => policy.save_adapter(dir, &self.adapter_base(run)?)?,
+                None => save_pretrained(&policy, dir)?,
+            }
+            self.write_tokenizer(dir)?;
             self.updater.save_state(dir.join(OPTIMIZER_STATE))?;
             Ok(())
         })
     }
+
+    /// Writes the current policy as a full Hugging Face checkpoint into `dir` (LoRA adapters merged
+    /// into the weights), with the tokenizer: what `train --merge` writes.
+    ///
+    /// # Errors
+    /// When a file cannot be written.
+    pub fn save_merged(&self, dir: &std::path::Path) -> Result<()> {
+        save_pretrained(&self.model().valid(), dir)?;
+        self.write_tokenizer(dir)
+    }
+
+    fn write_tokenizer(&self, dir: &std::path::Path) -> Result<()> {
+        let tokenizer = self
+            .tokenizer
+            .inner()
+            .to_string(false)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let path = dir.join("tokenizer.json");
+        std::fs::write(&path, tokenizer).map_err(|e| Error::io(&path, e))
+    }
+
+    /// The base model an adapter checkpoint of `run` names: the `[model] path` folder, or for a
+    /// randomly initialised base the run's `base_model/` folder, written on first use (relative to
+    /// a checkpoint folder, so the run folder can move).
+    fn adapter_base(&self, run: &RunDir) -> Result<String> {
+        if let Some(path) = &self.config.model.path {
+            let path = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+            return Ok(path.display().to_string());
+        }
+        let dir = run.path.join(BASE_MODEL);
+        if !dir.join("model.safetensors").is_file() {
+            self.save_base(&dir)?;
+        }
+        Ok(format!("../../{BASE_MODEL}"))
+    }
+
+    fn save_base(&self, dir: &std::path::Path) -> Result<()> {
+        save_pretrained(&self.model().valid().without_lora(), dir)?;
+        self.write_tokenizer(dir)
+    }
 }
+
+/// The folder of a run that holds the frozen base of a LoRA run started from a random init.
+pub const BASE_MODEL: &str = "base_model";
 
 /// A hash of every parameter's bits (48 bits: it crosses the collective exactly).
 fn parameter_hash<B: Backend>(model: &Qwen3<B>) -> u64 {

@@ -171,8 +171,21 @@ fn layer_node<I: Backend>(
     let FeedForward::Dense(mlp) = &layer.mlp else {
         return None;
     };
-    let [b, t, d] = x.dims();
+    // LoRA adapters run the generic composition (their products are fused nodes of their own).
     let attention = &layer.self_attn;
+    let adapted = [
+        &attention.q_proj,
+        &attention.k_proj,
+        &attention.v_proj,
+        &attention.o_proj,
+        &mlp.gate_proj,
+        &mlp.up_proj,
+        &mlp.down_proj,
+    ];
+    if adapted.iter().any(|linear| linear.lora.is_some()) {
+        return None;
+    }
+    let [b, t, d] = x.dims();
     let mut parents = Parents::new(x);
     let weights = Weights {
         input_norm: parents.norm(&layer.input_layernorm, Slot::InputNorm),
