@@ -8,6 +8,9 @@
 //! Two cases: `stops` makes ~1/128 of the vocabulary stop ids, so lengths are geometric with a long tail (as
 //! real rollouts are); `no-stop` runs every sample to L_R. Takes several minutes per case on 2 cores.
 //!
+//! With `--lora RANK` the two rows are a LoRA policy decoded with its adapters merged (merge included)
+//! and unmerged: which path the trainer's rollouts take (docs/performance.md).
+//!
 //! What the comparison leaves out: random weights make every engine see the same *distribution* of lengths,
 //! not the same samples; tokens/s counts generated tokens only (prefill time included in the wall time).
 
@@ -17,7 +20,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Backend};
-use laconic::model::{Qwen3, Qwen3Config};
+use laconic::model::{LoraConfig, Qwen3, Qwen3Config};
 use laconic::rollout::{Engine, EngineConfig, SamplingParams};
 
 /// Rollout benchmark options.
@@ -41,6 +44,22 @@ struct Args {
     /// Python with torch + transformers for the reference.
     #[arg(long)]
     python: Option<String>,
+    /// Instead of engine against naive loop: a policy with LoRA adapters of this rank on every
+    /// projection, decoded with the adapters merged into the weights (the merge timed too) against
+    /// unmerged (two extra low-rank products per projection and token).
+    #[arg(long)]
+    lora: Option<usize>,
+}
+
+/// Which weights a row decodes with.
+#[derive(Clone, Copy)]
+enum Policy {
+    /// The random model itself.
+    Plain,
+    /// The LoRA policy with its adapters folded into the weights.
+    Merged,
+    /// The LoRA policy with its adapters as extra products.
+    Unmerged,
 }
 
 const VOCAB: usize = 151_936;
@@ -108,19 +127,44 @@ fn run(args: Args) -> Result<()> {
             ..SamplingParams::default()
         };
         let batch = args.n * prompts.len();
-        let mut rates = Vec::new();
-        for (name, engine_config) in [
-            (
-                "laconic",
-                EngineConfig {
-                    max_batch: batch,
-                    ..Default::default()
+        let engine_config = EngineConfig {
+            max_batch: batch,
+            ..Default::default()
+        };
+        let rows = match args.lora {
+            None => vec![
+                ("laconic", Policy::Plain, engine_config.clone()),
+                ("naive loop", Policy::Plain, EngineConfig::naive(batch)),
+            ],
+            Some(_) => vec![
+                ("LoRA merged", Policy::Merged, engine_config.clone()),
+                ("LoRA unmerged", Policy::Unmerged, engine_config),
+            ],
+        };
+        let adapted = match args.lora {
+            Some(rank) => Some(model.clone().with_lora(
+                &LoraConfig {
+                    rank,
+                    alpha: 2.0 * rank as f64,
+                    ..LoraConfig::default()
                 },
-            ),
-            ("naive loop", EngineConfig::naive(batch)),
-        ] {
-            let engine = Engine::new(&model, engine_config)?;
+                0,
+            )?),
+            None => None,
+        };
+        let mut rates = Vec::new();
+        for (name, policy, engine_config) in rows {
             let start = Instant::now();
+            let merged;
+            let model = match (policy, &adapted) {
+                (Policy::Merged, Some(adapted)) => {
+                    merged = adapted.merged();
+                    &merged
+                }
+                (Policy::Unmerged, Some(adapted)) => adapted,
+                _ => &model,
+            };
+            let engine = Engine::new(model, engine_config)?;
             let rollouts = engine.generate(&prompts, args.n, &params, &mut ())?;
             let seconds = start.elapsed().as_secs_f64();
             let tokens: usize = rollouts.iter().map(|r| r.len()).sum();
@@ -131,7 +175,7 @@ fn run(args: Args) -> Result<()> {
             );
             rates.push(rate);
         }
-        if let Some(python) = &args.python {
+        if let (Some(python), None) = (&args.python, args.lora) {
             let (tokens, seconds) = reference(&args, python, case)?;
             let rate = tokens as f64 / seconds;
             println!(
@@ -140,6 +184,11 @@ fn run(args: Args) -> Result<()> {
                 tokens as f64 / batch as f64
             );
             println!("{case:>8} | ratio laconic/transformers = {:.2}x, laconic/naive = {:.2}x (>1 = laconic faster)", rates[0] / rate, rates[0] / rates[1]);
+        } else if args.lora.is_some() {
+            println!(
+                "{case:>8} | ratio merged/unmerged = {:.2}x (>1 = merged faster)",
+                rates[0] / rates[1]
+            );
         } else {
             println!(
                 "{case:>8} | ratio laconic/naive = {:.2}x (>1 = laconic faster)",

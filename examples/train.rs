@@ -5,6 +5,7 @@
 //! cargo run --release --features cuda --example train -- --config configs/qwen3-0.6b.toml --model …
 //! cargo run --release --example train -- --resume runs/qwen3-0.6b-1764180000
 //! cargo run --release --example train -- --config configs/demo.toml --workers 2   # data-parallel
+//! cargo run --release --example train -- --config configs/demo.toml --set model.lora.rank=16 --merge
 //! ```
 //! Writes the run folder (resolved config, metrics.jsonl, rollouts, checkpoints, evaluations, report).
 //! `--resume RUN_DIR` continues from the run's last checkpoint with its resolved config (with any
@@ -20,7 +21,7 @@ use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{self, relaunch, work, LaunchPlan, Role};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::{write_report, RunSummary};
-use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
+use laconic::train::{export_merged, load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
 
 mod common;
 use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
@@ -43,6 +44,10 @@ struct Args {
     /// No progress bars or per-step lines.
     #[arg(long)]
     quiet: bool,
+    /// After training, write the final policy as a full Hugging Face checkpoint in `<run>/merged`
+    /// (LoRA adapters folded into the weights; checkpoints of a LoRA run hold the adapter alone).
+    #[arg(long)]
+    merge: bool,
     #[command(flatten)]
     data_parallel: DataParallelArgs,
 }
@@ -82,6 +87,14 @@ fn run(args: Args) -> Result<()> {
     write_report(&run, summary.as_ref())?;
     if let Some(summary) = &summary {
         println!("\n{}", summary.markdown());
+    }
+    if args.merge {
+        let Some((_, last)) = run.list_checkpoints().pop() else {
+            bail!("--merge: `{}` has no checkpoint", run.path.display());
+        };
+        let out = run.path.join("merged");
+        export_merged::<backend::Backend>(&last, &out, &device)?;
+        println!("merged checkpoint: {}", out.display());
     }
     println!("done: {}", run.path.display());
     Ok(())

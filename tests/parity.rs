@@ -26,20 +26,21 @@ fn expected(name: &str) -> Expected {
     read_expected(&fixture_dir(name))
 }
 
+/// The `[T, V]` logits of one prompt run alone.
+fn prompt_logits<B: Backend>(model: &laconic::model::Qwen3<B>, prompt: &[u32]) -> Vec<f32> {
+    let device = model.model.norm.weight.device();
+    let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
+    let batch = tokens::<B>(&[prompt.to_vec()], prompt.len(), true, &device);
+    values(model.forward(batch, &layout).unwrap())
+}
+
 fn logits_match_transformers<B: Backend>(fixtures: &[&str]) {
     let device = Default::default();
     for &name in fixtures {
         let model = load_model::<B>(fixture_dir(name), &device).unwrap();
         let expected = expected(name);
         for (prompt, reference) in expected.prompts.iter().zip(&expected.logits) {
-            let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
-            let logits = model
-                .forward(
-                    tokens::<B>(std::slice::from_ref(prompt), prompt.len(), true, &device),
-                    &layout,
-                )
-                .unwrap();
-            let err = rel_err(&values(logits), reference);
+            let err = rel_err(&prompt_logits(&model, prompt), reference);
             assert!(err <= MAX_REL_ERR, "{name}: relative error {err:e}");
         }
     }
@@ -254,4 +255,101 @@ fn load_errors_name_the_tensor_file_and_shapes() {
 fn wgpu_logits_and_greedy_match_transformers() {
     logits_match_transformers::<burn::backend::Wgpu>(&FIXTURES);
     cached_greedy_matches_transformers_and_full_forward::<burn::backend::Wgpu>(&FIXTURES);
+}
+
+/// `tests/fixtures/lora/`: an adapter laconic saved for `qwen3_tied` and PEFT's logits with it
+/// (made by `tests/fixtures/make_lora.py`).
+fn lora_fixture() -> PathBuf {
+    parity_fixture("../lora")
+}
+
+/// `qwen3_tied` with adapters on all seven projections of both layers (rank 4, alpha 8: scale 2,
+/// `A` from PEFT's initialisation with seed 3) and every `B` set to small deterministic values, so the
+/// adapters move the logits.
+fn adapted_qwen3_tied() -> laconic::model::Qwen3<burn::backend::NdArray> {
+    use burn::module::Param;
+    use laconic::model::{FeedForward, LoraConfig};
+    let device = Default::default();
+    let lora = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        ..LoraConfig::default()
+    };
+    let mut model = load_model::<burn::backend::NdArray>(fixture_dir("qwen3_tied"), &device)
+        .unwrap()
+        .with_lora(&lora, 3)
+        .unwrap();
+    let mut k = 0.0f32;
+    for layer in &mut model.model.layers {
+        let attn = &mut layer.self_attn;
+        let FeedForward::Dense(mlp) = &mut layer.mlp else {
+            unreachable!("a dense fixture")
+        };
+        for linear in [
+            &mut attn.q_proj,
+            &mut attn.k_proj,
+            &mut attn.v_proj,
+            &mut attn.o_proj,
+            &mut mlp.gate_proj,
+            &mut mlp.up_proj,
+            &mut mlp.down_proj,
+        ] {
+            let adapter = linear.lora.as_mut().unwrap();
+            let [d_out, r] = adapter.lora_b.dims();
+            k += 1.0;
+            let values: Vec<f32> = (0..d_out * r)
+                .map(|i| 0.05 * (k + 0.37 * i as f32).sin())
+                .collect();
+            adapter.lora_b = Param::from_tensor(Tensor::from_data(
+                TensorData::new(values, [d_out, r]),
+                &device,
+            ));
+        }
+    }
+    model
+}
+
+/// An adapter saved by laconic is PEFT's: the committed fixture adapter is byte for byte what
+/// `save_adapter` writes, and `PeftModel.from_pretrained` on the base gave these logits, which the
+/// adapted model (unmerged), the adapter folder loaded alone and the merged weights all match.
+/// `LACONIC_WRITE_LORA_FIXTURE=1` rewrites the fixture adapter instead of comparing.
+#[test]
+fn lora_adapter_saved_by_laconic_matches_peft() {
+    let model = adapted_qwen3_tied();
+    let fixture = lora_fixture();
+    let committed = fixture.join("adapter");
+    let base = "../../parity/qwen3_tied";
+    if std::env::var_os("LACONIC_WRITE_LORA_FIXTURE").is_some() {
+        model.save_adapter(&committed, base).unwrap();
+        return;
+    }
+    let written = std::env::temp_dir().join(format!("laconic-lora-fixture-{}", std::process::id()));
+    model.save_adapter(&written, base).unwrap();
+    for file in ["adapter_config.json", "adapter_model.safetensors"] {
+        assert!(
+            std::fs::read(written.join(file)).unwrap()
+                == std::fs::read(committed.join(file)).unwrap(),
+            "{file} differs from the committed fixture"
+        );
+    }
+    std::fs::remove_dir_all(&written).unwrap();
+
+    let device = Default::default();
+    let expected = read_expected(&fixture);
+    let from_folder = load_model::<burn::backend::NdArray>(&committed, &device).unwrap();
+    let merged = model.merged();
+    for (i, (prompt, reference)) in expected.prompts.iter().zip(&expected.logits).enumerate() {
+        for (what, m) in [
+            ("adapted", &model),
+            ("loaded", &from_folder),
+            ("merged", &merged),
+        ] {
+            let ours = prompt_logits(m, prompt);
+            let err = rel_err(&ours, reference);
+            assert!(err < MAX_REL_ERR, "{what}, prompt {i}: rel err {err:e}");
+        }
+    }
+    // The adapters matter: the base's logits are far from PEFT's.
+    let plain = prompt_logits(&model.without_lora(), &expected.prompts[0]);
+    assert!(rel_err(&plain, &expected.logits[0]) > 1e-2);
 }

@@ -309,12 +309,13 @@ impl<B: Backend> Qwen3<B> {
             .ok_or_else(|| Error::Lora("the model has no LoRA adapters to save".into()))?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(ADAPTER_CONFIG);
-        let text = serde_json::to_string_pretty(&PeftConfig::of(config, base)).map_err(|source| {
-            Error::Json {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let text =
+            serde_json::to_string_pretty(&PeftConfig::of(config, base)).map_err(|source| {
+                Error::Json {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
         write_f32(&dir.join(ADAPTER_WEIGHTS), &self.adapter_tensors())
     }
@@ -509,7 +510,10 @@ impl PeftConfig {
             return refuse("`fan_in_fan_out`, `use_rslora` or `use_dora`");
         }
         if self.modules_to_save.as_ref().is_some_and(|m| !m.is_empty())
-            || self.layers_to_transform.as_ref().is_some_and(|l| !l.is_null())
+            || self
+                .layers_to_transform
+                .as_ref()
+                .is_some_and(|l| !l.is_null())
             || !self.rank_pattern.is_empty()
             || !self.alpha_pattern.is_empty()
         {

@@ -119,7 +119,10 @@ fn lora_gradients_match_finite_differences() {
             .iter()
             .zip(&numeric)
             .fold(0.0f64, |m, (a, n)| m.max((a - n).abs()));
-        assert!(err <= 1e-7, "{target:?}: max |Δ| = {err:e} (max |grad| {scale:e})");
+        assert!(
+            err <= 1e-7,
+            "{target:?}: max |Δ| = {err:e} (max |grad| {scale:e})"
+        );
         worst = worst.max(err);
     }
     println!("f64 LoRA gradients: max |analytic − finite difference| = {worst:.2e}");

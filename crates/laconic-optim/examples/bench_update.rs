@@ -33,8 +33,8 @@ use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use clap::Parser;
 use laconic_model::{
-    load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks, Qwen3,
-    Qwen3Config,
+    load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks,
+    LoraConfig, Qwen3, Qwen3Config,
 };
 use laconic_optim::{LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 
@@ -95,6 +95,14 @@ struct Args {
     /// Longest sequence the sweep runs the PyTorch reference at (its CPU attention keeps T×T scores).
     #[arg(long, default_value_t = 8192)]
     reference_max_len: usize,
+    /// Train LoRA adapters of this rank (all seven projections, alpha = 2·rank) on the frozen model
+    /// instead of every parameter.
+    #[arg(long)]
+    lora: Option<usize>,
+    /// Compare full fine-tuning with LoRA of this rank on the same weights and batch, each in a
+    /// process of its own: seconds per step, optimizer state and peak RSS.
+    #[arg(long)]
+    compare_lora: Option<usize>,
     /// Child mode: load the weights and batch from this folder (written by the parent).
     #[arg(long, hide = true)]
     data: Option<PathBuf>,
@@ -178,6 +186,8 @@ struct Timing {
     cpu: Vec<f64>,
     first: [f64; 3],
     peak_rss: u64,
+    /// Values in the optimizer state after the last step.
+    optimizer_numel: usize,
 }
 
 /// The process's peak resident set in bytes (`VmHWM` of `/proc/self/status`, the kernel's `ru_maxrss`;
@@ -223,6 +233,14 @@ fn prepare(args: &Args, dir: &Path) -> Result<UpdateBatch> {
 
 fn run_backend<B: LogprobBackend>(args: &Args, dir: &Path, batch: &UpdateBatch) -> Result<Timing> {
     let mut model: Qwen3<B> = load_model(dir.join("model"), &Default::default())?;
+    if let Some(rank) = args.lora {
+        let lora = LoraConfig {
+            rank,
+            alpha: 2.0 * rank as f64,
+            ..LoraConfig::default()
+        };
+        model = model.with_lora(&lora, 0)?;
+    }
     model.set_attention_blocks(attention_blocks(args))?;
     let mut updater = PolicyUpdater::new(optim_config(args), &model)?;
     let (mut steps, mut cpu) = (Vec::new(), Vec::new());
@@ -243,6 +261,7 @@ fn run_backend<B: LogprobBackend>(args: &Args, dir: &Path, batch: &UpdateBatch) 
         cpu,
         first,
         peak_rss: peak_rss_bytes(),
+        optimizer_numel: updater.optimizer_state_numel(),
     })
 }
 
@@ -318,6 +337,7 @@ fn parse_timing(line: &str) -> Result<Timing> {
         cpu: list("cpu_s")?,
         first: [get("entropy")?, get("pg_loss")?, get("grad_norm")?],
         peak_rss: value["peak_rss_bytes"].as_u64().unwrap_or(0),
+        optimizer_numel: value["optimizer_numel"].as_u64().unwrap_or(0) as usize,
     })
 }
 
@@ -378,7 +398,8 @@ fn run_child(args: &Args, dir: &Path) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({"step_s": timing.steps, "cpu_s": timing.cpu, "entropy": entropy,
-            "pg_loss": pg_loss, "grad_norm": grad_norm, "peak_rss_bytes": timing.peak_rss})
+            "pg_loss": pg_loss, "grad_norm": grad_norm, "peak_rss_bytes": timing.peak_rss,
+            "optimizer_numel": timing.optimizer_numel})
     );
     Ok(())
 }
@@ -467,6 +488,54 @@ fn sweep(args: &Args, threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// Full fine-tuning against LoRA of `rank` at the bench shape, each side in a process of its own.
+fn compare_lora(args: &Args, rank: usize, threads: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("laconic-bench-lora-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    prepare(args, &dir)?;
+    let checkpointing = args.activation_checkpointing;
+    let full = child_timing(
+        child_command(args, &dir, threads, checkpointing)?,
+        "full fine-tuning",
+    )?;
+    let mut command = child_command(args, &dir, threads, checkpointing)?;
+    command.args(["--lora", &rank.to_string()]);
+    let lora = child_timing(command, &format!("LoRA rank {rank}"))?;
+    let mb = |bytes: f64| bytes / 1e6;
+    println!(
+        "Qwen3 hidden {} × {} layers, vocab {}; {} sequences × {} tokens; f32; {threads} threads",
+        args.hidden,
+        args.layers,
+        args.vocab,
+        args.sequences,
+        args.prompt_len + args.response_len
+    );
+    println!(
+        "{:>14} | {:>14} | {:>18} | {:>12}",
+        "update", "s/step", "optimizer state", "peak RSS"
+    );
+    for (name, t) in [
+        ("full".to_string(), &full),
+        (format!("LoRA r={rank}"), &lora),
+    ] {
+        let (mean, std) = mean_std(&t.steps);
+        println!(
+            "{name:>14} | {mean:>6.3} ± {std:<5.3} | {:>10.2} MB f32 | {:>9.1} MB",
+            mb(4.0 * t.optimizer_numel as f64),
+            mb(t.peak_rss as f64)
+        );
+    }
+    println!(
+        "LoRA / full: optimizer state {:.4}x, peak RSS {:.3}x, time {:.3}x",
+        lora.optimizer_numel as f64 / full.optimizer_numel.max(1) as f64,
+        lora.peak_rss as f64 / full.peak_rss.max(1) as f64,
+        mean_std(&lora.steps).0 / mean_std(&full.steps).0
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
 /// This example in child mode on the prepared `dir`, for one configuration.
 fn child_command(
     sized: &Args,
@@ -514,6 +583,9 @@ fn main() -> Result<()> {
     }
     if !args.lengths.is_empty() {
         return sweep(&args, threads);
+    }
+    if let Some(rank) = args.compare_lora {
+        return compare_lora(&args, rank, threads);
     }
     let tokens = args.sequences * (args.prompt_len + args.response_len);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

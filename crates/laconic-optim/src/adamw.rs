@@ -157,6 +157,14 @@ impl<B: Backend> AdamW<B> {
         Ok(())
     }
 
+    /// Values held by the state: both moments of every parameter with state.
+    pub fn state_numel(&self) -> usize {
+        self.moments
+            .values()
+            .map(|m| 2 * m.shape.iter().product::<usize>())
+            .sum()
+    }
+
     /// Names of the parameters with state.
     pub fn state_names(&self) -> Vec<&str> {
         self.moments.keys().map(String::as_str).collect()

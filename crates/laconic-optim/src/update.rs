@@ -149,6 +149,12 @@ pub struct PolicyUpdater<B: LogprobBackend> {
 }
 
 impl<B: LogprobBackend> PolicyUpdater<B> {
+    /// Values held by the optimizer state (AdamW's two moments of every trained parameter; none for a
+    /// frozen one).
+    pub fn optimizer_state_numel(&self) -> usize {
+        self.optimizer.state_numel()
+    }
+
     /// An updater with fresh optimizer state.
     ///
     /// # Errors

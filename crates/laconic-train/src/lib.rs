@@ -23,5 +23,5 @@ pub mod task;
 pub use config::{AlgorithmConfig, RunConfig};
 pub use error::{Error, Result};
 pub use rl::{load_policy, Phase, RlTrainer, RolloutRecord, TrainObserver};
-pub use run::{unique_run_name, Metrics, RunDir, TrainerState};
+pub use run::{export_merged, unique_run_name, Metrics, RunDir, TrainerState};
 pub use source::Task;

@@ -725,16 +725,6 @@ impl<B: LogprobBackend> RlTrainer<B> {
         })
     }
 
-    /// Writes the current policy as a full Hugging Face checkpoint into `dir` (LoRA adapters merged
-    /// into the weights), with the tokenizer: what `train --merge` writes.
-    ///
-    /// # Errors
-    /// When a file cannot be written.
-    pub fn save_merged(&self, dir: &std::path::Path) -> Result<()> {
-        save_pretrained(&self.model().valid(), dir)?;
-        self.write_tokenizer(dir)
-    }
-
     fn write_tokenizer(&self, dir: &std::path::Path) -> Result<()> {
         let tokenizer = self
             .tokenizer

@@ -378,6 +378,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// Writes the policy of `checkpoint` (a full checkpoint, or a LoRA adapter folder with its base) as a
+/// full Hugging Face checkpoint in `out`, adapters folded into the weights, with the checkpoint's
+/// tokenizer: what `train --merge` writes.
+///
+/// # Errors
+/// A checkpoint that does not load, or a file that cannot be written.
+pub fn export_merged<B: burn::prelude::Backend>(
+    checkpoint: &Path,
+    out: &Path,
+    device: &B::Device,
+) -> Result<()> {
+    let model = laconic_model::load_model::<B>(checkpoint, device)?;
+    laconic_model::save_pretrained(&model, out)?;
+    let tokenizer = checkpoint.join("tokenizer.json");
+    if tokenizer.is_file() {
+        let target = out.join("tokenizer.json");
+        std::fs::copy(&tokenizer, &target).map_err(|e| Error::io(&target, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,10 @@ fn perturb<Bk: Backend>(mut model: Qwen3<Bk>) -> Qwen3<Bk> {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -65,7 +68,12 @@ fn a_fresh_adapter_gives_the_base_logits_exactly() {
     let adapted = base.clone().with_lora(&LoraConfig::default(), 3).unwrap();
     assert_eq!(logits(&adapted), logits(&base));
     // A is PEFT's Kaiming-uniform: within ±1/√d_in and not zero.
-    let a = adapted.model.layers[0].self_attn.q_proj.lora.as_ref().unwrap();
+    let a = adapted.model.layers[0]
+        .self_attn
+        .q_proj
+        .lora
+        .as_ref()
+        .unwrap();
     let values: Vec<f32> = a.lora_a.val().into_data().into_vec().unwrap();
     let bound = 1.0 / (16f32).sqrt();
     assert!(values.iter().all(|v| v.abs() <= bound) && values.iter().any(|v| *v != 0.0));
@@ -77,9 +85,16 @@ fn a_fresh_adapter_gives_the_base_logits_exactly() {
 fn merged_weights_give_the_adapted_logits_and_without_lora_the_base() {
     let device = Default::default();
     let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
-    let adapted = perturb(base.clone().with_lora(&config(4, &LORA_TARGETS), 1).unwrap());
+    let adapted = perturb(
+        base.clone()
+            .with_lora(&config(4, &LORA_TARGETS), 1)
+            .unwrap(),
+    );
     let (plain, unmerged) = (logits(&base), logits(&adapted));
-    assert!(max_diff(&plain, &unmerged) > 1e-2, "the adapters change the logits");
+    assert!(
+        max_diff(&plain, &unmerged) > 1e-2,
+        "the adapters change the logits"
+    );
     let merged = adapted.merged();
     assert!(merged.lora().is_none());
     assert!(max_diff(&logits(&merged), &unmerged) < 1e-4);
@@ -156,12 +171,19 @@ fn adapters_round_trip_through_peft_folders() {
     let dir = scratch("round-trip");
     let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
     crate::save_pretrained(&base, dir.join("base")).unwrap();
-    let adapted = perturb(base.clone().with_lora(&config(4, &["q_proj", "v_proj", "up_proj"]), 5).unwrap());
-    adapted.save_adapter(dir.join("adapter"), "../base").unwrap();
+    let adapted = perturb(
+        base.clone()
+            .with_lora(&config(4, &["q_proj", "v_proj", "up_proj"]), 5)
+            .unwrap(),
+    );
+    adapted
+        .save_adapter(dir.join("adapter"), "../base")
+        .unwrap();
 
-    let peft: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter").join(ADAPTER_CONFIG)).unwrap())
-            .unwrap();
+    let peft: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("adapter").join(ADAPTER_CONFIG)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(peft["peft_type"], "LORA");
     assert_eq!(peft["r"], 4);
     assert_eq!(peft["lora_alpha"], 8.0);
@@ -171,7 +193,10 @@ fn adapters_round_trip_through_peft_folders() {
     assert_eq!(names.len(), 2 * 3 * 2);
     assert!(names.contains(&"base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"));
     assert_eq!(
-        index.get("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight").unwrap().shape,
+        index
+            .get("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight")
+            .unwrap()
+            .shape,
         [4, 16]
     );
 
@@ -179,7 +204,16 @@ fn adapters_round_trip_through_peft_folders() {
     let loaded = base.clone().load_adapter(dir.join("adapter")).unwrap();
     assert_eq!(logits(&loaded), logits(&adapted));
     let from_folder = crate::load_model::<B>(dir.join("adapter"), &device).unwrap();
-    assert_eq!(from_folder.lora(), adapted.lora().map(|c| LoraConfig { seed: None, ..c.clone() }).as_ref());
+    assert_eq!(
+        from_folder.lora(),
+        adapted
+            .lora()
+            .map(|c| LoraConfig {
+                seed: None,
+                ..c.clone()
+            })
+            .as_ref()
+    );
     assert!(max_diff(&logits(&from_folder), &logits(&adapted)) < 1e-6);
     // `save_pretrained` on an adapted model writes the merged weights.
     crate::save_pretrained(&adapted, dir.join("merged")).unwrap();
@@ -193,7 +227,10 @@ fn bad_adapter_folders_are_named() {
     let device = Default::default();
     let dir = scratch("bad");
     let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
-    let adapted = base.clone().with_lora(&config(2, &["q_proj", "v_proj"]), 0).unwrap();
+    let adapted = base
+        .clone()
+        .with_lora(&config(2, &["q_proj", "v_proj"]), 0)
+        .unwrap();
     adapted.save_adapter(&dir, "base").unwrap();
     let config_path = dir.join(ADAPTER_CONFIG);
     let original = std::fs::read_to_string(&config_path).unwrap();
@@ -213,7 +250,10 @@ fn bad_adapter_folders_are_named() {
     let dora = original.replace("\"use_dora\": false", "\"use_dora\": true");
     std::fs::write(&config_path, &dora).unwrap();
     let err = base.clone().load_adapter(&dir).unwrap_err().to_string();
-    assert!(err.contains("use_dora") && err.contains(ADAPTER_CONFIG), "{err}");
+    assert!(
+        err.contains("use_dora") && err.contains(ADAPTER_CONFIG),
+        "{err}"
+    );
     // A target that is no projection.
     let bad = original.replace("\"q_proj\"", "\"lm_head\"");
     std::fs::write(&config_path, &bad).unwrap();
@@ -229,9 +269,21 @@ fn bad_adapter_folders_are_named() {
 #[test]
 fn knobs_are_checked_by_name() {
     let bad = |c: LoraConfig| c.validate().unwrap_err();
-    assert!(bad(LoraConfig { rank: 0, ..LoraConfig::default() }).contains("`rank`"));
-    assert!(bad(LoraConfig { alpha: -1.0, ..LoraConfig::default() }).contains("`alpha`"));
-    assert!(bad(LoraConfig { dropout: 1.0, ..LoraConfig::default() }).contains("`dropout`"));
+    assert!(bad(LoraConfig {
+        rank: 0,
+        ..LoraConfig::default()
+    })
+    .contains("`rank`"));
+    assert!(bad(LoraConfig {
+        alpha: -1.0,
+        ..LoraConfig::default()
+    })
+    .contains("`alpha`"));
+    assert!(bad(LoraConfig {
+        dropout: 1.0,
+        ..LoraConfig::default()
+    })
+    .contains("`dropout`"));
     assert!(bad(config(2, &[])).contains("`target_modules`"));
     assert!(bad(config(2, &["qkv"])).contains("`qkv`"));
 }
