@@ -152,6 +152,17 @@ fn run(args: Args) -> Result<()> {
             )?),
             None => None,
         };
+        if let Some(adapted) = &adapted {
+            // Warm-up of the adapter path and of the merged weights too, like the base's above.
+            for model in [adapted, &adapted.merged()] {
+                Engine::new(model, EngineConfig::default())?.generate(
+                    &[vec![1, 2]],
+                    1,
+                    &SamplingParams::greedy(2),
+                    &mut (),
+                )?;
+            }
+        }
         let mut rates = Vec::new();
         for (name, policy, engine_config) in rows {
             let start = Instant::now();
@@ -164,9 +175,15 @@ fn run(args: Args) -> Result<()> {
                 (Policy::Unmerged, Some(adapted)) => adapted,
                 _ => &model,
             };
+            let prepare_s = start.elapsed().as_secs_f64();
             let engine = Engine::new(model, engine_config)?;
             let rollouts = engine.generate(&prompts, args.n, &params, &mut ())?;
             let seconds = start.elapsed().as_secs_f64();
+            if matches!(policy, Policy::Merged) {
+                println!(
+                    "{case:>8} | merging the adapters took {prepare_s:.2} s of the merged row's {seconds:.1} s"
+                );
+            }
             let tokens: usize = rollouts.iter().map(|r| r.len()).sum();
             let rate = tokens as f64 / seconds;
             println!(

@@ -146,13 +146,20 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     }
 }
 
-/// Dynamic sampling with two workers: the workers agree on the informative groups of every draw,
-/// each trains on its share of them (uneven, not contiguous), and the mini-batches (one group each)
-/// take the groups in the order one process does, so the run ends where one process ends.
+/// Dynamic sampling and LoRA with two workers: the workers agree on the informative groups of every
+/// draw, each trains on its share of them (uneven, not contiguous), and the mini-batches (one group
+/// each) take the groups in the order one process does; the adapters start alike on every worker
+/// and their gradients alone are summed. The run ends where one process ends.
 #[test]
-fn two_workers_filter_groups_like_one() {
+fn two_workers_filter_groups_and_train_lora_like_one() {
     std::env::set_var("RAYON_NUM_THREADS", "1");
     let mut config = tiny_config(3, 4);
+    config.model.lora = Some(laconic::model::LoraConfig {
+        rank: 4,
+        alpha: 16.0,
+        ..Default::default()
+    });
+    config.optim.lr = 1e-2;
     let filter = &mut config.algorithm.filter_groups;
     filter.enable = true;
     filter.max_num_gen_batches = 3;

@@ -129,10 +129,16 @@ pub fn assert_same_metrics(a: &RunDir, b: &RunDir, layout: &[&str], context: &st
 
 /// The largest `|a − b|` over every parameter of two checkpoints, relative to the largest `|a|`.
 pub fn checkpoint_rel_diff(a: &Path, b: &Path) -> f32 {
-    let (a, b) = (
-        SafetensorsIndex::from_dir(a).unwrap(),
-        SafetensorsIndex::from_dir(b).unwrap(),
-    );
+    // A LoRA checkpoint holds the adapter alone (its base is frozen, the same in both).
+    let weights = |dir: &Path| {
+        let adapter = dir.join("adapter_model.safetensors");
+        if adapter.is_file() {
+            SafetensorsIndex::from_files(&[adapter]).unwrap()
+        } else {
+            SafetensorsIndex::from_dir(dir).unwrap()
+        }
+    };
+    let (a, b) = (weights(a), weights(b));
     assert_eq!(a.names(), b.names(), "checkpoints hold different tensors");
     let (mut diff, mut scale) = (0f32, 0f32);
     for name in a.names() {

@@ -156,25 +156,49 @@ impl Loader<'_> {
         expected: &[usize],
         device: &B::Device,
     ) -> Result<Tensor<B, D>> {
-        let entry = self.index.get(name).ok_or_else(|| Error::MissingTensor {
-            name: name.to_string(),
-            expected: expected.to_vec(),
-            dir: self.dir.to_path_buf(),
-        })?;
-        if entry.shape != expected {
-            return Err(Error::ShapeMismatch {
-                name: name.to_string(),
-                path: entry.path.clone(),
-                expected: expected.to_vec(),
-                found: entry.shape.clone(),
-            });
-        }
-        let values = self.index.read_f32(name)?;
+        let values = read_checked(self.index, self.dir, name, expected)?;
         Ok(Tensor::from_data(
             TensorData::new(values, expected.to_vec()),
             device,
         ))
     }
+}
+
+/// The values of tensor `name` of `index` (files in `dir`), which must have shape `expected`.
+///
+/// # Errors
+/// A missing tensor, another shape, or an unreadable file, each named.
+pub(crate) fn read_checked(
+    index: &SafetensorsIndex,
+    dir: &Path,
+    name: &str,
+    expected: &[usize],
+) -> Result<Vec<f32>> {
+    let entry = index.get(name).ok_or_else(|| Error::MissingTensor {
+        name: name.to_string(),
+        expected: expected.to_vec(),
+        dir: dir.to_path_buf(),
+    })?;
+    if entry.shape != expected {
+        return Err(Error::ShapeMismatch {
+            name: name.to_string(),
+            path: entry.path.clone(),
+            expected: expected.to_vec(),
+            found: entry.shape.clone(),
+        });
+    }
+    index.read_f32(name)
+}
+
+/// A tensor's shape and values as f32 on the host.
+pub(crate) fn host_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
+    let shape = tensor.dims().to_vec();
+    let values = tensor
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("a float tensor converted to f32 yields f32 values");
+    (shape, values)
 }
 
 impl<B: Backend> ModuleMapper<B> for Loader<'_> {
@@ -221,13 +245,7 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let tensor = param.val();
-        let shape = tensor.dims().to_vec();
-        let values = tensor
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("a float tensor converted to f32 yields f32 values");
+        let (shape, values) = host_f32(param.val());
         self.tensors.push((self.path.join("."), shape, values));
     }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::layer::FeedForward;
 use crate::linear::{project, Linear};
+use crate::load::{host_f32, read_checked};
 use crate::model::Qwen3;
 use crate::safetensors::{write_f32, SafetensorsIndex};
 
@@ -284,13 +285,7 @@ impl<B: Backend> Qwen3<B> {
                 continue;
             };
             for (which, param) in [("lora_A", &adapter.lora_a), ("lora_B", &adapter.lora_b)] {
-                let tensor = param.val();
-                let shape = tensor.dims().to_vec();
-                let values = tensor
-                    .into_data()
-                    .convert::<f32>()
-                    .into_vec::<f32>()
-                    .expect("a float tensor converted to f32 yields f32 values");
+                let (shape, values) = host_f32(param.val());
                 out.push((format!("{PEFT_PREFIX}{path}.{which}.weight"), shape, values));
             }
         }
@@ -343,7 +338,7 @@ impl<B: Backend> Qwen3<B> {
             ] {
                 let name = format!("{PEFT_PREFIX}{path}.{which}.weight");
                 let shape = param.dims().to_vec();
-                let values = read_exact(&index, dir, &name, &shape)?;
+                let values = read_checked(&index, dir, &name, &shape)?;
                 *param = Param::from_tensor(Tensor::from_data(
                     TensorData::new(values, shape.clone()),
                     &device,
@@ -374,29 +369,6 @@ fn adapter<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, config: &LoraConfig) ->
         scaling: config.scaling(),
         dropout: DropoutConfig::new(config.dropout).init(),
     }
-}
-
-/// The tensor `name` of an adapter file, checked against `shape`.
-fn read_exact(
-    index: &SafetensorsIndex,
-    dir: &Path,
-    name: &str,
-    shape: &[usize],
-) -> Result<Vec<f32>> {
-    let entry = index.get(name).ok_or_else(|| Error::MissingTensor {
-        name: name.to_string(),
-        expected: shape.to_vec(),
-        dir: dir.to_path_buf(),
-    })?;
-    if entry.shape != shape {
-        return Err(Error::ShapeMismatch {
-            name: name.to_string(),
-            path: entry.path.clone(),
-            expected: shape.to_vec(),
-            found: entry.shape.clone(),
-        });
-    }
-    index.read_f32(name)
 }
 
 /// Whether `dir` is a PEFT adapter folder.

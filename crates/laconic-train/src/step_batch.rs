@@ -245,6 +245,18 @@ mod tests {
         }
     }
 
+    /// The judge's verdicts matching `outcomes`.
+    fn verdicts(outcomes: &[Outcome]) -> Vec<Judged> {
+        outcomes
+            .iter()
+            .map(|o| Judged {
+                text: String::new(),
+                extracted: None,
+                correct: o.0,
+            })
+            .collect()
+    }
+
     /// A one-worker draw of `correct.len()` prompts × 2 rollouts with these verdicts.
     fn push(drawn: &mut Drawn, correct: &[[bool; 2]]) {
         let items: Vec<PromptItem> = (0..correct.len()).map(|p| item(&p.to_string())).collect();
@@ -254,14 +266,7 @@ mod tests {
             .map(|&c| (c, 4, Finish::Stop))
             .collect();
         let rollouts = (0..outcomes.len()).map(|i| rollout(i / 2, 4)).collect();
-        let judged = outcomes
-            .iter()
-            .map(|o| Judged {
-                text: String::new(),
-                extracted: None,
-                correct: o.0,
-            })
-            .collect();
+        let judged = verdicts(&outcomes);
         let shaper: RewardConfig = toml::from_str("kind = \"correctness\"").unwrap();
         drawn.push(items, 0, rollouts, judged, &outcomes, &shaper);
     }
@@ -336,14 +341,7 @@ mod tests {
             .map(|&c| (c, 4, Finish::Stop))
             .collect();
         let rollouts = vec![rollout(0, 4), rollout(0, 4)];
-        let judged = outcomes[2..]
-            .iter()
-            .map(|o| Judged {
-                text: String::new(),
-                extracted: None,
-                correct: o.0,
-            })
-            .collect();
+        let judged = verdicts(&outcomes[2..]);
         let shaper: RewardConfig = toml::from_str("kind = \"correctness\"").unwrap();
         drawn.push(items, 1, rollouts, judged, &outcomes, &shaper);
         let step = drawn.assemble(2, &OptimConfig::default()).unwrap();
