@@ -8,14 +8,14 @@
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Param};
 use burn::prelude::*;
-use burn::tensor::{Distribution, FloatDType, IntDType};
+use burn::tensor::Distribution;
+use common::{central_differences, f64_device, to_vec};
 use laconic_model::{AttentionLayout, LoraConfig, Qwen3, Qwen3Config};
+
+mod common;
 
 type B64 = Flex;
 type AD64 = Autodiff<B64>;
-
-/// Central-difference step: truncation error ~h² ≈ 1e-10, rounding ~1e-16/h ≈ 1e-11.
-const STEP: f64 = 1e-5;
 
 fn config() -> Qwen3Config {
     Qwen3Config::from_json_str(
@@ -25,10 +25,6 @@ fn config() -> Qwen3Config {
         "tiny",
     )
     .unwrap()
-}
-
-fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().into_vec().unwrap()
 }
 
 /// The adapted projections checked: (layer, which, A or B).
@@ -70,26 +66,17 @@ fn numeric_grad(model: &Qwen3<B64>, target: Target, r: &Tensor<B64, 3>) -> Vec<f
     let shape = original.dims();
     let base = to_vec(original);
     let device = r.device();
-    let mut at = |values: Vec<f64>| {
+    let at = |values: Vec<f64>| {
         *param_mut(&mut model, target) =
             Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), &device));
         to_vec(objective(&model, r.clone()))[0]
     };
-    (0..base.len())
-        .map(|i| {
-            let (mut plus, mut minus) = (base.clone(), base.clone());
-            plus[i] += STEP;
-            minus[i] -= STEP;
-            (at(plus) - at(minus)) / (2.0 * STEP)
-        })
-        .collect()
+    central_differences(&base, at)
 }
 
 #[test]
 fn lora_gradients_match_finite_differences() {
-    let device = Default::default();
-    burn::tensor::set_default_dtypes::<B64>(&device, FloatDType::F64, IntDType::I64)
-        .expect("the first use of the device in this process");
+    let device = f64_device();
     AD64::seed(&device, 11);
     let lora = LoraConfig {
         rank: 3,

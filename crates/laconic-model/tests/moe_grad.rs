@@ -10,15 +10,16 @@
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Param};
 use burn::prelude::*;
-use burn::tensor::{Distribution, FloatDType, IntDType};
+use burn::tensor::Distribution;
+use common::{central_differences, f64_device, to_vec};
 use laconic_model::{Qwen3Config, SparseMoeBlock};
+
+mod common;
 
 /// Flex with f64 tensors (set in [`f64_device`]).
 type B64 = Flex;
 type AD64 = Autodiff<B64>;
 
-/// Central-difference step: truncation error ~h² ≈ 1e-10, rounding ~1e-16/h ≈ 1e-11.
-const STEP: f64 = 1e-5;
 /// Weight of the load-balancing loss in the checked objective.
 const AUX_WEIGHT: f64 = 0.3;
 
@@ -32,10 +33,6 @@ fn config(norm_topk_prob: bool) -> Qwen3Config {
         "tiny",
     )
     .unwrap()
-}
-
-fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().into_vec().unwrap()
 }
 
 /// `Σ y ⊙ r + λ · L_aux`.
@@ -81,19 +78,12 @@ fn numeric_grad(
     let shape = original.dims();
     let base = to_vec(original);
     let device = Default::default();
-    let mut at = |values: Vec<f64>| {
+    let at = |values: Vec<f64>| {
         *param_mut(&mut block, target) =
             Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), &device));
         to_vec(objective(&block, x.clone(), r.clone(), valid))[0]
     };
-    (0..base.len())
-        .map(|i| {
-            let (mut plus, mut minus) = (base.clone(), base.clone());
-            plus[i] += STEP;
-            minus[i] -= STEP;
-            (at(plus) - at(minus)) / (2.0 * STEP)
-        })
-        .collect()
+    central_differences(&base, at)
 }
 
 fn numeric_input_grad(
@@ -109,27 +99,12 @@ fn numeric_input_grad(
         let x = Tensor::from_data(TensorData::new(values, shape), &device);
         to_vec(objective(block, x, r.clone(), valid))[0]
     };
-    (0..base.len())
-        .map(|i| {
-            let (mut plus, mut minus) = (base.clone(), base.clone());
-            plus[i] += STEP;
-            minus[i] -= STEP;
-            (at(plus) - at(minus)) / (2.0 * STEP)
-        })
-        .collect()
+    central_differences(&base, at)
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
-}
-
-/// The flex device with f64 as its default float dtype (set once, before any tensor exists).
-fn f64_device() -> burn::backend::flex::FlexDevice {
-    let device = Default::default();
-    burn::tensor::set_default_dtypes::<B64>(&device, FloatDType::F64, IntDType::I64)
-        .expect("the first use of the device in this process");
-    device
 }
 
 #[test]
