@@ -716,3 +716,95 @@ fn the_demo_with_lora_compresses_its_answers() {
     drop(run);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The rows `| `name` | … |` of the markdown table under `heading` (to the next `## `): each row's first
+/// column split into its backticked names, with the row's cells.
+fn table_rows(text: &str, heading: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let start = text
+        .find(heading)
+        .unwrap_or_else(|| panic!("no `{heading}`"));
+    let section = &text[start + heading.len()..];
+    let section = section.find("\n## ").map_or(section, |end| &section[..end]);
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<String> = l
+                .trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect();
+            let names = cells[0]
+                .split(", ")
+                .map(|n| n.trim_matches('`').to_string())
+                .collect();
+            (names, cells)
+        })
+        .collect()
+}
+
+/// Examples are indexed from the manifest (Bevy's way): every `examples/*.rs` is declared with a
+/// category and description, `examples/README.md` lists exactly those with exactly those, and README's
+/// example table names exactly those.
+#[test]
+fn examples_are_indexed_from_the_manifest() {
+    use std::collections::BTreeSet;
+    let manifest: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let declared: BTreeSet<String> = manifest["example"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    let files: BTreeSet<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_string))?
+        })
+        .collect();
+    assert_eq!(
+        files, declared,
+        "examples/*.rs against Cargo.toml's [[example]]"
+    );
+    let metadata = manifest["package"]["metadata"]["example"]
+        .as_table()
+        .unwrap();
+    assert_eq!(
+        metadata.keys().cloned().collect::<BTreeSet<_>>(),
+        declared,
+        "[package.metadata.example.*] against [[example]]"
+    );
+
+    let listing = std::fs::read_to_string(root().join("examples/README.md")).unwrap();
+    let rows = table_rows(&listing, "# Examples");
+    assert_eq!(rows.len(), declared.len(), "examples/README.md rows");
+    for (names, cells) in &rows {
+        let entry = &metadata[&names[0]];
+        assert_eq!(
+            cells[1],
+            entry["category"].as_str().unwrap(),
+            "{}",
+            names[0]
+        );
+        assert_eq!(
+            cells[2],
+            entry["description"].as_str().unwrap(),
+            "{}",
+            names[0]
+        );
+    }
+
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let listed: BTreeSet<String> = table_rows(&readme, "## Examples")
+        .into_iter()
+        .flat_map(|(names, _)| names)
+        .collect();
+    assert_eq!(
+        listed, declared,
+        "README's example table against Cargo.toml"
+    );
+}
