@@ -101,7 +101,10 @@ pub struct OptimConfig {
     /// or at 0, the backward recomputes them chunk by chunk and head memory stays a few chunks. Not
     /// in the paper. Default 256 (a 0.6B model's 151,936-token vocabulary passes it at ~440 tokens).
     pub logprob_keep_logits_mib: usize,
-    /// Rollout sampling temperature; log-probs are `log_softmax(logits / temperature)`. Paper: 1.0.
+    /// The temperature log-probs are recomputed at (`log_softmax(logits / temperature)`): the rollout
+    /// temperature, which the trainer takes from `rollout.temperature`. Not a config key (one knob,
+    /// owned by `[rollout]`); programs that build a config set it. Default 1.0.
+    #[serde(skip)]
     pub temperature: f32,
 
     // memory
@@ -417,7 +420,6 @@ min_lr_ratio = 0.0
 # total_steps = 800
 logprob_chunk_size = 512
 logprob_keep_logits_mib = 256
-temperature = 1.0
 activation_checkpointing = "none"
 allreduce_bucket_mib = 25
 "#;

@@ -311,6 +311,12 @@ impl RunConfig {
     /// Deserialises and validates a merged table; a message names the key and, where an override
     /// wrote it, the layer.
     fn from_layered(layered: &Layered) -> std::result::Result<Self, String> {
+        let optim = layered.table.get("optim").and_then(toml::Value::as_table);
+        if optim.is_some_and(|t| t.contains_key("temperature")) {
+            let message = "`optim.temperature` is no longer a knob: the update recomputes log-probs at \
+                           `rollout.temperature`, which sets both; delete `optim.temperature`";
+            return Err(with_origin(message.into(), layered, "optim.temperature"));
+        }
         let config: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(
             layered.table.clone(),
         ))
@@ -356,12 +362,6 @@ impl RunConfig {
                 } => format!("`rollout.{name}`: expected {expected}, found `{found}`"),
                 other => other.to_string(),
             })?;
-        if (self.optim.temperature - r.temperature).abs() > f32::EPSILON && r.temperature > 0.0 {
-            return Err(format!(
-                "`optim.temperature` ({}) must equal `rollout.temperature` ({}): log-probs are recomputed at the rollout temperature",
-                self.optim.temperature, r.temperature
-            ));
-        }
         self.optim.validate().map_err(|e| e.to_string())?;
         self.reward.shaper.validate().map_err(|e| e.to_string())?;
         self.algorithm
@@ -417,6 +417,16 @@ impl RunConfig {
         }
         self.sft.data.iter_mut().for_each(absolute);
         self
+    }
+
+    /// The optimizer's settings: `[optim]` with the log-prob temperature of `[rollout]` (1 for greedy
+    /// rollouts, whose log-probs the engine reports at temperature 1).
+    pub fn optim_config(&self) -> OptimConfig {
+        let temperature = self.rollout.temperature;
+        OptimConfig {
+            temperature: if temperature > 0.0 { temperature } else { 1.0 },
+            ..self.optim.clone()
+        }
     }
 
     /// The sampling parameters of `[rollout]` with these stop ids and seed.

@@ -149,7 +149,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         };
         model.set_attention_blocks(config.model.attention)?;
         let task = Task::from_config(&config, &tokenizer, model.config().max_position_embeddings)?;
-        let mut optim = config.optim.clone();
+        let mut optim = config.optim_config();
         optim.total_steps = optim.total_steps.or(Some(
             config.train.steps * u64::from(optim.ppo_epochs as u32),
         ));
@@ -641,7 +641,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
             .iter()
             .map(|s| (s.prompt_ids.as_slice(), s.response_ids.as_slice()))
             .collect();
-        let out = compute_logprobs(reference, &pairs, &self.config.optim.logprob_options())?;
+        let options = self.updater.config().logprob_options();
+        let out = compute_logprobs(reference, &pairs, &options)?;
         Ok(Some(out.into_iter().map(|s| s.logprobs).collect()))
     }
 
@@ -740,7 +741,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// a checkpoint folder, so the run folder can move).
     fn adapter_base(&self, run: &RunDir) -> Result<String> {
         if let Some(path) = &self.config.model.path {
-            let path = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+            let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
             return Ok(path.display().to_string());
         }
         let dir = run.path.join(BASE_MODEL);

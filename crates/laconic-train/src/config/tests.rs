@@ -246,3 +246,25 @@ fn dynamic_sampling_is_an_algorithm_knob() {
         "{err}"
     );
 }
+
+/// The temperature is one knob: `rollout.temperature` reaches the optimizer (1 for greedy rollouts),
+/// and an old file's `optim.temperature` is refused with what to do instead.
+#[test]
+fn the_rollout_temperature_is_the_only_temperature() {
+    let config =
+        RunConfig::load_with_env(&demo(), [], &sets(&["rollout.temperature=0.7"])).unwrap();
+    assert_eq!(config.optim_config().temperature, 0.7);
+    let greedy =
+        RunConfig::load_with_env(&demo(), [], &sets(&["rollout.temperature=0.0"])).unwrap();
+    assert_eq!(greedy.optim_config().temperature, 1.0);
+    let err = RunConfig::load_with_env(&demo_with("optim", "temperature = 1.0"), [], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`optim.temperature` is no longer a knob")
+            && err.contains("delete `optim.temperature`"),
+        "{err}"
+    );
+    let err = set_error(&["optim.temperature=0.7"]);
+    assert!(err.contains("no longer a knob") && err.contains("--set"), "{err}");
+}
