@@ -313,7 +313,8 @@ impl RunConfig {
     fn from_layered(layered: &Layered) -> std::result::Result<Self, String> {
         let optim = layered.table.get("optim").and_then(toml::Value::as_table);
         if optim.is_some_and(|t| t.contains_key("temperature")) {
-            let message = "`optim.temperature` is no longer a knob: the update recomputes log-probs at \
+            let message =
+                "`optim.temperature` is no longer a knob: the update recomputes log-probs at \
                            `rollout.temperature`, which sets both; delete `optim.temperature`";
             return Err(with_origin(message.into(), layered, "optim.temperature"));
         }

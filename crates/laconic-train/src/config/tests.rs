@@ -266,5 +266,8 @@ fn the_rollout_temperature_is_the_only_temperature() {
         "{err}"
     );
     let err = set_error(&["optim.temperature=0.7"]);
-    assert!(err.contains("no longer a knob") && err.contains("--set"), "{err}");
+    assert!(
+        err.contains("no longer a knob") && err.contains("--set"),
+        "{err}"
+    );
 }
