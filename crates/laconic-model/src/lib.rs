@@ -57,6 +57,7 @@ mod moe;
 mod norm;
 mod rope;
 pub mod safetensors;
+pub mod seed;
 mod tokenizer;
 
 pub use attention::Attention;

@@ -27,6 +27,7 @@ use crate::linear::{project, Linear};
 use crate::load::{host_f32, read_checked};
 use crate::model::Qwen3;
 use crate::safetensors::{write_f32, SafetensorsIndex};
+use crate::seed::{splitmix64, GOLDEN_GAMMA};
 
 /// The projections an adapter may target, by their Hugging Face names.
 pub const LORA_TARGETS: [&str; 7] = [
@@ -193,14 +194,9 @@ fn leaf(path: &str) -> &str {
 
 /// `n` values of `U(−bound, bound)` from `seed` (SplitMix64): the same on every backend and worker.
 fn uniform(seed: u64, n: usize, bound: f64) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+    (0..n as u64)
+        .map(|i| {
+            let z = splitmix64(seed.wrapping_add(i.wrapping_mul(GOLDEN_GAMMA)));
             let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
             ((2.0 * unit - 1.0) * bound) as f32
         })

@@ -16,6 +16,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use laconic_model::safetensors::{write_f32, SafetensorsIndex};
+use laconic_model::seed::GOLDEN_GAMMA;
 use laconic_model::Qwen3;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -229,9 +230,8 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
         let device = head_weight(&model).device();
         let groups = all_gather_groups(collective, &batch.group_order(), &device)?;
         let mut metrics = UpdateMetrics::default();
-        let mut rng = StdRng::seed_from_u64(
-            self.config.seed ^ self.batches.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
+        let mut rng =
+            StdRng::seed_from_u64(self.config.seed ^ self.batches.wrapping_mul(GOLDEN_GAMMA));
         for _epoch in 0..self.config.ppo_epochs {
             let shuffle = self.config.shuffle.then_some(&mut rng);
             let mini_batches =

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use burn::prelude::*;
+use laconic_model::seed::{splitmix64, GOLDEN_GAMMA};
 use laconic_model::{AttentionLayout, KvCache, Qwen3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -165,16 +166,9 @@ impl Live {
 pub fn sequence_rng(seed: u64, prompt_idx: usize, sample_idx: usize) -> ChaCha8Rng {
     let mut x = seed;
     for part in [prompt_idx as u64, sample_idx as u64] {
-        x = splitmix64(x ^ splitmix64(part.wrapping_add(0x9E37_79B9_7F4A_7C15)));
+        x = splitmix64(x ^ splitmix64(part.wrapping_add(GOLDEN_GAMMA)));
     }
     ChaCha8Rng::seed_from_u64(x)
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl<'a, B: Backend> Engine<'a, B> {

@@ -3,6 +3,7 @@
 //! A [`PromptSampler`] walks a fixed prompt set in seeded shuffled epochs and is a small serialisable
 //! cursor, so a resumed run draws exactly the prompts an uninterrupted one would.
 
+use laconic_model::seed::GOLDEN_GAMMA;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -64,8 +65,7 @@ impl PromptSampler {
 
     fn permutation(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len).collect();
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.seed ^ self.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ self.epoch.wrapping_mul(GOLDEN_GAMMA));
         order.shuffle(&mut rng);
         order
     }

@@ -175,8 +175,9 @@ impl SftData {
         match self {
             SftData::DigitSum { config, seed } => {
                 use rand::{Rng, SeedableRng};
-                let mut rng =
-                    rand_chacha::ChaCha8Rng::seed_from_u64(crate::source::mix(*seed, step));
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                    laconic_model::seed::stream_seed(*seed, step),
+                );
                 (0..size)
                     .map(|_| {
                         let problem = crate::task::Problem::sample(config, &mut rng);

@@ -4,6 +4,7 @@
 //! the synthetic task draws fresh problems from a stream seeded by `(seed, step)`, so it needs no state.
 
 use laconic_eval::{Benchmark, EvalItem, PromptLimit};
+use laconic_model::seed::stream_seed;
 use laconic_model::Tokenizer;
 use laconic_reward::Judge;
 use rand::SeedableRng;
@@ -207,21 +208,13 @@ fn digit_sum_items(
         .collect()
 }
 
-/// SplitMix64 of `seed` and `step`: independent streams per step.
-pub fn mix(seed: u64, step: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The seed of rollout batch `draw` of step `step` (its synthetic prompts and sampling streams):
-/// `mix(seed, step)` for the first batch, an independent stream for each further one.
+/// `stream_seed(seed, step)` for the first batch, an independent stream for each further one.
 pub fn draw_seed(seed: u64, step: u64, draw: u64) -> u64 {
-    let first = mix(seed, step);
+    let first = stream_seed(seed, step);
     if draw == 0 {
         first
     } else {
-        mix(first, draw)
+        stream_seed(first, draw)
     }
 }
