@@ -28,7 +28,8 @@ use laconic::train::distributed::{launch, work, LaunchPlan, TcpCollective, Topol
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
-use common::{mean_std, Shape};
+use common::Shape;
+use laconic_harness::mean_std;
 
 type Inner = <Autodiff as burn::tensor::backend::AutodiffBackend>::InnerBackend;
 

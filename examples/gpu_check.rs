@@ -41,12 +41,13 @@ use anyhow::{ensure, Context, Result};
 use burn::module::{AutodiffModule, Module};
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
-use common::{device_with_dtype, mean_std, observed_dtype, write_json, Dtype, MemoryProbe, Shape};
+use common::{device_with_dtype, observed_dtype, write_json, Dtype, MemoryProbe, Shape};
 use laconic::backend::{self, Autodiff};
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::model::{load_model, AttentionLayout, Qwen3};
 use laconic::optim::{OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 use laconic::rollout::{Engine, EngineConfig, Progress, SamplingParams};
+use laconic_harness::mean_std;
 use serde_json::json;
 
 /// The compiled-in backend (`cuda` with `--features cuda`, else `flex`).

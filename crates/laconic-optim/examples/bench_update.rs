@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use clap::Parser;
+use laconic_harness::{cpu_seconds, mean_std, peak_rss_bytes};
 use laconic_model::{
     load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks,
     LoraConfig, Qwen3, Qwen3Config,
@@ -190,36 +191,6 @@ struct Timing {
     optimizer_numel: usize,
 }
 
-/// The process's peak resident set in bytes (`VmHWM` of `/proc/self/status`, the kernel's `ru_maxrss`;
-/// 0 where unavailable).
-fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-/// CPU seconds (user + system) used by this process so far, from `/proc/self/stat` (Linux; 0 elsewhere).
-/// On a machine shared with other jobs, single-threaded CPU time is the load-independent measure.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // USER_HZ is 100 on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Random weights (written to `dir/model`, so every backend and PyTorch start from the same ones) and
 /// the rollout batch (`dir/batch.json`).
 fn prepare(args: &Args, dir: &Path) -> Result<UpdateBatch> {
@@ -315,13 +286,6 @@ fn write_batch(batch: &UpdateBatch, path: &Path) -> Result<()> {
         .collect();
     std::fs::write(path, serde_json::to_string(&sequences)?)
         .with_context(|| format!("failed to write `{}`", path.display()))
-}
-
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }
 
 /// The timing of a child process's JSON line (this example with `--json`, or the PyTorch reference).

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use laconic_harness::mean_std;
 use laconic_reward::{ExtractMode, ExtractOptions, Judge, MathJudge};
 use serde::Deserialize;
 
@@ -58,13 +59,6 @@ struct Reference {
     stdev: f64,
     pairs: usize,
     agree: usize,
-}
-
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let m = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var.sqrt())
 }
 
 fn main() -> Result<()> {

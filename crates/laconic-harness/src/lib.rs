@@ -1,0 +1,72 @@
+//! Glue shared by laconic's benchmarks (root examples and crate examples) and tests: one home for what
+//! every benchmark needs to report a measurement — summary statistics and the process's own peak memory
+//! and CPU time. No dependency, so any crate of the workspace (laconic-reward included, which stays
+//! free of burn) can take it as a dev-dependency.
+
+/// Mean and sample standard deviation (`n − 1`; 0 for fewer than two values).
+///
+/// ```
+/// let (mean, std) = laconic_harness::mean_std(&[1.0, 2.0, 3.0]);
+/// assert_eq!((mean, std), (2.0, 1.0));
+/// ```
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
+/// This process's peak resident set in bytes: `VmHWM` of `/proc/self/status`, the kernel's
+/// `ru_maxrss` (Linux; 0 where unavailable).
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// CPU seconds (user + system) this process used so far, from `/proc/self/stat` (Linux; 0 elsewhere).
+/// On a machine shared with other jobs, single-threaded CPU time is the load-independent measure.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_value_has_no_spread() {
+        assert_eq!(mean_std(&[4.0]), (4.0, 0.0));
+        assert_eq!(mean_std(&[]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn probes_read_this_process() {
+        if cfg!(target_os = "linux") {
+            let bytes = std::hint::black_box(vec![1u8; 8 << 20]);
+            assert!(peak_rss_bytes() >= bytes.len() as u64);
+            let start = cpu_seconds();
+            let mut x = 0u64;
+            for i in 0..50_000_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            assert!(std::hint::black_box(x) != 1 && cpu_seconds() >= start);
+        }
+    }
+}
