@@ -15,14 +15,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::rl::{
-    assert_same_metrics, checkpoint_rel_diff, example_binary, scratch, tiny_config,
-    tiny_config_toml,
+    assert_same_metrics, checkpoint_rel_diff, example_binary, resume_here, scratch, tiny_config,
+    tiny_config_toml, train_here,
 };
 use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{
     exit_code, join_run, launch, watch_launcher, LaunchPlan, Topology,
 };
-use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
+use laconic::train::RunDir;
 
 /// Stop a worker after this many steps (as if the run were killed there).
 const STOP_AFTER: &str = "LACONIC_TEST_STOP_AFTER";
@@ -74,25 +74,6 @@ fn launch_workers(
     })
 }
 
-/// The whole run in this process, on one thread like each worker, stopped after step `last`.
-fn train_here(dir: &Path, config: &RunConfig, last: u64) -> RunDir {
-    let run = RunDir::create(dir, config).unwrap();
-    let (model, tokenizer) = load_policy::<Autodiff>(config, &backend::device()).unwrap();
-    RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)
-        .unwrap()
-        .train_until(&run, last, &mut ())
-        .unwrap();
-    run
-}
-
-/// Continues `dir` from its last checkpoint in this process.
-fn resume_here(dir: &Path) -> RunDir {
-    let (run, config) = RunDir::open(dir).unwrap();
-    let mut trainer = RlTrainer::<Autodiff>::resume(&run, config, &backend::device()).unwrap();
-    trainer.train(&run, &mut ()).unwrap();
-    run
-}
-
 fn last_checkpoint(run: &RunDir) -> std::path::PathBuf {
     run.list_checkpoints().last().unwrap().1.clone()
 }
@@ -105,7 +86,7 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     config.train.checksum_every = 1;
 
     // The reference: one process, 4 steps.
-    let one = train_here(&scratch("dp-one"), &config, 4);
+    let one = train_here::<Autodiff>(&scratch("dp-one"), &config, 4);
 
     // Two workers, 4 steps: every step's metrics and the final parameters match; the workers'
     // parameters are compared (a hash of every bit) after every step, so they are identical.
@@ -129,11 +110,11 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     launch_workers(&two_then_one.path, 2, &[(STOP_AFTER, "3".into())]).unwrap();
     let dir = two_then_one.path.clone();
     drop(two_then_one);
-    let two_then_one = resume_here(&dir);
+    let (two_then_one, _) = resume_here::<Autodiff>(&dir);
     assert_same_metrics(&one, &two_then_one, LAYOUT, "2 workers, then 1");
 
     // One process stopped after step 3, resumed by two workers.
-    let dir = train_here(&scratch("dp-1to2"), &config, 3).path;
+    let dir = train_here::<Autodiff>(&scratch("dp-1to2"), &config, 3).path;
     let (one_then_two, _) = RunDir::open(&dir).unwrap();
     launch_workers(&one_then_two.path, 2, &[]).unwrap();
     assert_same_metrics(&one, &one_then_two, LAYOUT, "1 worker, then 2");
@@ -165,7 +146,7 @@ fn two_workers_filter_groups_and_train_lora_like_one() {
     filter.max_num_gen_batches = 3;
     config.optim.ppo_mini_batch_size = Some(1);
     config.train.checksum_every = 1;
-    let one = train_here(&scratch("dp-filter-one"), &config, 3);
+    let one = train_here::<Autodiff>(&scratch("dp-filter-one"), &config, 3);
     let metrics = one.read_metrics().unwrap();
     let drew_more = metrics
         .iter()

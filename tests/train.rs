@@ -4,7 +4,9 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use common::rl::{assert_same_metrics, example_binary, root, scratch, tiny_config};
+use common::rl::{
+    assert_same_metrics, example_binary, resume_here, root, scratch, tiny_config, train_here,
+};
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
@@ -17,31 +19,19 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
 
     // An uninterrupted run of 4 steps.
     let dir_a = scratch("a");
-    let run_a = RunDir::create(&dir_a, &config).unwrap();
-    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
-    RlTrainer::<B>::new(config.clone(), model, tok)
-        .unwrap()
-        .train(&run_a, &mut ())
-        .unwrap();
+    let run_a = train_here::<B>(&dir_a, &config, 4);
 
     // The same run "killed" after step 3: the last checkpoint is step 2, step 3's metrics are on disk,
     // and an interrupted checkpoint write left a temporary folder.
     let dir_b = scratch("b");
-    let run_b = RunDir::create(&dir_b, &config).unwrap();
-    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
-    RlTrainer::<B>::new(config.clone(), model, tok)
-        .unwrap()
-        .train_until(&run_b, 3, &mut ())
-        .unwrap();
+    let run_b = train_here::<B>(&dir_b, &config, 3);
     std::fs::create_dir_all(run_b.checkpoints().join(".step_4.tmp")).unwrap();
     assert_eq!(run_b.list_checkpoints().last().unwrap().0, 2);
 
     // Resume from the folder alone, once the "killed" process has let go of it.
     drop(run_b);
-    let (run_b, resolved) = RunDir::open(&dir_b).unwrap();
-    let mut resumed = RlTrainer::<B>::resume(&run_b, resolved, &device).unwrap();
-    assert_eq!(resumed.step_count(), 2);
-    resumed.train(&run_b, &mut ()).unwrap();
+    let (run_b, resumed_at) = resume_here::<B>(&dir_b);
+    assert_eq!(resumed_at, 2);
 
     // Same sampled tokens (lengths, rewards, accuracies equal exactly); float metrics equal up to the
     // summation-order noise of multi-threaded reductions.
@@ -85,7 +75,7 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
     }
 
     // A truncated newest checkpoint (a disk that filled up): resume falls back to the one before it.
-    drop((resumed, run_b));
+    drop(run_b);
     let newest = dir_b.join("checkpoints/step_4/model.safetensors");
     let bytes = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
@@ -648,19 +638,11 @@ fn lora_trains_the_adapters_alone_and_resumes() {
 
     // Killed after step 3 (checkpoint at 2), resumed: adapters and optimizer state restored.
     let dir_b = scratch("lora-b");
-    let run_b = RunDir::create(&dir_b, &config).unwrap();
-    let (model, tok) = load_policy::<B>(&config, &device).unwrap();
-    RlTrainer::<B>::new(config.clone(), model, tok)
-        .unwrap()
-        .train_until(&run_b, 3, &mut ())
-        .unwrap();
-    drop(run_b);
-    let (run_b, resolved) = RunDir::open(&dir_b).unwrap();
-    let mut resumed = RlTrainer::<B>::resume(&run_b, resolved, &device).unwrap();
-    assert_eq!(resumed.step_count(), 2);
-    resumed.train(&run_b, &mut ()).unwrap();
+    drop(train_here::<B>(&dir_b, &config, 3));
+    let (run_b, resumed_at) = resume_here::<B>(&dir_b);
+    assert_eq!(resumed_at, 2);
     assert_same_metrics(&run_a, &run_b, &[], "LoRA resumed");
-    drop((trainer, resumed, run_a, run_b));
+    drop((trainer, run_a, run_b));
     std::fs::remove_dir_all(dir_a).unwrap();
     std::fs::remove_dir_all(dir_b).unwrap();
 }
@@ -670,7 +652,7 @@ fn lora_trains_the_adapters_alone_and_resumes() {
 /// ~96 to under 60 tokens while at least 70 % stay correct (80 steps: 96.5 → 37.1 tokens, 83 → 96 %).
 #[test]
 fn the_demo_with_lora_compresses_its_answers() {
-    use laconic::backend::{self, Autodiff as Flex};
+    use laconic::backend::Autodiff as Flex;
     let dir = scratch("demo-lora");
     let config = RunConfig::load(
         &root().join("configs/demo.toml"),
@@ -687,12 +669,7 @@ fn the_demo_with_lora_compresses_its_answers() {
         ],
     )
     .unwrap();
-    let run = RunDir::create(&dir, &config).unwrap();
-    let (model, tok) = load_policy::<Flex>(&config, &backend::device()).unwrap();
-    RlTrainer::<Flex>::new(config, model, tok)
-        .unwrap()
-        .train(&run, &mut ())
-        .unwrap();
+    let run = train_here::<Flex>(&dir, &config, 10);
     let metrics = run.read_metrics().unwrap();
     let at = |step: f64, key: &str| {
         metrics

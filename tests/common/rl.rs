@@ -1,11 +1,34 @@
 //! Shared helpers of the RL-loop tests (`tests/train.rs`, `tests/data_parallel.rs`): a tiny run config,
-//! scratch folders, and the comparison of two runs' metrics and checkpoints.
+//! scratch folders, training or resuming a run in this process, and the comparison of two runs'
+//! metrics and checkpoints.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use laconic::model::safetensors::SafetensorsIndex;
-use laconic::train::{RunConfig, RunDir};
+use laconic::optim::LogprobBackend;
+use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
+
+/// A new run of `config` in `dir`, trained in this process and stopped after step `last`.
+pub fn train_here<B: LogprobBackend>(dir: &Path, config: &RunConfig, last: u64) -> RunDir {
+    let run = RunDir::create(dir, config).unwrap();
+    let (model, tokenizer) = load_policy::<B>(config, &Default::default()).unwrap();
+    RlTrainer::<B>::new(config.clone(), model, tokenizer)
+        .unwrap()
+        .train_until(&run, last, &mut ())
+        .unwrap();
+    run
+}
+
+/// Continues `dir` from its last checkpoint in this process to the end; returns the run and the step
+/// it resumed at.
+pub fn resume_here<B: LogprobBackend>(dir: &Path) -> (RunDir, u64) {
+    let (run, config) = RunDir::open(dir).unwrap();
+    let mut trainer = RlTrainer::<B>::resume(&run, config, &Default::default()).unwrap();
+    let resumed_at = trainer.step_count();
+    trainer.train(&run, &mut ()).unwrap();
+    (run, resumed_at)
+}
 
 /// The repository root.
 pub fn root() -> &'static Path {

@@ -63,8 +63,7 @@ pub fn load_pretrained<B: Backend>(
 pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<Qwen3<B>> {
     let dir = dir.as_ref();
     if crate::lora::is_adapter_dir(dir) {
-        let base = crate::lora::adapter_base(dir)?;
-        return load_model::<B>(&base, device)?.load_adapter(dir);
+        return crate::lora::load_adapted(dir, device);
     }
     let config = Qwen3Config::from_file(dir.join("config.json"))?;
     let index = SafetensorsIndex::from_dir(dir)?;

@@ -318,7 +318,11 @@ impl<B: Backend> Qwen3<B> {
     /// the wrong shape (named with the file).
     pub fn load_adapter(self, dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let peft = PeftConfig::read(dir)?;
+        self.apply_adapter(dir, &PeftConfig::read(dir)?)
+    }
+
+    /// [`Qwen3::load_adapter`] with the folder's `adapter_config.json` already read.
+    fn apply_adapter(self, dir: &Path, peft: &PeftConfig) -> Result<Self> {
         let config = peft.lora_config(&dir.join(ADAPTER_CONFIG))?;
         let index = SafetensorsIndex::from_files(&[dir.join(ADAPTER_WEIGHTS)])?;
         let mut model = self.with_lora(&config, 0)?;
@@ -372,21 +376,25 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
     dir.join(ADAPTER_CONFIG).is_file()
 }
 
-/// The base model an adapter folder names (`base_model_name_or_path`), relative paths taken from the
-/// adapter folder.
+/// The model of a PEFT adapter folder: the base it names (`base_model_name_or_path`, a relative path
+/// taken from the adapter folder) with the adapter applied.
 ///
 /// # Errors
-/// A missing or malformed `adapter_config.json`, or no base named.
-pub fn adapter_base(dir: &Path) -> Result<std::path::PathBuf> {
+/// A missing or malformed `adapter_config.json`, no base named, or a base or adapter that does not
+/// load.
+pub(crate) fn load_adapted<B: Backend>(dir: &Path, device: &B::Device) -> Result<Qwen3<B>> {
     let peft = PeftConfig::read(dir)?;
-    let base = peft.base_model_name_or_path.filter(|b| !b.is_empty());
-    let base = base.ok_or_else(|| {
-        Error::Lora(format!(
-            "`{}` names no `base_model_name_or_path`",
-            dir.join(ADAPTER_CONFIG).display()
-        ))
-    })?;
-    Ok(dir.join(base))
+    let base = peft
+        .base_model_name_or_path
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            Error::Lora(format!(
+                "`{}` names no `base_model_name_or_path`",
+                dir.join(ADAPTER_CONFIG).display()
+            ))
+        })?;
+    crate::load_model::<B>(dir.join(base), device)?.apply_adapter(dir, &peft)
 }
 
 /// The subset of PEFT's `LoraConfig` that laconic writes and reads.

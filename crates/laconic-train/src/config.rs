@@ -368,7 +368,7 @@ impl RunConfig {
         self.algorithm
             .filter_groups
             .validate()
-            .map_err(|e| e.replacen('`', "`algorithm.filter_groups.", 1))?;
+            .map_err(|e| within("algorithm.filter_groups", &e))?;
         if self.model.path.is_none() && self.model.init_config.is_none() {
             return Err("`model.path` (a checkpoint folder) or `model.init_config` (a config.json) is required".into());
         }
@@ -377,8 +377,7 @@ impl RunConfig {
             .validate()
             .map_err(|e| format!("`model.attention`: {e}"))?;
         if let Some(lora) = &self.model.lora {
-            lora.validate()
-                .map_err(|e| e.replacen('`', "`model.lora.", 1))?;
+            lora.validate().map_err(|e| within("model.lora", &e))?;
         }
         if let DataConfig::DigitSum(task) = &self.data {
             task.validate()?;
@@ -542,6 +541,11 @@ fn first_dotted_key(message: &str) -> Option<String> {
         .step_by(2)
         .find(|part| part.contains('.') && parse_key(part).is_ok())
         .map(str::to_string)
+}
+
+/// A table's message (`` `rank` must … ``) with its first key under `section` (`` `model.lora.rank` ``).
+fn within(section: &str, message: &str) -> String {
+    message.replacen('`', &format!("`{section}."), 1)
 }
 
 /// `message`, naming the override layer that wrote `key` when one did.

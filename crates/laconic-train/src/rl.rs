@@ -76,7 +76,7 @@ pub struct RolloutRecord {
 pub struct RlTrainer<B: LogprobBackend> {
     config: RunConfig,
     model: Option<Qwen3<B>>,
-    reference: Option<Qwen3<B::InnerBackend>>,
+    reference: KlReference<B::InnerBackend>,
     updater: PolicyUpdater<B>,
     tokenizer: Tokenizer,
     task: Task,
@@ -154,9 +154,14 @@ impl<B: LogprobBackend> RlTrainer<B> {
             config.train.steps * u64::from(optim.ppo_epochs as u32),
         ));
         let updater = PolicyUpdater::new(optim, &model)?;
-        let reference = (config.model.lora.is_none()
-            && (config.train.track_kl || config.optim.kl_loss_coef > 0.0))
-            .then(|| model.valid());
+        let reference = match (
+            config.train.track_kl || config.optim.kl_loss_coef > 0.0,
+            model.lora(),
+        ) {
+            (false, _) => KlReference::Off,
+            (true, Some(_)) => KlReference::Base,
+            (true, None) => KlReference::Initial(Box::new(model.valid())),
+        };
         let mut stop_ids = model.config().eos_token_ids();
         stop_ids.extend(tokenizer.stop_ids());
         stop_ids.sort_unstable();
@@ -432,7 +437,9 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let (drawn, engine) = self.draw(&policy, observer)?;
         let rollout_s = start.elapsed().as_secs_f64();
 
-        // 2. The groups trained on, their advantages.
+        // 2. The rollouts' metrics, then the groups trained on and their advantages.
+        let rollout_metrics = drawn.metrics(want)?;
+        let tokens: usize = drawn.local_rollouts().map(Rollout::len).sum();
         let scored = drawn.assemble(want, &self.config.optim)?;
 
         // 3. KL reference log-probs, then the update.
@@ -463,7 +470,6 @@ impl<B: LogprobBackend> RlTrainer<B> {
 
         // 4. Metrics (sums and maxima over the workers).
         let device = head_weight(self.model()).device();
-        let tokens: usize = drawn.local_rollouts().map(Rollout::len).sum();
         let collective = self.collective.as_ref();
         let totals = all_reduce_u64(
             collective,
@@ -478,7 +484,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let (tokens, preemptions) = (totals[0], totals[1]);
         let mut metrics = Metrics::new();
         metrics.insert("step".into(), self.step as f64);
-        metrics.extend(drawn.metrics(want)?);
+        metrics.extend(rollout_metrics);
         metrics.extend(update.to_map());
         metrics.insert("timing/rollout_s".into(), rollout_s);
         metrics.insert("timing/update_s".into(), update_s);
@@ -626,15 +632,14 @@ impl<B: LogprobBackend> RlTrainer<B> {
 
     /// The KL reference's log-probs of this worker's sequences (`None` without a reference).
     fn reference_logprobs(&self, batch: &UpdateBatch) -> Result<Option<Vec<Vec<f32>>>> {
-        let wanted = self.config.train.track_kl || self.config.optim.kl_loss_coef > 0.0;
         let base;
-        let reference = match (&self.reference, self.model().lora()) {
-            (Some(reference), _) => reference,
-            (None, Some(_)) if wanted => {
+        let reference = match &self.reference {
+            KlReference::Off => return Ok(None),
+            KlReference::Initial(initial) => initial,
+            KlReference::Base => {
                 base = self.model().valid().without_lora();
                 &base
             }
-            _ => return Ok(None),
         };
         let pairs: Vec<(&[u32], &[u32])> = batch
             .sequences
@@ -755,6 +760,16 @@ impl<B: LogprobBackend> RlTrainer<B> {
         save_pretrained(&self.model().valid().without_lora(), dir)?;
         self.write_tokenizer(dir)
     }
+}
+
+/// What the KL to the reference is measured against.
+enum KlReference<B: Backend> {
+    /// Neither `train.track_kl` nor a KL loss: no reference pass.
+    Off,
+    /// The initial policy, kept when every weight trains.
+    Initial(Box<Qwen3<B>>),
+    /// The policy's frozen base without its LoRA adapters: the same tensors, no copy.
+    Base,
 }
 
 /// The folder of a run that holds the frozen base of a LoRA run started from a random init.

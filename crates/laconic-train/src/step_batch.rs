@@ -17,6 +17,7 @@ use crate::rl::RolloutRecord;
 use crate::run::Metrics;
 
 /// What the judge said of one of this worker's rollouts.
+#[derive(Default)]
 pub(crate) struct Judged {
     /// The decoded response.
     pub text: String,
@@ -155,14 +156,16 @@ impl Drawn {
     }
 
     /// The batch of the first `want` informative groups: their advantages over those groups (group
-    /// ids 0, 1, … in draw order), this worker's sequences and records of them.
+    /// ids 0, 1, … in draw order), this worker's sequences and records of them. Consumes the draws:
+    /// token ids, log-probs and texts move into the batch uncopied.
     ///
     /// # Errors
     /// A non-finite reward.
-    pub fn assemble(&self, want: usize, optim: &OptimConfig) -> Result<StepBatch> {
+    pub fn assemble(mut self, want: usize, optim: &OptimConfig) -> Result<StepBatch> {
         let n = self.n;
         let kept: Vec<usize> = self.informative.iter().take(want).copied().collect();
-        let kept_scores = || kept.iter().flat_map(|&g| &self.scores[g]);
+        let scores = &self.scores;
+        let kept_scores = || kept.iter().flat_map(|&g| &scores[g]);
         let rewards: Vec<f32> = kept_scores().map(|s| s.reward).collect();
         let masked: Vec<bool> = kept_scores().map(|s| s.masked).collect();
         let group_ids: Vec<usize> = (0..rewards.len()).map(|i| i / n).collect();
@@ -171,34 +174,38 @@ impl Drawn {
         let mut records = Vec::new();
         for (k, &g) in kept.iter().enumerate() {
             let (d, prompt) = self.origin[g];
-            let draw = &self.draws[d];
-            let local_prompts = draw.rollouts.len() / n;
-            let Some(local) = prompt
-                .checked_sub(draw.first)
-                .filter(|&p| p < local_prompts)
-            else {
+            let Draw {
+                items,
+                first,
+                rollouts,
+                judged,
+            } = &mut self.draws[d];
+            let local_prompts = rollouts.len() / n;
+            let Some(local) = prompt.checked_sub(*first).filter(|&p| p < local_prompts) else {
                 continue;
             };
-            let item = &draw.items[prompt];
+            let item = &items[prompt];
             for j in 0..n {
                 let (i, at) = (local * n + j, k * n + j);
-                let (r, judged) = (&draw.rollouts[i], &draw.judged[i]);
+                let r = &mut rollouts[i];
+                let judged = std::mem::take(&mut judged[i]);
                 debug_assert_eq!(r.prompt_idx, local, "rollouts come prompt by prompt");
+                let length = r.len();
                 sequences.push(UpdateSequence {
                     prompt_ids: item.prompt_ids.clone(),
-                    response_ids: r.response_ids.clone(),
-                    old_logprobs: r.logprobs.clone(),
+                    response_ids: std::mem::take(&mut r.response_ids),
+                    old_logprobs: std::mem::take(&mut r.logprobs),
                     advantage: advantages[at],
                     masked: masked[at],
                     group: k,
                 });
                 records.push(RolloutRecord {
                     prompt: item.text.clone(),
-                    response: judged.text.clone(),
+                    response: judged.text,
                     gold: item.gold.clone(),
-                    extracted: judged.extracted.clone(),
+                    extracted: judged.extracted,
                     correct: judged.correct,
-                    length: r.len(),
+                    length,
                     finish: r.finish,
                     reward: rewards[at],
                     advantage: advantages[at],
@@ -286,6 +293,7 @@ mod tests {
         assert_eq!(drawn.informative(), 1);
         push(&mut drawn, &[[false, true], [false, false], [true, false]]);
         assert_eq!(drawn.informative(), 3);
+        let m = drawn.metrics(2).unwrap();
         let step = drawn.assemble(2, &OptimConfig::default()).unwrap();
         // Draw 0's prompt 1, then draw 1's prompt 0; draw 1's prompt 2 is beyond `want`.
         let golds: Vec<(&str, usize)> = step
@@ -299,7 +307,6 @@ mod tests {
         let adv: Vec<f32> = step.records.iter().map(|r| r.advantage).collect();
         assert!(adv[0] > 0.0 && adv[1] < 0.0 && adv[2] < 0.0 && adv[3] > 0.0);
         assert!((adv[0] + adv[1]).abs() < 1e-6);
-        let m = drawn.metrics(2).unwrap();
         assert_eq!(m["filter/gen_batches"], 2.0);
         assert_eq!(m["filter/groups_kept"], 2.0);
         assert_eq!(m["filter/groups_dropped"], 3.0);
@@ -314,21 +321,21 @@ mod tests {
     fn a_short_batch_trains_on_what_there_is() {
         let mut drawn = Drawn::new(2, filter());
         push(&mut drawn, &[[true, true], [false, true]]);
+        assert_eq!(drawn.metrics(2).unwrap()["filter/groups_missing"], 1.0);
         let step = drawn.assemble(2, &OptimConfig::default()).unwrap();
         assert_eq!(step.batch.sequences.len(), 2);
-        assert_eq!(drawn.metrics(2).unwrap()["filter/groups_missing"], 1.0);
     }
 
     #[test]
     fn without_the_filter_every_group_is_trained_and_no_filter_metric_is_logged() {
         let mut drawn = Drawn::new(2, FilterGroups::default());
         push(&mut drawn, &[[true, true], [false, false]]);
+        let m = drawn.metrics(2).unwrap();
+        assert!(!m.keys().any(|k| k.starts_with("filter/")));
         let step = drawn.assemble(2, &OptimConfig::default()).unwrap();
         let groups: Vec<usize> = step.batch.sequences.iter().map(|s| s.group).collect();
         assert_eq!(groups, [0, 0, 1, 1]);
         assert!(step.records.iter().all(|r| r.advantage == 0.0));
-        let m = drawn.metrics(2).unwrap();
-        assert!(!m.keys().any(|k| k.starts_with("filter/")));
     }
 
     #[test]
