@@ -82,10 +82,7 @@ struct Args {
 }
 
 fn main() {
-    if let Err(e) = run(Args::parse()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
 }
 
 fn run(args: Args) -> Result<()> {
@@ -210,7 +207,7 @@ fn step_times(run: &RunDir) -> Result<StepTimes> {
 
 /// Part 2: two reducer processes all-reduce the gradient both ways; worker 0 prints.
 fn allreduce(args: &Args) -> Result<()> {
-    let numels = args.shape.parameter_numels();
+    let numels = args.shape.dense().parameter_numels();
     let floats: usize = numels.iter().sum();
     let expected = laconic::optim::memory::parameter_count(&args.shape.config()?);
     ensure!(
@@ -234,7 +231,7 @@ fn allreduce(args: &Args) -> Result<()> {
 fn reduce(args: &Args, topology: &Topology) -> Result<()> {
     let device: burn::tensor::Device<Inner> = Default::default();
     let collective = TcpCollective::join(topology)?;
-    let numels = args.shape.parameter_numels();
+    let numels = args.shape.dense().parameter_numels();
     let bytes = numels.iter().sum::<usize>() as f64 * 4.0;
     let methods = [
         (

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use clap::Parser;
-use laconic::model::{AttentionLayout, Qwen3, Qwen3Config};
+use laconic::model::{AttentionLayout, DenseShape, Qwen3};
 
 /// Decode benchmark options.
 #[derive(Parser, Debug, Clone)]
@@ -30,9 +30,9 @@ struct Args {
     /// Batch sizes.
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     batch: Vec<usize>,
-    /// Backends to time (`flex`, `ndarray`).
-    #[arg(long, value_delimiter = ',', default_value = "flex,ndarray")]
-    backends: Vec<String>,
+    /// Backends to time.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [CpuBackend::Flex, CpuBackend::Ndarray])]
+    backends: Vec<CpuBackend>,
     /// Layers (28 for Qwen3-0.6B; fewer for a quick run).
     #[arg(long, default_value_t = 28)]
     layers: usize,
@@ -41,14 +41,13 @@ struct Args {
     python: Option<String>,
 }
 
-/// The shape of Qwen3-0.6B (`config.json` of Qwen/Qwen3-0.6B) with `layers` layers.
-fn qwen3_06b(layers: usize) -> Result<Qwen3Config> {
-    let text = format!(
-        r#"{{"model_type": "qwen3", "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072,
-        "num_hidden_layers": {layers}, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-        "rms_norm_eps": 1e-6, "rope_theta": 1000000, "tie_word_embeddings": true}}"#
-    );
-    Ok(Qwen3Config::from_json_str(&text, "<qwen3-0.6b>")?)
+/// A CPU backend to time.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum CpuBackend {
+    /// burn-flex with laconic's kernels.
+    Flex,
+    /// burn-ndarray.
+    Ndarray,
 }
 
 /// Seconds for prefill and for `new_tokens` decode steps.
@@ -102,7 +101,7 @@ fn last_argmax<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2, Int> {
 
 fn run_backend<B: Backend>(name: &str, args: &Args) -> Result<Vec<(String, usize, f64, f64)>> {
     let device = Default::default();
-    let config = qwen3_06b(args.layers)?;
+    let config = DenseShape::QWEN3_0_6B.with_layers(args.layers).config()?;
     let model = Qwen3::<B>::init(&config, &device)?;
     // Warm-up: materialise the lazily initialised weights and touch every kernel once.
     let warm = Args {
@@ -170,10 +169,11 @@ fn main() -> Result<()> {
     );
     let mut ours = Vec::new();
     for backend in &args.backends {
-        match backend.as_str() {
-            "flex" => ours.extend(run_backend::<burn::backend::Flex>("flex", &args)?),
-            "ndarray" => ours.extend(run_backend::<burn::backend::NdArray>("ndarray", &args)?),
-            other => anyhow::bail!("unknown backend `{other}` (expected `flex` or `ndarray`)"),
+        match backend {
+            CpuBackend::Flex => ours.extend(run_backend::<burn::backend::Flex>("flex", &args)?),
+            CpuBackend::Ndarray => {
+                ours.extend(run_backend::<burn::backend::NdArray>("ndarray", &args)?)
+            }
         }
     }
     let Some(python) = &args.python else {

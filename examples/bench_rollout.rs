@@ -20,8 +20,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Backend};
-use laconic::model::{LoraConfig, Qwen3, Qwen3Config};
+use laconic::model::{DenseShape, LoraConfig, Qwen3};
 use laconic::rollout::{Engine, EngineConfig, SamplingParams};
+use laconic_harness::synthetic_ids;
 
 /// Rollout benchmark options.
 #[derive(Parser, Debug)]
@@ -62,15 +63,12 @@ enum Policy {
     Unmerged,
 }
 
-const VOCAB: usize = 151_936;
+const VOCAB: usize = DenseShape::QWEN3_0_6B.vocab;
 /// One stop id every `STOP_STRIDE` ids: a stop probability of ≈1/128 per step under near-uniform logits.
 const STOP_STRIDE: usize = 128;
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
 }
 
 fn run(args: Args) -> Result<()> {
@@ -81,26 +79,14 @@ fn run(args: Args) -> Result<()> {
         "Qwen3-0.6B shape ({} layers), random weights, f32, {} backend, {threads} threads: {} prompts (lengths {:?}) × n = {}, L_R = {}",
         args.layers, backend::NAME, args.prompt_lens.len(), args.prompt_lens, args.n, args.max_tokens
     );
-    let config = Qwen3Config::from_json_str(
-        &format!(
-            r#"{{"model_type": "qwen3", "vocab_size": {VOCAB}, "hidden_size": 1024, "intermediate_size": 3072,
-            "num_hidden_layers": {}, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-            "rope_theta": 1000000, "tie_word_embeddings": true}}"#,
-            args.layers
-        ),
-        "<qwen3-0.6b>",
-    )?;
+    let config = DenseShape::QWEN3_0_6B.with_layers(args.layers).config()?;
     let device = backend::device();
     let model = Qwen3::<Backend>::init(&config, &device)?;
     let prompts: Vec<Vec<u32>> = args
         .prompt_lens
         .iter()
         .enumerate()
-        .map(|(p, &len)| {
-            (0..len)
-                .map(|i| ((p * 7919 + i * 104_729) % VOCAB) as u32)
-                .collect()
-        })
+        .map(|(p, &len)| synthetic_ids(p, len, VOCAB, 0))
         .collect();
     // Warm-up: materialise the weights and touch every kernel.
     Engine::new(&model, EngineConfig::default())?.generate(

@@ -17,11 +17,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
-use laconic::eval::EvalReport;
 use laconic::train::distributed::{self, relaunch, work, Role};
 use laconic::train::progress::ProgressBars;
-use laconic::train::report::{write_report, RunSummary};
-use laconic::train::{load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
+use laconic::train::report::finish_report;
+use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
 use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
@@ -46,10 +45,10 @@ struct Args {
 }
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(err.downcast_ref().map_or(1, distributed::exit_code));
-    }
+    // A data-parallel failure exits with its own code (a worker, a peer, a timeout).
+    laconic_harness::exit_on_error(run(Args::parse()), |err| {
+        err.downcast_ref().map_or(1, distributed::exit_code)
+    });
 }
 
 fn run(args: Args) -> Result<()> {
@@ -63,7 +62,7 @@ fn run(args: Args) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| config.train.out_dir.join(unique_run_name("demo")));
+        .unwrap_or_else(|| config.new_run_dir(&args.config));
     let run = match role {
         Role::Launcher(plan) => {
             require_shared_name(&plan, args.out.is_some(), "--out RUN_DIR")?;
@@ -102,21 +101,9 @@ fn run(args: Args) -> Result<()> {
         }
     };
 
-    // Before/after from the first and last evaluations.
-    let before = EvalReport::read(run.path.join("eval/step_0"))
-        .context("the run has no step-0 evaluation")?;
-    let after = EvalReport::read(run.path.join(format!("eval/step_{}", config.train.steps)))
-        .context("the run has no final evaluation")?;
-    let bench = after
-        .benchmarks
-        .first()
-        .map(|b| b.name.clone())
-        .context("no benchmark evaluated")?;
-    let summary = RunSummary::new(&bench, &run.read_metrics()?, &before, &after);
-    let files = write_report(&run, summary.as_ref())?;
-    if let Some(summary) = &summary {
-        println!("\n{}", summary.markdown());
-    }
+    let (summary, files) = finish_report(&run)?;
+    let summary = summary.context("the run has no step-0 or final evaluation")?;
+    println!("\n{}", summary.markdown());
     println!(
         "Wrote {} report files under {}; metrics in {}.",
         files.len(),

@@ -9,7 +9,9 @@
 //! Generates `--samples` responses per question once, capped at the largest budget, scores every budget
 //! from them, and writes `eval.json`, `eval.md`, `samples.jsonl` and SVG plots to `--out` (with
 //! `--compare DIR`, also `compare.md` and comparison plots). Prints the Mean@k and Pass@k tables. Without
-//! `--model`, only compares the report already in `--out` with `--compare`. On a CPU, a 0.6B model
+//! `--model`, only compares the report already in `--out` with `--compare`. With `--config FILE` (and
+//! `--set key=value`, as `train` takes them), evaluates what that training run evaluates: its model
+//! (or `--model`, e.g. a checkpoint of the run), its task's benchmarks and judge, its `[eval]`. On a CPU, a 0.6B model
 //! decodes tens of tokens per second: use a GPU backend (`--features cuda`) for real budgets.
 
 use std::io::IsTerminal;
@@ -24,17 +26,26 @@ use laconic::eval::{
     GoldFormat, MathJudge, OverlongPrompts, PromptConfig, PromptLimit, TruncatedScoring,
     PAPER_SUFFIX,
 };
-use laconic::model::{load_pretrained, Tokenizer};
-use laconic::reward::{ExtractMode, ExtractOptions};
+use laconic::model::{load_pretrained, Qwen3, Tokenizer};
+use laconic::reward::{ExtractMode, ExtractOptions, Judge};
 use laconic::rollout::{EngineConfig, Progress};
+use laconic::train::{load_policy, RunConfig, Task};
 
 /// Evaluate a checkpoint over a spectrum of token budgets (Mean@k, Pass@k, lengths by correctness).
 #[derive(Parser, Debug)]
 struct Args {
     /// Hugging Face checkpoint folder (config.json, safetensors, tokenizer.json). Omit to only compare
-    /// the report in --out with --compare.
+    /// the report in --out with --compare. With --config, replaces the config's `model.path`.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// A training run's TOML config: evaluate its model (or --model) on its task's evaluation
+    /// benchmarks with its judge and `[eval]` settings, as the trainer does. The flags that choose
+    /// data, sampling or scoring are then refused: set the config's keys instead.
+    #[arg(long, conflicts_with_all = CONFIG_OWNED)]
+    config: Option<PathBuf>,
+    /// Override a config value, e.g. `--set eval.samples=4` (repeatable; with --config).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+    sets: Vec<String>,
     /// Tokenizer file when the checkpoint folder has none.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -52,8 +63,8 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     answer_field: Option<Vec<String>>,
     /// Gold normalisation: `auto` (GSM8K `#### N` → N, `\boxed{}` content) or `raw`.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "raw"])]
-    gold: String,
+    #[arg(long, value_enum, default_value_t = GoldFormat::Auto)]
+    gold: GoldFormat,
     /// Only the first N questions of each dataset.
     #[arg(long)]
     limit: Option<usize>,
@@ -101,8 +112,8 @@ struct Args {
     #[arg(long)]
     system: Option<String>,
     /// A sample not finished within B: `judge` its first B tokens, or count it `incorrect`.
-    #[arg(long, default_value = "judge", value_parser = ["judge", "incorrect"])]
-    truncated: String,
+    #[arg(long, value_enum, default_value_t = TruncatedScoring::Judge)]
+    truncated: TruncatedScoring,
     /// How answers are found: `boxed` (strict: `\boxed{…}`, `#### N`) or `math-verify`
     /// (math-verify's free-form search, falling back to the last LaTeX span or number).
     #[arg(long, default_value = "boxed")]
@@ -111,8 +122,8 @@ struct Args {
     #[arg(long)]
     max_prompt_tokens: Option<usize>,
     /// A longer prompt: `error` (name its file, line and length) or `drop` it with a count.
-    #[arg(long, default_value = "error", value_parser = ["error", "drop"])]
-    overlong_prompts: String,
+    #[arg(long, value_enum, default_value_t = OverlongPrompts::Error)]
+    overlong_prompts: OverlongPrompts,
     /// Bins of the length histograms.
     #[arg(long, default_value_t = 32)]
     bins: usize,
@@ -130,11 +141,47 @@ struct Args {
     quiet: bool,
 }
 
+/// The flags a `--config` replaces (its model, data, `[eval]` and `[reward]` keys).
+const CONFIG_OWNED: [&str; 24] = [
+    "tokenizer",
+    "data",
+    "data_dir",
+    "question_field",
+    "answer_field",
+    "gold",
+    "limit",
+    "budgets",
+    "samples",
+    "pass_k",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "max_batch",
+    "chat",
+    "no_chat",
+    "no_think",
+    "suffix",
+    "system",
+    "truncated",
+    "extract",
+    "max_prompt_tokens",
+    "overlong_prompts",
+];
+
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
+}
+
+/// One evaluation: the policy, its tokenizer, the benchmarks, the settings, the judge and the name
+/// the report gives the model.
+struct Setup {
+    model: Qwen3<Backend>,
+    tokenizer: Tokenizer,
+    benchmarks: Vec<Benchmark>,
+    config: EvalConfig,
+    judge: Box<dyn Judge>,
+    label: String,
 }
 
 fn run(args: Args) -> Result<()> {
@@ -148,9 +195,14 @@ fn run(args: Args) -> Result<()> {
     };
 
     // 1. Evaluate (or, without --model, read the report already in --out).
-    let report = match &args.model {
-        Some(model) => {
-            let report = evaluate_model(&args, model)?;
+    let setup = match (&args.config, &args.model) {
+        (Some(path), _) => Some(setup_from_config(&args, path)?),
+        (None, Some(model)) => Some(setup_from_flags(&args, model)?),
+        (None, None) => None,
+    };
+    let report = match setup {
+        Some(setup) => {
+            let report = evaluate_setup(&args, setup)?;
             report.write(&args.out).with_context(|| {
                 format!("failed to write the report to `{}`", args.out.display())
             })?;
@@ -159,7 +211,7 @@ fn run(args: Args) -> Result<()> {
         None => {
             ensure!(
                 args.compare.is_some(),
-                "give --model DIR to evaluate, or --compare DIR to compare --out with"
+                "give --model DIR or --config FILE to evaluate, or --compare DIR to compare --out with"
             );
             EvalReport::read(&args.out)?
         }
@@ -179,7 +231,38 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
+/// The evaluation a training config describes: its model (or `--model`), its task's evaluation
+/// benchmarks and judge, its `[eval]` settings.
+fn setup_from_config(args: &Args, path: &Path) -> Result<Setup> {
+    let mut sets = args.sets.clone();
+    if let Some(model) = &args.model {
+        sets.push(format!("model.path=\"{}\"", model.display()));
+    }
+    let config = RunConfig::load(path, &sets)?;
+    let device = backend::device();
+    let (model, tokenizer) = load_policy::<Backend>(&config, &device)?;
+    let task = Task::from_config(&config, &tokenizer, model.config().max_position_embeddings)?;
+    ensure!(
+        !task.benchmarks.is_empty(),
+        "`{}` evaluates no benchmark: set `train.eval_benchmarks`",
+        path.display()
+    );
+    let label = match &config.model.path {
+        Some(dir) => folder_name(dir),
+        None => folder_name(path),
+    };
+    Ok(Setup {
+        model,
+        tokenizer,
+        benchmarks: task.benchmarks,
+        config: config.eval,
+        judge: task.judge,
+        label,
+    })
+}
+
+/// The evaluation the flags describe.
+fn setup_from_flags(args: &Args, model_dir: &Path) -> Result<Setup> {
     let device = backend::device();
     let pretrained = load_pretrained::<Backend>(model_dir, &device)
         .with_context(|| format!("failed to load the model in `{}`", model_dir.display()))?;
@@ -202,11 +285,7 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
         pretrained.model.config().max_position_embeddings,
         args.budgets.iter().copied().max().unwrap_or(0),
         args.max_prompt_tokens,
-        if args.overlong_prompts == "drop" {
-            OverlongPrompts::Drop
-        } else {
-            OverlongPrompts::Error
-        },
+        args.overlong_prompts,
         "`--overlong-prompts drop`",
     );
     let benchmarks = args
@@ -229,10 +308,7 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
         seed: args.seed,
         pass_k: args.pass_k.clone().unwrap_or_default(),
         histogram_bins: args.bins,
-        truncated: match args.truncated.as_str() {
-            "incorrect" => TruncatedScoring::Incorrect,
-            _ => TruncatedScoring::Judge,
-        },
+        truncated: args.truncated,
         engine: EngineConfig {
             max_batch: args.max_batch,
             ..EngineConfig::default()
@@ -240,9 +316,31 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
         ..EvalConfig::default()
     };
     config.validate()?;
+    let judge = MathJudge {
+        extract: ExtractOptions {
+            mode: args.extract,
+            ..ExtractOptions::default()
+        },
+        ..MathJudge::default()
+    };
+    Ok(Setup {
+        model: pretrained.model,
+        tokenizer,
+        benchmarks,
+        config,
+        judge: Box::new(judge),
+        label: folder_name(model_dir),
+    })
+}
 
-    // A bar over all samples of all benchmarks, hidden when stdout is not a terminal.
-    let total: usize = benchmarks.iter().map(|b| b.len() * args.samples).sum();
+/// Generates and scores `setup`, with a progress bar over all samples of all benchmarks (hidden when
+/// stdout is not a terminal).
+fn evaluate_setup(args: &Args, setup: Setup) -> Result<EvalReport> {
+    let total: usize = setup
+        .benchmarks
+        .iter()
+        .map(|b| b.len() * setup.config.samples)
+        .sum();
     let bar = if args.quiet || !std::io::stdout().is_terminal() {
         ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden())
     } else {
@@ -258,21 +356,15 @@ fn evaluate_model(args: &Args, model_dir: &Path) -> Result<EvalReport> {
         bar.set_message(format!("{} tokens, {} decoding", p.tokens, p.live));
     };
     let mut report = evaluate(
-        &pretrained.model,
-        &tokenizer,
-        &benchmarks,
-        &config,
-        &MathJudge {
-            extract: ExtractOptions {
-                mode: args.extract,
-                ..ExtractOptions::default()
-            },
-            ..MathJudge::default()
-        },
+        &setup.model,
+        &setup.tokenizer,
+        &setup.benchmarks,
+        &setup.config,
+        setup.judge.as_ref(),
         &mut observer,
     )?;
     bar.finish_and_clear();
-    report.info.model = Some(args.label.clone().unwrap_or_else(|| folder_name(model_dir)));
+    report.info.model = Some(args.label.clone().unwrap_or(setup.label));
     eprintln!(
         "[{} tokens in {:.1} s ({:.1} tokens/s on {}), scored in {:.1} s]",
         report.info.tokens_generated,
@@ -300,11 +392,7 @@ fn dataset_spec(args: &Args, entry: &str) -> Result<DatasetSpec> {
     if let Some(names) = &args.answer_field {
         spec.fields.answer = names.clone();
     }
-    spec.gold = if args.gold == "raw" {
-        GoldFormat::Raw
-    } else {
-        GoldFormat::Auto
-    };
+    spec.gold = args.gold;
     spec.limit = args.limit;
     Ok(spec)
 }

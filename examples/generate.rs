@@ -88,10 +88,7 @@ impl Observer for Streamer<'_> {
 }
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
 }
 
 fn run(args: Args) -> Result<()> {

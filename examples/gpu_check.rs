@@ -34,7 +34,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
@@ -43,11 +43,11 @@ use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use common::{device_with_dtype, observed_dtype, write_json, Dtype, MemoryProbe, Shape};
 use laconic::backend::{self, Autodiff};
-use laconic::model::safetensors::SafetensorsIndex;
 use laconic::model::{load_model, AttentionLayout, Qwen3};
 use laconic::optim::{OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 use laconic::rollout::{Engine, EngineConfig, Progress, SamplingParams};
-use laconic_harness::mean_std;
+use laconic_harness::parity::{read_expected, rel_err, F32_TOLERANCE};
+use laconic_harness::{mean_std, synthetic_ids};
 use serde_json::json;
 
 /// The compiled-in backend (`cuda` with `--features cuda`, else `flex`).
@@ -147,10 +147,7 @@ struct UpdateArgs {
 }
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
 }
 
 fn run(args: Args) -> Result<()> {
@@ -169,8 +166,6 @@ fn run(args: Args) -> Result<()> {
 // ---------------------------------------------------------------------------------------------------
 // parity
 
-/// Largest accepted `max|ours − ref| / max|ref|` in f32 (the CPU tests' bound).
-const F32_TOLERANCE: f32 = 1e-4;
 /// The same in bf16: ~5 unit roundoffs (2⁻⁹) of the largest logit after a few layers.
 const BF16_TOLERANCE: f32 = 3e-2;
 
@@ -182,48 +177,6 @@ const FIXTURES: [&str; 5] = [
     "qwen3_moe/norm_topk",
     "qwen3_moe/sparse_step2",
 ];
-
-/// Prompts, transformers' greedy ids and logits (`[T_i, V]` row-major per prompt) of one fixture.
-struct Expected {
-    prompts: Vec<Vec<u32>>,
-    greedy: Vec<Vec<u32>>,
-    logits: Vec<Vec<f32>>,
-}
-
-fn read_expected(dir: &Path) -> Result<Expected> {
-    let path = dir.join("expected.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("failed to read `{}`", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("failed to parse `{}`", path.display()))?;
-    let ids = |key: &str| -> Result<Vec<Vec<u32>>> {
-        serde_json::from_value(json[key].clone())
-            .with_context(|| format!("`{key}` in `{}`", path.display()))
-    };
-    let prompts = ids("prompts")?;
-    let tensors = SafetensorsIndex::from_files(&[dir.join("expected.safetensors")])?;
-    let logits = (0..prompts.len())
-        .map(|i| tensors.read_f32(&format!("logits_{i}")))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(Expected {
-        prompts,
-        greedy: ids("greedy")?,
-        logits,
-    })
-}
-
-/// `max|ours − reference| / max|reference|`.
-fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
-    let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let max_diff = ours
-        .iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if ours.len() != reference.len() || !max_diff.is_finite() {
-        return f32::INFINITY;
-    }
-    max_diff / max_ref
-}
 
 fn parity(args: &ParityArgs) -> Result<serde_json::Value> {
     let device = device_with_dtype::<B>(args.dtype)?;
@@ -247,7 +200,7 @@ fn parity(args: &ParityArgs) -> Result<serde_json::Value> {
         let dir = args.fixtures.join(name);
         let model = load_model::<B>(&dir, &device)
             .with_context(|| format!("failed to load `{}`", dir.display()))?;
-        let expected = read_expected(&dir)?;
+        let expected = read_expected(&dir).map_err(anyhow::Error::msg)?;
         // 1. Training forward of each prompt alone.
         let mut worst = 0f32;
         for (prompt, reference) in expected.prompts.iter().zip(&expected.logits) {
@@ -299,13 +252,6 @@ fn parity(args: &ParityArgs) -> Result<serde_json::Value> {
 // ---------------------------------------------------------------------------------------------------
 // decode
 
-/// Deterministic prompt `row` of `len` tokens (the same formula as `benches/reference/gpu_decode.py`).
-fn prompt(row: usize, len: usize, vocab: usize) -> Vec<u32> {
-    (0..len)
-        .map(|i| ((row * 7919 + i * 104_729) % vocab) as u32)
-        .collect()
-}
-
 /// One timed generation: `batch` prompts × 1 sample × `new_tokens` tokens.
 struct DecodeTiming {
     /// Generated tokens (all rows).
@@ -324,7 +270,7 @@ fn time_generate(
 ) -> Result<DecodeTiming> {
     let vocab = model.config().vocab_size;
     let prompts: Vec<Vec<u32>> = (0..batch)
-        .map(|row| prompt(row, args.prompt_len, vocab))
+        .map(|row| synthetic_ids(row, args.prompt_len, vocab, 0))
         .collect();
     let engine = Engine::new(
         model,
@@ -438,11 +384,7 @@ fn update_batch(
     optim: &OptimConfig,
 ) -> Result<UpdateBatch> {
     let vocab = model.config().vocab_size;
-    let ids = |seq: usize, len: usize, salt: usize| -> Vec<u32> {
-        (0..len)
-            .map(|t| ((seq * 7919 + t * 104_729 + salt) % vocab) as u32)
-            .collect()
-    };
+    let ids = |seq: usize, len: usize, salt: usize| synthetic_ids(seq, len, vocab, salt);
     let sequences = (0..args.sequences)
         .map(|i| UpdateSequence {
             prompt_ids: ids(i, args.prompt_len, 1),

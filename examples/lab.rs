@@ -57,10 +57,7 @@ struct Args {
 }
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
 }
 
 fn run(args: Args) -> Result<()> {

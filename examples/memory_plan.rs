@@ -7,11 +7,8 @@
 //! cargo run --release --example memory_plan
 //! ```
 
-mod common;
-
 use anyhow::Result;
-use common::Shape;
-use laconic::model::{ActivationCheckpointing, AttentionBlocks};
+use laconic::model::{ActivationCheckpointing, AttentionBlocks, DenseShape};
 use laconic::optim::memory::{parameter_count, update_memory, Precision, UpdateMemory};
 use laconic::optim::OptimConfig;
 
@@ -24,7 +21,7 @@ fn gb(bytes: u64) -> f64 {
 
 /// The update's memory for `shape` at `tokens` tokens per micro-batch.
 fn plan(
-    shape: &Shape,
+    shape: &DenseShape,
     tokens: usize,
     checkpointing: ActivationCheckpointing,
     precision: Precision,
@@ -51,7 +48,7 @@ fn main() -> Result<()> {
         "| model | params | T | recompute | weights | grads | AdamW | activations | backward (head, layer) | peak | fits 80 GB |"
     );
     println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
-    for (name, shape) in Shape::paper_models() {
+    for (name, shape) in DenseShape::paper_models() {
         let params = parameter_count(&shape.config()?);
         for tokens in [8192, 16384] {
             for checkpointing in [
@@ -77,7 +74,7 @@ fn main() -> Result<()> {
         }
     }
     // bench_update's long-sequence shape: hidden 256, 4 layers, 4/2 heads of 64, vocab 4096, f32.
-    let bench = Shape {
+    let bench = DenseShape {
         layers: 4,
         vocab: 4096,
         hidden: 256,

@@ -20,8 +20,8 @@ use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{self, relaunch, work, LaunchPlan, Role};
 use laconic::train::progress::ProgressBars;
-use laconic::train::report::{write_report, RunSummary};
-use laconic::train::{export_merged, load_policy, unique_run_name, RlTrainer, RunConfig, RunDir};
+use laconic::train::report::finish_report;
+use laconic::train::{export_merged, load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
 use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
@@ -53,10 +53,10 @@ struct Args {
 }
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(err.downcast_ref().map_or(1, distributed::exit_code));
-    }
+    // A data-parallel failure exits with its own code (a worker, a peer, a timeout).
+    laconic_harness::exit_on_error(run(Args::parse()), |err| {
+        err.downcast_ref().map_or(1, distributed::exit_code)
+    });
 }
 
 fn run(args: Args) -> Result<()> {
@@ -69,23 +69,7 @@ fn run(args: Args) -> Result<()> {
         },
         Role::Single => train_here(&args, &device)?,
     };
-    let steps = RunDir::attach(&run.path)?.1.train.steps;
-    let evals = |step: u64| {
-        laconic::eval::EvalReport::read(run.path.join(format!("eval/step_{step}"))).ok()
-    };
-    let summary = match (evals(0), evals(steps)) {
-        (Some(before), Some(after)) => after.benchmarks.first().and_then(|b| {
-            RunSummary::new(
-                &b.name,
-                &run.read_metrics().unwrap_or_default(),
-                &before,
-                &after,
-            )
-        }),
-        _ => None,
-    };
-    write_report(&run, summary.as_ref())?;
-    if let Some(summary) = &summary {
+    if let (Some(summary), _) = finish_report(&run)? {
         println!("\n{}", summary.markdown());
     }
     if args.merge {
@@ -98,16 +82,6 @@ fn run(args: Args) -> Result<()> {
     }
     println!("done: {}", run.path.display());
     Ok(())
-}
-
-/// The name of a new run: `train.run_name`, or the config file's stem made unique.
-fn new_run_name(config: &RunConfig, path: &std::path::Path) -> String {
-    config.train.run_name.clone().unwrap_or_else(|| {
-        let stem = path
-            .file_stem()
-            .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-        unique_run_name(&stem)
-    })
 }
 
 /// The config `--config` and its overrides (`--set`, `--model`) describe.
@@ -134,12 +108,11 @@ fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> R
         }
         (None, Some(path)) => {
             let config = load_config(args, path)?;
-            let name = new_run_name(&config, path);
             // Model, tokenizer and task are loaded before the run folder is made: a bad input
             // leaves none.
             let (model, tokenizer) = load_policy::<Autodiff>(&config, device)?;
             let trainer = RlTrainer::<Autodiff>::new(config.clone(), model, tokenizer)?;
-            let run = RunDir::create(config.train.out_dir.join(name), &config)?;
+            let run = RunDir::create(config.new_run_dir(path), &config)?;
             (run, trainer)
         }
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
@@ -169,7 +142,7 @@ fn launch_workers(args: &Args, plan: &LaunchPlan) -> Result<Option<RunDir>> {
                 config.train.run_name.is_some(),
                 "--set train.run_name=NAME",
             )?;
-            let dir = config.train.out_dir.join(new_run_name(&config, path));
+            let dir = config.new_run_dir(path);
             if plan.node_rank == 0 {
                 (RunDir::create(dir, &config)?, true)
             } else {

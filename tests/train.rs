@@ -190,7 +190,7 @@ fn every_shipped_config_loads_with_the_paper_settings() {
     // The ablation backbone: L_R = 16k, L_T = 4k, N = 8, ~800 steps, R1-Distill's own chat template.
     let r1 = RunConfig::load(&root().join("configs/r1-distill-qwen-1.5b.toml"), &[]).unwrap();
     assert_eq!(
-        (r1.rollout.max_tokens, r1.rollout.n, r1.train.steps),
+        (r1.rollout.sampling.max_tokens, r1.rollout.n, r1.train.steps),
         (16384, 8, 800)
     );
     assert!(

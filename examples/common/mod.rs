@@ -1,4 +1,4 @@
-//! Helpers shared by the examples: a Qwen3 shape that defaults to Qwen3-0.6B and shrinks by flags, the
+//! Helpers shared by the examples: shape flags over laconic-model's `DenseShape` (Qwen3-0.6B unless told), the
 //! float dtype of the device, and a peak-memory probe (the benchmarks); the data-parallel flags of
 //! `train` and `demo` ([`data_parallel`]).
 //!
@@ -20,114 +20,59 @@ use anyhow::{Context, Result};
 use burn::prelude::Backend as BackendTrait;
 use burn::tensor::{Element, FloatDType, IntDType};
 use clap::ValueEnum;
-use laconic::model::Qwen3Config;
+use laconic::model::{DenseShape, Qwen3Config};
 
-/// The shape of a dense Qwen3 model; every default is Qwen3-0.6B's (`config.json` of Qwen/Qwen3-0.6B).
+/// The shape flags of a dense Qwen3 model ([`DenseShape`]); every default is Qwen3-0.6B's.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Shape {
     /// Decoder layers (`num_hidden_layers`).
-    #[arg(long, default_value_t = 28)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.layers)]
     pub layers: usize,
     /// Vocabulary size (`vocab_size`).
-    #[arg(long, default_value_t = 151_936)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.vocab)]
     pub vocab: usize,
     /// Hidden size (`hidden_size`).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.hidden)]
     pub hidden: usize,
     /// MLP width (`intermediate_size`).
-    #[arg(long, default_value_t = 3072)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.inter)]
     pub inter: usize,
     /// Query heads (`num_attention_heads`).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.heads)]
     pub heads: usize,
     /// Key/value heads (`num_key_value_heads`).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.kv_heads)]
     pub kv_heads: usize,
     /// Head dimension (`head_dim`).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = DenseShape::QWEN3_0_6B.head_dim)]
     pub head_dim: usize,
 }
 
 impl Shape {
-    /// The config of this shape: tied embeddings, RoPE θ = 1e6, RMSNorm ε = 1e-6, as Qwen3-0.6B.
+    /// The shape the flags give.
+    pub fn dense(&self) -> DenseShape {
+        DenseShape {
+            layers: self.layers,
+            vocab: self.vocab,
+            hidden: self.hidden,
+            inter: self.inter,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+        }
+    }
+
+    /// The config of this shape ([`DenseShape::config`]).
     ///
     /// # Errors
     /// When the shape is invalid (e.g. query heads not a multiple of key/value heads).
     pub fn config(&self) -> Result<Qwen3Config> {
-        let text = format!(
-            r#"{{"model_type": "qwen3", "vocab_size": {}, "hidden_size": {}, "intermediate_size": {},
-            "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "head_dim": {},
-            "rms_norm_eps": 1e-6, "rope_theta": 1000000, "tie_word_embeddings": true}}"#,
-            self.vocab,
-            self.hidden,
-            self.inter,
-            self.layers,
-            self.heads,
-            self.kv_heads,
-            self.head_dim
-        );
-        Ok(Qwen3Config::from_json_str(&text, "<shape flags>")?)
-    }
-
-    /// The dense Qwen3 models the paper trains (`config.json` of Qwen/Qwen3-0.6B, -1.7B and -4B; the
-    /// 4B Instruct and Thinking checkpoints share a shape).
-    pub fn paper_models() -> [(&'static str, Shape); 3] {
-        let qwen3 = |layers, hidden, inter, heads| Shape {
-            layers,
-            vocab: 151_936,
-            hidden,
-            inter,
-            heads,
-            kv_heads: 8,
-            head_dim: 128,
-        };
-        [
-            ("Qwen3-0.6B", qwen3(28, 1024, 3072, 16)),
-            ("Qwen3-1.7B", qwen3(28, 2048, 6144, 16)),
-            ("Qwen3-4B", qwen3(36, 2560, 9728, 32)),
-        ]
-    }
-
-    /// The length of every parameter of this shape, in the model's order (embeddings tied): what a
-    /// gradient all-reduce moves.
-    pub fn parameter_numels(&self) -> Vec<usize> {
-        let (d, q, kv) = (
-            self.hidden,
-            self.heads * self.head_dim,
-            self.kv_heads * self.head_dim,
-        );
-        let layer = [
-            d * q,
-            d * kv,
-            d * kv,
-            q * d,
-            self.head_dim,
-            self.head_dim,
-            d,
-            d,
-            d * self.inter,
-            d * self.inter,
-            self.inter * d,
-        ];
-        let mut numels = vec![self.vocab * d];
-        for _ in 0..self.layers {
-            numels.extend(layer);
-        }
-        numels.push(d);
-        numels
+        Ok(self.dense().config()?)
     }
 
     /// Whether this is Qwen3-0.6B's shape (all defaults).
     pub fn is_qwen3_06b(&self) -> bool {
-        (
-            self.layers,
-            self.vocab,
-            self.hidden,
-            self.inter,
-            self.heads,
-            self.kv_heads,
-            self.head_dim,
-        ) == (28, 151_936, 1024, 3072, 16, 8, 128)
+        self.dense() == DenseShape::QWEN3_0_6B
     }
 }
 

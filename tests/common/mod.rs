@@ -1,20 +1,22 @@
 //! Shared helpers of the integration tests. Here, those of the transformers-parity tests
-//! (`tests/parity.rs`, `tests/moe.rs`): fixture folders and their expected outputs, token batches, the
-//! relative-error measure, greedy decoding with the cache; in [`rl`], those of the RL-loop tests.
+//! (`tests/parity.rs`, `tests/moe.rs`): fixture folders (their expected outputs and the relative-error
+//! measure come from laconic-harness's `parity`, shared with `examples/gpu_check.rs`), token batches,
+//! greedy decoding with the cache; in [`rl`], those of the RL-loop tests.
 
 // Each test binary uses its own subset of these helpers.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod rl;
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use laconic::model::safetensors::SafetensorsIndex;
 use laconic::model::{AttentionLayout, Qwen3};
+use laconic_harness::parity::{self, F32_TOLERANCE};
+pub use laconic_harness::parity::{rel_err, Expected};
 
-/// Largest accepted `max|ours − reference| / max|reference|`.
-pub const MAX_REL_ERR: f32 = 1e-4;
+/// Largest accepted [`rel_err`] (laconic-harness's f32 bound).
+pub const MAX_REL_ERR: f32 = F32_TOLERANCE;
 
 /// `tests/fixtures/parity/<relative>`.
 pub fn parity_fixture(relative: &str) -> PathBuf {
@@ -23,43 +25,9 @@ pub fn parity_fixture(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-/// What transformers computed for a fixture (`expected.json` + `expected.safetensors`).
-pub struct Expected {
-    pub prompts: Vec<Vec<u32>>,
-    pub greedy: Vec<Vec<u32>>,
-    /// `[T_i, V]` logits of each prompt run alone, row-major.
-    pub logits: Vec<Vec<f32>>,
-    /// The whole `expected.json`, for fixture-specific values.
-    pub json: serde_json::Value,
-}
-
-/// Reads the expected outputs stored in a fixture folder.
+/// The reference outputs of a fixture folder (panics with the file named when they cannot be read).
 pub fn read_expected(dir: &Path) -> Expected {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let ids = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(json[key].clone()).unwrap() };
-    let tensors = SafetensorsIndex::from_files(&[dir.join("expected.safetensors")]).unwrap();
-    let prompts = ids("prompts");
-    let logits = (0..prompts.len())
-        .map(|i| tensors.read_f32(&format!("logits_{i}")).unwrap())
-        .collect();
-    Expected {
-        prompts,
-        greedy: ids("greedy"),
-        logits,
-        json,
-    }
-}
-
-/// `max|ours − reference| / max|reference|`.
-pub fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len());
-    let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let max_diff = ours
-        .iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    max_diff / max_ref
+    parity::read_expected(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A `[rows, width]` batch of ids, padded with 0 on the left (`left`) or the right.

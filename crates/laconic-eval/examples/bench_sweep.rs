@@ -24,10 +24,10 @@ use anyhow::{Context, Result};
 use burn::backend::Flex;
 use clap::Parser;
 use laconic_eval::{
-    score_rollouts, Benchmark, BudgetMetrics, BuiltIn, DatasetSpec, EvalConfig, MathJudge,
+    score_benchmark, Benchmark, BudgetMetrics, BuiltIn, DatasetSpec, EvalConfig, MathJudge,
     PromptConfig,
 };
-use laconic_model::{Qwen3, Qwen3Config, Tokenizer};
+use laconic_model::{DenseShape, Qwen3, Tokenizer};
 use laconic_rollout::{Engine, Finish, Rollout};
 
 /// One-pass sweep vs one run per budget.
@@ -62,10 +62,7 @@ struct Outcome {
 }
 
 fn main() {
-    if let Err(err) = run(Args::parse()) {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
-    }
+    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
 }
 
 fn repo() -> PathBuf {
@@ -77,17 +74,16 @@ fn run(args: Args) -> Result<()> {
     let tokenizer_path = repo().join("assets/qwen3/tokenizer.json");
     let tokenizer = Tokenizer::from_file(&tokenizer_path)
         .with_context(|| format!("failed to load `{}`", tokenizer_path.display()))?;
-    let config = Qwen3Config::from_json_str(
-        &format!(
-            r#"{{"model_type": "qwen3", "vocab_size": 151936, "hidden_size": {h}, "intermediate_size": {i},
-                "num_hidden_layers": {l}, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-                "tie_word_embeddings": true}}"#,
-            h = args.hidden,
-            i = 2 * args.hidden,
-            l = args.layers
-        ),
-        "config.json",
-    )?;
+    let shape = DenseShape {
+        layers: args.layers,
+        hidden: args.hidden,
+        inter: 2 * args.hidden,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 16,
+        ..DenseShape::QWEN3_0_6B
+    };
+    let config = shape.config()?;
     let model = Qwen3::<Flex>::init(&config, &Default::default())?;
     let spec = DatasetSpec {
         limit: Some(args.questions),
@@ -125,7 +121,7 @@ fn run(args: Args) -> Result<()> {
         let params = config.sampling_params(config.stop_ids.clone());
         let rollouts = engine.generate(&prompts, config.samples, &params, &mut ())?;
         let decode = |ids: &[u32]| tokenizer.decode(ids);
-        let (report, _) = score_rollouts(
+        let (report, _) = score_benchmark(
             &benchmark,
             &rollouts,
             config,

@@ -47,6 +47,7 @@ pub struct SourceLines {
 /// What to do with a prompt longer than a [`PromptLimit`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OverlongPrompts {
     /// Stop with an error naming the file, line and both lengths (default).
     #[default]

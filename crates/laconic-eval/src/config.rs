@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 /// `B` tokens alone); they differ only on samples that wrote an answer and then kept going past `B`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum TruncatedScoring {
     /// Judge the text cut at `B`: correct only if its final answer is already there. With think-aware
     /// extraction (the default judge), an unclosed `<think>` has no answer, so a thinking model cut

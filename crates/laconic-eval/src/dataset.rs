@@ -49,6 +49,7 @@ impl Fields {
 /// How the gold answer is normalised when a record is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum GoldFormat {
     /// laconic-reward's [`gold_answer`]: a GSM8K solution `… #### 72` → `72`, a MATH solution → the
     /// content of its last `\boxed{}`, anything else trimmed of spaces and `$`. Default.

@@ -13,7 +13,7 @@ use crate::benchmark::{Benchmark, OverlongPrompts, PromptLimit};
 use crate::config::EvalConfig;
 use crate::error::{Error, Result};
 use crate::report::{BenchmarkReport, EvalReport, RunInfo};
-use crate::sweep::{score_samples, QuestionRef, SampleRecord};
+use crate::sweep::{score_sample_records, QuestionRef, SampleRecord};
 
 /// Evaluates `model` on `benchmarks` at every budget of `config` from one generation per benchmark capped
 /// at the largest budget; `judge` grades each sample's text cut at each budget against the item's gold.
@@ -163,7 +163,7 @@ pub fn evaluate_shard<B: Backend>(
                 bench.items[share.clone()].to_vec(),
             ))
         };
-        let (_, records) = score_rollouts(&part, &rollouts, config, judge, &|ids| {
+        let (_, records) = score_benchmark(&part, &rollouts, config, judge, &|ids| {
             tokenizer.decode(ids)
         })?;
         info.scoring_seconds += start.elapsed().as_secs_f64();
@@ -180,7 +180,7 @@ pub fn evaluate_shard<B: Backend>(
 ///
 /// # Errors
 /// A rollout of a prompt the benchmark does not have, one cut below a budget, or a decoding failure.
-pub fn score_rollouts(
+pub fn score_benchmark(
     benchmark: &Benchmark,
     rollouts: &[Rollout],
     config: &EvalConfig,
@@ -196,7 +196,7 @@ pub fn score_rollouts(
         })
         .collect();
     check_sample_counts(benchmark, rollouts, &config.pass_ks())?;
-    let records = score_samples(
+    let records = score_sample_records(
         &benchmark.name,
         &questions,
         rollouts,

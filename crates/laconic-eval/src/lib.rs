@@ -7,7 +7,7 @@
 //!
 //! 1. [`evaluate`] generates `k` samples per question **once**, capped at the largest budget.
 //! 2. Each sample is cut at every budget `B` ([`cut_at`]) and the cut text is judged
-//!    ([`score_rollout`]): a sample whose final answer is not within its first `B` tokens is incorrect
+//!    ([`score_at_budgets`]): a sample whose final answer is not within its first `B` tokens is incorrect
 //!    at `B`, one whose stop token lies within `B` is complete at `B` ([`TruncatedScoring`] is the knob).
 //!    With shared seeds this equals separate runs capped at each `B`: the rollout engine's per-sequence
 //!    random streams do not depend on `max_tokens`, so the `B`-capped run's samples *are* the first `B`
@@ -83,6 +83,7 @@ pub mod plot;
 mod prompt;
 mod report;
 pub mod sweep;
+mod write;
 
 pub use benchmark::{Benchmark, EvalItem, OverlongPrompts, PromptLimit, SourceLines};
 pub use compare::{write_comparison, COMPARE_MD};
@@ -90,7 +91,7 @@ pub use config::{EvalConfig, TruncatedScoring};
 pub use dataset::{read_jsonl, BuiltIn, DatasetSpec, Fields, GoldFormat, Record};
 pub use distribution::{Histogram, LengthDistribution, Quantile};
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, evaluate_shard, score_rollouts, stop_ids, EvalShard, QuestionShard};
+pub use evaluate::{evaluate, evaluate_shard, score_benchmark, stop_ids, EvalShard, QuestionShard};
 /// The judge interface [`evaluate`] takes, and the math judge, re-exported from laconic-reward.
 pub use laconic_reward::{Judge, Judgement, MathJudge};
 pub use metrics::{pass_at_k, BudgetMetrics, LengthSplit};
@@ -98,7 +99,7 @@ pub use prompt::{PromptConfig, PAPER_SUFFIX};
 pub use report::{
     read_samples, BenchmarkReport, EvalReport, RunInfo, EVAL_JSON, EVAL_MD, SAMPLES_JSONL,
 };
-pub use sweep::{cut_at, score_rollout, score_samples, BudgetOutcome, Cut, SampleRecord};
+pub use sweep::{cut_at, score_at_budgets, score_sample_records, BudgetOutcome, Cut, SampleRecord};
 
 /// The backend of this crate's unit tests: ndarray, or wgpu/CUDA with `test-wgpu` / `test-cuda`.
 #[cfg(all(test, not(any(feature = "test-wgpu", feature = "test-cuda"))))]

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::metrics::BudgetMetrics;
-use crate::report::{BenchmarkReport, EvalReport};
+use crate::report::{benchmark_names, BenchmarkReport, EvalReport};
 
 /// A row value of a metric table.
 type Getter = Box<dyn Fn(&BudgetMetrics) -> Option<f64>>;
@@ -259,17 +259,6 @@ fn signed(unit: Unit, delta: Option<f64>) -> String {
             }
         }
     }
-}
-
-/// Benchmarks of `after` in order, then those only `before` has.
-pub(crate) fn benchmark_names(before: &EvalReport, after: &EvalReport) -> Vec<String> {
-    let mut names: Vec<String> = after.benchmarks.iter().map(|b| b.name.clone()).collect();
-    for b in &before.benchmarks {
-        if !names.contains(&b.name) {
-            names.push(b.name.clone());
-        }
-    }
-    names
 }
 
 #[cfg(test)]

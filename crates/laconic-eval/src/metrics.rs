@@ -71,7 +71,7 @@ pub struct LengthOptions<'a> {
 }
 
 /// The metrics at the budget of position `at` in every record's `budgets`, from records ordered by
-/// question (as [`crate::score_samples`] returns them).
+/// question (as [`crate::score_sample_records`] returns them).
 ///
 /// # Panics
 /// When a record has no outcome at `at`, or when `pass_ks` holds a `k` above a question's sample count.

@@ -1,5 +1,6 @@
-//! SVG plots with plotters' SVG backend: accuracy against the budget on a log₂ axis, and overlaid length
-//! histograms.
+//! SVG plots with plotters' SVG backend, laconic's one plotting module: accuracy against the budget on
+//! a log₂ axis, overlaid length histograms, bands of mean ± spread (the lab) and plain lines (a run's
+//! training curves).
 //!
 //! Only the `svg_backend` and `line_series` features are on: text is written as SVG `<text>` elements and
 //! laid out by the viewer, so no font file, fontconfig or freetype is needed to build or draw.
@@ -12,7 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::distribution::Histogram;
 use crate::error::{Error, Result};
-use crate::report::{file_stem, EvalReport};
+use crate::report::{benchmark_names, file_stem, EvalReport};
 
 /// Chart size in pixels.
 const SIZE: (u32, u32) = (860, 520);
@@ -285,6 +286,68 @@ pub fn band_chart(
     })
 }
 
+/// A named series of `(x, y)` points: one line of a [`line_chart`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// The points, in drawing order (non-finite ones are skipped).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Draws each series as a line (the training curves of a run folder). Nothing is written when no
+/// series has a finite point; returns whether the file was written.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    series: &[Series],
+) -> Result<Option<PathBuf>> {
+    let finite = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite();
+    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()).filter(finite) {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if !y_min.is_finite() {
+        return Ok(None);
+    }
+    let pad = ((y_max - y_min) * 0.05).max(1e-6);
+    draw(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 15))
+            .light_line_style(BLACK.mix(0.04))
+            .axis_desc_style(("sans-serif", 16))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let style = color(i).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().filter(finite).copied(),
+                    style,
+                ))?
+                .label(&s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
+    .map(Some)
+}
+
 /// The legend box of every chart, at `position`.
 fn legend<'a>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
@@ -387,7 +450,7 @@ pub(crate) fn comparison_plots(
     labels: [&str; 2],
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let names = crate::markdown::benchmark_names(before, after);
+    let names = benchmark_names(before, after);
     let mut lines = Vec::new();
     for (i, name) in names.iter().enumerate() {
         for (run, label, dashed) in [(before, labels[0], true), (after, labels[1], false)] {

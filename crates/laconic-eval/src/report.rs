@@ -1,4 +1,5 @@
-//! `EvalReport`: every number of an evaluation, and the files it writes.
+//! `EvalReport`: every number of an evaluation, and the files of its folder (written by
+//! `EvalReport::write` in `write.rs`, which adds the Markdown tables and plots).
 //!
 //! A report folder holds `eval.json` (this struct without the samples), `eval.md` (tables: rows =
 //! budgets, columns = benchmarks), `samples.jsonl` (one [`SampleRecord`] per line), `accuracy.svg`
@@ -16,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::evaluate::EvalShard;
 use crate::metrics::{budget_metrics, BudgetMetrics, LengthOptions};
 use crate::sweep::SampleRecord;
-use crate::{markdown, plot};
 
 /// The report's JSON file.
 pub const EVAL_JSON: &str = "eval.json";
@@ -57,7 +57,7 @@ pub struct BenchmarkReport {
 }
 
 impl BenchmarkReport {
-    /// Metrics at every budget from scored samples ordered by question (as [`crate::score_samples`]
+    /// Metrics at every budget from scored samples ordered by question (as [`crate::score_sample_records`]
     /// returns them).
     pub fn from_records(
         name: impl Into<String>,
@@ -189,24 +189,6 @@ impl EvalReport {
         out
     }
 
-    /// Writes `eval.json`, `eval.md`, `samples.jsonl` and the SVG plots into `dir` (created if needed).
-    /// Returns the files written.
-    ///
-    /// # Errors
-    /// When a file cannot be written or a plot cannot be drawn.
-    pub fn write(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-        let json = serde_json::to_string_pretty(self).expect("reports serialise to JSON");
-        let mut written = vec![
-            write_file(&dir.join(EVAL_JSON), &json)?,
-            write_file(&dir.join(EVAL_MD), &markdown::report(self))?,
-            write_samples(&dir.join(SAMPLES_JSONL), &self.samples)?,
-        ];
-        written.extend(plot::report_plots(self, dir)?);
-        Ok(written)
-    }
-
     /// Reads the `eval.json` of a report folder (its `samples` stay empty; see [`read_samples`]).
     ///
     /// # Errors
@@ -248,7 +230,7 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
-fn write_samples(path: &Path, samples: &[SampleRecord]) -> Result<PathBuf> {
+pub(crate) fn write_samples(path: &Path, samples: &[SampleRecord]) -> Result<PathBuf> {
     let file = std::fs::File::create(path).map_err(|e| Error::write(path, e))?;
     let mut out = BufWriter::new(file);
     for record in samples {
@@ -257,6 +239,17 @@ fn write_samples(path: &Path, samples: &[SampleRecord]) -> Result<PathBuf> {
     }
     out.flush().map_err(|e| Error::write(path, e))?;
     Ok(path.to_path_buf())
+}
+
+/// Benchmarks of `after` in order, then those only `before` has.
+pub(crate) fn benchmark_names(before: &EvalReport, after: &EvalReport) -> Vec<String> {
+    let mut names: Vec<String> = after.benchmarks.iter().map(|b| b.name.clone()).collect();
+    for b in &before.benchmarks {
+        if !names.contains(&b.name) {
+            names.push(b.name.clone());
+        }
+    }
+    names
 }
 
 /// A benchmark name made safe for a file name: anything but ASCII letters, digits, `-`, `_` and `.` → `_`.

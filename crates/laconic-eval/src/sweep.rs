@@ -115,7 +115,7 @@ pub struct SampleRecord {
 ///
 /// # Errors
 /// A budget above the generation cap ([`cut_at`]), or a decoding failure.
-pub fn score_rollout(
+pub fn score_at_budgets(
     rollout: &Rollout,
     question_idx: usize,
     gold: &str,
@@ -149,7 +149,7 @@ pub fn score_rollout(
     Ok((response, outcomes))
 }
 
-/// What [`score_samples`] needs to know about one question.
+/// What [`score_sample_records`] needs to know about one question.
 #[derive(Debug, Clone, Copy)]
 pub struct QuestionRef<'a> {
     /// The question text.
@@ -162,8 +162,8 @@ pub struct QuestionRef<'a> {
 /// on all cores. The records come back ordered by `(question_idx, sample_idx)`.
 ///
 /// # Errors
-/// A rollout whose `prompt_idx` is not a question, or as [`score_rollout`].
-pub fn score_samples(
+/// A rollout whose `prompt_idx` is not a question, or as [`score_at_budgets`].
+pub fn score_sample_records(
     benchmark: &str,
     questions: &[QuestionRef<'_>],
     rollouts: &[Rollout],
@@ -185,7 +185,7 @@ pub fn score_samples(
     let score = |r: &Rollout| -> Result<SampleRecord> {
         let q = questions[r.prompt_idx];
         let (response, outcomes) =
-            score_rollout(r, r.prompt_idx, q.gold, budgets, judge, truncated, decode)?;
+            score_at_budgets(r, r.prompt_idx, q.gold, budgets, judge, truncated, decode)?;
         Ok(SampleRecord {
             benchmark: benchmark.to_string(),
             question_idx: r.prompt_idx,
@@ -251,7 +251,7 @@ mod tests {
     }
 
     fn score(r: &Rollout, budgets: &[usize], truncated: TruncatedScoring) -> Vec<BudgetOutcome> {
-        score_rollout(
+        score_at_budgets(
             r,
             0,
             "7",
@@ -366,7 +366,7 @@ mod tests {
                 ..rollout(&[6, 0], Finish::Stop)
             });
         }
-        let records = score_samples(
+        let records = score_sample_records(
             "t",
             &questions,
             &rollouts,
@@ -387,7 +387,7 @@ mod tests {
             .iter()
             .all(|r| r.budgets[0].correct && !r.budgets[0].finished && r.budgets[1].finished));
         rollouts[0].prompt_idx = 2;
-        let err = score_samples(
+        let err = score_sample_records(
             "t",
             &questions,
             &rollouts,

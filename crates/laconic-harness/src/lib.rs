@@ -1,7 +1,41 @@
-//! Glue shared by laconic's benchmarks (root examples and crate examples) and tests: one home for what
-//! every benchmark needs to report a measurement — summary statistics and the process's own peak memory
-//! and CPU time. No dependency, so any crate of the workspace (laconic-reward included, which stays
-//! free of burn) can take it as a dev-dependency.
+//! Glue shared by laconic's examples, benchmarks (root examples and crate examples) and tests: one home
+//! for what every benchmark needs to report a measurement — summary statistics and the process's own
+//! peak memory and CPU time — synthetic token ids, and the end of every command's `main`. No
+//! dependency by default, so any crate of the workspace (laconic-reward included, which stays free of
+//! burn) can take it as a dev-dependency; with the `parity` feature, [`parity`] reads transformers'
+//! reference outputs (which needs laconic-model).
+
+#[cfg(feature = "parity")]
+pub mod parity;
+
+/// The end of a command's `main`: on an error, prints `error: {error:#}` to stderr (with anyhow, the
+/// chain of causes on one line) and exits with `code(&error)`.
+///
+/// ```no_run
+/// fn run() -> Result<(), String> {
+///     Err("no config".into())
+/// }
+/// laconic_harness::exit_on_error(run(), |_| 1);
+/// ```
+pub fn exit_on_error<E: std::fmt::Display>(result: Result<(), E>, code: impl FnOnce(&E) -> i32) {
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(code(&error));
+    }
+}
+
+/// `len` token ids of synthetic sequence `seq`: `(seq·7919 + t·104729 + salt) mod vocab` for
+/// `t < len`. The benchmarks and their Python references (`benches/reference/`) share the formula,
+/// so both sides feed identical ids.
+///
+/// ```
+/// assert_eq!(laconic_harness::synthetic_ids(1, 3, 1000, 0), vec![919, 648, 377]);
+/// ```
+pub fn synthetic_ids(seq: usize, len: usize, vocab: usize, salt: usize) -> Vec<u32> {
+    (0..len)
+        .map(|t| ((seq * 7919 + t * 104_729 + salt) % vocab) as u32)
+        .collect()
+}
 
 /// Mean and sample standard deviation (`n − 1`; 0 for fewer than two values).
 ///

@@ -1,11 +1,18 @@
-//! Grouped-query self-attention of Qwen3 (per-head q/k RMSNorm) and Qwen2 (q/k/v biases).
+//! Grouped-query self-attention of Qwen3 (per-head q/k RMSNorm) and Qwen2 (q/k/v biases), and the
+//! change between the heads-first and positions-first layouts as one autodiff node (see
+//! [`crate::fused`]).
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::cache::KvCache;
 use crate::config::Qwen3Config;
+use crate::fused::{cast, float, on_autodiff, primitive, record, register, Ad};
 use crate::linear::Linear;
 use crate::mask::ForwardMask;
 use crate::norm::RmsNorm;
@@ -113,7 +120,7 @@ impl<B: Backend> Attention<B> {
         // 3. Rotate q and k and lay them out heads first: [B, H, T, D].
         let q = rope.heads_first(q);
         let k = rope.heads_first(k);
-        let v = crate::fused::swap_heads(v);
+        let v = swap_heads(v);
 
         // 4. Append to the cache: [B, H_kv, S + T, D].
         let kv = cache.append(layer, k, v);
@@ -124,11 +131,11 @@ impl<B: Backend> Attention<B> {
             // Decode: read the cache through strided views, no copy of the keys.
             Some(dense) => attend_by_matmul(q, kv.k, kv.v, dense.clone(), mask.blocked.scale),
             // Prefill and training: blocked attention, memory linear in S + T.
-            None => crate::fused::attention(q, kv.k, kv.v, &mask.blocked),
+            None => crate::flash::attention(q, kv.k, kv.v, &mask.blocked),
         };
 
         // 6. Unfold and merge heads: [B, H, T, D] → [B, T, H·D] → [B, T, d].
-        let out = crate::fused::swap_heads(out.reshape([b, h, t, hd])).reshape([b, t, h * hd]);
+        let out = swap_heads(out.reshape([b, h, t, hd])).reshape([b, t, h * hd]);
         self.o_proj.forward(out)
     }
 }
@@ -147,4 +154,82 @@ fn attend_by_matmul<B: Backend>(
     let scores = q.matmul(k.swap_dims(2, 3)) * scale;
     let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
     softmax(scores, 3).matmul(v)
+}
+
+// The change between attention's heads-first layout and the projections' positions-first one as
+// one autodiff node that leaves contiguous tensors on both sides (forward and backward).  As a
+// view (`swap_dims`), the swap costs nothing in the forward but hands every later op — and, in
+// the backward, every gradient — a strided tensor, which CPU backends copy or walk element by
+// element. On flex this node copies rows of `D` once instead, in both directions.
+
+/// Swaps axes 1 and 2 (`[B, T, H, D]` ↔ `[B, H, T, D]`): one node under autodiff, a contiguous copy on
+/// flex, a strided view elsewhere.
+pub(crate) fn swap_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    on_autodiff!(B, I, C => cast(swap_node::<I, C>(cast(x))));
+    swap_layout(x)
+}
+
+/// The swap on a plain backend.
+pub(crate) fn swap_layout<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = laconic_kernels::flex::swap_middle(&x) {
+        return out;
+    }
+    x.swap_dims(1, 2)
+}
+
+#[derive(Debug)]
+struct SwapBackward;
+
+impl<B: Backend> Backward<B, 1> for SwapBackward {
+    type State = ();
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = float::<B, 4>(grads.consume::<B>(&ops.node));
+        register(grads, node_x, node_x.is_some().then(|| swap_layout(grad)));
+    }
+}
+
+/// The fused node on `Autodiff<I, C>`.
+fn swap_node<I: Backend, C: CheckpointStrategy>(x: Tensor<Ad<I, C>, 4>) -> Tensor<Ad<I, C>, 4> {
+    let x = x.into_primitive().tensor();
+    let output = primitive(swap_layout(float::<I, 4>(x.primitive.clone())));
+    record!(C, SwapBackward, [x], output, ())
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+    use crate::fused::tests::{assert_close, random};
+    use crate::TestBackend;
+
+    /// Values and gradients of the node equal autodiff through `swap_dims`, on the test backend and on
+    /// flex (its copy kernel).
+    #[test]
+    fn fused_node_matches_swap_dims() {
+        check::<TestBackend>();
+        #[cfg(feature = "flex")]
+        check::<burn::backend::Flex>();
+    }
+
+    fn check<I: Backend>() {
+        let x = random::<I, 4>([2, 3, 4, 5], 1.0);
+        let upstream = random::<I, 4>([2, 4, 3, 5], 1.0);
+        let run = |fused: bool| {
+            let x = Tensor::<Ad<I>, 4>::from_inner(x.clone()).require_grad();
+            let y = if fused {
+                swap_node(x.clone())
+            } else {
+                x.clone().swap_dims(1, 2)
+            };
+            let loss = (y.clone() * Tensor::from_inner(upstream.clone())).sum();
+            let grads = loss.backward();
+            (y.inner(), x.grad(&grads).unwrap())
+        };
+        let (y0, gx0) = run(false);
+        let (y1, gx1) = run(true);
+        assert_close(y0, y1);
+        assert_close(gx0, gx1);
+    }
 }

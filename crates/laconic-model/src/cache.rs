@@ -293,14 +293,14 @@ fn view<B: Backend>(kv: &LayerKv<B>, len: usize) -> LayerKv<B> {
 }
 
 /// `buffer` (`[B, H, S, D]`) with `value` (`[B, H, T, D]`) written at columns `start..start + T`: in place
-/// on flex (see [`crate::flex::write_columns`]), by `slice_assign` elsewhere.
+/// on flex (see [`laconic_kernels::flex::write_columns`]), by `slice_assign` elsewhere.
 fn write_columns<B: Backend>(
     buffer: Tensor<B, 4>,
     start: usize,
     value: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let (buffer, value) = match crate::flex::write_columns(buffer, start, value) {
+    let (buffer, value) = match laconic_kernels::flex::write_columns(buffer, start, value) {
         Ok(written) => return written,
         Err(operands) => operands,
     };

@@ -5,13 +5,13 @@
 //! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
 //! Qwen3 and DeepSeek-R1-Distill chat templates.
 //!
-//! Training under `Autodiff<I>` records RMSNorm, SwiGLU, RoPE, the heads-layout swaps, projections and
-//! attention as fused autodiff nodes with closed-form backward passes (`src/fused/`, for the inner
-//! backends compiled in: flex, and ndarray with the `ndarray` feature). With the `flex` feature, the
-//! flex backend also runs this crate's SIMD kernels where burn-flex's generic ops are slow (`src/flex/`:
-//! small-batch products for decoding, in-place KV-cache writes, RoPE, RMSNorm, SwiGLU, and through
-//! [`kernels`] the LM-head statistics and AdamW for the optimizer). Every other backend runs the same
-//! generic code.
+//! Training under `Autodiff<I, C>` records RMSNorm, SwiGLU, RoPE, the heads-layout swaps, projections
+//! and attention as fused autodiff nodes with closed-form backward passes (each in its op's own file;
+//! the recording machinery in `src/fused/`), for every inner backend compiled in (flex, ndarray, CUDA,
+//! wgpu through this crate's features) and either checkpointing strategy. With the `flex` feature, the
+//! flex backend also runs laconic-kernels' SIMD kernels where burn-flex's generic ops are slow
+//! (small-batch products for decoding, in-place KV-cache writes, RoPE, RMSNorm, SwiGLU). Every other
+//! backend runs the same generic code.
 //!
 //! ```
 //! use burn::backend::NdArray;
@@ -41,10 +41,7 @@ mod config;
 mod error;
 #[doc(hidden)]
 pub mod flash;
-#[cfg(feature = "flex")]
-mod flex;
 mod fused;
-pub mod kernels;
 mod layer;
 mod layout;
 mod linear;
@@ -58,6 +55,7 @@ mod norm;
 mod rope;
 pub mod safetensors;
 pub mod seed;
+mod shape;
 mod tokenizer;
 
 pub use attention::Attention;
@@ -82,6 +80,7 @@ pub use model::{Qwen3, Qwen3Model, INITIALIZER_RANGE};
 pub use moe::{RouterAux, Routing, SparseMoeBlock};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeTables};
+pub use shape::DenseShape;
 pub use tokenizer::{Tokenizer, END_OF_TEXT, IM_END};
 
 /// The backend of this crate's unit tests: ndarray, or wgpu/CUDA with `test-wgpu` / `test-cuda`.

@@ -32,10 +32,10 @@ use anyhow::{Context, Result};
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use clap::Parser;
-use laconic_harness::{cpu_seconds, mean_std, peak_rss_bytes};
+use laconic_harness::{cpu_seconds, mean_std, peak_rss_bytes, synthetic_ids};
 use laconic_model::{
     load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks,
-    LoraConfig, Qwen3, Qwen3Config,
+    DenseShape, LoraConfig, Qwen3, Qwen3Config,
 };
 use laconic_optim::{LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 
@@ -126,17 +126,18 @@ fn checkpointing_name(checkpointing: ActivationCheckpointing) -> String {
         .unwrap_or_default()
 }
 
+/// The benchmark's model: 4 query heads on 2 key/value heads of 64, MLP 3× the hidden size.
 fn model_config(args: &Args) -> Result<Qwen3Config> {
-    let text = format!(
-        r#"{{"model_type": "qwen3", "vocab_size": {}, "hidden_size": {}, "intermediate_size": {},
-        "num_hidden_layers": {}, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
-        "rms_norm_eps": 1e-6, "rope_theta": 1000000, "tie_word_embeddings": true}}"#,
-        args.vocab,
-        args.hidden,
-        3 * args.hidden,
-        args.layers
-    );
-    Ok(Qwen3Config::from_json_str(&text, "<bench>")?)
+    let shape = DenseShape {
+        layers: args.layers,
+        vocab: args.vocab,
+        hidden: args.hidden,
+        inter: 3 * args.hidden,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+    };
+    Ok(shape.config()?)
 }
 
 fn optim_config(args: &Args) -> OptimConfig {
@@ -158,12 +159,7 @@ fn attention_blocks(args: &Args) -> AttentionBlocks {
 /// Deterministic token ids and advantages (1, −0.5, −0.5, …); old log-probs are the model's own
 /// (on-policy).
 fn make_batch<B: LogprobBackend>(model: &Qwen3<B>, args: &Args) -> Result<UpdateBatch> {
-    let vocab = args.vocab as u64;
-    let ids = |seq: usize, len: usize, salt: u64| -> Vec<u32> {
-        (0..len)
-            .map(|t| ((seq as u64 * 7919 + t as u64 * 104_729 + salt) % vocab) as u32)
-            .collect()
-    };
+    let ids = |seq: usize, len: usize, salt: usize| synthetic_ids(seq, len, args.vocab, salt);
     let sequences = (0..args.sequences)
         .map(|i| UpdateSequence {
             prompt_ids: ids(i, args.prompt_len, 1),

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
 
-use laconic_model::kernels::{self, AdamWCoefficients};
+use laconic_kernels::{adamw_step, AdamWCoefficients};
 
 use crate::error::{Error, Result};
 
@@ -201,47 +201,28 @@ impl<B: Backend> AdamW<B> {
         let t = state.step as i32;
         let bias1 = 1.0 - f64::from(beta1).powi(t);
         let bias2_sqrt = (1.0 - f64::from(beta2).powi(t)).sqrt();
-        // On flex, the whole update is one pass (`laconic_model::kernels`).
+        // One total op (`laconic_kernels::adamw_step`): a single pass on flex, burn ops elsewhere.
         let coefficients = AdamWCoefficients {
-            decay: (1.0 - lr * f64::from(weight_decay)) as f32,
+            decay: 1.0 - lr * f64::from(weight_decay),
             beta1,
             beta2,
-            bias2_sqrt: bias2_sqrt as f32,
+            bias2_sqrt,
             eps,
-            step_size: (lr / bias1) as f32,
+            step_size: lr / bias1,
         };
-        let param = param.reshape([numel]);
-        let (exp_avg, exp_avg_sq) = (state.exp_avg.clone(), state.exp_avg_sq.clone());
-        // Release the state's handles so the kernel may update the moments in place.
-        state.exp_avg = Tensor::empty([0], &device);
-        state.exp_avg_sq = Tensor::empty([0], &device);
-        match kernels::adamw_step(&param, &grad, exp_avg, exp_avg_sq, &coefficients) {
-            Ok([param, exp_avg, exp_avg_sq]) => {
-                state.exp_avg = exp_avg;
-                state.exp_avg_sq = exp_avg_sq;
-                return param.reshape(shape);
-            }
-            Err((exp_avg, exp_avg_sq)) => {
-                state.exp_avg = exp_avg;
-                state.exp_avg_sq = exp_avg_sq;
-            }
-        }
-        // θ ← θ·(1 − lr·λ)
-        let param = param.mul_scalar(1.0 - lr * f64::from(weight_decay));
-        // m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
-        state.exp_avg =
-            state.exp_avg.clone().mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
-        state.exp_avg_sq =
-            state.exp_avg_sq.clone().mul_scalar(beta2) + grad.square().mul_scalar(1.0 - beta2);
-        // θ ← θ − (lr/bias1)·m / (sqrt(v)/sqrt(bias2) + ε)
-        let denom = state
-            .exp_avg_sq
-            .clone()
-            .sqrt()
-            .div_scalar(bias2_sqrt)
-            .add_scalar(eps);
-        let updated = param - (state.exp_avg.clone() / denom).mul_scalar(lr / bias1);
-        updated.reshape(shape)
+        // Take the moments out of the state so the kernel may update them in place.
+        let exp_avg = std::mem::replace(&mut state.exp_avg, Tensor::empty([0], &device));
+        let exp_avg_sq = std::mem::replace(&mut state.exp_avg_sq, Tensor::empty([0], &device));
+        let [param, exp_avg, exp_avg_sq] = adamw_step(
+            param.reshape([numel]),
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            &coefficients,
+        );
+        state.exp_avg = exp_avg;
+        state.exp_avg_sq = exp_avg_sq;
+        param.reshape(shape)
     }
 }
 

@@ -167,120 +167,63 @@ impl OptimConfig {
     /// The first knob out of range, naming it and what was expected.
     pub fn validate(&self) -> Result<()> {
         let c = self;
-        let check = |ok: bool, key: &'static str, expected: &'static str, found: String| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::config(key, expected, found))
-            }
-        };
-        check(
-            c.adv_epsilon >= 0.0 && c.adv_epsilon.is_finite(),
-            "adv_epsilon",
-            "expected a finite value ≥ 0",
-            c.adv_epsilon.to_string(),
-        )?;
+        non_negative("adv_epsilon", c.adv_epsilon)?;
         check(
             (0.0..1.0).contains(&c.clip_ratio_low),
             "clip_ratio_low",
             "expected a value in [0, 1)",
-            c.clip_ratio_low.to_string(),
+            c.clip_ratio_low,
         )?;
-        check(
-            c.clip_ratio_high >= 0.0 && c.clip_ratio_high.is_finite(),
-            "clip_ratio_high",
-            "expected a finite value ≥ 0",
-            c.clip_ratio_high.to_string(),
-        )?;
+        non_negative("clip_ratio_high", c.clip_ratio_high)?;
         if let Some(v) = c.clip_ratio_c {
             check(
                 v > 1.0 && v.is_finite(),
                 "clip_ratio_c",
                 "expected a finite value > 1",
-                v.to_string(),
+                v,
             )?;
         }
         if let Some(v) = c.loss_scale_factor {
-            check(
-                v > 0.0 && v.is_finite(),
-                "loss_scale_factor",
-                "expected a finite value > 0",
-                v.to_string(),
-            )?;
+            positive("loss_scale_factor", v)?;
         }
-        check(
-            c.kl_loss_coef >= 0.0 && c.kl_loss_coef.is_finite(),
-            "kl_loss_coef",
-            "expected a finite value ≥ 0",
-            c.kl_loss_coef.to_string(),
-        )?;
+        non_negative("kl_loss_coef", c.kl_loss_coef)?;
         check(
             c.entropy_coeff.is_finite(),
             "entropy_coeff",
             "expected a finite value",
-            c.entropy_coeff.to_string(),
+            c.entropy_coeff,
         )?;
-        check(
-            c.router_aux_loss_coef >= 0.0 && c.router_aux_loss_coef.is_finite(),
-            "router_aux_loss_coef",
-            "expected a finite value ≥ 0",
-            c.router_aux_loss_coef.to_string(),
-        )?;
+        non_negative("router_aux_loss_coef", c.router_aux_loss_coef)?;
         if let Some(v) = c.ppo_mini_batch_size {
             check(
                 v >= 1,
                 "ppo_mini_batch_size",
                 "expected a positive number of prompts",
-                v.to_string(),
+                v,
             )?;
         }
-        check(
-            c.ppo_epochs >= 1,
-            "ppo_epochs",
-            "expected a positive integer",
-            c.ppo_epochs.to_string(),
-        )?;
-        check(
-            c.ppo_micro_batch_size >= 1,
-            "ppo_micro_batch_size",
-            "expected a positive integer",
-            c.ppo_micro_batch_size.to_string(),
-        )?;
-        check(
-            c.lr > 0.0 && c.lr.is_finite(),
-            "lr",
-            "expected a finite value > 0",
-            c.lr.to_string(),
-        )?;
-        check(
-            c.weight_decay >= 0.0 && c.weight_decay.is_finite(),
-            "weight_decay",
-            "expected a finite value ≥ 0",
-            c.weight_decay.to_string(),
-        )?;
+        at_least_one("ppo_epochs", c.ppo_epochs)?;
+        at_least_one("ppo_micro_batch_size", c.ppo_micro_batch_size)?;
+        positive("lr", c.lr)?;
+        non_negative("weight_decay", c.weight_decay)?;
         check(
             c.betas.iter().all(|b| (0.0..1.0).contains(b)),
             "betas",
             "expected two values in [0, 1)",
             format!("{:?}", c.betas),
         )?;
-        check(
-            c.eps > 0.0 && c.eps.is_finite(),
-            "eps",
-            "expected a finite value > 0",
-            c.eps.to_string(),
-        )?;
+        positive("eps", c.eps)?;
         check(
             c.grad_clip >= 0.0 && c.grad_clip.is_finite(),
             "grad_clip",
             "expected a finite value ≥ 0 (0 = off)",
-            c.grad_clip.to_string(),
+            c.grad_clip,
         )?;
         check(
             (0.0..=1.0).contains(&c.min_lr_ratio),
             "min_lr_ratio",
             "expected a value in [0, 1]",
-            c.min_lr_ratio.to_string(),
+            c.min_lr_ratio,
         )?;
         if c.lr_schedule == LrSchedule::Cosine {
             check(
@@ -290,25 +233,9 @@ impl OptimConfig {
                 format!("{:?}", c.total_steps),
             )?;
         }
-        check(
-            c.logprob_chunk_size >= 1,
-            "logprob_chunk_size",
-            "expected a positive integer",
-            c.logprob_chunk_size.to_string(),
-        )?;
-        check(
-            c.temperature > 0.0 && c.temperature.is_finite(),
-            "temperature",
-            "expected a finite value > 0",
-            c.temperature.to_string(),
-        )?;
-        check(
-            c.allreduce_bucket_mib >= 1,
-            "allreduce_bucket_mib",
-            "expected a positive integer",
-            c.allreduce_bucket_mib.to_string(),
-        )?;
-        Ok(())
+        at_least_one("logprob_chunk_size", c.logprob_chunk_size)?;
+        positive("temperature", c.temperature)?;
+        at_least_one("allreduce_bucket_mib", c.allreduce_bucket_mib)
     }
 
     /// f32 values per gradient all-reduce bucket (`allreduce_bucket_mib`).
@@ -382,6 +309,42 @@ impl OptimConfig {
             micro_batch_size: self.ppo_micro_batch_size,
         }
     }
+}
+
+/// `Ok` when `ok`, else [`Error::Config`] naming `key`, what it expects and the value found.
+fn check(ok: bool, key: &'static str, expected: &'static str, found: impl ToString) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(key, expected, found))
+    }
+}
+
+/// A count of at least one.
+fn at_least_one(key: &'static str, v: usize) -> Result<()> {
+    check(v >= 1, key, "expected a positive integer", v)
+}
+
+/// A finite value ≥ 0.
+fn non_negative(key: &'static str, v: impl Into<f64> + ToString + Copy) -> Result<()> {
+    let x: f64 = v.into();
+    check(
+        x >= 0.0 && x.is_finite(),
+        key,
+        "expected a finite value ≥ 0",
+        v,
+    )
+}
+
+/// A finite value > 0.
+fn positive(key: &'static str, v: impl Into<f64> + ToString + Copy) -> Result<()> {
+    let x: f64 = v.into();
+    check(
+        x > 0.0 && x.is_finite(),
+        key,
+        "expected a finite value > 0",
+        v,
+    )
 }
 
 #[cfg(test)]

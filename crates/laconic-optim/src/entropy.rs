@@ -5,31 +5,13 @@
 //! It is always reported (`actor/entropy`, the token mean over the mini-batch) and enters the loss as
 //! `− entropy_coeff · agg(H)` (an entropy bonus; `entropy_coeff` unspecified in the paper, default 0).
 
-use burn::prelude::*;
-
-/// `H = −Σ_v exp(lp_v) · lp_v` per row.
-///
-/// # Shapes
-/// - `log_probs`: `[c, V]` (a log-softmax); returns `[c, 1]`
-pub fn entropy_from_log_probs<B: Backend>(log_probs: Tensor<B, 2>) -> Tensor<B, 2> {
-    (log_probs.clone().exp() * log_probs).sum_dim(1).neg()
-}
-
-/// `∂H/∂z_v = −p_v (log p_v + H)`: the gradient of the entropy with respect to the logits `z`.
-///
-/// # Shapes
-/// - `log_probs`: `[c, V]`, `entropy`: `[c, 1]`; returns `[c, V]`
-pub fn entropy_logit_grad<B: Backend>(
-    log_probs: Tensor<B, 2>,
-    entropy: Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    (log_probs.clone().exp() * (log_probs + entropy)).neg()
-}
+pub use laconic_kernels::{entropy_from_log_probs, entropy_logit_grad};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::TestBackend;
+    use burn::prelude::*;
     use burn::tensor::activation::log_softmax;
 
     #[test]

@@ -21,13 +21,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{IndexingUpdateOp, TensorPrimitive};
+use burn::tensor::TensorPrimitive;
 
-use crate::logprob::{head_logprobs_keeping, host_ids, scale, to_vec};
-use laconic_model::kernels;
+use crate::logprob::{head_logprobs_keeping, scale};
+use laconic_kernels::logprob_entropy_grad;
 
 /// An autodiff backend with the memory-bounded LM-head log-prob op (every `Autodiff<B, C>` is one).
 pub trait LogprobBackend: AutodiffBackend {
@@ -132,32 +131,6 @@ fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> 
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
-/// Steps 1–3 of [`head_backward`] as burn ops: `∂L/∂z` (`[c, V]`) from a chunk's logits, targets
-/// (`[c]`) and upstream gradients (`[c, 2]`).
-fn composed_grad_logits<B: Backend>(
-    logits: Tensor<B, 2>,
-    targets: Tensor<B, 1, Int>,
-    grad: Tensor<B, 2>,
-    options: &HeadOptions,
-) -> Tensor<B, 2> {
-    let c = logits.dims()[0];
-    // 1. The softmax: log p and p, [c, V].
-    let log_probs = log_softmax(logits, 1);
-    let probs = log_probs.clone().exp();
-    // 2. Upstream gradients of the two outputs: [c, 1] each.
-    let g_logp = grad.clone().slice([0..c, 0..1]);
-    // 3. ∂L/∂z = g_logp·(onehot(y) − p) + g_H·(−p ⊙ (log p + H)) = −p ⊙ w + g_logp·onehot(y),
-    //    with w = g_logp + g_H·(log p + H) (just g_logp without the entropy term).
-    let grad_logits = if options.entropy_grad {
-        let g_entropy = grad.slice([0..c, 1..2]);
-        let entropy = (probs.clone() * log_probs.clone()).sum_dim(1).neg();
-        probs * ((log_probs + entropy) * g_entropy + g_logp.clone()).neg()
-    } else {
-        probs * g_logp.clone().neg()
-    };
-    grad_logits.scatter(1, targets.reshape([c, 1]), g_logp, IndexingUpdateOp::Add)
-}
-
 /// What the forward leaves for [`head_backward`].
 struct Kept<B: Backend> {
     /// `[n, 2]`: log-probs and entropies.
@@ -186,49 +159,25 @@ fn head_backward<B: Backend>(
     let weight_t = weight.clone().transpose();
     let reused = !kept.logits.is_empty();
     let mut kept_logits = kept.logits.into_iter();
-    // On flex, steps 1–3 are one SIMD row kernel (`laconic_model::kernels`) fed from the host; with
-    // kept logits it also reads the forward's rows instead of recomputing their log-sum-exp.
-    let host = kernels::has_row_kernels::<B>().then(|| {
-        let forward = reused.then(|| to_vec(kept.output));
-        (host_ids(&targets), to_vec(grad.clone()), forward)
-    });
     let mut grad_hidden = Vec::new();
     let mut grad_weight: Option<Tensor<B, 2>> = None;
     let step = options.chunk_size.max(1);
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
-        let c = end - start;
         // 1. This chunk's logits, [c, V]: kept by the forward, or recomputed.
         let h = hidden.clone().slice([start..end, 0..d]);
         let logits = kept_logits
             .next()
             .unwrap_or_else(|| h.clone().matmul(weight_t.clone()));
-        let logits = match &host {
-            Some((ids, grad, forward)) => {
-                let rows = &grad[2 * start..2 * end];
-                let grad_logp: Vec<f32> = rows.iter().step_by(2).copied().collect();
-                let grad_entropy: Option<Vec<f32>> = options
-                    .entropy_grad
-                    .then(|| rows.iter().skip(1).step_by(2).copied().collect());
-                kernels::logprob_entropy_grad(
-                    logits,
-                    &ids[start..end],
-                    &grad_logp,
-                    grad_entropy.as_deref(),
-                    forward.as_ref().map(|rows| &rows[2 * start..2 * end]),
-                )
-            }
-            None => Err(logits),
-        };
-        let grad_logits = logits.unwrap_or_else(|logits| {
-            let rows = targets.clone().narrow(0, start, c);
-            composed_grad_logits(
-                logits,
-                rows,
-                grad.clone().slice([start..end, 0..2]),
-                options,
-            )
-        });
+        // 2–3. ∂L/∂z from the softmax and the upstream gradients; with kept logits the forward's
+        // rows spare the recomputation of each row's log-sum-exp.
+        let grad_logits = logprob_entropy_grad(
+            logits,
+            targets.clone().narrow(0, start, end - start),
+            grad.clone().slice([start..end, 0..2]),
+            options.entropy_grad,
+            reused.then(|| kept.output.clone().slice([start..end, 0..2])),
+        );
         // 4. ∂h = (∂z·W)/τ ([c, d]); ∂W += ∂zᵀ·(h/τ) ([V, d]).
         if want_hidden {
             grad_hidden.push(scale(

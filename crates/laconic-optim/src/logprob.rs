@@ -12,11 +12,10 @@
 //! `[chunk_size, V]` block of logits exists at a time.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
-use laconic_model::{kernels, ActivationCheckpointing, AttentionLayout, Qwen3, RouterAux};
+use laconic_kernels::logprob_entropy;
+use laconic_model::{ActivationCheckpointing, AttentionLayout, Qwen3, RouterAux};
 
 use crate::batch::{UpdateBatch, UpdateSequence};
-use crate::entropy::entropy_from_log_probs;
 use crate::error::{Error, Result};
 
 /// How log-probs are recomputed.
@@ -186,14 +185,14 @@ pub fn logprobs_from_logits<B: Backend>(
     targets: Tensor<B, 1, Int>,
     temperature: f32,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let n = logits.dims()[0];
-    let log_probs = log_softmax(scale(logits, temperature), 1);
-    let logp = log_probs
-        .clone()
-        .gather(1, targets.reshape([n, 1]))
-        .reshape([n]);
-    let entropy = entropy_from_log_probs(log_probs).reshape([n]);
-    (logp, entropy)
+    split_rows(logprob_entropy(scale(logits, temperature), targets))
+}
+
+/// `[n, 2]` rows of `[log p, H]` as the two `[n]` columns.
+fn split_rows<B: Backend>(rows: Tensor<B, 2>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let n = rows.dims()[0];
+    let logp = rows.clone().slice([0..n, 0..1]).reshape([n]);
+    (logp, rows.slice([0..n, 1..2]).reshape([n]))
 }
 
 /// `x / τ`, skipped for `τ = 1`.
@@ -237,12 +236,9 @@ pub(crate) fn head_logprobs_keeping<B: Backend>(
     let [n, d] = hidden.dims();
     let hidden = scale(hidden, temperature);
     let weight_t = weight.transpose();
-    // On flex, one SIMD row kernel per chunk (`laconic_model::kernels`), which reads the targets here.
-    let target_ids = kernels::has_row_kernels::<B>().then(|| host_ids(&targets));
     let (mut logps, mut entropies, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk_size.max(1)) {
         let end = (start + chunk_size.max(1)).min(n);
-        let c = end - start;
         // [c, d] · [d, V] → [c, V]: the only vocabulary-sized block alive (unless kept).
         let logits = hidden
             .clone()
@@ -251,19 +247,8 @@ pub(crate) fn head_logprobs_keeping<B: Backend>(
         if keep_logits {
             kept.push(logits.clone());
         }
-        let logits = match &target_ids {
-            Some(ids) => match kernels::logprob_entropy(logits, &ids[start..end]) {
-                Ok(both) => {
-                    logps.push(both.clone().slice([0..c, 0..1]).reshape([c]));
-                    entropies.push(both.slice([0..c, 1..2]).reshape([c]));
-                    continue;
-                }
-                Err(logits) => logits,
-            },
-            None => logits,
-        };
-        let (logp, entropy) =
-            logprobs_from_logits(logits, targets.clone().narrow(0, start, c), 1.0);
+        let rows = targets.clone().narrow(0, start, end - start);
+        let (logp, entropy) = split_rows(logprob_entropy(logits, rows));
         logps.push(logp);
         entropies.push(entropy);
     }
@@ -350,15 +335,6 @@ pub fn head_weight<B: Backend>(model: &Qwen3<B>) -> Tensor<B, 2> {
 }
 
 /// A float tensor's values as `f32` on the host.
-/// Token ids on the host, as indices.
-pub(crate) fn host_ids<B: Backend>(ids: &Tensor<B, 1, Int>) -> Vec<usize> {
-    ids.to_data()
-        .convert::<i64>()
-        .iter::<i64>()
-        .map(|id| id as usize)
-        .collect()
-}
-
 pub(crate) fn to_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor
         .into_data()
@@ -394,6 +370,7 @@ impl UpdateBatch {
 mod tests {
     use super::*;
     use crate::TestBackend;
+    use burn::tensor::activation::log_softmax;
     use laconic_model::Qwen3Config;
 
     pub(crate) fn tiny_model(tied: bool) -> Qwen3<TestBackend> {

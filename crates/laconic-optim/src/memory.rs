@@ -192,11 +192,7 @@ mod tests {
     /// transformers) and R1-Distill-Qwen-1.5B 1,777,088,000.
     #[test]
     fn parameter_counts_match_the_published_models() {
-        let qwen3 = config(
-            r#"{"model_type": "qwen3", "vocab_size": 151936, "hidden_size": 1024,
-            "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
-            "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": true}"#,
-        );
+        let qwen3 = laconic_model::DenseShape::QWEN3_0_6B.config().unwrap();
         assert_eq!(parameter_count(&qwen3), 596_049_920);
         let r1 = config(
             r#"{"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1536,

@@ -23,6 +23,12 @@ pub enum Error {
         /// The value given.
         found: String,
     },
+    /// A key of a `[rollout]` table that no rollout setting has.
+    #[error("`{key}` is not a rollout setting (the table holds `n`, `prompts_per_step`, the sampling parameters and the engine settings)")]
+    UnknownSetting {
+        /// The key.
+        key: String,
+    },
     /// A prompt is empty or holds an id outside the vocabulary.
     #[error("prompt {index}: {message}")]
     InvalidPrompt {

@@ -24,11 +24,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod engine;
 mod error;
 mod rollout;
 pub mod sampling;
 
+pub use config::RolloutConfig;
 pub use engine::{sequence_rng, slot_bytes, Engine, EngineConfig, DEFAULT_MEMORY_FRACTION};
 pub use error::{Error, Result};
 pub use rollout::{Observer, Progress, Rollout};

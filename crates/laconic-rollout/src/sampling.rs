@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// How tokens are drawn and when a rollout stops.
+/// How tokens are drawn and when a rollout stops. As a table (part of [`crate::RolloutConfig`]) it holds
+/// the sampling knobs only: the stop ids, seed and stream offset are the caller's, per call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
@@ -28,15 +29,18 @@ pub struct SamplingParams {
     /// Keep tokens with probability ≥ `min_p · p_max`, in [0, 1); 0 = off. Default 0.
     pub min_p: f32,
     /// Most tokens generated per rollout (the paper's `L_R`); a rollout that reaches it finishes with
-    /// [`Finish::Length`]. Default 1024.
+    /// [`Finish::Length`]. Default 8192.
     pub max_tokens: usize,
     /// Ids that end a rollout (included in the response). Default: none (callers add the tokenizer's).
+    #[serde(skip)]
     pub stop_ids: Vec<u32>,
     /// Seed of the per-sequence random streams. Default 0.
+    #[serde(skip)]
     pub seed: u64,
     /// Position of the first prompt among the streams: prompt `p` of a call samples from stream
     /// `(seed, first_prompt + p, s)`. A shard of a larger batch (one data-parallel worker's prompts)
     /// passes its offset and samples exactly what the whole batch would. Default 0.
+    #[serde(skip)]
     pub first_prompt: usize,
 }
 
@@ -55,7 +59,7 @@ impl Default for SamplingParams {
             top_p: 1.0,
             top_k: 0,
             min_p: 0.0,
-            max_tokens: 1024,
+            max_tokens: 8192,
             stop_ids: Vec::new(),
             seed: 0,
             first_prompt: 0,

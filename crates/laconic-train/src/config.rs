@@ -14,7 +14,7 @@ use laconic_eval::{DatasetSpec, EvalConfig, OverlongPrompts, PromptConfig};
 use laconic_model::{AttentionBlocks, LoraConfig};
 use laconic_optim::OptimConfig;
 use laconic_reward::{FilterGroups, RewardSection};
-use laconic_rollout::{EngineConfig, SamplingParams};
+use laconic_rollout::RolloutConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -29,7 +29,8 @@ pub struct RunConfig {
     pub model: ModelConfig,
     /// Training prompts.
     pub data: DataConfig,
-    /// How rollouts are sampled.
+    /// How many rollouts of how many prompts per step, sampled and batched how (laconic-rollout's
+    /// table).
     pub rollout: RolloutConfig,
     /// How rollouts are rewarded (laconic-reward's `kind` + knobs) and answers extracted (`extract`).
     pub reward: RewardSection,
@@ -114,51 +115,6 @@ impl Default for JsonlData {
             prompt: PromptConfig::default(),
             max_prompt_tokens: None,
             overlong_prompts: OverlongPrompts::Error,
-        }
-    }
-}
-
-/// Rollout sampling: the paper's `N`, `L_R`, batch of prompts, temperature.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RolloutConfig {
-    /// Rollouts per prompt `N` (the paper recommends 24; 8 in its ablations). Default 8.
-    pub n: usize,
-    /// Prompts per step (the paper: 128, 32 for 4B models). Default 128.
-    pub prompts_per_step: usize,
-    /// Rollout limit `L_R` in tokens. Default 8192.
-    pub max_tokens: usize,
-    /// Sampling temperature (unspecified in the paper; default 1.0). The optimizer recomputes log-probs at
-    /// the same temperature.
-    pub temperature: f32,
-    /// Nucleus mass (unspecified; default 1.0 = off).
-    pub top_p: f32,
-    /// Top-k (unspecified; default 0 = off).
-    pub top_k: usize,
-    /// Min-p (default 0 = off).
-    pub min_p: f32,
-    /// Most sequences decoded together (memory bound). Default 256.
-    pub max_batch: usize,
-    /// Prompts prefilled per forward. Default 16.
-    pub prefill_batch: usize,
-    /// KV-cache budget of the rollout engine in slots (rows × cached columns; laconic-rollout's
-    /// `EngineConfig::kv_cache_tokens`). Unset: a quarter of the memory the OS reports available.
-    pub kv_cache_tokens: Option<usize>,
-}
-
-impl Default for RolloutConfig {
-    fn default() -> Self {
-        Self {
-            n: 8,
-            prompts_per_step: 128,
-            max_tokens: 8192,
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            min_p: 0.0,
-            max_batch: 256,
-            prefill_batch: 16,
-            kv_cache_tokens: None,
         }
     }
 }
@@ -323,6 +279,7 @@ impl RunConfig {
         ))
         .map_err(|e| {
             let (key, message) = nested_key(e.path().to_string(), e.inner().to_string());
+            let key = failing_key(layered, &key).unwrap_or(key);
             with_origin(format!("`{key}`: {message}"), layered, &key)
         })?;
         config.validate().map_err(|message| {
@@ -343,26 +300,22 @@ impl RunConfig {
     /// # Errors
     /// A message naming the dotted key (or the keys that disagree).
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let r = &self.rollout;
-        if r.n == 0 || r.prompts_per_step == 0 {
-            return Err("`rollout.n` and `rollout.prompts_per_step` must be positive".into());
-        }
-        self.sampling_params(Vec::new(), 0)
-            .validate()
-            .and_then(|()| self.engine_config().validate())
-            .map_err(|e| match e {
-                laconic_rollout::Error::InvalidParam {
-                    name,
-                    expected,
-                    found,
-                }
-                | laconic_rollout::Error::InvalidEngine {
-                    name,
-                    expected,
-                    found,
-                } => format!("`rollout.{name}`: expected {expected}, found `{found}`"),
-                other => other.to_string(),
-            })?;
+        self.rollout.validate().map_err(|e| match e {
+            laconic_rollout::Error::InvalidParam {
+                name,
+                expected,
+                found,
+            }
+            | laconic_rollout::Error::InvalidEngine {
+                name,
+                expected,
+                found,
+            } => format!("`rollout.{name}`: expected {expected}, found `{found}`"),
+            laconic_rollout::Error::UnknownSetting { key } => {
+                format!("`rollout.{key}`: unknown key (the table holds `n`, `prompts_per_step`, the sampling parameters and the engine settings)")
+            }
+            other => other.to_string(),
+        })?;
         self.optim.validate().map_err(|e| e.to_string())?;
         self.reward.shaper.validate().map_err(|e| e.to_string())?;
         self.algorithm
@@ -419,40 +372,24 @@ impl RunConfig {
         self
     }
 
+    /// The folder of a new run of this config read from `config_path`: `train.out_dir/train.run_name`,
+    /// or, with no name set, the file's stem made unique (`demo-<seconds>-<pid>`).
+    pub fn new_run_dir(&self, config_path: &Path) -> PathBuf {
+        let name = self.train.run_name.clone().unwrap_or_else(|| {
+            let stem = config_path
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            crate::run::unique_run_name(&stem)
+        });
+        self.train.out_dir.join(name)
+    }
+
     /// The optimizer's settings: `[optim]` with the log-prob temperature of `[rollout]` (1 for greedy
     /// rollouts, whose log-probs the engine reports at temperature 1).
     pub fn optim_config(&self) -> OptimConfig {
-        let temperature = self.rollout.temperature;
         OptimConfig {
-            temperature: if temperature > 0.0 { temperature } else { 1.0 },
+            temperature: self.rollout.logprob_temperature(),
             ..self.optim.clone()
-        }
-    }
-
-    /// The sampling parameters of `[rollout]` with these stop ids and seed.
-    pub fn sampling_params(&self, stop_ids: Vec<u32>, seed: u64) -> SamplingParams {
-        let r = &self.rollout;
-        SamplingParams {
-            temperature: r.temperature,
-            top_p: r.top_p,
-            top_k: r.top_k,
-            min_p: r.min_p,
-            max_tokens: r.max_tokens,
-            stop_ids,
-            seed,
-            first_prompt: 0,
-        }
-    }
-
-    /// The rollout engine's settings of `[rollout]`.
-    pub fn engine_config(&self) -> EngineConfig {
-        let r = &self.rollout;
-        EngineConfig {
-            max_batch: r.max_batch,
-            prefill_batch: r.prefill_batch,
-            share_prefix: true,
-            compact: true,
-            kv_cache_tokens: r.kv_cache_tokens,
         }
     }
 }
@@ -530,6 +467,26 @@ fn nested_key(path: String, message: String) -> (String, String) {
     match inner {
         Some((key, rest)) if path != "." => (format!("{path}.{key}"), rest.to_string()),
         _ => (path, message),
+    }
+}
+
+/// The key of table `path` whose value alone fails to deserialise, when exactly one does: serde
+/// reports an error inside a flattened table (`[rollout]`'s sampling and engine keys) at the table.
+fn failing_key(layered: &Layered, path: &str) -> Option<String> {
+    let mut parts = path.split('.');
+    let (Some(section), None) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    let table = layered.table.get(section)?.as_table()?;
+    let alone_fails = |key: &String, value: &toml::Value| {
+        let one = toml::Table::from_iter([(key.clone(), value.clone())]);
+        let run = toml::Table::from_iter([(section.to_string(), toml::Value::Table(one))]);
+        serde_path_to_error::deserialize::<_, RunConfig>(toml::Value::Table(run)).is_err()
+    };
+    let mut failing = table.iter().filter(|(key, value)| alone_fails(key, value));
+    match (failing.next(), failing.next()) {
+        (Some((key, _)), None) => Some(format!("{section}.{key}")),
+        _ => None,
     }
 }
 

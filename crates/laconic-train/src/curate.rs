@@ -65,12 +65,11 @@ pub fn write_split(
         .filter(|(_, l)| !l.trim().is_empty())
         .collect();
     if lines.len() != rates.len() {
-        return Err(Error::Other(format!(
-            "`{}` has {} records but {} pass rates were computed",
-            dataset.display(),
-            lines.len(),
-            rates.len()
-        )));
+        return Err(Error::RatesMismatch {
+            path: dataset.to_path_buf(),
+            records: lines.len(),
+            rates: rates.len(),
+        });
     }
     let (mut easy, mut hard) = (String::new(), String::new());
     let (mut n_easy, mut n_hard) = (0, 0);

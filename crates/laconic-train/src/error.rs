@@ -74,9 +74,86 @@ pub enum Error {
         /// How it ended.
         status: String,
     },
-    /// Anything else, with context.
+    /// No prompt of a dataset is left to train on.
+    #[error("dataset `{path}` has no prompt to train on (after its `limit` and the prompt limit of {max_prompt_tokens} tokens: {why})")]
+    NoPrompts {
+        /// The dataset file.
+        path: PathBuf,
+        /// The prompt limit in tokens.
+        max_prompt_tokens: usize,
+        /// Where the limit comes from.
+        why: String,
+    },
+    /// A checkpoint's data cursor belongs to another kind of data than the run's.
+    #[error("the checkpoint's prompt cursor does not match this run's data")]
+    CursorMismatch,
+    /// A run config names no model to start from.
+    #[error("`model.path` or `model.init_config` is required")]
+    NoModel,
+    /// Neither the model folder nor the config gives a tokenizer.
+    #[error("no tokenizer: the model folder has no tokenizer.json; set `model.tokenizer`")]
+    NoTokenizer,
+    /// The tokenizer could not be written into a checkpoint.
+    #[error("failed to serialise the tokenizer into `{path}`: {message}")]
+    TokenizerSave {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// The tokenizers library's message.
+        message: String,
+    },
+    /// A value could not be encoded as JSON for the workers' exchange.
+    #[error("failed to encode {what} for the other workers")]
+    Encode {
+        /// What was being sent.
+        what: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Another process holds the run folder.
+    #[error("`{path}` is in use by another laconic process (it holds `{lock}`); wait for it to finish or choose another run name")]
+    RunInUse {
+        /// The run folder.
+        path: PathBuf,
+        /// The lock file's name.
+        lock: &'static str,
+    },
+    /// A folder holds no run.
+    #[error("`{path}` holds no run (no `{config}`)")]
+    NoRun {
+        /// The folder.
+        path: PathBuf,
+        /// The resolved config's file name.
+        config: &'static str,
+    },
+    /// A new run's folder already holds a run with checkpoints.
+    #[error("`{path}` already holds a run; resume it with --resume or choose another run name")]
+    RunExists {
+        /// The run folder.
+        path: PathBuf,
+    },
+    /// A curation's pass rates do not line up with its dataset.
+    #[error("`{path}` has {records} records but {rates} pass rates were computed")]
+    RatesMismatch {
+        /// The dataset.
+        path: PathBuf,
+        /// Its records.
+        records: usize,
+        /// Pass rates computed.
+        rates: usize,
+    },
+    /// A lab folder, experiment or arm is not what the command expects.
     #[error("{0}")]
-    Other(String),
+    Lab(String),
+    /// A lab run could not be started.
+    #[error("could not start the run `{label}`")]
+    Spawn {
+        /// The run's label.
+        label: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result type of the training crate.

@@ -1,9 +1,10 @@
-//! Run reports: SVG curves of the training metrics and a `summary.md`.
+//! Run reports: SVG curves of the training metrics (drawn by laconic-eval's plotting module) and a
+//! `summary.md`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use laconic_eval::plot::{line_chart, Series};
 use laconic_eval::EvalReport;
-use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::run::{Metrics, RunDir};
@@ -52,17 +53,16 @@ pub fn write_curves(run: &RunDir, metrics: &[Metrics]) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut written = Vec::new();
     for (stem, title, keys) in CURVES {
-        let series: Vec<(String, Vec<(f64, f64)>)> = keys
+        let series: Vec<Series> = keys
             .iter()
-            .map(|k| (k.to_string(), points(metrics, k)))
-            .filter(|(_, p)| !p.is_empty())
+            .map(|k| Series {
+                label: k.to_string(),
+                points: points(metrics, k),
+            })
+            .filter(|s| !s.points.is_empty())
             .collect();
-        if series.is_empty() {
-            continue;
-        }
         let path = dir.join(format!("{stem}.svg"));
-        line_chart(&path, title, &series)?;
-        written.push(path);
+        written.extend(line_chart(&path, title, ("step", ""), &series)?);
     }
     Ok(written)
 }
@@ -74,55 +74,6 @@ pub fn points(metrics: &[Metrics], key: &str) -> Vec<(f64, f64)> {
         .filter_map(|m| Some((*m.get("step")?, *m.get(key)?)))
         .filter(|(_, v)| v.is_finite())
         .collect()
-}
-
-/// A line chart of several series against the step.
-///
-/// # Errors
-/// When the file cannot be written.
-pub fn line_chart(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
-    let fail = |e: String| Error::Other(format!("failed to draw `{}`: {e}", path.display()));
-    let all = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in all {
-        x_max = x_max.max(x);
-        y_min = y_min.min(y);
-        y_max = y_max.max(y);
-    }
-    if !y_min.is_finite() {
-        return Ok(());
-    }
-    let pad = ((y_max - y_min) * 0.05).max(1e-6);
-    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))
-        .map_err(|e| fail(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).stroke_width(2);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color))
-            .map_err(|e| fail(e.to_string()))?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))?;
-    Ok(())
 }
 
 /// One row of the training trajectory: a step with an evaluation.
@@ -324,6 +275,27 @@ impl RunSummary {
         }
         s
     }
+}
+
+/// The closing report of a trained run: the summary of its first benchmark from the evaluations at
+/// step 0 and at the last step (`None` when the run has either missing), then [`write_report`].
+/// Returns the summary and the files written.
+///
+/// # Errors
+/// When the run's config or metrics cannot be read or a report file cannot be written.
+pub fn finish_report(run: &RunDir) -> Result<(Option<RunSummary>, Vec<PathBuf>)> {
+    let steps = RunDir::attach(&run.path)?.1.train.steps;
+    let eval_at = |step: u64| EvalReport::read(run.path.join(format!("eval/step_{step}"))).ok();
+    let summary = match (eval_at(0), eval_at(steps)) {
+        (Some(before), Some(after)) => {
+            let metrics = run.read_metrics()?;
+            let first = after.benchmarks.first();
+            first.and_then(|b| RunSummary::new(&b.name, &metrics, &before, &after))
+        }
+        _ => None,
+    };
+    let files = write_report(run, summary.as_ref())?;
+    Ok((summary, files))
 }
 
 /// Writes `report/summary.md` (the run summary when there is one) and the curves; returns the files.

@@ -115,21 +115,12 @@ pub fn load_policy<B: Backend>(
             B::seed(device, config.train.seed);
             (Qwen3::init(&model_config, device)?, None)
         }
-        (None, None) => {
-            return Err(Error::Other(
-                "`model.path` or `model.init_config` is required".into(),
-            ))
-        }
+        (None, None) => return Err(Error::NoModel),
     };
     let tokenizer = match (&m.tokenizer, folder_tokenizer) {
         (Some(path), _) => Tokenizer::from_file(path)?,
         (None, Some(tok)) => tok,
-        (None, None) => {
-            return Err(Error::Other(
-                "no tokenizer: the model folder has no tokenizer.json; set `model.tokenizer`"
-                    .into(),
-            ))
-        }
+        (None, None) => return Err(Error::NoTokenizer),
     };
     Ok((model, tokenizer))
 }
@@ -373,7 +364,10 @@ impl<B: LogprobBackend> RlTrainer<B> {
         value: &T,
         what: &str,
     ) -> Result<Vec<T>> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Other(e.to_string()))?;
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
+            what: what.to_string(),
+            source,
+        })?;
         let device = head_weight(self.model()).device();
         all_gather_bytes(self.collective.as_ref(), &bytes, &device)?
             .iter()
@@ -562,8 +556,11 @@ impl<B: LogprobBackend> RlTrainer<B> {
             return Ok((Vec::new(), Progress::default()));
         }
         let r = &self.config.rollout;
-        let engine = Engine::new(policy, self.config.engine_config())?;
-        let mut params = self.config.sampling_params(self.stop_ids.clone(), seed);
+        let engine = Engine::new(policy, self.config.rollout.engine.clone())?;
+        let mut params = self
+            .config
+            .rollout
+            .sampling_params(self.stop_ids.clone(), seed);
         // A worker's share samples the streams the whole batch would give these prompts.
         params.first_prompt = first_prompt;
         let prompts: Vec<Vec<u32>> = items.iter().map(|i| i.prompt_ids.clone()).collect();
@@ -732,11 +729,14 @@ impl<B: LogprobBackend> RlTrainer<B> {
     }
 
     fn write_tokenizer(&self, dir: &std::path::Path) -> Result<()> {
-        let tokenizer = self
-            .tokenizer
-            .inner()
-            .to_string(false)
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let tokenizer =
+            self.tokenizer
+                .inner()
+                .to_string(false)
+                .map_err(|e| Error::TokenizerSave {
+                    path: dir.to_path_buf(),
+                    message: e.to_string(),
+                })?;
         let path = dir.join("tokenizer.json");
         std::fs::write(&path, tokenizer).map_err(|e| Error::io(&path, e))
     }

@@ -78,10 +78,10 @@ fn lock(path: &Path) -> Result<Arc<File>> {
         .map_err(|e| Error::io(&lock_path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(Arc::new(file)),
-        Err(TryLockError::WouldBlock) => Err(Error::Other(format!(
-            "`{}` is in use by another laconic process (it holds `{LOCK}`); wait for it to finish or choose another run name",
-            path.display()
-        ))),
+        Err(TryLockError::WouldBlock) => Err(Error::RunInUse {
+            path: path.to_path_buf(),
+            lock: LOCK,
+        }),
         Err(TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
     }
 }
@@ -92,10 +92,10 @@ fn resolved_config_path(path: &Path) -> Result<PathBuf> {
     if config_path.is_file() {
         Ok(config_path)
     } else {
-        Err(Error::Other(format!(
-            "`{}` holds no run (no `{RESOLVED_CONFIG}`)",
-            path.display()
-        )))
+        Err(Error::NoRun {
+            path: path.to_path_buf(),
+            config: RESOLVED_CONFIG,
+        })
     }
 }
 
@@ -129,10 +129,9 @@ impl RunDir {
         };
         if run.path.join(RESOLVED_CONFIG).exists() {
             if !run.list_checkpoints().is_empty() {
-                return Err(Error::Other(format!(
-                    "`{}` already holds a run; resume it with --resume or choose another run name",
-                    run.path.display()
-                )));
+                return Err(Error::RunExists {
+                    path: run.path.clone(),
+                });
             }
             run.clear()?;
             eprintln!(

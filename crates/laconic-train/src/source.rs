@@ -83,19 +83,18 @@ impl Task {
                 let hint = "`data.overlong_prompts = \"drop\"`";
                 let train_limit = PromptLimit::for_model(
                     positions,
-                    config.rollout.max_tokens,
+                    config.rollout.sampling.max_tokens,
                     data.max_prompt_tokens,
                     data.overlong_prompts,
                     hint,
                 );
                 bench.limit_prompts(&train_limit)?;
                 if bench.is_empty() {
-                    return Err(Error::Other(format!(
-                        "dataset `{}` has no prompt to train on (after its `limit` and the prompt limit of {} tokens: {})",
-                        data.dataset.path.display(),
-                        train_limit.max_tokens,
-                        train_limit.why
-                    )));
+                    return Err(Error::NoPrompts {
+                        path: data.dataset.path.clone(),
+                        max_prompt_tokens: train_limit.max_tokens,
+                        why: train_limit.why.to_string(),
+                    });
                 }
                 let items: Vec<PromptItem> = bench
                     .items
@@ -180,9 +179,7 @@ impl Task {
                 Ok(())
             }
             (Source::DigitSum { .. }, None) => Ok(()),
-            _ => Err(Error::Other(
-                "the checkpoint's prompt cursor does not match this run's data".into(),
-            )),
+            _ => Err(Error::CursorMismatch),
         }
     }
 }

@@ -136,9 +136,9 @@ fn capped_runs_share_their_token_prefixes() {
             ..config(vec![32])
         };
         let (from_long, long_records) =
-            score_rollouts(&bench, &long, &c, &SaysGold, &decode).unwrap();
+            score_benchmark(&bench, &long, &c, &SaysGold, &decode).unwrap();
         let (from_short, short_records) =
-            score_rollouts(&bench, &short, &c, &SaysGold, &decode).unwrap();
+            score_benchmark(&bench, &short, &c, &SaysGold, &decode).unwrap();
         assert_eq!(from_long.budgets, from_short.budgets);
         let outcomes = |r: &[SampleRecord]| r.iter().map(|s| s.budgets.clone()).collect::<Vec<_>>();
         assert_eq!(outcomes(&long_records), outcomes(&short_records));
@@ -306,15 +306,15 @@ fn scoring_needs_enough_samples_per_question() {
         .generate(&prompts, 4, &params, &mut ())
         .unwrap();
     let decode = |ids: &[u32]| tokenizer().decode(ids);
-    assert!(score_rollouts(&bench, &rollouts, &config(vec![8]), &SaysGold, &decode).is_ok());
+    assert!(score_benchmark(&bench, &rollouts, &config(vec![8]), &SaysGold, &decode).is_ok());
     rollouts.retain(|r| !(r.prompt_idx == 2 && r.sample_idx == 3));
-    let err = score_rollouts(&bench, &rollouts, &config(vec![8]), &SaysGold, &decode).unwrap_err();
+    let err = score_benchmark(&bench, &rollouts, &config(vec![8]), &SaysGold, &decode).unwrap_err();
     assert_eq!(
         err.to_string(),
         "benchmark `words`: question 2 has 3 samples, fewer than 4 (the largest Pass@k k)"
     );
     // A budget above the generation cap cannot be scored.
-    let err = score_rollouts(
+    let err = score_benchmark(
         &bench,
         &rollouts,
         &EvalConfig {

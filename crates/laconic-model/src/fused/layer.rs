@@ -12,7 +12,7 @@
 //! from an empty cache; everywhere else the layer runs its plain forward (same values, more memory).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
@@ -21,12 +21,12 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 
 use super::{cast, cast_ref, float, on_autodiff, primitive, Ad};
-use super::{heads, linear, norm, rope, swiglu};
 use crate::flash::{self, Blocked};
 use crate::layer::{DecoderLayer, FeedForward};
 use crate::linear::Linear;
 use crate::norm::RmsNorm;
 use crate::rope::RopeTables;
+use crate::{attention, linear, mlp, norm, rope};
 
 /// The node's parents: the layer input, then one slot per parameter ([`Slot`]).
 const PARENTS: usize = 16;
@@ -63,7 +63,7 @@ pub(crate) fn checkpointed_layer<B: Backend>(
     rope: &RopeTables<B>,
     attn: &Blocked,
 ) -> Option<Tensor<B, 3>> {
-    on_autodiff!(B, I => layer_node::<I>(cast_ref(layer), cast(x.clone()), cast_ref(rope), attn).map(cast));
+    on_autodiff!(B, I, C => layer_node::<I, C>(cast_ref(layer), cast(x.clone()), cast_ref(rope), attn).map(cast));
     None
 }
 
@@ -77,7 +77,7 @@ struct Projection<I: Backend> {
 impl<I: Backend> Projection<I> {
     /// `x·Wᵀ + b`, as [`crate::linear::project`] computes it.
     fn apply(&self, x: Tensor<I, 2>) -> Tensor<I, 2> {
-        let out = linear::plain(x, self.weight.clone());
+        let out = linear::product(x, self.weight.clone());
         match &self.bias {
             Some(bias) => out + bias.clone().unsqueeze(),
             None => out,
@@ -95,7 +95,7 @@ struct Norm<I: Backend> {
 impl<I: Backend> Norm<I> {
     /// `(y, 1/rms)` over the last dimension of `[rows, d]`.
     fn apply(&self, x: Tensor<I, 2>) -> (Tensor<I, 2>, Tensor<I, 2>) {
-        norm::forward(x, self.weight.clone(), self.eps)
+        norm::rms_norm_forward(x, self.weight.clone(), self.eps)
     }
 }
 
@@ -161,13 +161,13 @@ struct Activations<I: Backend> {
     y: Tensor<I, 2>,
 }
 
-/// The node on `Autodiff<I>`; `None` for a sparse (MoE) layer.
-fn layer_node<I: Backend>(
-    layer: &DecoderLayer<Ad<I>>,
-    x: Tensor<Ad<I>, 3>,
-    rope: &RopeTables<Ad<I>>,
+/// The node on `Autodiff<I, C>`; `None` for a sparse (MoE) layer.
+fn layer_node<I: Backend, C: CheckpointStrategy>(
+    layer: &DecoderLayer<Ad<I, C>>,
+    x: Tensor<Ad<I, C>, 3>,
+    rope: &RopeTables<Ad<I, C>>,
     attn: &Blocked,
-) -> Option<Tensor<Ad<I>, 3>> {
+) -> Option<Tensor<Ad<I, C>, 3>> {
     let FeedForward::Dense(mlp) = &layer.mlp else {
         return None;
     };
@@ -217,11 +217,7 @@ fn layer_node<I: Backend>(
     let y = forward(&weights, x.clone(), &cos, &sin, attn).y;
     let output = primitive(y.reshape([b, t, d]));
     let nodes = parents.each_ref().map(|parent| parent.node.clone());
-    let node = match LayerBackward
-        .prepare::<NoCheckpointing>(nodes)
-        .compute_bound()
-        .stateful()
-    {
+    let node = match LayerBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(
             LayerState {
                 x,
@@ -239,14 +235,14 @@ fn layer_node<I: Backend>(
 
 /// The node's parent tensors by slot; a slot without a parameter (a bias or head norm the layer does
 /// not have) holds an untracked placeholder.
-struct Parents<I: Backend>([FloatTensor<Ad<I>>; PARENTS]);
+struct Parents<I: Backend, C: CheckpointStrategy>([FloatTensor<Ad<I, C>>; PARENTS]);
 
-impl<I: Backend> Parents<I> {
+impl<I: Backend, C: CheckpointStrategy> Parents<I, C> {
     /// The layer input `x` in slot 0 and placeholders elsewhere.
-    fn new(x: Tensor<Ad<I>, 3>) -> Self {
+    fn new(x: Tensor<Ad<I, C>, 3>) -> Self {
         let device = x.device();
         let mut parents: [_; PARENTS] = std::array::from_fn(|_| {
-            Tensor::<Ad<I>, 1>::zeros([1], &device)
+            Tensor::<Ad<I, C>, 1>::zeros([1], &device)
                 .into_primitive()
                 .tensor()
         });
@@ -257,7 +253,7 @@ impl<I: Backend> Parents<I> {
     /// `param`'s inner value, its autodiff tensor taking `slot`.
     fn param<const D: usize>(
         &mut self,
-        param: &Param<Tensor<Ad<I>, D>>,
+        param: &Param<Tensor<Ad<I, C>, D>>,
         slot: Slot,
     ) -> Tensor<I, D> {
         let tensor = param.val().into_primitive().tensor();
@@ -267,7 +263,11 @@ impl<I: Backend> Parents<I> {
     }
 
     /// A projection's inner weight and bias, taking their slots.
-    fn projection(&mut self, linear: &Linear<Ad<I>>, [weight, bias]: [Slot; 2]) -> Projection<I> {
+    fn projection(
+        &mut self,
+        linear: &Linear<Ad<I, C>>,
+        [weight, bias]: [Slot; 2],
+    ) -> Projection<I> {
         Projection {
             weight: self.param(&linear.weight, weight),
             bias: linear.bias.as_ref().map(|b| self.param(b, bias)),
@@ -275,7 +275,7 @@ impl<I: Backend> Parents<I> {
     }
 
     /// A norm's inner weight, taking `slot`.
-    fn norm(&mut self, norm: &RmsNorm<Ad<I>>, slot: Slot) -> Norm<I> {
+    fn norm(&mut self, norm: &RmsNorm<Ad<I, C>>, slot: Slot) -> Norm<I> {
         Norm {
             weight: self.param(&norm.weight, slot),
             eps: norm.eps,
@@ -313,21 +313,22 @@ fn forward<I: Backend>(
     };
     let (q_normed, inv_q) = head_norm(q.clone(), &w.q_norm);
     let (k_normed, inv_k) = head_norm(k.clone(), &w.k_norm);
-    let q_heads = rope::forward(q_normed.reshape([b, t, h, hd]), cos.clone(), sin.clone())
+    let q_heads = rope::rope_forward(q_normed.reshape([b, t, h, hd]), cos.clone(), sin.clone())
         .reshape([b, h_kv, h / h_kv * t, hd]);
-    let k_heads = rope::forward(k_normed.reshape([b, t, h_kv, hd]), cos.clone(), sin.clone());
-    let v_heads = heads::swap(v);
+    let k_heads = rope::rope_forward(k_normed.reshape([b, t, h_kv, hd]), cos.clone(), sin.clone());
+    let v_heads = attention::swap_layout(v);
     let (attn_out, lse) = flash::forward(q_heads.clone(), k_heads.clone(), v_heads.clone(), attn);
-    let merged = heads::swap(attn_out.clone().reshape([b, h, t, hd])).reshape([rows, h * hd]);
+    let merged =
+        attention::swap_layout(attn_out.clone().reshape([b, h, t, hd])).reshape([rows, h * hd]);
     let h_res = x + w.o.apply(merged.clone());
 
     // MLP block.
     let (n2, inv2) = w.post_norm.apply(h_res.clone());
     let width = w.gate.dims()[0];
-    let gate = linear::plain(n2.clone(), w.gate.clone()).reshape([rows * width]);
-    let up = linear::plain(n2.clone(), w.up.clone()).reshape([rows * width]);
-    let act = swiglu::forward(gate.clone(), up.clone()).reshape([rows, width]);
-    let y = h_res.clone() + linear::plain(act.clone(), w.down.clone());
+    let gate = linear::product(n2.clone(), w.gate.clone()).reshape([rows * width]);
+    let up = linear::product(n2.clone(), w.up.clone()).reshape([rows * width]);
+    let act = mlp::swiglu_forward(gate.clone(), up.clone()).reshape([rows, width]);
+    let y = h_res.clone() + linear::product(act.clone(), w.down.clone());
     Activations {
         n1,
         inv1,
@@ -422,7 +423,7 @@ fn layer_backward<B: Backend>(
     let rows = b * t;
 
     // MLP block: y = h + down(swiglu(gate(n2), up(n2))), n2 = norm(h).
-    let (d_act, d_down) = linear::backward(
+    let (d_act, d_down) = linear::product_backward(
         a.act,
         w.down.clone(),
         dy.clone(),
@@ -431,21 +432,21 @@ fn layer_backward<B: Backend>(
     out.put_slot(Slot::Down, d_down);
     let width = w.gate.dims()[0];
     let d_act = d_act.expect("wanted").reshape([rows * width]);
-    let (d_gate, d_up) = swiglu::backward(d_act, a.gate, a.up, (true, true));
+    let (d_gate, d_up) = mlp::swiglu_backward(d_act, a.gate, a.up, (true, true));
     let d_gate = d_gate.expect("wanted").reshape([rows, width]);
     let d_up = d_up.expect("wanted").reshape([rows, width]);
-    let (dn2_up, dw_up) = linear::backward(
+    let (dn2_up, dw_up) = linear::product_backward(
         a.n2.clone(),
         w.up.clone(),
         d_up,
         (true, out.wants(Slot::Up)),
     );
     let (dn2_gate, dw_gate) =
-        linear::backward(a.n2, w.gate.clone(), d_gate, (true, out.wants(Slot::Gate)));
+        linear::product_backward(a.n2, w.gate.clone(), d_gate, (true, out.wants(Slot::Gate)));
     out.put_slot(Slot::Up, dw_up);
     out.put_slot(Slot::Gate, dw_gate);
     let dn2 = dn2_gate.expect("wanted") + dn2_up.expect("wanted");
-    let (dh_norm, dw_post) = norm::norm_backward(
+    let (dh_norm, dw_post) = norm::rms_norm_backward(
         a.h,
         w.post_norm.weight.clone(),
         a.inv2,
@@ -463,7 +464,12 @@ fn layer_backward<B: Backend>(
         out,
         [Slot::OWeight, Slot::OBias],
     );
-    let d_attn = heads::swap(d_merged.reshape([b, t, h, hd])).reshape([b, h_kv, h / h_kv * t, hd]);
+    let d_attn = attention::swap_layout(d_merged.reshape([b, t, h, hd])).reshape([
+        b,
+        h_kv,
+        h / h_kv * t,
+        hd,
+    ]);
     let (dq_heads, dk_heads, dv_heads) = flash::backward(
         a.q_heads,
         a.k_heads,
@@ -475,10 +481,10 @@ fn layer_backward<B: Backend>(
     );
     let cos_sin = || (state.cos.clone(), state.sin.clone());
     let (cos, sin) = cos_sin();
-    let dq = rope::backward(dq_heads.reshape([b, h, t, hd]), cos, sin).reshape([rows * h, hd]);
+    let dq = rope::rope_backward(dq_heads.reshape([b, h, t, hd]), cos, sin).reshape([rows * h, hd]);
     let (cos, sin) = cos_sin();
-    let dk = rope::backward(dk_heads, cos, sin).reshape([rows * h_kv, hd]);
-    let dv = heads::swap(dv_heads).reshape([rows, h_kv * hd]);
+    let dk = rope::rope_backward(dk_heads, cos, sin).reshape([rows * h_kv, hd]);
+    let dv = attention::swap_layout(dv_heads).reshape([rows, h_kv * hd]);
     let dq =
         head_norm_backward(&w.q_norm, a.q, a.inv_q, dq, out, Slot::QNorm).reshape([rows, h * hd]);
     let dk = head_norm_backward(&w.k_norm, a.k, a.inv_k, dk, out, Slot::KNorm)
@@ -491,7 +497,7 @@ fn layer_backward<B: Backend>(
         .x
         .clone()
         .reshape([rows, w.input_norm.weight.dims()[0]]);
-    let (dx_norm, dw_input) = norm::norm_backward(
+    let (dx_norm, dw_input) = norm::rms_norm_backward(
         x,
         w.input_norm.weight.clone(),
         a.inv1,
@@ -514,7 +520,7 @@ fn projection_backward<B: Backend>(
         let d_out = grad.dims()[1];
         out.put(bias_slot as usize, grad.clone().sum_dim(0).reshape([d_out]));
     }
-    let (dx, dw) = linear::backward(
+    let (dx, dw) = linear::product_backward(
         x,
         projection.weight.clone(),
         grad,
@@ -539,7 +545,7 @@ fn head_norm_backward<B: Backend>(
     let (Some(norm), Some(inv_rms)) = (norm, inv_rms) else {
         return grad;
     };
-    let (dx, dw) = norm::norm_backward(
+    let (dx, dw) = norm::rms_norm_backward(
         x,
         norm.weight.clone(),
         inv_rms,
@@ -552,6 +558,9 @@ fn head_norm_backward<B: Backend>(
 
 #[cfg(test)]
 mod tests {
+    use burn::backend::autodiff::checkpoint::strategy::{
+        BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+    };
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::prelude::*;
 
@@ -571,14 +580,13 @@ mod tests {
 
     /// Every float parameter's gradient, flattened, in module order (`None` for the LM head, which the
     /// hidden states do not reach).
-    struct CollectGrads<'a, I: Backend> {
+    struct CollectGrads<'a> {
         grads: &'a burn::backend::autodiff::grads::Gradients,
         out: Vec<(String, Option<Vec<f32>>)>,
-        _inner: std::marker::PhantomData<I>,
     }
 
-    impl<I: Backend> ModuleVisitor<Ad<I>> for CollectGrads<'_, I> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Ad<I>, D>>) {
+    impl<I: Backend, C: CheckpointStrategy> ModuleVisitor<Ad<I, C>> for CollectGrads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Ad<I, C>, D>>) {
             let values = param
                 .val()
                 .grad(self.grads)
@@ -588,20 +596,22 @@ mod tests {
     }
 
     /// Layer recompute gives the hidden states and every parameter's gradient of the plain forward:
-    /// padded rows, GQA, tiles that do not divide `T`, with and without head norms and biases.
+    /// padded rows, GQA, tiles that do not divide `T`, with and without head norms and biases; on the
+    /// test backend and flex, and under burn's balanced checkpointing strategy too.
     #[test]
     fn recomputed_layers_match_the_plain_forward() {
         for config in [QWEN3, QWEN2] {
-            check::<burn::backend::NdArray>(config);
+            check::<crate::TestBackend, NoCheckpointing>(config);
             #[cfg(feature = "flex")]
-            check::<burn::backend::Flex>(config);
+            check::<burn::backend::Flex, NoCheckpointing>(config);
         }
+        check::<crate::TestBackend, BalancedCheckpointing>(QWEN3);
     }
 
-    fn check<I: Backend>(config: &str) {
+    fn check<I: Backend, C: CheckpointStrategy>(config: &str) {
         let config = Qwen3Config::from_json_str(config, "tiny").unwrap();
         let device = Default::default();
-        let mut model = Qwen3::<Ad<I>>::init(&config, &device).unwrap();
+        let mut model = Qwen3::<Ad<I, C>>::init(&config, &device).unwrap();
         // Norm weights away from one, so their gradients and the head norms are exercised.
         model = model.map(&mut Perturb);
         model
@@ -613,7 +623,7 @@ mod tests {
         let (b, t) = (3, 11);
         let layout = AttentionLayout::left_padded(&[11, 7, 1], t).unwrap();
         let ids: Vec<i64> = (0..b * t).map(|i| (i * 7 % 32) as i64).collect();
-        let tokens = Tensor::<Ad<I>, 2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
+        let tokens = Tensor::<Ad<I, C>, 2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
         let upstream = random::<I, 3>([b, t, config.hidden_size], 1.0);
         let run = |checkpointing| {
             let (hidden, _) = model
@@ -621,10 +631,9 @@ mod tests {
                 .unwrap();
             let loss = (hidden.clone() * Tensor::from_inner(upstream.clone())).sum();
             let grads = loss.backward();
-            let mut visitor = CollectGrads::<I> {
+            let mut visitor = CollectGrads {
                 grads: &grads,
                 out: Vec::new(),
-                _inner: std::marker::PhantomData,
             };
             model.visit(&mut visitor);
             (hidden.inner().into_data(), visitor.out)
@@ -659,14 +668,17 @@ mod tests {
     }
 
     /// Whether the first layer runs as the recomputing node on this backend.
-    fn engages<I: Backend>(model: &Qwen3<Ad<I>>, layout: &AttentionLayout) -> bool {
+    fn engages<I: Backend, C: CheckpointStrategy>(
+        model: &Qwen3<Ad<I, C>>,
+        layout: &AttentionLayout,
+    ) -> bool {
         let config = model.config();
         let (b, t, device) = (layout.batch(), layout.seq(), Default::default());
         let (kv_heads, head_dim) = (config.num_kv_heads(), config.head_dim());
         let n_rep = config.num_attention_heads / kv_heads;
         let rope = Rope::new(head_dim, config.rope_theta).tables(layout.positions(), b, t, &device);
         let mask = AttentionMask::new(layout.valid().to_vec(), b, 0, t);
-        let mask = ForwardMask::<Ad<I>>::new(
+        let mask = ForwardMask::<Ad<I, C>>::new(
             mask,
             [kv_heads, n_rep, head_dim],
             model.attention_blocks(),

@@ -1,5 +1,7 @@
-//! Fused autodiff ops: RMSNorm, SwiGLU and masked attention as single autodiff nodes with hand-written
-//! backward passes, taken when the model runs under `Autodiff<I>`.
+//! The machinery of the fused autodiff nodes: RMSNorm, SwiGLU, RoPE, the heads-layout swap, projections
+//! and attention recorded as single autodiff nodes with hand-written backward passes, each defined in
+//! its op's own file beside the module that calls it (`norm.rs`, `mlp.rs`, `rope.rs`, `attention.rs`,
+//! `linear.rs`, `flash.rs`), plus the per-layer recompute node here (`layer.rs`).
 //!
 //! Written as compositions of burn ops, each of these layers puts a dozen nodes on the autodiff tape,
 //! and every node's backward is one or more full passes over an activation, several of them broadcast
@@ -8,40 +10,25 @@
 //!
 //! | op | backward |
 //! |---|---|
-//! | [`matmul_transposed`] `y = x·Wᵀ` | `∂x = g·W`, `∂W = gᵀ·x` (in `W`'s layout, not a transposed view) |
-//! | [`rms_norm`] `y = x·r·w`, `r = 1/√(mean(x²)+ε)` | `∂x = r·(g⊙w) − x·r³·⟨g⊙w, x⟩/d`, `∂w = Σ_rows g⊙x·r` |
-//! | [`swiglu`] `y = silu(a)⊙b` | `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)` |
-//! | [`rotate_heads_first`] `y = rope(x)`, `[B,T,H,D]` → `[B,H,T,D]` | `∂x = rope⁻¹(g)` (sine negated), back to `[B,T,H,D]` |
-//! | [`swap_heads`] `[B,T,H,D]` ↔ `[B,H,T,D]`, contiguous both ways | the same swap of `g` |
-//! | [`attention`] `o = softmax(q·kᵀ·s, masked)·v`, by tiles (saves `o` and the row log-sum-exp, not `p`) | per tile: `p = exp(s − lse)`, `∂v = pᵀg`, `∂s = p⊙(g·vᵀ − Σ g⊙o)`, `∂q = ∂s·k·s`, `∂k = ∂sᵀq·s` ([`crate::flash`]) |
+//! | `linear::matmul_transposed` `y = x·Wᵀ` | `∂x = g·W`, `∂W = gᵀ·x` (in `W`'s layout, not a transposed view) |
+//! | `norm::rms_norm` `y = x·r·w`, `r = 1/√(mean(x²)+ε)` | `∂x = r·(g⊙w) − x·r³·⟨g⊙w, x⟩/d`, `∂w = Σ_rows g⊙x·r` |
+//! | `mlp::swiglu` `y = silu(a)⊙b` | `∂a = g⊙b⊙σ(a)(1 + a(1 − σ(a)))`, `∂b = g⊙silu(a)` |
+//! | `rope::rotate_heads_first` `y = rope(x)`, `[B,T,H,D]` → `[B,H,T,D]` | `∂x = rope⁻¹(g)` (sine negated), back to `[B,T,H,D]` |
+//! | `attention::swap_heads` `[B,T,H,D]` ↔ `[B,H,T,D]`, contiguous both ways | the same swap of `g` |
+//! | `flash::attention` `o = softmax(q·kᵀ·s, masked)·v`, by tiles (saves `o` and the row log-sum-exp, not `p`) | per tile: `p = exp(s − lse)`, `∂v = pᵀg`, `∂s = p⊙(g·vᵀ − Σ g⊙o)`, `∂q = ∂s·k·s`, `∂k = ∂sᵀq·s` |
 //! | [`checkpointed_layer`] a whole dense decoder layer, saving only its input | the layer's forward rerun on the inner backend, then the rows above chained by hand |
 //!
-//! The model code stays generic over `B: Backend`: each function here checks at run time whether `B` is
-//! `Autodiff<I>` for an inner backend `I` compiled in (flex with the `flex` feature, ndarray with
-//! `ndarray`, CUDA with `cuda`, wgpu with `wgpu`), and runs the fused node there; on any other backend — inference, or an autodiff backend
-//! not listed — it runs the plain composition, which computes the same values. The unit tests check
-//! values and gradients of each fused node against autodiff through the composition.
+//! The model code stays generic over `B: Backend`: each op checks at run time ([`on_autodiff`])
+//! whether `B` is `Autodiff<I, C>` for an inner backend `I` compiled in (flex with the `flex` feature,
+//! ndarray with `ndarray`, CUDA with `cuda`, wgpu with `wgpu`) and either checkpointing strategy `C`,
+//! and records its node there; on any other backend — inference — it runs the plain composition, which
+//! computes the same values. The backward formulas are plain burn code, so a node runs wherever its
+//! inner backend runs; the flex SIMD kernels (laconic-kernels) are an inner detail of the forward and
+//! backward functions. Each op's tests check values and gradients of its node against autodiff through
+//! the composition, on the crate's test backend (ndarray, or wgpu / CUDA with `test-wgpu` /
+//! `test-cuda`) and on flex.
 
-// Without an inner backend to route to, the fused nodes are only reached by their tests.
-#![cfg_attr(
-    not(any(
-        feature = "flex",
-        feature = "ndarray",
-        feature = "cuda",
-        feature = "wgpu"
-    )),
-    allow(unused)
-)]
-
-mod attention;
-mod heads;
 mod layer;
-mod linear;
-mod norm;
-mod rope;
-mod swiglu;
-
-use std::any::{Any, TypeId};
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::NodeId;
@@ -50,83 +37,53 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorPrimitive;
 
-pub(crate) use attention::attention;
-pub(crate) use heads::swap_heads;
+pub(crate) use laconic_kernels::downcast::{cast, cast_ref, same_type};
 pub(crate) use layer::checkpointed_layer;
-pub(crate) use linear::matmul_transposed;
-pub(crate) use norm::rms_norm;
-pub(crate) use rope::rotate_heads_first;
-pub(crate) use swiglu::swiglu;
 
-/// The autodiff backend the fused nodes are recorded on, over inner backend `I`.
-pub(crate) type Ad<I> = Autodiff<I, NoCheckpointing>;
+/// The autodiff backend the fused nodes are recorded on, over inner backend `I` with checkpointing
+/// strategy `C` (the tests' default: none).
+pub(crate) type Ad<I, C = NoCheckpointing> = Autodiff<I, C>;
 
-/// Whether `A` and `B` are the same type.
-pub(crate) fn same_type<A: 'static, B: 'static>() -> bool {
-    TypeId::of::<A>() == TypeId::of::<B>()
-}
-
-/// `value` as type `U`, which must be its own type (checked with [`same_type`] before).
-pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> U {
-    let boxed: Box<dyn Any> = Box::new(value);
-    *boxed
-        .downcast::<U>()
-        .expect("cast between one type under two names (checked with same_type)")
-}
-
-/// `value` as type `U`, which must be its own type (checked with [`same_type`] before).
-pub(crate) fn cast_ref<T: 'static, U: 'static>(value: &T) -> &U {
-    (value as &dyn Any)
-        .downcast_ref::<U>()
-        .expect("cast between one type under two names (checked with same_type)")
-}
-
-/// Runs `$fused` with `$I` bound to the inner backend when `$B` is `Autodiff<$I>` for one of the inner
-/// backends compiled in, returning its value from the enclosing function.
+/// Runs `$fused` with `$I` bound to the inner backend and `$C` to the checkpointing strategy when `$B`
+/// is `Autodiff<$I, $C>` for one of the inner backends compiled in and either strategy, returning its
+/// value from the enclosing function.
 macro_rules! on_autodiff {
-    ($B:ty, $I:ident => $fused:expr) => {
+    ($B:ty, $I:ident, $C:ident => $fused:expr) => {
         #[cfg(feature = "flex")]
-        {
-            type $I = burn::backend::Flex;
-            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
-                return $fused;
-            }
-        }
+        $crate::fused::on_autodiff!(@inner $B, burn::backend::Flex, $I, $C => $fused);
         #[cfg(feature = "ndarray")]
-        {
-            type $I = burn::backend::NdArray;
-            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
-                return $fused;
-            }
-        }
+        $crate::fused::on_autodiff!(@inner $B, burn::backend::NdArray, $I, $C => $fused);
         #[cfg(feature = "cuda")]
-        {
-            type $I = burn::backend::Cuda;
-            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
-                return $fused;
-            }
-        }
+        $crate::fused::on_autodiff!(@inner $B, burn::backend::Cuda, $I, $C => $fused);
         #[cfg(feature = "wgpu")]
-        {
-            type $I = burn::backend::Wgpu;
-            if $crate::fused::same_type::<$B, $crate::fused::Ad<$I>>() {
-                return $fused;
-            }
-        }
+        $crate::fused::on_autodiff!(@inner $B, burn::backend::Wgpu, $I, $C => $fused);
     };
+    (@inner $B:ty, $inner:ty, $I:ident, $C:ident => $fused:expr) => {
+        $crate::fused::on_autodiff!(@strategy $B, $inner, $I, $C,
+            burn::backend::autodiff::checkpoint::strategy::NoCheckpointing => $fused);
+        $crate::fused::on_autodiff!(@strategy $B, $inner, $I, $C,
+            burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing => $fused);
+    };
+    (@strategy $B:ty, $inner:ty, $I:ident, $C:ident, $strategy:ty => $fused:expr) => {{
+        type $I = $inner;
+        type $C = $strategy;
+        if $crate::fused::same_type::<$B, burn::backend::Autodiff<$I, $C>>() {
+            return $fused;
+        }
+    }};
 }
 pub(crate) use on_autodiff;
 
-/// Records `$output` (a primitive of the inner backend) as one autodiff node whose backward is
+/// Records `$output` (a primitive of the inner backend) as one autodiff node, under checkpointing
+/// strategy `$C`, whose backward is
 /// `$backward` and whose parents are the autodiff primitives listed; `$state` is evaluated (and kept for
 /// the backward) only when a parent tracks gradients. Evaluates to the node's tensor.
 macro_rules! record {
-    ($backward:expr, [$($parent:expr),+], $output:expr, $state:expr) => {{
-        use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    ($C:ty, $backward:expr, [$($parent:expr),+], $output:expr, $state:expr) => {{
         use burn::backend::autodiff::ops::{Backward as _, OpsKind};
         let output = $output;
         let node = match $backward
-            .prepare::<NoCheckpointing>([$($parent.node.clone()),+])
+            .prepare::<$C>([$($parent.node.clone()),+])
             .compute_bound()
             .stateful()
         {

@@ -66,6 +66,19 @@ fn values_are_never_coerced() {
         err.contains("`train.track_kl`: invalid type: string \"yes\", expected a boolean"),
         "{err}"
     );
+    // A sampling or engine knob (flattened into `[rollout]` from laconic-rollout's types) is named too.
+    for (set, key) in [
+        ("rollout.top_k=1.5", "`rollout.top_k`"),
+        ("rollout.max_batch=\"many\"", "`rollout.max_batch`"),
+    ] {
+        let err = set_error(&[set]);
+        assert!(
+            err.contains(&format!("{key}: invalid type")) && err.contains("(from `--set"),
+            "{err}"
+        );
+    }
+    let err = set_error(&["rollout.seed=3"]);
+    assert!(err.contains("`rollout.seed`: unknown key"), "{err}");
     let file = demo_with("rollout", "n_unused_line = 0");
     let err = RunConfig::load_with_env(&file, [], &[])
         .unwrap_err()

@@ -182,7 +182,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Experiment>> {
 pub fn select(all: Vec<Experiment>, only: &[String]) -> Result<Vec<Experiment>> {
     if let Some(missing) = only.iter().find(|n| !all.iter().any(|e| &e.name == *n)) {
         let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
-        return Err(Error::Other(format!(
+        return Err(Error::Lab(format!(
             "no lab experiment named `{missing}` (there are: {})",
             names.join(", ")
         )));

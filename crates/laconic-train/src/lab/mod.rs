@@ -103,7 +103,7 @@ impl Lab {
     /// A folder that already holds a lab, or one that cannot be written.
     pub fn create(dir: PathBuf, experiments: Vec<Experiment>, options: LabOptions) -> Result<Self> {
         if dir.join(LAB_JSON).exists() {
-            return Err(Error::Other(format!(
+            return Err(Error::Lab(format!(
                 "`{}` already holds a lab; continue it with --resume",
                 dir.display()
             )));
@@ -197,7 +197,7 @@ impl Lab {
             if run.dir.join("config.resolved.toml").exists() {
                 let (dir, on_disk) = RunDir::attach(&run.dir)?;
                 if identity(&on_disk) != identity(&run.config.clone().with_absolute_paths(&cwd)) {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Lab(format!(
                         "`{}` was trained with another config than this lab now resolves for \
                          {label} (did its base config change?); start a new lab",
                         run.dir.display()
@@ -301,6 +301,7 @@ fn cost(c: &RunConfig) -> f64 {
     let groups = c.rollout.prompts_per_step;
     let updates = groups.div_ceil(c.optim.ppo_mini_batch_size.unwrap_or(groups).max(1))
         * c.optim.ppo_epochs.max(1);
-    let tokens = (c.train.steps as usize * groups * c.rollout.n * c.rollout.max_tokens) as f64;
+    let tokens =
+        (c.train.steps as usize * groups * c.rollout.n * c.rollout.sampling.max_tokens) as f64;
     tokens * (1.0 + (updates as f64 - 1.0) / 3.0)
 }

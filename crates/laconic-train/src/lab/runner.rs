@@ -118,7 +118,10 @@ fn start(job: &Job, command: &impl Fn(&Job) -> Command, threads: usize) -> Resul
         .stdout(file)
         .stderr(err)
         .spawn()
-        .map_err(|e| Error::Other(format!("could not start the run `{}`: {e}", job.label)))
+        .map_err(|source| Error::Spawn {
+            label: job.label.clone(),
+            source,
+        })
 }
 
 fn stop(running: &mut [(Job, Child, Instant)]) {

@@ -50,7 +50,7 @@ impl WithSimd for RotateRow<'_> {
 
 /// Rotates `x` (`[B, T, H, D]`) and lays it out heads-first (`[B, H, T, D]`, contiguous); `cos` and
 /// `sin` are `[B, T, 1, D]`. `None` when the backend is not flex or a tensor is not f32.
-pub(crate) fn rotate_heads_first<B: Backend>(
+pub fn rotate_heads_first<B: Backend>(
     x: &Tensor<B, 4>,
     cos: &Tensor<B, 4>,
     sin: &Tensor<B, 4>,
@@ -91,7 +91,7 @@ pub(crate) fn rotate_heads_first<B: Backend>(
 
 /// The gradient of [`rotate_heads_first`]: rotates `grad` (`[B, H, T, D]`) back by the inverse angles
 /// into `[B, T, H, D]` (contiguous). `None` when the backend is not flex or a tensor is not f32.
-pub(crate) fn unrotate_heads_last<B: Backend>(
+pub fn unrotate_heads_last<B: Backend>(
     grad: &Tensor<B, 4>,
     cos: &Tensor<B, 4>,
     sin: &Tensor<B, 4>,
@@ -132,7 +132,7 @@ pub(crate) fn unrotate_heads_last<B: Backend>(
 /// Swaps the two middle axes of `x` (`[A, M, N, D]` → `[A, N, M, D]`, contiguous), moving rows of `D`
 /// whole: the heads-first ↔ positions-first change of attention's layout. `None` when the backend is
 /// not flex or the tensor not f32.
-pub(crate) fn swap_middle<B: Backend>(x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+pub fn swap_middle<B: Backend>(x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
     let [a, m, n, d] = x.dims();
     let x = contiguous_f32(x.clone())?;
     let x = x.storage::<f32>();

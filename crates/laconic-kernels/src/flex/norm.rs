@@ -38,7 +38,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// # Shapes
 /// - `x`: `[n, d]`, `weight`: `[d]` → `([n, d], [n, 1])`
-pub(crate) fn rms_norm<B: Backend>(
+pub fn rms_norm<B: Backend>(
     x: &Tensor<B, 2>,
     weight: &Tensor<B, 1>,
     eps: f64,
@@ -73,7 +73,7 @@ pub(crate) fn rms_norm<B: Backend>(
 /// # Shapes
 /// - `x`, `grad`: `[n, d]`, `weight`: `[d]`, `inv_rms`: `[n, 1]` → `([n, d], [d])`
 #[allow(clippy::type_complexity)]
-pub(crate) fn rms_norm_grad<B: Backend>(
+pub fn rms_norm_grad<B: Backend>(
     x: &Tensor<B, 2>,
     weight: &Tensor<B, 1>,
     inv_rms: &Tensor<B, 2>,

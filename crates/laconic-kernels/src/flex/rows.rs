@@ -350,7 +350,7 @@ impl WithSimd for SwigluGradKernel<'_> {
 }
 
 /// `silu(gate)⊙up`, or `None` when an operand is not a contiguous f32 flex tensor.
-pub(crate) fn swiglu<B: Backend>(gate: &Tensor<B, 1>, up: &Tensor<B, 1>) -> Option<Tensor<B, 1>> {
+pub fn swiglu<B: Backend>(gate: &Tensor<B, 1>, up: &Tensor<B, 1>) -> Option<Tensor<B, 1>> {
     let (gate, up) = (contiguous_f32(gate.clone())?, contiguous_f32(up.clone())?);
     let (gate, up) = (gate.storage::<f32>(), up.storage::<f32>());
     let mut out = zeros_f32([gate.len()]);
@@ -363,7 +363,7 @@ pub(crate) fn swiglu<B: Backend>(gate: &Tensor<B, 1>, up: &Tensor<B, 1>) -> Opti
 
 /// `(∂gate, ∂up)` of `silu(gate)⊙up` for upstream gradient `grad`, or `None` when an operand is not a
 /// contiguous f32 flex tensor.
-pub(crate) fn swiglu_grad<B: Backend>(
+pub fn swiglu_grad<B: Backend>(
     grad: &Tensor<B, 1>,
     gate: &Tensor<B, 1>,
     up: &Tensor<B, 1>,

@@ -1,6 +1,7 @@
-//! Kernels for the flex backend, taken at run time when the backend is flex and the operands are f32
-//! (otherwise the callers run their generic code). Safe code: tensors are downcast by type id, SIMD
-//! goes through `pulp` with run-time dispatch.
+//! Kernels for the flex backend, taken at run time when the backend is flex and the operands are f32;
+//! each returns `None` (or hands its input back) otherwise, and its caller — the one total op that owns
+//! the math, in this crate or in laconic-model — runs its composition of burn ops. Safe code: tensors
+//! are downcast by type id ([`crate::downcast`]), SIMD goes through `pulp` with run-time dispatch.
 //!
 //! - **Skinny products** `X·Wᵀ` with a few rows of `X` (decoding at small batch). Decoding a handful of
 //!   sequences streams every weight once per step, so its speed is the memory bandwidth those products
@@ -11,9 +12,8 @@
 //! - **In-place cache writes.** burn-flex's `slice_assign` copies the whole destination on every call
 //!   (it keeps a second handle to it while writing), so appending one token to a KV cache would copy the
 //!   cache. [`write_columns`] writes the new columns into the buffer itself when nothing else holds it.
-//! - **Row and elementwise kernels** for the fused autodiff nodes (`crate::fused`) and
-//!   `crate::kernels`: a SIMD `exp` (burn-flex calls libm one lane at a time) behind the LM-head
-//!   log-prob/entropy statistics and their gradient and SwiGLU (`rows.rs`), RoPE fused with the
+//! - **Row and elementwise kernels**: a SIMD `exp` (burn-flex calls libm one lane at a time) behind the
+//!   LM-head log-prob/entropy statistics and their gradient and SwiGLU (`rows.rs`), RoPE fused with the
 //!   heads-first layout change and the layout swap itself (`rope.rs`), RMSNorm (`norm.rs`) and the AdamW
 //!   update (`adamw.rs`), each one to three passes where burn ops take up to a dozen.
 
@@ -22,8 +22,6 @@ mod norm;
 mod rope;
 mod rows;
 
-use std::any::{Any, TypeId};
-
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
@@ -31,13 +29,16 @@ use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 pub(crate) use adamw::adamw_step;
-pub(crate) use norm::{rms_norm, rms_norm_grad};
-pub(crate) use rope::{rotate_heads_first, swap_middle, unrotate_heads_last};
+pub use norm::{rms_norm, rms_norm_grad};
+pub use rope::{rotate_heads_first, swap_middle, unrotate_heads_last};
 use rows::{contiguous_f32, owned_f32};
-pub(crate) use rows::{logprob_entropy, logprob_entropy_grad, swiglu, swiglu_grad};
+pub(crate) use rows::{logprob_entropy, logprob_entropy_grad};
+pub use rows::{swiglu, swiglu_grad};
+
+use crate::downcast::{cast, same_type};
 
 /// The most rows of `X` the kernel takes; taller products go to the GEMM, which is compute-bound there.
-pub(crate) const MAX_ROWS: usize = 16;
+pub const MAX_ROWS: usize = 16;
 
 /// Most weight rows one task reads. Smaller products are cut into about four tasks per thread (at least
 /// [`MIN_TASK_ROWS`] rows each), so every thread gets work and stealing evens out the load.
@@ -48,13 +49,10 @@ const MIN_TASK_ROWS: usize = 8;
 
 /// The flex primitive of a float tensor, or the tensor back when the backend is not flex.
 fn into_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
-    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<FlexTensor>() {
+    if !is_flex::<B>() {
         return Err(tensor);
     }
-    let primitive: Box<dyn Any> = Box::new(tensor.into_primitive().tensor());
-    Ok(*primitive
-        .downcast::<FlexTensor>()
-        .expect("the primitive is a FlexTensor (type ids compared above)"))
+    Ok(cast(tensor.into_primitive().tensor()))
 }
 
 /// A zeroed contiguous f32 flex tensor of `shape`, in one allocation. (burn-flex's `FlexTensor::empty`
@@ -65,22 +63,18 @@ fn zeros_f32(shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
 }
 
 /// Whether `B` is the flex backend.
-pub(crate) fn is_flex<B: Backend>() -> bool {
-    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>()
+pub fn is_flex<B: Backend>() -> bool {
+    same_type::<B::FloatTensorPrimitive, FlexTensor>()
 }
 
 /// Whether `tensor` is an f32 tensor of the flex backend.
-fn is_flex_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> bool {
+pub(crate) fn is_flex_f32<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> bool {
     is_flex::<B>() && tensor.dtype() == DType::F32
 }
 
 /// A float tensor of backend `B` from a flex primitive; `B` must be flex (checked by [`into_flex`]).
 fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
-    let primitive: Box<dyn Any> = Box::new(tensor);
-    let primitive = *primitive
-        .downcast::<B::FloatTensorPrimitive>()
-        .expect("from_flex is only called once into_flex has found B to be flex");
-    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+    Tensor::from_primitive(TensorPrimitive::Float(cast(tensor)))
 }
 
 /// `X·Wᵀ` on the flex backend, or `None` when `B` is not flex, `X` has more than [`MAX_ROWS`] rows or an
@@ -88,10 +82,7 @@ fn from_flex<B: Backend, const D: usize>(tensor: FlexTensor) -> Tensor<B, D> {
 ///
 /// # Shapes
 /// - `x`: `[m, d_in]`, `weight`: `[d_out, d_in]` → `[m, d_out]`
-pub(crate) fn skinny_product<B: Backend>(
-    x: &Tensor<B, 2>,
-    weight: &Tensor<B, 2>,
-) -> Option<Tensor<B, 2>> {
+pub fn skinny_product<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
     let [m, d_in] = x.dims();
     let [d_out, w_in] = weight.dims();
     if m == 0 || m > MAX_ROWS || d_in == 0 || d_in != w_in {
@@ -110,7 +101,7 @@ pub(crate) fn skinny_product<B: Backend>(
 /// and returns the buffer, or gives both back when `B` is not flex, the buffer is shared or not
 /// contiguous, or the dtypes differ or are not floats.
 #[allow(clippy::type_complexity)]
-pub(crate) fn write_columns<B: Backend>(
+pub fn write_columns<B: Backend>(
     buffer: Tensor<B, 4>,
     start: usize,
     value: Tensor<B, 4>,
