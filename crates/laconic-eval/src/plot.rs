@@ -244,21 +244,7 @@ pub fn band_chart(
         if !y_min.is_finite() {
             (y_min, y_max) = (0.0, 1.0);
         }
-        let pad = ((y_max - y_min) * 0.05).max(1e-6);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
-        chart
-            .configure_mesh()
-            .label_style(("sans-serif", 15))
-            .light_line_style(BLACK.mix(0.04))
-            .axis_desc_style(("sans-serif", 16))
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()?;
+        let mut chart = cartesian(root, title, (x_desc, y_desc), x_max, (y_min, y_max))?;
         for band in bands {
             let points: Vec<(f64, f64, f64)> = band
                 .points
@@ -316,22 +302,8 @@ pub fn line_chart(
     if !y_min.is_finite() {
         return Ok(None);
     }
-    let pad = ((y_max - y_min) * 0.05).max(1e-6);
     draw(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
-        chart
-            .configure_mesh()
-            .label_style(("sans-serif", 15))
-            .light_line_style(BLACK.mix(0.04))
-            .axis_desc_style(("sans-serif", 16))
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()?;
+        let mut chart = cartesian(root, title, (x_desc, y_desc), x_max, (y_min, y_max))?;
         for (i, s) in series.iter().enumerate() {
             let style = color(i).stroke_width(2);
             chart
@@ -348,9 +320,39 @@ pub fn line_chart(
     .map(Some)
 }
 
+/// A titled chart on `root` over `[0, x_max] × [y_min, y_max]` (the values' range padded by 5 %),
+/// its mesh and axis names drawn: the frame of the line and band charts.
+fn cartesian<'a, 'b: 'a>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    x_max: f64,
+    (y_min, y_max): (f64, f64),
+) -> std::result::Result<
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    Box<dyn std::error::Error>,
+> {
+    let pad = ((y_max - y_min) * 0.05).max(1e-6);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
+    chart
+        .configure_mesh()
+        .label_style(("sans-serif", 15))
+        .light_line_style(BLACK.mix(0.04))
+        .axis_desc_style(("sans-serif", 16))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(chart)
+}
+
 /// The legend box of every chart, at `position`.
-fn legend<'a>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+fn legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     position: SeriesLabelPosition,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     chart

@@ -24,6 +24,7 @@ use burn::tensor::ElementConversion;
 use laconic_kernels::{adamw_step, AdamWCoefficients};
 
 use crate::error::{Error, Result};
+use crate::logprob::to_vec;
 
 /// AdamW hyper-parameters, PyTorch's defaults set explicitly (burn's differ: ε 1e-5, λ 1e-4).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,14 +277,6 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for Update<'_, AB> {
         }
         Param::from_mapped_value(id, tensor, mapper)
     }
-}
-
-fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .expect("a float tensor converted to f32 yields f32 values")
 }
 
 #[cfg(test)]

@@ -21,6 +21,35 @@ use crate::error::{Error, Result};
 use crate::layers::{parse_key, Layered};
 use crate::task::DigitSumConfig;
 
+/// Why a run config is refused: the dotted key at fault (or the first of the keys that disagree) and
+/// the whole message, which names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidConfig {
+    /// The dotted key, e.g. `rollout.top_p`.
+    pub key: String,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+impl InvalidConfig {
+    /// An error about `key`.
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error whose message names its key in backticks (the first dotted one), as the sections'
+    /// own validations write them.
+    fn from_message(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let key = first_dotted_key(&message).unwrap_or_default();
+        Self { key, message }
+    }
+}
+
 /// Everything a training run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -282,10 +311,9 @@ impl RunConfig {
             let key = failing_key(layered, &key).unwrap_or(key);
             with_origin(format!("`{key}`: {message}"), layered, &key)
         })?;
-        config.validate().map_err(|message| {
-            let key = first_dotted_key(&message).unwrap_or_default();
-            with_origin(message, layered, &key)
-        })?;
+        config
+            .validate()
+            .map_err(|e| with_origin(e.message, layered, &e.key))?;
         Ok(config)
     }
 
@@ -299,7 +327,7 @@ impl RunConfig {
     ///
     /// # Errors
     /// A message naming the dotted key (or the keys that disagree).
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), InvalidConfig> {
         self.rollout.validate().map_err(|e| match e {
             laconic_rollout::Error::InvalidParam {
                 name,
@@ -310,42 +338,59 @@ impl RunConfig {
                 name,
                 expected,
                 found,
-            } => format!("`rollout.{name}`: expected {expected}, found `{found}`"),
-            laconic_rollout::Error::UnknownSetting { key } => {
-                format!("`rollout.{key}`: unknown key (the table holds `n`, `prompts_per_step`, the sampling parameters and the engine settings)")
-            }
-            other => other.to_string(),
+            } => InvalidConfig::new(
+                format!("rollout.{name}"),
+                format!("`rollout.{name}`: expected {expected}, found `{found}`"),
+            ),
+            laconic_rollout::Error::UnknownSetting { key } => InvalidConfig::new(
+                format!("rollout.{key}"),
+                format!("`rollout.{key}`: unknown key (the table holds `n`, `prompts_per_step`, the sampling parameters and the engine settings)"),
+            ),
+            other => InvalidConfig::new("rollout", other.to_string()),
         })?;
-        self.optim.validate().map_err(|e| e.to_string())?;
-        self.reward.shaper.validate().map_err(|e| e.to_string())?;
+        self.optim
+            .validate()
+            .map_err(|e| InvalidConfig::from_message(e.to_string()))?;
+        self.reward
+            .shaper
+            .validate()
+            .map_err(|e| InvalidConfig::from_message(e.to_string()))?;
         self.algorithm
             .filter_groups
             .validate()
-            .map_err(|e| within("algorithm.filter_groups", &e))?;
+            .map_err(|e| InvalidConfig::from_message(within("algorithm.filter_groups", &e)))?;
         if self.model.path.is_none() && self.model.init_config.is_none() {
-            return Err("`model.path` (a checkpoint folder) or `model.init_config` (a config.json) is required".into());
+            return Err(InvalidConfig::new(
+                "model.path",
+                "`model.path` (a checkpoint folder) or `model.init_config` (a config.json) is required",
+            ));
         }
-        self.model
-            .attention
-            .validate()
-            .map_err(|e| format!("`model.attention`: {e}"))?;
+        self.model.attention.validate().map_err(|e| {
+            InvalidConfig::new("model.attention", format!("`model.attention`: {e}"))
+        })?;
         if let Some(lora) = &self.model.lora {
-            lora.validate().map_err(|e| within("model.lora", &e))?;
+            lora.validate()
+                .map_err(|e| InvalidConfig::from_message(within("model.lora", &e)))?;
         }
         if let DataConfig::DigitSum(task) = &self.data {
-            task.validate()?;
+            task.validate().map_err(InvalidConfig::from_message)?;
             if self.train.eval_problems == 0 {
-                return Err("`train.eval_problems` must be positive (the synthetic task's held-out problems)".into());
+                return Err(InvalidConfig::new(
+                    "train.eval_problems",
+                    "`train.eval_problems` must be positive (the synthetic task's held-out problems)",
+                ));
             }
             if self.reward.extract != laconic_reward::ExtractMode::default() {
-                return Err(
+                return Err(InvalidConfig::new(
+                    "reward.extract",
                     "`reward.extract` applies to math answers (JSONL data); the digit-sum task \
-                            has its own judge"
-                        .into(),
-                );
+                     has its own judge",
+                ));
             }
         }
-        self.eval.validate().map_err(|e| e.to_string())?;
+        self.eval
+            .validate()
+            .map_err(|e| InvalidConfig::from_message(e.to_string()))?;
         self.sft.validate()
     }
 
@@ -395,26 +440,37 @@ impl RunConfig {
 }
 
 impl SftConfig {
-    fn validate(&self) -> std::result::Result<(), String> {
+    fn validate(&self) -> std::result::Result<(), InvalidConfig> {
+        let positive = |key: &str, ok: bool, found: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(InvalidConfig::new(
+                    key,
+                    format!("`{key}` must be a finite positive number, found `{found}`"),
+                ))
+            }
+        };
         if self.batch_size == 0 {
-            return Err("`sft.batch_size` must be positive".into());
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!(
-                "`sft.lr` must be a finite positive number, found `{}`",
-                self.lr
+            return Err(InvalidConfig::new(
+                "sft.batch_size",
+                "`sft.batch_size` must be positive",
             ));
         }
-        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
-            return Err(format!(
-                "`sft.grad_clip` must be a finite positive number, found `{}`",
-                self.grad_clip
-            ));
-        }
+        let (lr, clip) = (self.lr, self.grad_clip);
+        positive("sft.lr", lr.is_finite() && lr > 0.0, lr.to_string())?;
+        positive(
+            "sft.grad_clip",
+            clip.is_finite() && clip > 0.0,
+            clip.to_string(),
+        )?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(format!(
-                "`sft.weight_decay` must be a finite number ≥ 0, found `{}`",
-                self.weight_decay
+            return Err(InvalidConfig::new(
+                "sft.weight_decay",
+                format!(
+                    "`sft.weight_decay` must be a finite number ≥ 0, found `{}`",
+                    self.weight_decay
+                ),
             ));
         }
         Ok(())

@@ -20,7 +20,7 @@ pub mod source;
 mod step_batch;
 pub mod task;
 
-pub use config::{AlgorithmConfig, RunConfig};
+pub use config::{AlgorithmConfig, InvalidConfig, RunConfig};
 pub use error::{Error, Result};
 pub use rl::{load_policy, Phase, RlTrainer, RolloutRecord, TrainObserver};
 pub use run::{export_merged, unique_run_name, Metrics, RunDir, TrainerState};

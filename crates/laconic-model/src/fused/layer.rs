@@ -596,16 +596,18 @@ mod tests {
     }
 
     /// Layer recompute gives the hidden states and every parameter's gradient of the plain forward:
-    /// padded rows, GQA, tiles that do not divide `T`, with and without head norms and biases; on the
-    /// test backend and flex, and under burn's balanced checkpointing strategy too.
+    /// padded rows, GQA, tiles that do not divide `T`, with and without head norms and biases; on
+    /// ndarray and flex, and under burn's balanced checkpointing strategy too. CPU backends only: the
+    /// forwards are compared bit for bit, which a GPU backend's kernel fusion does not promise (the
+    /// nodes themselves are checked on wgpu by their own tests, to a tolerance).
     #[test]
     fn recomputed_layers_match_the_plain_forward() {
         for config in [QWEN3, QWEN2] {
-            check::<crate::TestBackend, NoCheckpointing>(config);
+            check::<burn::backend::NdArray, NoCheckpointing>(config);
             #[cfg(feature = "flex")]
             check::<burn::backend::Flex, NoCheckpointing>(config);
         }
-        check::<crate::TestBackend, BalancedCheckpointing>(QWEN3);
+        check::<burn::backend::NdArray, BalancedCheckpointing>(QWEN3);
     }
 
     fn check<I: Backend, C: CheckpointStrategy>(config: &str) {
