@@ -308,7 +308,14 @@ impl RunConfig {
         ))
         .map_err(|e| {
             let (key, message) = nested_key(e.path().to_string(), e.inner().to_string());
-            let key = failing_key(layered, &key).unwrap_or(key);
+            let (key, message) = match failing_key(layered, &key) {
+                // The deserialiser's own note of where it was (`in `rollout``) is the table's.
+                Some(inner) => (
+                    inner,
+                    message.lines().next().unwrap_or_default().to_string(),
+                ),
+                None => (key, message),
+            };
             with_origin(format!("`{key}`: {message}"), layered, &key)
         })?;
         config

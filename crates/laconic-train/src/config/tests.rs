@@ -73,7 +73,9 @@ fn values_are_never_coerced() {
     ] {
         let err = set_error(&[set]);
         assert!(
-            err.contains(&format!("{key}: invalid type")) && err.contains("(from `--set"),
+            err.contains(&format!("{key}: invalid type"))
+                && err.contains("(from `--set")
+                && !err.contains('\n'),
             "{err}"
         );
     }
