@@ -54,7 +54,8 @@ mod moe;
 mod norm;
 mod rope;
 pub mod safetensors;
-pub mod seed;
+/// SplitMix64 seed mixing (laconic-seed, which laconic-reward shares without depending on burn).
+pub use laconic_seed as seed;
 mod shape;
 mod tokenizer;
 

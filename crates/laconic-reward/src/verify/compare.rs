@@ -1,6 +1,8 @@
 //! Equivalence of two parsed answers, gold first (the rules are not symmetric: a gold `x = 5`
 //! accepts `5`, and a predicted `y = 5` is read as `5`, but a gold `2x + y = 1` wants an equation).
 
+use laconic_seed::{mix64, GOLDEN_GAMMA};
+
 use super::expr::{values_equal, values_equal_rounded, Expr, Val};
 use super::lex::Rel;
 use super::parse::Answer;
@@ -109,12 +111,11 @@ fn relation_as_interval(parts: &[Answer], ops: &[Rel]) -> Option<Answer> {
 /// Deterministic pseudo-random rational sample points: `p/q` with `p ∈ [-37, 37] \ {0}`,
 /// `q ∈ [1, 11]`, from a fixed-seed SplitMix64 stream (same points on every run and machine).
 fn sample_value(var_index: usize, point: usize) -> Rational {
-    let mut z = 0x9E37_79B9_7F4A_7C15u64
-        .wrapping_mul(var_index as u64 + 1)
-        .wrapping_add(0xBF58_476D_1CE4_E5B9u64.wrapping_mul(point as u64 + 1));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = mix64(
+        GOLDEN_GAMMA
+            .wrapping_mul(var_index as u64 + 1)
+            .wrapping_add(0xBF58_476D_1CE4_E5B9u64.wrapping_mul(point as u64 + 1)),
+    );
     let p = (z % 74) as i128 - 37;
     let p = if p >= 0 { p + 1 } else { p };
     let q = ((z >> 32) % 11) as i128 + 1;

@@ -1,7 +1,9 @@
 //! Seed mixing shared by laconic's crates: SplitMix64 (Steele, Lea & Flood, "Fast splittable
 //! pseudorandom number generators", OOPSLA 2014). Independent streams from `(seed, index)` pairs, the
 //! same on every backend, thread count and machine: per-step prompt and sampling streams, per-sample
-//! rollout streams, LoRA initialisation.
+//! rollout streams, LoRA initialisation, the verifier's sample points. No dependency: laconic-model
+//! re-exports it as `laconic_model::seed`, and laconic-reward, which stays free of burn, uses it
+//! directly.
 
 /// SplitMix64's increment, `⌊2⁶⁴/φ⌋`.
 pub const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
