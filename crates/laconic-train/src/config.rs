@@ -355,13 +355,18 @@ impl RunConfig {
             ),
             other => InvalidConfig::new("rollout", other.to_string()),
         })?;
-        self.optim
-            .validate()
-            .map_err(|e| InvalidConfig::from_message(e.to_string()))?;
-        self.reward
-            .shaper
-            .validate()
-            .map_err(|e| InvalidConfig::from_message(e.to_string()))?;
+        self.optim.validate().map_err(|e| match &e {
+            laconic_optim::Error::Config { key, .. } => {
+                InvalidConfig::new(format!("optim.{key}"), e.to_string())
+            }
+            _ => InvalidConfig::from_message(e.to_string()),
+        })?;
+        self.reward.shaper.validate().map_err(|e| match &e {
+            laconic_reward::Error::InvalidConfig { key, .. } => {
+                InvalidConfig::new(key.clone(), e.to_string())
+            }
+            _ => InvalidConfig::from_message(e.to_string()),
+        })?;
         self.algorithm
             .filter_groups
             .validate()

@@ -79,6 +79,12 @@ fn values_are_never_coerced() {
             "{err}"
         );
     }
+    // An optimizer knob's error names the override that wrote it (its message names the bare key).
+    let err = set_error(&["optim.lr=-1.0"]);
+    assert!(
+        err.contains("`lr`") && err.contains("(from `--set optim.lr=-1.0`)"),
+        "{err}"
+    );
     let err = set_error(&["rollout.seed=3"]);
     assert!(err.contains("`rollout.seed`: unknown key"), "{err}");
     let file = demo_with("rollout", "n_unused_line = 0");
