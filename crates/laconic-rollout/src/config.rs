@@ -76,11 +76,6 @@ impl RolloutConfig {
         }
     }
 
-    /// Rollouts per step: `prompts_per_step · n`.
-    pub fn rollouts_per_step(&self) -> usize {
-        self.prompts_per_step * self.n
-    }
-
     /// Checks every key is a setting and every setting is in range.
     ///
     /// # Errors
@@ -118,7 +113,6 @@ mod tests {
         .unwrap();
         config.validate().unwrap();
         assert_eq!((config.n, config.prompts_per_step), (4, 3));
-        assert_eq!(config.rollouts_per_step(), 12);
         assert_eq!(
             (config.sampling.temperature, config.sampling.max_tokens),
             (0.5, 7)
