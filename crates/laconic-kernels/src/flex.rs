@@ -25,7 +25,9 @@ mod rows;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
+
+use crate::simd;
 use rayon::prelude::*;
 
 pub(crate) use adamw::adamw_step;
@@ -192,7 +194,7 @@ fn product(x: &[f32], w: &[f32], d_in: usize, out: &mut [f32]) {
 
 /// [`product`] on one thread, writing `out_t[j, i]`, in the widest SIMD the CPU has.
 fn product_serial(x: &[f32], w: &[f32], d_in: usize, out_t: &mut [f32]) {
-    Arch::new().dispatch(ProductSerial { x, w, d_in, out_t });
+    simd::arch().dispatch(ProductSerial { x, w, d_in, out_t });
 }
 
 /// The operands of [`product_serial`], as a `pulp` operation generic over the SIMD instruction set.

@@ -13,13 +13,16 @@
 //!
 //! The model's layers (RMSNorm, SwiGLU, RoPE, the heads-layout swap, skinny products, KV-cache writes)
 //! keep their math in laconic-model, each in its op's own file, and call the flex fast paths of
-//! [`flex`] from there. [`downcast`] holds the one set of type-id helpers both crates route with.
+//! [`flex`] from there. [`downcast`] holds the one set of type-id helpers both crates route with, and
+//! `simd` the instruction-set level every flex kernel dispatches at (`LACONIC_SIMD`).
 
 pub mod downcast;
 #[cfg(feature = "flex")]
 pub mod flex;
 mod logprob;
 mod optimizer;
+#[cfg(feature = "flex")]
+pub mod simd;
 
 pub use logprob::{
     entropy_from_log_probs, entropy_logit_grad, logprob_entropy, logprob_entropy_grad,

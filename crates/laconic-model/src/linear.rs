@@ -196,9 +196,10 @@ mod node_tests {
     }
 
     fn check<I: Backend>() {
-        let x = random::<I, 2>([5, 7], 1.0);
-        let weight = random::<I, 2>([3, 7], 1.0);
-        let upstream = random::<I, 2>([5, 3], 1.0);
+        let mut stream = crate::seed::Stream::new(11);
+        let x = random::<I, 2>(&mut stream, [5, 7], 1.0);
+        let weight = random::<I, 2>(&mut stream, [3, 7], 1.0);
+        let upstream = random::<I, 2>(&mut stream, [5, 3], 1.0);
         let run = |fused: bool| {
             let x = Tensor::<Ad<I>, 2>::from_inner(x.clone()).require_grad();
             let w = Tensor::<Ad<I>, 2>::from_inner(weight.clone()).require_grad();

@@ -85,7 +85,7 @@ impl AttentionMask {
     }
 
     /// Whether query `t` (of the new ones) of row `b` may not see key column `s`.
-    fn masked(&self, b: usize, t: usize, s: usize) -> bool {
+    pub(crate) fn masked(&self, b: usize, t: usize, s: usize) -> bool {
         let query = self.past + t;
         s > query || (!self.valid[b * self.keys() + s] && s != query)
     }

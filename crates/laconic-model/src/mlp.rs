@@ -169,9 +169,10 @@ mod node_tests {
     }
 
     fn check<I: Backend>(n: usize) {
-        let gate = random::<I, 1>([n], 3.0);
-        let up = random::<I, 1>([n], 1.0);
-        let upstream = random::<I, 1>([n], 1.0);
+        let mut stream = crate::seed::Stream::new(13);
+        let gate = random::<I, 1>(&mut stream, [n], 3.0);
+        let up = random::<I, 1>(&mut stream, [n], 1.0);
+        let upstream = random::<I, 1>(&mut stream, [n], 1.0);
         let run = |fused: bool| {
             let a = Tensor::<Ad<I>, 1>::from_inner(gate.clone()).require_grad();
             let b = Tensor::<Ad<I>, 1>::from_inner(up.clone()).require_grad();

@@ -61,6 +61,21 @@ impl<B: Backend> Qwen3<B> {
         Ok(Self::init_lazy(config, device)?.map(&mut Materialize))
     }
 
+    /// Like [`Qwen3::init`], but every random parameter is drawn from the SplitMix64 stream of `seed`
+    /// ([`crate::seed::Stream`]) in the module's visiting order instead of the backend's global
+    /// generator: the same weights on every backend, machine and thread interleaving. Tests and
+    /// fixtures build their random models with it, so a failure reproduces from its seed.
+    ///
+    /// # Errors
+    /// When the config is invalid.
+    pub fn init_seeded(config: &Qwen3Config, seed: u64, device: &B::Device) -> Result<Self> {
+        Ok(init_seeded(
+            Self::init_lazy(config, device)?,
+            seed,
+            INITIALIZER_RANGE,
+        ))
+    }
+
     /// Like [`Qwen3::init`] but with lazily initialised parameters, for loaders that overwrite every
     /// parameter without sampling. A lazy parameter that is cloned before it is read initialises each
     /// clone independently (burn 0.21), so don't use such a model before loading.
@@ -322,10 +337,69 @@ impl<B: Backend> burn::module::ModuleMapper<B> for Materialize {
     }
 }
 
+/// `module` with every parameter materialised and the random ones (those not initialised to a
+/// constant, like norms' ones and biases' zeros) redrawn from the SplitMix64 stream of `seed` as
+/// `N(0, std²)`, in the module's visiting order: the same values on every backend and machine.
+pub fn init_seeded<B: Backend, M: Module<B>>(module: M, seed: u64, std: f64) -> M {
+    module.map(&mut SeededMaterialize {
+        stream: crate::seed::Stream::new(seed),
+        std,
+    })
+}
+
+/// Materialises every parameter, drawing the random ones (those not initialised to a constant, like
+/// norms' ones and biases' zeros) from a seeded stream as `N(0, std²)`.
+struct SeededMaterialize {
+    stream: crate::seed::Stream,
+    std: f64,
+}
+
+impl<B: Backend> burn::module::ModuleMapper<B> for SeededMaterialize {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let id = param.id;
+        let value = param.val();
+        let values = value
+            .to_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        let constant = values.windows(2).all(|pair| pair[0] == pair[1]);
+        if constant {
+            return param.transform_for_load(value, id);
+        }
+        let drawn = TensorData::new(self.stream.normals(values.len(), self.std), value.shape());
+        let value = Tensor::from_data(drawn.convert_dtype(value.dtype()), &value.device());
+        param.transform_for_load(value, id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::TestBackend;
+
+    #[test]
+    fn seeded_models_repeat_and_keep_constant_parameters() {
+        let config = Qwen3Config::from_json_str(
+            r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4}"#,
+            "tiny",
+        )
+        .unwrap();
+        let device = Default::default();
+        let weights = |seed| {
+            let model = Qwen3::<TestBackend>::init_seeded(&config, seed, &device).unwrap();
+            let norm = model.model.norm.weight.val().into_data();
+            let embed = model.model.embed_tokens.weight.val().into_data();
+            (norm, embed.to_vec::<f32>().unwrap())
+        };
+        let (norm, embed) = weights(3);
+        assert_eq!(norm.to_vec::<f32>().unwrap(), vec![1.0; 8]);
+        assert_eq!(embed, weights(3).1, "the same seed, the same weights");
+        assert_ne!(embed, weights(4).1);
+        let std = (embed.iter().map(|x| x * x).sum::<f32>() / embed.len() as f32).sqrt();
+        assert!((std - 0.02).abs() < 0.005, "std {std}");
+    }
 
     #[test]
     fn random_models_are_materialised_so_copies_agree() {

@@ -391,6 +391,8 @@ fn valid_column<B: Backend>(valid: &[bool], device: &B::Device) -> Tensor<B, 2> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::tests::random;
+    use crate::seed::Stream;
     use crate::TestBackend;
     use burn::backend::Autodiff;
 
@@ -427,11 +429,8 @@ mod tests {
         let device = Default::default();
         for norm in [true, false] {
             let block = SparseMoeBlock::<TestBackend>::init(&config(norm), 0.5, &device);
-            let x = Tensor::<TestBackend, 3>::random(
-                [2, 5, 8],
-                burn::tensor::Distribution::Normal(0.0, 1.0),
-                &device,
-            );
+            let block = crate::init_seeded(block, 31, 0.5);
+            let x = random::<TestBackend, 3>(&mut Stream::new(32), [2, 5, 8], 1.0);
             let valid: Vec<bool> = (0..10).map(|i| i != 0 && i != 1).collect();
             for valid in [None, Some(valid.as_slice())] {
                 let (grouped, _) = block.forward(x.clone(), valid);
@@ -447,13 +446,13 @@ mod tests {
     fn gradients_reach_the_router_and_only_the_chosen_experts() {
         type AD = Autodiff<TestBackend>;
         let device = Default::default();
-        let block = SparseMoeBlock::<AD>::init(&config(true), 0.5, &device);
-        // One token: exactly two experts run.
-        let x = Tensor::<AD, 3>::random(
-            [1, 1, 8],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
+        let block = crate::init_seeded(
+            SparseMoeBlock::<AD>::init(&config(true), 0.5, &device),
+            33,
+            0.5,
         );
+        // One token: exactly two experts run.
+        let x = random::<AD, 3>(&mut Stream::new(34), [1, 1, 8], 1.0);
         let (y, aux) = block.forward(x, None);
         let loss = y.powi_scalar(2).sum() + aux.load_balancing_loss();
         let grads = loss.backward();

@@ -219,10 +219,11 @@ mod node_tests {
     }
 
     fn check<I: Backend>(n: usize, d: usize) {
+        let mut stream = crate::seed::Stream::new(15);
         let eps = 1e-6;
-        let x = random::<I, 2>([n, d], 1.0);
-        let weight = random::<I, 1>([d], 1.0) + 1.0;
-        let upstream = random::<I, 2>([n, d], 1.0);
+        let x = random::<I, 2>(&mut stream, [n, d], 1.0);
+        let weight = random::<I, 1>(&mut stream, [d], 1.0) + 1.0;
+        let upstream = random::<I, 2>(&mut stream, [n, d], 1.0);
         let run = |fused: bool| {
             let x = Tensor::<Ad<I>, 2>::from_inner(x.clone()).require_grad();
             let w = Tensor::<Ad<I>, 1>::from_inner(weight.clone()).require_grad();

@@ -222,11 +222,12 @@ mod node_tests {
     }
 
     fn check<I: Backend>(d: usize) {
+        let mut stream = crate::seed::Stream::new(14);
         let (b, t, h) = (2, 3, 2);
         let positions = [0, 1, 2, 5, 6, 7];
         let tables = Rope::new(d, 10_000.0).tables::<Ad<I>>(&positions, b, t, &Default::default());
-        let x = random::<I, 4>([b, t, h, d], 1.0);
-        let upstream = random::<I, 4>([b, h, t, d], 1.0);
+        let x = random::<I, 4>(&mut stream, [b, t, h, d], 1.0);
+        let upstream = random::<I, 4>(&mut stream, [b, h, t, d], 1.0);
         let run = |fused: bool| {
             let x = Tensor::<Ad<I>, 4>::from_inner(x.clone()).require_grad();
             let y = if fused {

@@ -2,7 +2,9 @@
 //! (backward) passes, against about ten whole-tensor passes as burn ops.
 
 use burn::prelude::*;
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
+
+use crate::simd;
 use rayon::prelude::*;
 
 use super::{contiguous_f32, from_flex, is_flex_f32, zeros_f32};
@@ -30,7 +32,7 @@ impl WithSimd for Dot<'_> {
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    Arch::new().dispatch(Dot(a, b))
+    simd::arch().dispatch(Dot(a, b))
 }
 
 /// `(y, 1/rms)` of `y = x·r·w` with `r = 1/√(mean(x²) + eps)` per row, or `None` when the backend is

@@ -3,7 +3,9 @@
 //! come back the other way, each row of `D` read and written once, contiguous on both sides.
 
 use burn::prelude::*;
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
+
+use crate::simd;
 use rayon::prelude::*;
 
 use super::{contiguous_f32, from_flex, zeros_f32};
@@ -77,7 +79,7 @@ pub fn rotate_heads_first<B: Backend>(
                 let token = row * t + step;
                 let table = token * d..(token + 1) * d;
                 let start = (token * h + head) * d;
-                Arch::new().dispatch(RotateRow {
+                simd::arch().dispatch(RotateRow {
                     x: &x[start..start + d],
                     cos: &cos[table.clone()],
                     sin: &sin[table],
@@ -117,7 +119,7 @@ pub fn unrotate_heads_last<B: Backend>(
             let table = token * d..(token + 1) * d;
             for (head, out) in out.chunks_exact_mut(d).enumerate() {
                 let start = ((row * h + head) * t + step) * d;
-                Arch::new().dispatch(RotateRow {
+                simd::arch().dispatch(RotateRow {
                     x: &grad[start..start + d],
                     cos: &cos[table.clone()],
                     sin: &sin[table.clone()],

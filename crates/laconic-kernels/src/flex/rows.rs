@@ -8,7 +8,9 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::FlexTensor;
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
+
+use crate::simd;
 use rayon::prelude::*;
 
 use super::{from_flex, into_flex, zeros_f32};
@@ -181,7 +183,7 @@ impl WithSimd for StatsKernel<'_> {
 }
 
 fn row_stats(row: &[f32]) -> RowStats {
-    Arch::new().dispatch(StatsKernel { row })
+    simd::arch().dispatch(StatsKernel { row })
 }
 
 /// Per row of `logits` (`[c, V]`, temperature already applied): the log-prob of its target and the
@@ -264,7 +266,7 @@ pub(crate) fn logprob_entropy_grad<B: Backend>(
             None => row_stats(row),
         };
         let grad_logp = grad_logp[i];
-        Arch::new().dispatch(GradKernel {
+        simd::arch().dispatch(GradKernel {
             row,
             stats,
             grad_logp,
@@ -357,7 +359,7 @@ pub fn swiglu<B: Backend>(gate: &Tensor<B, 1>, up: &Tensor<B, 1>) -> Option<Tens
     out.storage_mut::<f32>()
         .par_chunks_mut(BLOCK)
         .zip(gate.par_chunks(BLOCK).zip(up.par_chunks(BLOCK)))
-        .for_each(|(out, (gate, up))| Arch::new().dispatch(SwigluKernel { gate, up, out }));
+        .for_each(|(out, (gate, up))| simd::arch().dispatch(SwigluKernel { gate, up, out }));
     Some(from_flex(out))
 }
 
@@ -391,7 +393,7 @@ pub fn swiglu_grad<B: Backend>(
                 .zip(up.par_chunks(BLOCK)),
         )
         .for_each(|((grad_gate, grad_up), ((grad, gate), up))| {
-            Arch::new().dispatch(SwigluGradKernel {
+            simd::arch().dispatch(SwigluGradKernel {
                 grad,
                 gate,
                 up,
@@ -426,7 +428,7 @@ mod tests {
             .chain([0.0, -0.0, 1e-8, -1e-8, 1.0, -1.0])
             .collect();
         let mut ys = vec![f32::NAN; xs.len()];
-        Arch::new().dispatch(Exp(&xs, &mut ys));
+        simd::arch().dispatch(Exp(&xs, &mut ys));
         let lanes = xs.len() - xs.len() % 16;
         for (i, &x) in xs.iter().enumerate() {
             let got = if i < lanes { ys[i] } else { exp_scalar(x) };
@@ -440,7 +442,7 @@ mod tests {
         let mut below = [0.0f32; 16];
         below[..4].copy_from_slice(&[f32::NEG_INFINITY, -100.0, -1e30, -88.0]);
         let input = below;
-        Arch::new().dispatch(Exp(&input, &mut below));
+        simd::arch().dispatch(Exp(&input, &mut below));
         assert_eq!(&below[..4], &[0.0; 4]);
     }
 }

@@ -568,6 +568,7 @@ mod tests {
     use crate::fused::tests::random;
     use crate::mask::{AttentionMask, ForwardMask};
     use crate::rope::Rope;
+    use crate::seed::Stream;
     use crate::{ActivationCheckpointing, AttentionBlocks, AttentionLayout, Qwen3, Qwen3Config};
 
     /// GQA (4 query heads on 2 key/value heads) with Qwen3's head norms, and Qwen2's q/k/v biases.
@@ -613,9 +614,9 @@ mod tests {
     fn check<I: Backend, C: CheckpointStrategy>(config: &str) {
         let config = Qwen3Config::from_json_str(config, "tiny").unwrap();
         let device = Default::default();
-        let mut model = Qwen3::<Ad<I, C>>::init(&config, &device).unwrap();
+        let mut model = Qwen3::<Ad<I, C>>::init_seeded(&config, 21, &device).unwrap();
         // Norm weights away from one, so their gradients and the head norms are exercised.
-        model = model.map(&mut Perturb);
+        model = model.map(&mut Perturb(Stream::new(22)));
         model
             .set_attention_blocks(AttentionBlocks {
                 query_block: 4,
@@ -626,7 +627,7 @@ mod tests {
         let layout = AttentionLayout::left_padded(&[11, 7, 1], t).unwrap();
         let ids: Vec<i64> = (0..b * t).map(|i| (i * 7 % 32) as i64).collect();
         let tokens = Tensor::<Ad<I, C>, 2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
-        let upstream = random::<I, 3>([b, t, config.hidden_size], 1.0);
+        let upstream = random::<I, 3>(&mut Stream::new(23), [b, t, config.hidden_size], 1.0);
         let run = |checkpointing| {
             let (hidden, _) = model
                 .forward_hidden_checkpointed(tokens.clone(), &layout, checkpointing)
@@ -690,13 +691,13 @@ mod tests {
         super::checkpointed_layer(&model.model.layers[0], &x, &rope, &mask.blocked).is_some()
     }
 
-    /// Adds `0.1·N(0, 1)` to every parameter.
-    struct Perturb;
+    /// Adds `0.1·N(0, 1)` to every parameter, drawn from the stream.
+    struct Perturb(Stream);
 
     impl<B: Backend> burn::module::ModuleMapper<B> for Perturb {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
             param.map(|t| {
-                let noise = random::<B, D>(t.dims(), 0.1);
+                let noise = random::<B, D>(&mut self.0, t.dims(), 0.1);
                 (t + noise).detach().require_grad()
             })
         }

@@ -119,11 +119,22 @@ pub(crate) fn register<B: Backend, const D: usize>(
 #[cfg(test)]
 pub(crate) mod tests {
     use burn::prelude::*;
-    use burn::tensor::{Distribution, Tolerance};
+    use burn::tensor::Tolerance;
 
-    /// A tensor of normal samples with standard deviation `std`.
-    pub(crate) fn random<B: Backend, const D: usize>(shape: [usize; D], std: f64) -> Tensor<B, D> {
-        Tensor::random(shape, Distribution::Normal(0.0, std), &Default::default())
+    use crate::seed::Stream;
+
+    /// A tensor of `N(0, std²)` samples, the next draws of `stream`: every run and machine tests the
+    /// same numbers for a seed.
+    pub(crate) fn random<B: Backend, const D: usize>(
+        stream: &mut Stream,
+        shape: [usize; D],
+        std: f64,
+    ) -> Tensor<B, D> {
+        let len = shape.iter().product();
+        Tensor::from_data(
+            TensorData::new(stream.normals(len, std), shape),
+            &Default::default(),
+        )
     }
 
     /// `a` and `b` agree to 1e-5 (absolute and relative).

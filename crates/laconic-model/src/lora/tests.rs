@@ -3,9 +3,10 @@
 
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Param};
-use burn::tensor::Distribution;
 
 use super::*;
+use crate::fused::tests::random;
+use crate::seed::Stream;
 use crate::{AttentionLayout, Qwen3Config, TestBackend};
 
 type B = TestBackend;
@@ -42,13 +43,14 @@ fn config(rank: usize, targets: &[&str]) -> LoraConfig {
     }
 }
 
-/// Every adapter's `B` replaced by random values, so the adapters change the outputs.
+/// Every adapter's `B` replaced by random values (a fixed stream), so the adapters change the outputs.
 fn perturb<Bk: Backend>(mut model: Qwen3<Bk>) -> Qwen3<Bk> {
+    let mut stream = Stream::new(40);
     for (_, linear) in projections_mut(&mut model) {
         if let Some(adapter) = linear.lora.as_mut() {
             let b = adapter.lora_b.val();
-            let random = Tensor::random(b.dims(), Distribution::Normal(0.0, 0.5), &b.device());
-            adapter.lora_b = Param::from_tensor(random);
+            let values = random::<Bk, 2>(&mut stream, b.dims(), 0.5);
+            adapter.lora_b = Param::from_tensor(values);
         }
     }
     model
@@ -64,7 +66,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn a_fresh_adapter_gives_the_base_logits_exactly() {
     let device = Default::default();
-    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let base = Qwen3::<B>::init_seeded(&tiny(), 41, &device).unwrap();
     let adapted = base.clone().with_lora(&LoraConfig::default(), 3).unwrap();
     assert_eq!(logits(&adapted), logits(&base));
     // A is PEFT's Kaiming-uniform: within ±1/√d_in and not zero.
@@ -84,7 +86,7 @@ fn a_fresh_adapter_gives_the_base_logits_exactly() {
 #[test]
 fn merged_weights_give_the_adapted_logits_and_without_lora_the_base() {
     let device = Default::default();
-    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let base = Qwen3::<B>::init_seeded(&tiny(), 42, &device).unwrap();
     let adapted = perturb(
         base.clone()
             .with_lora(&config(4, &LORA_TARGETS), 1)
@@ -105,7 +107,7 @@ fn merged_weights_give_the_adapted_logits_and_without_lora_the_base() {
 fn only_the_adapters_get_gradients() {
     type AD = Autodiff<B>;
     let device = Default::default();
-    let model = Qwen3::<AD>::init(&tiny(), &device)
+    let model = Qwen3::<AD>::init_seeded(&tiny(), 43, &device)
         .unwrap()
         .with_lora(&config(2, &["q_proj", "down_proj"]), 0)
         .unwrap();
@@ -169,7 +171,7 @@ fn scratch(tag: &str) -> std::path::PathBuf {
 fn adapters_round_trip_through_peft_folders() {
     let device = Default::default();
     let dir = scratch("round-trip");
-    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let base = Qwen3::<B>::init_seeded(&tiny(), 44, &device).unwrap();
     crate::save_pretrained(&base, dir.join("base")).unwrap();
     let adapted = perturb(
         base.clone()
@@ -226,7 +228,7 @@ fn adapters_round_trip_through_peft_folders() {
 fn bad_adapter_folders_are_named() {
     let device = Default::default();
     let dir = scratch("bad");
-    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let base = Qwen3::<B>::init_seeded(&tiny(), 45, &device).unwrap();
     let adapted = base
         .clone()
         .with_lora(&config(2, &["q_proj", "v_proj"]), 0)
