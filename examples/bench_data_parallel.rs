@@ -86,7 +86,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let device = backend::device();
+    let device = backend::device()?;
     match args.role {
         Role::Single => {
             let (run, config) = RunDir::attach(args.run.as_ref().context("--run")?)?;

@@ -57,7 +57,7 @@ fn block(args: &Args, experts: usize) -> Result<SparseMoeBlock<B>> {
         ),
         "<bench>",
     )?;
-    Ok(SparseMoeBlock::init(&config, 0.02, &device()))
+    Ok(SparseMoeBlock::init(&config, 0.02, &device()?))
 }
 
 /// Mean and standard deviation of tokens/s over `reps` timed calls of `f`, after one warm-up call.
@@ -95,7 +95,7 @@ fn main() -> Result<()> {
             let x = Tensor::<B, 3>::random(
                 [1, tokens, args.hidden],
                 Distribution::Normal(0.0, 1.0),
-                &device(),
+                &device()?,
             );
             // Correctness: the two computations agree.
             let grouped = block.forward(x.clone(), None).0;

@@ -80,7 +80,7 @@ fn run(args: Args) -> Result<()> {
         args.layers, backend::NAME, args.prompt_lens.len(), args.prompt_lens, args.n, args.max_tokens
     );
     let config = DenseShape::QWEN3_0_6B.with_layers(args.layers).config()?;
-    let device = backend::device();
+    let device = backend::device()?;
     let model = Qwen3::<Backend>::init(&config, &device)?;
     let prompts: Vec<Vec<u32>> = args
         .prompt_lens

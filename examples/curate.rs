@@ -69,7 +69,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let device = backend::device();
+    let device = backend::device()?;
     let pretrained = load_pretrained::<Backend>(&args.model, &device)
         .with_context(|| format!("failed to load `{}`", args.model.display()))?;
     let tokenizer = match (&args.tokenizer, pretrained.tokenizer) {

@@ -53,7 +53,7 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let start = Instant::now();
-    let device = backend::device();
+    let device = backend::device()?;
     let role = Role::of(args.data_parallel.plan())?;
     if let Role::Worker(topology) = &role {
         return Ok(work::<Autodiff>(topology, &device, args.quiet)?);

@@ -239,7 +239,7 @@ fn setup_from_config(args: &Args, path: &Path) -> Result<Setup> {
         sets.push(format!("model.path=\"{}\"", model.display()));
     }
     let config = RunConfig::load(path, &sets)?;
-    let device = backend::device();
+    let device = backend::device()?;
     let (model, tokenizer) = load_policy::<Backend>(&config, &device)?;
     let task = Task::from_config(&config, &tokenizer, model.config().max_position_embeddings)?;
     ensure!(
@@ -263,7 +263,7 @@ fn setup_from_config(args: &Args, path: &Path) -> Result<Setup> {
 
 /// The evaluation the flags describe.
 fn setup_from_flags(args: &Args, model_dir: &Path) -> Result<Setup> {
-    let device = backend::device();
+    let device = backend::device()?;
     let pretrained = load_pretrained::<Backend>(model_dir, &device)
         .with_context(|| format!("failed to load the model in `{}`", model_dir.display()))?;
     let tokenizer = match (&args.tokenizer, pretrained.tokenizer) {

@@ -63,7 +63,7 @@ fn main() {
 fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.arm {
         watch_launcher();
-        return Ok(lab::train_arm::<Autodiff>(dir, &backend::device())?);
+        return Ok(lab::train_arm::<Autodiff>(dir, &backend::device()?)?);
     }
     let start = Instant::now();
     let lab = open_or_create(&args)?;

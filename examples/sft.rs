@@ -41,7 +41,7 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let config = RunConfig::load(&args.config, &args.sets)?;
-    let device = backend::device();
+    let device = backend::device()?;
     let (mut model, tokenizer) = load_policy::<Autodiff>(&config, &device)?;
     let data = match (&config.data, &config.sft.data) {
         (DataConfig::DigitSum(task), _) => SftData::DigitSum {

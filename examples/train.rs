@@ -60,7 +60,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let device = backend::device();
+    let device = backend::device()?;
     let run = match Role::of(args.data_parallel.plan())? {
         Role::Worker(topology) => return Ok(work::<Autodiff>(&topology, &device, args.quiet)?),
         Role::Launcher(plan) => match launch_workers(&args, &plan)? {

@@ -51,7 +51,12 @@ pub use chosen::{Backend, NAME};
 /// [`Backend`] with automatic differentiation, for training.
 pub type Autodiff = burn::backend::Autodiff<Backend>;
 
-/// The default device of [`Backend`].
-pub fn device() -> burn::tensor::Device<Backend> {
-    Default::default()
+/// The default device of [`Backend`], once the CPU is known to have the SIMD level `LACONIC_SIMD`
+/// asks for (unset: the best it has; see [`laconic_kernels::simd`]). Binaries call it before any work.
+///
+/// # Errors
+/// When `LACONIC_SIMD` names no level or one this CPU lacks.
+pub fn device() -> Result<burn::tensor::Device<Backend>, laconic_kernels::simd::SimdError> {
+    laconic_kernels::simd::SimdLevel::from_env()?;
+    Ok(Default::default())
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub use laconic_eval as eval;
+pub use laconic_kernels as kernels;
 pub use laconic_model as model;
 pub use laconic_optim as optim;
 pub use laconic_reward as reward;

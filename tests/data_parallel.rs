@@ -45,7 +45,7 @@ fn worker_process() {
         .unwrap()
         .expect("started by the data-parallel tests' launcher");
     watch_launcher();
-    let (run, mut trainer) = join_run::<Autodiff>(&topology, &backend::device()).unwrap();
+    let (run, mut trainer) = join_run::<Autodiff>(&topology, &backend::device().unwrap()).unwrap();
     let env = |key: &str| std::env::var(key).ok().map(|v| v.parse::<u64>().unwrap());
     if env(CRASH_RANK) == Some(topology.rank as u64) {
         trainer.train_until(&run, 1, &mut ()).unwrap();

@@ -15,8 +15,10 @@ use common::{
     MAX_REL_ERR,
 };
 use laconic::model::safetensors::SafetensorsIndex;
+use laconic::model::seed::Stream;
 use laconic::model::{
-    load_model, save_pretrained, AttentionLayout, FeedForward, Qwen3, Qwen3Config, SparseMoeBlock,
+    load_model, normal_tensor, save_pretrained, AttentionLayout, FeedForward, Qwen3, Qwen3Config,
+    SparseMoeBlock,
 };
 
 /// `norm_topk`: 8 experts, top-2, renormalised weights, layer 0 dense (`mlp_only_layers`), untied head.
@@ -266,11 +268,7 @@ fn grouped_equals_all_experts<B: Backend>() {
         let model = load_model::<B>(fixture_dir(name), &device).unwrap();
         let block = first_sparse(&model);
         let d = model.config().hidden_size;
-        let x = Tensor::<B, 3>::random(
-            [3, 7, d],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let x = normal_tensor::<B, 3>(&mut Stream::new(3), [3, 7, d], 1.0, &device);
         let valid: Vec<bool> = (0..21).map(|i| i % 7 >= i / 7).collect();
         for valid in [None, Some(valid.as_slice())] {
             let grouped = values(block.forward(x.clone(), valid).0);
@@ -300,17 +298,9 @@ fn flex_grouped_dispatch_gradients_equal_all_experts() {
     let model = load_model::<AD>(fixture_dir("norm_topk"), &device).unwrap();
     let block = first_sparse(&model);
     let d = model.config().hidden_size;
-    let x = Tensor::<AD, 3>::random(
-        [2, 6, d],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
-        &device,
-    )
-    .require_grad();
-    let target = Tensor::<AD, 3>::random(
-        [2, 6, d],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
-        &device,
-    );
+    let mut stream = Stream::new(4);
+    let x = normal_tensor::<AD, 3>(&mut stream, [2, 6, d], 1.0, &device).require_grad();
+    let target = normal_tensor::<AD, 3>(&mut stream, [2, 6, d], 1.0, &device);
     let grads_of = |y: Tensor<AD, 3>| {
         let grads = (y * target.clone()).sum().backward();
         let mut out = values(x.grad(&grads).unwrap());

@@ -21,7 +21,6 @@ pub mod downcast;
 pub mod flex;
 mod logprob;
 mod optimizer;
-#[cfg(feature = "flex")]
 pub mod simd;
 
 pub use logprob::{

@@ -77,7 +77,7 @@ pub use load::{
 pub use lora::{LoraAdapter, LoraConfig, LORA_TARGETS};
 pub use mask::{AttentionMask, ForwardMask, Tile};
 pub use mlp::Mlp;
-pub use model::{init_seeded, Qwen3, Qwen3Model, INITIALIZER_RANGE};
+pub use model::{init_seeded, normal_tensor, Qwen3, Qwen3Model, INITIALIZER_RANGE};
 pub use moe::{RouterAux, Routing, SparseMoeBlock};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeTables};

@@ -347,6 +347,18 @@ pub fn init_seeded<B: Backend, M: Module<B>>(module: M, seed: u64, std: f64) -> 
     })
 }
 
+/// A tensor of `N(0, std²)` draws, the next ones of `stream`, in the device's float dtype: seeded
+/// random inputs for tests and benchmarks, the same on every backend and machine.
+pub fn normal_tensor<B: Backend, const D: usize>(
+    stream: &mut crate::seed::Stream,
+    shape: [usize; D],
+    std: f64,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let len = shape.iter().product();
+    Tensor::from_data(TensorData::new(stream.normals(len, std), shape), device)
+}
+
 /// Materialises every parameter, drawing the random ones (those not initialised to a constant, like
 /// norms' ones and biases' zeros) from a seeded stream as `N(0, std²)`.
 struct SeededMaterialize {

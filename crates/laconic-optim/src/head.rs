@@ -269,7 +269,6 @@ mod tests {
     use super::*;
     use crate::logprob::logprobs_from_logits;
     use crate::TestBackend;
-    use burn::tensor::Distribution;
 
     type AD = Autodiff<TestBackend>;
 
@@ -286,8 +285,9 @@ mod tests {
     fn check<I: Backend>(keep_logits_bytes: usize) {
         let device = Default::default();
         let (n, d, v, tau) = (7, 5, 11, 0.8);
-        let hidden = Tensor::<I, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
-        let weight = Tensor::<I, 2>::random([v, d], Distribution::Normal(0.0, 1.0), &device);
+        let mut stream = laconic_model::seed::Stream::new(keep_logits_bytes as u64 % 7);
+        let hidden = laconic_model::normal_tensor::<I, 2>(&mut stream, [n, d], 1.0, &device);
+        let weight = laconic_model::normal_tensor::<I, 2>(&mut stream, [v, d], 1.0, &device);
         let targets = Tensor::<I, 1, Int>::from_ints([3, 0, 10, 5, 5, 1, 9], &device);
         let a =
             Tensor::<Autodiff<I>, 1>::from_floats([0.3, -1.0, 0.5, 2.0, -0.2, 0.1, 0.7], &device);

@@ -383,7 +383,7 @@ mod tests {
             "<tiny>",
         )
         .unwrap();
-        Qwen3::init(&config, &Default::default()).unwrap()
+        Qwen3::init_seeded(&config, 7, &Default::default()).unwrap()
     }
 
     #[test]

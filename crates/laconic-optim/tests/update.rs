@@ -318,7 +318,7 @@ fn tiny_moe() -> Qwen3<AD> {
         "config.json",
     )
     .unwrap();
-    Qwen3::init(&config, &Default::default()).unwrap()
+    Qwen3::init_seeded(&config, 7, &Default::default()).unwrap()
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn model() -> Qwen3<TestBackend> {
         "config.json",
     )
     .unwrap();
-    Qwen3::init(&config, &Default::default()).unwrap()
+    Qwen3::init_seeded(&config, 7, &Default::default()).unwrap()
 }
 
 /// Correct when the response says the gold word; the extracted answer is the response's last word.

@@ -130,11 +130,7 @@ pub(crate) mod tests {
         shape: [usize; D],
         std: f64,
     ) -> Tensor<B, D> {
-        let len = shape.iter().product();
-        Tensor::from_data(
-            TensorData::new(stream.normals(len, std), shape),
-            &Default::default(),
-        )
+        crate::normal_tensor(stream, shape, std, &Default::default())
     }
 
     /// `a` and `b` agree to 1e-5 (absolute and relative).

@@ -23,7 +23,7 @@ pub fn tiny_on<A: LogprobBackend>(tied: bool) -> Qwen3<A> {
         "<tiny>",
     )
     .unwrap();
-    let model = Qwen3::init(&config, &Default::default()).unwrap();
+    let model = Qwen3::init_seeded(&config, 7, &Default::default()).unwrap();
     // Materialise the lazily initialised parameters so that clones share their values.
     named_tensors(&model);
     model
