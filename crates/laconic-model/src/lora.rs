@@ -11,7 +11,10 @@
 //! On disk an adapter is PEFT's: `adapter_config.json` and `adapter_model.safetensors` with keys
 //! `base_model.model.<module path>.lora_A.weight` / `.lora_B.weight`, loadable by
 //! `peft.PeftModel.from_pretrained` on the base model; [`load_model`](crate::load_model) on such a
-//! folder loads the base it names and applies the adapter.
+//! folder loads the base it names and applies the adapter. Loading checks each tensor's shape against
+//! `adapter_config.json` before reading it and samples nothing, so a bad `r` costs no allocation; a
+//! base that is itself an adapter folder (a stack, or a cycle such as `"."`) is refused naming the
+//! folders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

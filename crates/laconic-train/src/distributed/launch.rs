@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::tcp::{coordinator_port, DEFAULT_TIMEOUT_SECS, ENV_TIMEOUT};
+use super::tcp::{coordinator_port, time_limits, DEFAULT_TIMEOUT_SECS, ENV_TIMEOUT};
 use super::Topology;
 use crate::error::{Error, Result};
 
@@ -65,9 +65,7 @@ impl LaunchPlan {
             None => Ok(()),
         }
     }
-}
 
-impl LaunchPlan {
     /// On one machine worker 0 listens at `--host`, so a coordinator elsewhere would leave the
     /// others waiting the whole join time-out: its host must resolve to an address of `--host`
     /// (or `--host` be an unspecified address such as `0.0.0.0`, which listens on every one).
@@ -107,13 +105,14 @@ fn resolve(host: &str, port: u16) -> Vec<std::net::IpAddr> {
 /// error names it; a worker whose launcher dies stops on its own ([`watch_launcher`]).
 ///
 /// # Errors
-/// A bad plan, or a worker that failed.
+/// A bad plan or time-limit variable (the workers inherit them), or a worker that failed.
 pub fn launch(
     plan: &LaunchPlan,
     run: &Path,
     mut worker: impl FnMut(&Topology) -> Command,
 ) -> Result<()> {
     plan.validate()?;
+    time_limits()?;
     let coordinator = match &plan.coordinator {
         Some(c) => c.clone(),
         None => format!("127.0.0.1:{}", free_port()?),

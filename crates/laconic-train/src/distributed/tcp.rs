@@ -74,11 +74,8 @@ impl TcpCollective {
     /// # Errors
     /// A worker that does not join in time, a port in use, or a malformed greeting (each named).
     pub fn join(topology: &Topology) -> Result<Self> {
-        Self::join_within(
-            topology,
-            seconds(ENV_JOIN_TIMEOUT, DEFAULT_JOIN_TIMEOUT_SECS)?,
-            seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_SECS)?,
-        )
+        let (join, wait) = time_limits()?;
+        Self::join_within(topology, join, wait)
     }
 
     /// [`TcpCollective::join`] with its time limits given: `join` for every worker to arrive, `wait`
@@ -443,6 +440,19 @@ pub(crate) fn coordinator_port(coordinator: &str) -> Result<u16> {
         )));
     }
     Ok(port)
+}
+
+/// The time limits of a run from the environment: joining ([`ENV_JOIN_TIMEOUT`]) and each
+/// collective ([`ENV_TIMEOUT`]). The launcher reads them too, so a bad value stops the run before any
+/// worker starts.
+///
+/// # Errors
+/// A value [`parse_seconds`] refuses, naming its variable.
+pub(crate) fn time_limits() -> Result<(Duration, Duration)> {
+    Ok((
+        seconds(ENV_JOIN_TIMEOUT, DEFAULT_JOIN_TIMEOUT_SECS)?,
+        seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_SECS)?,
+    ))
 }
 
 /// A time limit from the variable `key`, `default` seconds when unset ([`parse_seconds`]).
