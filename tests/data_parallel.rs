@@ -1,7 +1,7 @@
 //! Data-parallel RL end to end: worker processes on 127.0.0.1 (this test binary started again by the
 //! launcher, one flex thread each) train the tiny demo-task run over laconic's TCP transport, and end where
-//! one process does; a run resumes with another worker count; a worker that dies stops the run with
-//! an error naming it.
+//! one process does; a run resumes with another worker count; a worker that dies, or stalls, stops
+//! the run with an error naming it.
 //!
 //! Why the comparisons hold to these tolerances: every worker samples its share of the prompts with
 //! the whole batch's random streams, so the tokens (lengths, rewards, accuracies) are identical; the
@@ -20,7 +20,7 @@ use common::rl::{
 };
 use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{
-    exit_code, join_run, launch, watch_launcher, LaunchPlan, Topology,
+    exit_code, join_run, launch, watch_launcher, LaunchPlan, Topology, ENV_TIMEOUT,
 };
 use laconic::train::RunDir;
 
@@ -28,6 +28,8 @@ use laconic::train::RunDir;
 const STOP_AFTER: &str = "LACONIC_TEST_STOP_AFTER";
 /// Make this worker abort (a crash) after one step.
 const CRASH_RANK: &str = "LACONIC_TEST_CRASH_RANK";
+/// Make this worker stop itself (SIGSTOP: a suspended or hung process) after one step.
+const STALL_RANK: &str = "LACONIC_TEST_STALL_RANK";
 
 /// Metrics that depend on how the rollouts were laid out, not on what was sampled: the KV-cache peak
 /// is the largest of the workers' engines, each holding its share of the batch.
@@ -50,6 +52,13 @@ fn worker_process() {
     if env(CRASH_RANK) == Some(topology.rank as u64) {
         trainer.train_until(&run, 1, &mut ()).unwrap();
         std::process::abort();
+    }
+    if env(STALL_RANK) == Some(topology.rank as u64) {
+        trainer.train_until(&run, 1, &mut ()).unwrap();
+        let pid = std::process::id().to_string();
+        Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        // Only a SIGCONT gets here; the launcher sends SIGKILL.
+        std::process::exit(1);
     }
     let last = env(STOP_AFTER).unwrap_or(trainer.config().train.steps);
     if let Err(e) = trainer.train_until(&run, last, &mut ()) {
@@ -186,6 +195,30 @@ fn a_worker_that_dies_stops_the_run_with_its_name() {
     );
     // Worker 0 fails in the next all-reduce with the dead worker named (it exits with
     // PEER_LOST_EXIT), so the launcher blames worker 1, within seconds.
+    assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
+    std::fs::remove_dir_all(&run.path).unwrap();
+}
+
+/// Issue 32: a stopped worker was noticed only after `LACONIC_DP_TIMEOUT` (then an hour) and the
+/// launcher blamed the healthy worker that gave up on it. With the limit at 5 s, worker 0 names
+/// worker 1 in its next collective and the launcher blames worker 1, which it stops.
+#[test]
+fn a_worker_that_stalls_stops_the_run_within_the_time_limit_with_its_name() {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let config = tiny_config(4, 4);
+    let run = RunDir::create(scratch("dp-stall"), &config).unwrap();
+    let start = Instant::now();
+    let env = [
+        (STALL_RANK, "1".to_string()),
+        (ENV_TIMEOUT, "5".to_string()),
+    ];
+    let err = launch_workers(&run.path, 2, &env).unwrap_err();
+    let elapsed = start.elapsed();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("worker 1 stalled") && message.contains("other workers were stopped"),
+        "{message}"
+    );
     assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
     std::fs::remove_dir_all(&run.path).unwrap();
 }

@@ -26,6 +26,28 @@ pub enum Error {
     /// A LoRA adapter that cannot be attached, saved or loaded.
     #[error("LoRA: {0}")]
     Lora(String),
+    /// Adapter folders that name each other (or themselves) as `base_model_name_or_path`.
+    #[error(
+        "adapter folders form a cycle through `base_model_name_or_path`: {}",
+        chain(.folders)
+    )]
+    AdapterCycle {
+        /// The folders followed, canonical, the last one repeating an earlier one.
+        folders: Vec<PathBuf>,
+    },
+    /// An adapter folder whose base is an adapter folder too.
+    #[error(
+        "adapter folder `{}` names `{}` as its base, which is an adapter folder too: stacked adapters \
+         are not supported (merge the base's adapter into a full checkpoint first, e.g. with `--merge`)",
+        .adapter.display(),
+        .base.display()
+    )]
+    StackedAdapter {
+        /// The adapter folder loaded.
+        adapter: PathBuf,
+        /// Its base, an adapter folder.
+        base: PathBuf,
+    },
     /// `config.json` parsed but describes a model this crate cannot run.
     #[error("`{path}`: {message}")]
     Config {
@@ -107,6 +129,15 @@ pub enum Error {
 
 /// Result type of the model crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Folders as `` `a` → `b` → `a` ``.
+fn chain(folders: &[PathBuf]) -> String {
+    folders
+        .iter()
+        .map(|f| format!("`{}`", f.display()))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

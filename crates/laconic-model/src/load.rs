@@ -5,6 +5,11 @@
 //! with a [`ModuleMapper`], replacing each lazily-initialised parameter with the checkpoint tensor
 //! (never sampling the random init); saving walks it with a [`ModuleVisitor`]. Enum variants (a layer's
 //! `mlp` is `FeedForward::Dense` or `FeedForward::Sparse`) add no path segment, so both read HF's keys.
+//!
+//! Before the model is built, [`check_checkpoint`] compares the checkpoint's tensor list and shapes
+//! (from the safetensors headers, no data read) with the model `config.json` describes, one decoder
+//! layer at a time: a config that names more layers, experts or wider matrices than the files hold is
+//! refused, naming the tensor and the file, before anything of the config's size is allocated.
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +18,9 @@ use burn::prelude::*;
 
 use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
-use crate::model::Qwen3;
-use crate::safetensors::{write_f32, SafetensorsIndex};
+use crate::layer::DecoderLayer;
+use crate::model::{Qwen3, INITIALIZER_RANGE};
+use crate::safetensors::{write_f32, SafetensorsIndex, TensorEntry};
 use crate::tokenizer::Tokenizer;
 
 /// A model loaded from an HF folder, with the folder's tokenizer when it has one.
@@ -67,8 +73,65 @@ pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Resu
     }
     let config = Qwen3Config::from_file(dir.join("config.json"))?;
     let index = SafetensorsIndex::from_dir(dir)?;
+    check_checkpoint::<B>(&config, &index, dir, device)?;
     let model = Qwen3::init_lazy(&config, device)?;
     load_weights(model, &index, dir)
+}
+
+/// Checks that `index` (the checkpoint in `dir`) holds every tensor of the model `config` describes,
+/// each with its shape, without reading tensor data or building the model: the parts outside the
+/// decoder layers are checked on a model with no layers, then each layer on its own, built with
+/// lazy (unallocated) parameters by the same code [`Qwen3::init_lazy`] runs. A mixture-of-experts
+/// layer's router is checked before its experts are made, so `num_experts` is bounded by the file
+/// too. What loading then allocates is bounded by the checkpoint's size.
+///
+/// # Errors
+/// The first missing tensor ([`Error::MissingTensor`], naming the folder) or tensor of another shape
+/// ([`Error::ShapeMismatch`], naming the file), in the model's order.
+pub(crate) fn check_checkpoint<B: Backend>(
+    config: &Qwen3Config,
+    index: &SafetensorsIndex,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<()> {
+    check_module(
+        &Qwen3::<B>::init_lazy_layers(config, 0, device)?,
+        "",
+        index,
+        dir,
+    )?;
+    for layer in 0..config.num_hidden_layers {
+        let prefix = format!("model.layers.{layer}");
+        if config.is_moe_layer(layer) {
+            let router = [config.num_experts(), config.hidden_size];
+            checked_entry(index, dir, &format!("{prefix}.mlp.gate.weight"), &router)?;
+        }
+        let module = DecoderLayer::<B>::init(config, layer, INITIALIZER_RANGE, device);
+        check_module(&module, &prefix, index, dir)?;
+    }
+    Ok(())
+}
+
+/// Checks every float parameter of `module` (its paths under `prefix`) against `index`, from the
+/// parameters' lazy shapes.
+fn check_module<B: Backend, M: Module<B>>(
+    module: &M,
+    prefix: &str,
+    index: &SafetensorsIndex,
+    dir: &Path,
+) -> Result<()> {
+    let mut checker = ShapeChecker {
+        index,
+        dir,
+        path: prefix
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        error: None,
+    };
+    module.visit(&mut checker);
+    checker.error.map_or(Ok(()), Err)
 }
 
 /// Replaces every parameter of `model` with the tensor of the same name in `index`.
@@ -173,6 +236,21 @@ pub(crate) fn read_checked(
     name: &str,
     expected: &[usize],
 ) -> Result<Vec<f32>> {
+    checked_entry(index, dir, name, expected)?;
+    index.read_f32(name)
+}
+
+/// The entry of tensor `name` of `index` (files in `dir`), which must have shape `expected`; no data
+/// is read.
+///
+/// # Errors
+/// A missing tensor or another shape, each named.
+pub(crate) fn checked_entry<'a>(
+    index: &'a SafetensorsIndex,
+    dir: &Path,
+    name: &str,
+    expected: &[usize],
+) -> Result<&'a TensorEntry> {
     let entry = index.get(name).ok_or_else(|| Error::MissingTensor {
         name: name.to_string(),
         expected: expected.to_vec(),
@@ -186,7 +264,7 @@ pub(crate) fn read_checked(
             found: entry.shape.clone(),
         });
     }
-    index.read_f32(name)
+    Ok(entry)
 }
 
 /// A tensor's shape and values as f32 on the host.
@@ -229,6 +307,35 @@ impl<B: Backend> ModuleMapper<B> for Loader<'_> {
     }
 }
 
+/// Checks each parameter's lazy shape against the checkpoint; keeps the first error.
+struct ShapeChecker<'a> {
+    index: &'a SafetensorsIndex,
+    dir: &'a Path,
+    path: Vec<String>,
+    error: Option<Error>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ShapeChecker<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        enter(&mut self.path, name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        exit(&mut self.path, container_type);
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let name = self.path.join(".");
+        if let Err(error) = checked_entry(self.index, self.dir, &name, &param.lazy_shape().to_vec())
+        {
+            self.error = Some(error);
+        }
+    }
+}
+
 struct Collector {
     path: Vec<String>,
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
@@ -246,5 +353,113 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let (shape, values) = host_f32(param.val());
         self.tensors.push((self.path.join("."), shape, values));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestBackend as B;
+
+    /// A scratch folder for one test, empty.
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("laconic-load-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A saved two-layer model whose `config.json` is then rewritten by `edit`.
+    fn saved_with_config(
+        tag: &str,
+        config: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> PathBuf {
+        let dir = scratch(tag);
+        let config = Qwen3Config::from_json_str(config, "test").unwrap();
+        let model = Qwen3::<B>::init(&config, &Default::default()).unwrap();
+        save_pretrained(&model, &dir).unwrap();
+        let path = dir.join("config.json");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(&path, json.to_string()).unwrap();
+        dir
+    }
+
+    const DENSE: &str = r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8,
+        "intermediate_size": 12, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "head_dim": 4}"#;
+
+    const MOE: &str = r#"{"model_type": "qwen3_moe", "vocab_size": 16, "hidden_size": 8,
+        "intermediate_size": 12, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "head_dim": 4, "num_experts": 4, "num_experts_per_tok": 2,
+        "moe_intermediate_size": 4}"#;
+
+    /// Issue 32: a `config.json` naming far more layers than its checkpoint holds built every layer
+    /// (gigabytes, or an allocation abort) before a tensor was found missing. The layer count here
+    /// cannot be allocated at all, so only a check made before the model is built passes.
+    #[test]
+    fn a_config_with_more_layers_than_the_checkpoint_is_refused_before_allocating() {
+        let dir = saved_with_config("layers", DENSE, |c| {
+            c["num_hidden_layers"] = serde_json::json!(1u64 << 60)
+        });
+        let err = load_model::<B>(&dir, &Default::default()).unwrap_err();
+        assert!(
+            matches!(&err, Error::MissingTensor { name, .. } if name.starts_with("model.layers.2.")),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&dir.display().to_string()),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// As above for a mixture-of-experts layer's expert count: the router's shape in the file is
+    /// checked before the experts are made.
+    #[test]
+    fn a_config_with_more_experts_than_the_checkpoint_is_refused_before_allocating() {
+        let dir = saved_with_config("experts", MOE, |c| {
+            c["num_experts"] = serde_json::json!(1u64 << 60)
+        });
+        let err = load_model::<B>(&dir, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`model.layers.0.mlp.gate.weight`")
+                && err.contains("model.safetensors")
+                && err.contains("[4, 8]"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A width the checkpoint does not have is named with the file and both shapes, and the
+    /// unchanged config loads.
+    #[test]
+    fn a_config_with_another_width_names_the_tensor_file_and_shapes() {
+        let dir = saved_with_config("width", DENSE, |c| {
+            c["intermediate_size"] = serde_json::json!(1u64 << 40)
+        });
+        let err = load_model::<B>(&dir, &Default::default()).unwrap_err();
+        let Error::ShapeMismatch {
+            name,
+            path,
+            expected,
+            found,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(name, "model.layers.0.mlp.gate_proj.weight");
+        assert_eq!(path, &dir.join("model.safetensors"));
+        assert_eq!(
+            (expected.as_slice(), found.as_slice()),
+            (&[1 << 40, 8][..], &[12, 8][..])
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+        let dir = saved_with_config("same", MOE, |_| {});
+        load_model::<B>(&dir, &Default::default()).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

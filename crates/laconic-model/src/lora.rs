@@ -11,10 +11,13 @@
 //! On disk an adapter is PEFT's: `adapter_config.json` and `adapter_model.safetensors` with keys
 //! `base_model.model.<module path>.lora_A.weight` / `.lora_B.weight`, loadable by
 //! `peft.PeftModel.from_pretrained` on the base model; [`load_model`](crate::load_model) on such a
-//! folder loads the base it names and applies the adapter.
+//! folder loads the base it names and applies the adapter. Loading checks each tensor's shape against
+//! `adapter_config.json` before reading it and samples nothing, so a bad `r` costs no allocation; a
+//! base that is itself an adapter folder (a stack, or a cycle such as `"."`) is refused naming the
+//! folders.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
@@ -218,25 +221,39 @@ impl<B: Backend> Qwen3<B> {
     /// # Errors
     /// An invalid `config`, or a model that already has adapters.
     pub fn with_lora(self, config: &LoraConfig, seed: u64) -> Result<Self> {
+        let seed = config.seed.unwrap_or(seed);
+        self.with_adapters(config, |path, [d_out, d_in], device| {
+            let values = uniform(
+                path_seed(seed, path),
+                config.rank * d_in,
+                1.0 / (d_in as f64).sqrt(),
+            );
+            let a = Tensor::from_data(TensorData::new(values, [config.rank, d_in]), device);
+            let b = Tensor::zeros([d_out, config.rank], device);
+            Ok((a, b))
+        })
+    }
+
+    /// This model with every base parameter frozen and an adapter on each target projection of
+    /// every layer, its `(A, B)` from `make(path, [d_out, d_in], device)`.
+    ///
+    /// # Errors
+    /// An invalid `config`, a model that already has adapters, or an error of `make`.
+    fn with_adapters(
+        self,
+        config: &LoraConfig,
+        mut make: impl FnMut(&str, [usize; 2], &B::Device) -> Result<(Tensor<B, 2>, Tensor<B, 2>)>,
+    ) -> Result<Self> {
         config.validate().map_err(Error::Lora)?;
         if self.lora().is_some() {
             return Err(Error::Lora("the model already has LoRA adapters".into()));
         }
-        let seed = config.seed.unwrap_or(seed);
         let mut model = self.no_grad();
         for (path, linear) in projections_mut(&mut model) {
             if !config.targets(leaf(&path)) {
                 continue;
             }
-            let [d_out, d_in] = linear.weight.dims();
-            let device = linear.weight.device();
-            let values = uniform(
-                path_seed(seed, &path),
-                config.rank * d_in,
-                1.0 / (d_in as f64).sqrt(),
-            );
-            let a = Tensor::from_data(TensorData::new(values, [config.rank, d_in]), &device);
-            let b = Tensor::zeros([d_out, config.rank], &device);
+            let (a, b) = make(&path, linear.weight.dims(), &linear.weight.device())?;
             linear.lora = Some(adapter(a, b, config));
         }
         model.lora = Some(config.clone());
@@ -321,36 +338,24 @@ impl<B: Backend> Qwen3<B> {
         self.apply_adapter(dir, &PeftConfig::read(dir)?)
     }
 
-    /// [`Qwen3::load_adapter`] with the folder's `adapter_config.json` already read.
+    /// [`Qwen3::load_adapter`] with the folder's `adapter_config.json` already read. Each tensor's
+    /// shape is checked against the config (from the file's header) before its data is read, and
+    /// nothing is sampled, so what loading allocates is bounded by the file's size whatever `r` says.
     fn apply_adapter(self, dir: &Path, peft: &PeftConfig) -> Result<Self> {
         let config = peft.lora_config(&dir.join(ADAPTER_CONFIG))?;
         let index = SafetensorsIndex::from_files(&[dir.join(ADAPTER_WEIGHTS)])?;
-        let mut model = self.with_lora(&config, 0)?;
-        let mut expected = BTreeMap::new();
-        for (path, linear) in projections_mut(&mut model) {
-            let Some(adapter) = linear.lora.as_mut() else {
-                continue;
-            };
-            let device = adapter.lora_a.device();
-            for (which, param) in [
-                ("lora_A", &mut adapter.lora_a),
-                ("lora_B", &mut adapter.lora_b),
-            ] {
+        let mut expected = BTreeSet::new();
+        let model = self.with_adapters(&config, |path, [d_out, d_in], device| {
+            let mut read = |which: &str, shape: [usize; 2]| -> Result<Tensor<B, 2>> {
                 let name = format!("{PEFT_PREFIX}{path}.{which}.weight");
-                let shape = param.dims().to_vec();
                 let values = read_checked(&index, dir, &name, &shape)?;
-                *param = Param::from_tensor(Tensor::from_data(
-                    TensorData::new(values, shape.clone()),
-                    &device,
-                ));
-                expected.insert(name, shape);
-            }
-        }
-        if let Some(extra) = index
-            .names()
-            .into_iter()
-            .find(|n| !expected.contains_key(*n))
-        {
+                expected.insert(name);
+                Ok(Tensor::from_data(TensorData::new(values, shape), device))
+            };
+            let a = read("lora_A", [config.rank, d_in])?;
+            Ok((a, read("lora_B", [d_out, config.rank])?))
+        })?;
+        if let Some(extra) = index.names().into_iter().find(|n| !expected.contains(*n)) {
             return Err(Error::Lora(format!(
                 "`{}` holds `{extra}`, which no target projection of this model has (target_modules: {})",
                 dir.join(ADAPTER_WEIGHTS).display(),
@@ -376,25 +381,53 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
     dir.join(ADAPTER_CONFIG).is_file()
 }
 
+/// Adapter folders followed, from the one loaded, to tell a cycle from a stack of adapters in an
+/// error (neither loads; the cap bounds the walk on a long chain).
+const MAX_ADAPTER_CHAIN: usize = 16;
+
 /// The model of a PEFT adapter folder: the base it names (`base_model_name_or_path`, a relative path
-/// taken from the adapter folder) with the adapter applied.
+/// taken from the adapter folder) with the adapter applied. The base must be a full checkpoint:
+/// an adapter folder as the base (a stack of adapters, or a cycle such as `"."` or two folders naming
+/// each other) is refused before anything is loaded, naming the folders.
 ///
 /// # Errors
-/// A missing or malformed `adapter_config.json`, no base named, or a base or adapter that does not
-/// load.
+/// A missing or malformed `adapter_config.json`, no base named, a base that is an adapter folder
+/// ([`Error::AdapterCycle`], [`Error::StackedAdapter`]), or a base or adapter that does not load.
 pub(crate) fn load_adapted<B: Backend>(dir: &Path, device: &B::Device) -> Result<Qwen3<B>> {
     let peft = PeftConfig::read(dir)?;
-    let base = peft
-        .base_model_name_or_path
-        .as_deref()
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| {
-            Error::Lora(format!(
-                "`{}` names no `base_model_name_or_path`",
-                dir.join(ADAPTER_CONFIG).display()
-            ))
-        })?;
-    crate::load_model::<B>(dir.join(base), device)?.apply_adapter(dir, &peft)
+    let base = peft.base_dir(dir)?;
+    if is_adapter_dir(&base) {
+        return Err(adapter_chain_error(dir));
+    }
+    crate::load_model::<B>(&base, device)?.apply_adapter(dir, &peft)
+}
+
+/// Why the adapter folder `dir`, whose base is an adapter folder too, does not load: the folders of
+/// a cycle, found by following bases (compared as canonical paths) up to [`MAX_ADAPTER_CHAIN`]
+/// folders, or else a stack of adapters.
+fn adapter_chain_error(dir: &Path) -> Error {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut current = dir.to_path_buf();
+    while seen.len() < MAX_ADAPTER_CHAIN && is_adapter_dir(&current) {
+        let Ok(canonical) = std::fs::canonicalize(&current) else {
+            break;
+        };
+        if seen.contains(&canonical) {
+            seen.push(canonical);
+            return Error::AdapterCycle { folders: seen };
+        }
+        seen.push(canonical);
+        match PeftConfig::read(&current).and_then(|peft| peft.base_dir(&current)) {
+            Ok(base) => current = base,
+            Err(_) => break,
+        }
+    }
+    Error::StackedAdapter {
+        adapter: dir.to_path_buf(),
+        base: PeftConfig::read(dir)
+            .and_then(|peft| peft.base_dir(dir))
+            .unwrap_or_default(),
+    }
 }
 
 /// The subset of PEFT's `LoraConfig` that laconic writes and reads.
@@ -460,6 +493,24 @@ impl PeftConfig {
             alpha_pattern: BTreeMap::new(),
             inference_mode: true,
         }
+    }
+
+    /// The folder of `base_model_name_or_path`, taken from the adapter folder `dir`.
+    ///
+    /// # Errors
+    /// No base named.
+    fn base_dir(&self, dir: &Path) -> Result<PathBuf> {
+        let base = self
+            .base_model_name_or_path
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| {
+                Error::Lora(format!(
+                    "`{}` names no `base_model_name_or_path`",
+                    dir.join(ADAPTER_CONFIG).display()
+                ))
+            })?;
+        Ok(dir.join(base))
     }
 
     fn read(dir: &Path) -> Result<Self> {

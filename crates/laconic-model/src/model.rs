@@ -80,12 +80,22 @@ impl<B: Backend> Qwen3<B> {
     /// parameter without sampling. A lazy parameter that is cloned before it is read initialises each
     /// clone independently (burn 0.21), so don't use such a model before loading.
     pub(crate) fn init_lazy(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
+        Self::init_lazy_layers(config, config.num_hidden_layers, device)
+    }
+
+    /// [`Qwen3::init_lazy`] with the first `layers` decoder layers only (none: the parts around them,
+    /// which [`crate::load::check_checkpoint`] checks before it walks the layers one by one).
+    pub(crate) fn init_lazy_layers(
+        config: &Qwen3Config,
+        layers: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
         config.validate()?;
         let std = INITIALIZER_RANGE;
         let embed_tokens = EmbeddingConfig::new(config.vocab_size, config.hidden_size)
             .with_initializer(Initializer::Normal { mean: 0.0, std })
             .init(device);
-        let layers = (0..config.num_hidden_layers)
+        let layers = (0..layers)
             .map(|layer| DecoderLayer::init(config, layer, std, device))
             .collect();
         let lm_head = (!config.tie_word_embeddings)

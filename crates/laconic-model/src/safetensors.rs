@@ -1,8 +1,11 @@
 //! A small reader and writer for the safetensors format, sharded or not, converting F32/F16/BF16 to f32.
 //!
-//! The reader parses the JSON header itself and reads one tensor at a time with positioned reads, so
+//! The reader parses the JSON header and reads one tensor at a time with positioned reads, so
 //! loading a large checkpoint never holds more than one tensor's bytes beyond the model itself, and
-//! needs no memory mapping.
+//! needs no memory mapping. Each header is checked as the reference implementation (the
+//! `safetensors` crate) checks it, without reading the data: every tensor's byte range matches its
+//! dtype and shape, and the ranges tile the data section exactly, in order (no overlap, no gap, no
+//! byte left over), so two tensors never share bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -240,7 +243,27 @@ fn read_header(path: &Path) -> Result<Vec<(String, TensorEntry)>> {
             },
         ));
     }
+    check_layout(&header, file_len - data_start, &fail)?;
     Ok(entries)
+}
+
+/// Checks a header's byte ranges with the reference implementation's own validation
+/// (`safetensors::tensor::Metadata`): sorted by offset, the ranges must start at 0, each begin where
+/// the previous one ends and match its dtype and shape, and together cover the `data_len` bytes after
+/// the header exactly. `fail` makes the error that names the file.
+fn check_layout(header: &[u8], data_len: u64, fail: &dyn Fn(String) -> Error) -> Result<()> {
+    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| {
+        fail(format!(
+            "{e} (tensor byte ranges must tile the data section in order, without overlap or gap)"
+        ))
+    })?;
+    let covered = metadata.data_len() as u64;
+    if covered != data_len {
+        return Err(fail(format!(
+            "the tensors' byte ranges cover {covered} bytes of a data section of {data_len} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// Writes f32 tensors `(name, shape, values)` to a safetensors file.
@@ -358,6 +381,78 @@ mod tests {
             err.contains("model.safetensors") && err.contains("b.weight"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A safetensors file with the given header and data section, as a hostile writer could make it.
+    fn write_raw(path: &Path, header: serde_json::Value, data: &[u8]) {
+        let header = header.to_string().into_bytes();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header);
+        bytes.extend(data);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Issue 32: two tensors sharing one byte range loaded silently (and generated garbage). As
+    /// the reference implementation does, ranges that overlap, leave a gap or leave bytes over are
+    /// refused with an error naming the file (and the tensor, where one is at fault).
+    #[test]
+    fn byte_ranges_that_do_not_tile_the_data_are_refused() {
+        let dir = std::env::temp_dir().join(format!("laconic-st-tiling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        let tensor = |start: u64, end: u64| serde_json::json!({"dtype": "F32", "shape": [2], "data_offsets": [start, end]});
+        let cases = [
+            (
+                "shared",
+                tensor(0, 8),
+                tensor(0, 8),
+                8,
+                "invalid offset for tensor",
+            ),
+            (
+                "overlapping",
+                tensor(0, 8),
+                tensor(4, 12),
+                12,
+                "invalid offset for tensor",
+            ),
+            (
+                "gapped",
+                tensor(0, 8),
+                tensor(12, 20),
+                20,
+                "invalid offset for tensor",
+            ),
+            (
+                "left over",
+                tensor(0, 8),
+                tensor(8, 16),
+                20,
+                "cover 16 bytes of a data section of 20",
+            ),
+        ];
+        for (case, a, b, data_len, expected) in cases {
+            write_raw(
+                &path,
+                serde_json::json!({"a": a, "b": b}),
+                &vec![0x33; data_len],
+            );
+            let err = SafetensorsIndex::from_files(std::slice::from_ref(&path))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&path.display().to_string()) && err.contains(expected),
+                "{case}: {err}"
+            );
+        }
+        write_raw(
+            &path,
+            serde_json::json!({"b": tensor(8, 16), "a": tensor(0, 8), "__metadata__": {"k": "v"}}),
+            &[0x33; 16],
+        );
+        let index = SafetensorsIndex::from_files(std::slice::from_ref(&path)).unwrap();
+        assert_eq!(index.names(), ["a", "b"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -268,6 +268,96 @@ fn bad_adapter_folders_are_named() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Issue 32: an adapter whose `r` the file's tensors do not have sampled a random `A` of `r` rows
+/// (51 GB for `r` = 10⁸) before reading the file. The shapes are now checked first, naming the
+/// tensor, the file and both shapes; a rank no allocation could hold shows it.
+#[test]
+fn an_adapter_rank_unlike_its_tensors_is_refused_before_allocating() {
+    let device = Default::default();
+    let dir = scratch("rank");
+    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let adapted = base.clone().with_lora(&config(4, &["q_proj"]), 0).unwrap();
+    adapted.save_adapter(&dir, "base").unwrap();
+    let config_path = dir.join(ADAPTER_CONFIG);
+    let original = std::fs::read_to_string(&config_path).unwrap();
+    for rank in [1u64 << 62, 100_000_000] {
+        let huge = original.replace("\"r\": 4", &format!("\"r\": {rank}"));
+        assert_ne!(huge, original);
+        std::fs::write(&config_path, &huge).unwrap();
+        let err = base.clone().load_adapter(&dir).unwrap_err();
+        let Error::ShapeMismatch {
+            name,
+            path,
+            expected,
+            found,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            name,
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+        );
+        assert_eq!(path, &dir.join(ADAPTER_WEIGHTS));
+        assert_eq!(expected, &[rank as usize, 16]);
+        assert_eq!(found, &[4, 16]);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 32: an adapter naming itself (`"."`) or another adapter as its base recursed until the
+/// stack overflowed (an abort). A cycle is refused naming its folders; an acyclic stack of
+/// adapters, which does not load either, is refused naming the adapter and its base.
+#[test]
+fn adapters_based_on_adapters_are_refused_naming_the_folders() {
+    let device = Default::default();
+    let dir = scratch("cycle");
+    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    crate::save_pretrained(&base, dir.join("base")).unwrap();
+    let adapted = base.with_lora(&config(2, &["q_proj"]), 0).unwrap();
+    let save = |name: &str, base: &str| adapted.save_adapter(dir.join(name), base).unwrap();
+    let canonical = |name: &str| std::fs::canonicalize(dir.join(name)).unwrap();
+    let load = |name: &str| crate::load_model::<B>(dir.join(name), &device).unwrap_err();
+
+    save("itself", ".");
+    let Error::AdapterCycle { folders } = load("itself") else {
+        panic!("a self-based adapter is a cycle");
+    };
+    assert_eq!(folders, [canonical("itself"), canonical("itself")]);
+
+    save("a", "../b");
+    save("b", "../a/");
+    let err = load("a");
+    let Error::AdapterCycle { folders } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(folders, &[canonical("a"), canonical("b"), canonical("a")]);
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "`{}` → `{}`",
+            canonical("a").display(),
+            canonical("b").display()
+        )),
+        "{message}"
+    );
+
+    save("top", "../middle");
+    save("middle", "../base");
+    let err = load("top");
+    assert!(
+        matches!(&err, Error::StackedAdapter { adapter, base }
+            if *adapter == dir.join("top") && *base == dir.join("top").join("../middle")),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("stacked adapters are not supported"));
+    // The middle adapter, on a full checkpoint, loads.
+    crate::load_model::<B>(dir.join("middle"), &device).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn knobs_are_checked_by_name() {
     let bad = |c: LoraConfig| c.validate().unwrap_err();

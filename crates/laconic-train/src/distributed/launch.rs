@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::tcp::coordinator_port;
+use super::tcp::{coordinator_port, time_limits, DEFAULT_TIMEOUT_SECS, ENV_TIMEOUT};
 use super::Topology;
 use crate::error::{Error, Result};
 
@@ -54,6 +54,9 @@ impl LaunchPlan {
             ));
         }
         match &self.coordinator {
+            Some(c) if self.nodes == 1 => {
+                coordinator_port(c).and_then(|port| self.check_host(c, port))
+            }
             Some(c) => coordinator_port(c).map(|_| ()),
             None if self.nodes > 1 => fail(
                 "a run over several machines needs `--coordinator HOST:PORT` (machine 0's address)"
@@ -62,6 +65,38 @@ impl LaunchPlan {
             None => Ok(()),
         }
     }
+
+    /// On one machine worker 0 listens at `--host`, so a coordinator elsewhere would leave the
+    /// others waiting the whole join time-out: its host must resolve to an address of `--host`
+    /// (or `--host` be an unspecified address such as `0.0.0.0`, which listens on every one).
+    fn check_host(&self, coordinator: &str, port: u16) -> Result<()> {
+        let host_ips = resolve(&self.host, port);
+        if host_ips.iter().any(std::net::IpAddr::is_unspecified) {
+            return Ok(());
+        }
+        let coordinator_ips = resolve(coordinator, port);
+        if coordinator_ips.iter().any(|ip| host_ips.contains(ip)) {
+            return Ok(());
+        }
+        Err(Error::Distributed(format!(
+            "`--coordinator` `{coordinator}` is not on `--host` `{}`: with one machine, worker 0 \
+             listens at `--host`, so give the coordinator there (e.g. `{}:{port}`)",
+            self.host, self.host
+        )))
+    }
+}
+
+/// The IP addresses `host` (a name, an address, or `HOST:PORT`) resolves to; none when it does not.
+fn resolve(host: &str, port: u16) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let addrs = match host.to_socket_addrs() {
+        Ok(addrs) => addrs.collect::<Vec<_>>(),
+        Err(_) => (host, port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+            .unwrap_or_default(),
+    };
+    addrs.into_iter().map(|a| a.ip()).collect()
 }
 
 /// Starts this machine's workers, one process each from `worker(topology)` with the topology in its
@@ -70,13 +105,14 @@ impl LaunchPlan {
 /// error names it; a worker whose launcher dies stops on its own ([`watch_launcher`]).
 ///
 /// # Errors
-/// A bad plan, or a worker that failed.
+/// A bad plan or time-limit variable (the workers inherit them), or a worker that failed.
 pub fn launch(
     plan: &LaunchPlan,
     run: &Path,
     mut worker: impl FnMut(&Topology) -> Command,
 ) -> Result<()> {
     plan.validate()?;
+    time_limits()?;
     let coordinator = match &plan.coordinator {
         Some(c) => c.clone(),
         None => format!("127.0.0.1:{}", free_port()?),
@@ -201,14 +237,17 @@ pub fn exit_code(error: &Error) -> i32 {
     }
 }
 
-/// Waits for every worker. When one fails, the others get a moment to fail too (those that lost it
-/// exit with [`PEER_LOST_EXIT`]), then the rest are stopped, and the error names the first worker,
-/// by rank, that failed on its own.
+/// How long the launcher lets the other workers fail after the first one did, before it stops them.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Waits for every worker. When one fails, the others get [`GRACE`] to fail too (those that lost it
+/// exit with [`PEER_LOST_EXIT`]), then the rest are stopped, and the error names the worker to blame
+/// ([`culprit`]).
 fn supervise(mut children: Vec<(usize, Child)>) -> Result<()> {
     let mut failed: Vec<(usize, std::process::ExitStatus)> = Vec::new();
     let mut grace: Option<std::time::Instant> = None;
     loop {
-        let mut running = 0;
+        let mut running = Vec::new();
         for (rank, child) in children.iter_mut() {
             if failed.iter().any(|(r, _)| r == rank) {
                 continue;
@@ -216,7 +255,7 @@ fn supervise(mut children: Vec<(usize, Child)>) -> Result<()> {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => {}
                 Ok(Some(status)) => failed.push((*rank, status)),
-                Ok(None) => running += 1,
+                Ok(None) => running.push(*rank),
                 Err(e) => {
                     let rank = *rank;
                     stop_all(&mut children);
@@ -229,19 +268,52 @@ fn supervise(mut children: Vec<(usize, Child)>) -> Result<()> {
         }
         if !failed.is_empty() {
             let since = *grace.get_or_insert_with(std::time::Instant::now);
-            if running == 0 || since.elapsed() > Duration::from_secs(2) {
+            if running.is_empty() || since.elapsed() > GRACE {
                 stop_all(&mut children);
-                failed.sort_by_key(|(rank, status)| (status.code() == Some(PEER_LOST_EXIT), *rank));
-                let (rank, status) = failed[0];
-                return Err(Error::WorkerFailed {
-                    rank,
-                    status: format!("exited with {status}"),
-                });
+                return Err(culprit(&failed, &running));
             }
-        } else if running == 0 {
+        } else if running.is_empty() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The worker to blame once [`GRACE`] has passed since the first failure, from the workers that
+/// `failed` (in the order they were seen to end) and those still `running` then:
+/// 1. the lowest rank of those that failed on their own (not [`PEER_LOST_EXIT`]);
+/// 2. else one still running while its peers gave up on it: it stalled (stopped, hung, or slower
+///    than `LACONIC_DP_TIMEOUT`), the lowest rank;
+/// 3. else the last to give up: the first ones to time out were waiting on it.
+fn culprit(failed: &[(usize, std::process::ExitStatus)], running: &[usize]) -> Error {
+    let peer_lost = |status: &std::process::ExitStatus| status.code() == Some(PEER_LOST_EXIT);
+    if let Some((rank, status)) = failed
+        .iter()
+        .filter(|(_, status)| !peer_lost(status))
+        .min_by_key(|(rank, _)| *rank)
+    {
+        return Error::WorkerFailed {
+            rank: *rank,
+            status: format!("exited with {status}"),
+        };
+    }
+    if let Some(rank) = running.iter().min() {
+        return Error::WorkerFailed {
+            rank: *rank,
+            status: format!(
+                "stalled: its peers gave up waiting for it (`{ENV_TIMEOUT}`, default \
+                 {DEFAULT_TIMEOUT_SECS} s) while it still ran, so it was stopped"
+            ),
+        };
+    }
+    let (rank, status) = failed
+        .last()
+        .expect("a failure is what ends the supervision");
+    Error::WorkerFailed {
+        rank: *rank,
+        status: format!(
+            "exited with {status} last, after its peers had given up waiting for it (`{ENV_TIMEOUT}`)"
+        ),
     }
 }
 
@@ -283,6 +355,81 @@ mod tests {
         assert_eq!(worker_gpu(1, 2, Some("4, 6,7")).unwrap(), "6");
         let err = worker_gpu(0, 3, Some("4,6")).unwrap_err().to_string();
         assert!(err.contains("3 workers") && err.contains("`4,6`"), "{err}");
+    }
+
+    /// A plan whose workers are `commands[rank]`, run by `sh -c`, on one machine.
+    fn launch_shell(commands: &[&str]) -> Result<()> {
+        let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
+        launch(
+            &LaunchPlan::local(commands.len()),
+            Path::new("unused"),
+            |topology| {
+                let mut command = Command::new("sh");
+                command.args(["-c", &commands[topology.rank]]);
+                command
+            },
+        )
+    }
+
+    /// Issue 32: a stopped worker was noticed only after the collective time-out, and then the
+    /// launcher blamed the healthy worker that gave up on it (`worker 0 exited with exit status:
+    /// 3`). The stopped worker is now named, and stopped, within the grace after its peer gave up.
+    #[test]
+    fn a_stopped_worker_is_named_not_the_peer_that_gave_up_on_it() {
+        let start = std::time::Instant::now();
+        let err = launch_shell(&["sleep 0.2; exit 3", "kill -STOP $$"]).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, Error::WorkerFailed { rank: 1, .. }) && message.contains("stalled"),
+            "{message}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// A worker that fails on its own is blamed over those that gave up on it, whatever the ranks
+    /// and order; when every one gave up, the last to do so is blamed (the others waited on it).
+    #[test]
+    fn the_worker_that_failed_first_is_named() {
+        let err = launch_shell(&["sleep 0.3; exit 3", "exit 7"]).unwrap_err();
+        assert!(matches!(err, Error::WorkerFailed { rank: 1, .. }), "{err}");
+        assert!(err.to_string().contains("exit status: 7"), "{err}");
+        let err = launch_shell(&["exit 3", "sleep 0.5; exit 3"]).unwrap_err();
+        assert!(matches!(err, Error::WorkerFailed { rank: 1, .. }), "{err}");
+        launch_shell(&["exit 0", "exit 0"]).unwrap();
+    }
+
+    /// Issue 32: port 0 and, on one machine, a coordinator that is not `--host` waited the whole
+    /// join time-out; both are refused at once.
+    #[test]
+    fn a_coordinator_workers_cannot_reach_is_refused_at_once() {
+        let mut plan = LaunchPlan::local(2);
+        plan.coordinator = Some("127.0.0.1:0".into());
+        let err = plan.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("`127.0.0.1:0`") && err.contains("not 0"),
+            "{err}"
+        );
+        plan.coordinator = Some("127.0.0.2:29500".into());
+        let err = plan.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("`127.0.0.2:29500` is not on `--host` `127.0.0.1`"),
+            "{err}"
+        );
+        for fine in ["127.0.0.1:29500", "localhost:29500"] {
+            plan.coordinator = Some(fine.into());
+            plan.validate().unwrap();
+        }
+        plan.host = "0.0.0.0".into();
+        plan.coordinator = Some("127.0.0.2:29500".into());
+        plan.validate().unwrap();
+        // Over machines the coordinator is machine 0's address, elsewhere.
+        plan.host = "127.0.0.1".into();
+        plan.nodes = 2;
+        plan.validate().unwrap();
     }
 
     #[test]

@@ -9,8 +9,16 @@
 //! [`Collective`] trait; nothing above it changes.
 //!
 //! Every wait is bounded: joining by [`ENV_JOIN_TIMEOUT`] (default 300 s), each collective by
-//! [`ENV_TIMEOUT`] (default one hour, the longest a worker may wait for the slowest one). A peer that
-//! exits closes its connection, and the workers waiting on it fail at once with an error naming it.
+//! [`ENV_TIMEOUT`] (default 600 s: the longest a worker waits for bytes from a peer, so the longest
+//! the slowest worker may lag behind the others between two collectives). A peer that exits closes
+//! its connection, and the workers waiting on it fail at once with an error naming it; a peer that
+//! stalls (stopped, hung) is named when the time-out ends the wait. Both variables take whole seconds
+//! from 1 to [`MAX_TIMEOUT_SECS`]; another value is an error naming the variable.
+//!
+//! Joining is a handshake: a worker sends [`MAGIC`] (with the protocol version), its rank and the
+//! world size; worker 0 answers [`MAGIC`] at once and [`START`] when every worker has joined. A
+//! worker that reaches something other than worker 0 of this protocol (another service on the port,
+//! another laconic version) fails within [`HANDSHAKE_TIMEOUT`] with an error saying what answered.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -23,14 +31,28 @@ use laconic_optim::Collective;
 use super::Topology;
 use crate::error::{Error, Result};
 
-/// Seconds a worker waits for every worker to join (default 300: the workers of other machines may
-/// start later).
+/// Seconds a worker waits for every worker to join (default [`DEFAULT_JOIN_TIMEOUT_SECS`]: the
+/// workers of other machines may start later).
 pub const ENV_JOIN_TIMEOUT: &str = "LACONIC_DP_JOIN_TIMEOUT";
-/// Seconds a collective waits for the other workers (default 3600).
+/// Seconds a collective waits for bytes from a peer before it names the peer as stalled (default
+/// [`DEFAULT_TIMEOUT_SECS`]).
 pub const ENV_TIMEOUT: &str = "LACONIC_DP_TIMEOUT";
+/// Default of [`ENV_JOIN_TIMEOUT`]: five minutes.
+pub const DEFAULT_JOIN_TIMEOUT_SECS: u64 = 300;
+/// Default of [`ENV_TIMEOUT`]: ten minutes. Raise it when the workers' shares of a step can take
+/// longer than that apart (very long, uneven rollouts).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+/// Largest value of a time-out variable: one week.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
-/// What a worker sends first: who it is.
-const MAGIC: &[u8; 8] = b"LACONIC1";
+/// The protocol's greeting, both ways: `LACONIC` and the protocol version.
+const MAGIC: &[u8; 8] = b"LACONIC2";
+/// Bytes of [`MAGIC`] that name the protocol; the last one is its version.
+const PROTOCOL: usize = 7;
+/// What worker 0 sends every worker when all have joined.
+const START: &[u8; 8] = b"START-DP";
+/// How long either side waits for the other's greeting once connected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes moved per read or write.
 const CHUNK: usize = 1 << 20;
 
@@ -41,6 +63,8 @@ pub struct TcpCollective {
     world: usize,
     /// Worker 0: a connection to every other worker, in rank order. Others: the one to worker 0.
     peers: Vec<(usize, TcpStream)>,
+    /// How long a collective waits for bytes from a peer.
+    wait: Duration,
 }
 
 impl TcpCollective {
@@ -50,19 +74,21 @@ impl TcpCollective {
     /// # Errors
     /// A worker that does not join in time, a port in use, or a malformed greeting (each named).
     pub fn join(topology: &Topology) -> Result<Self> {
-        Self::join_within(
-            topology,
-            seconds(ENV_JOIN_TIMEOUT, 300)?,
-            seconds(ENV_TIMEOUT, 3600)?,
-        )
+        let (join, wait) = time_limits()?;
+        Self::join_within(topology, join, wait)
     }
 
     /// [`TcpCollective::join`] with its time limits given: `join` for every worker to arrive, `wait`
     /// for each collective.
     ///
     /// # Errors
-    /// As [`TcpCollective::join`].
+    /// As [`TcpCollective::join`]; a zero `wait`.
     pub fn join_within(topology: &Topology, join: Duration, wait: Duration) -> Result<Self> {
+        if wait.is_zero() {
+            return Err(Error::Distributed(format!(
+                "a collective's time limit (`{ENV_TIMEOUT}`) must be positive"
+            )));
+        }
         let peers = if topology.rank == 0 {
             accept_workers(topology, join)?
         } else {
@@ -79,21 +105,22 @@ impl TcpCollective {
             rank: topology.rank,
             world: topology.world,
             peers,
+            wait,
         })
     }
 
     fn sum<T: Wire>(&self, mut values: Vec<T>) -> laconic_optim::Result<Vec<T>> {
         if self.rank != 0 {
             let (_, stream) = &self.peers[0];
-            send(stream, &values).map_err(|e| named_error(0, &e))?;
-            receive_into(stream, &mut values).map_err(|e| named_error(0, &e))?;
+            send(stream, &values).map_err(|e| named_error(0, &e, self.wait))?;
+            receive_into(stream, &mut values).map_err(|e| named_error(0, &e, self.wait))?;
             return Ok(values);
         }
         for (rank, stream) in &self.peers {
-            add_into(stream, &mut values).map_err(|e| named_error(*rank, &e))?;
+            add_into(stream, &mut values).map_err(|e| named_error(*rank, &e, self.wait))?;
         }
         for (rank, stream) in &self.peers {
-            send(stream, &values).map_err(|e| named_error(*rank, &e))?;
+            send(stream, &values).map_err(|e| named_error(*rank, &e, self.wait))?;
         }
         Ok(values)
     }
@@ -207,8 +234,8 @@ fn read_header<T: Wire>(mut stream: &TcpStream, n: usize) -> std::io::Result<()>
     Ok(())
 }
 
-/// The error of a collective whose connection to worker `rank` failed.
-fn named_error(rank: usize, e: &std::io::Error) -> laconic_optim::Error {
+/// The error of a collective whose connection to worker `rank` failed, `wait` being its time limit.
+fn named_error(rank: usize, e: &std::io::Error, wait: Duration) -> laconic_optim::Error {
     use std::io::ErrorKind::*;
     match e.kind() {
         UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
@@ -219,7 +246,10 @@ fn named_error(rank: usize, e: &std::io::Error) -> laconic_optim::Error {
         }
         WouldBlock | TimedOut => laconic_optim::Error::PeerLost {
             worker: rank,
-            message: format!("did not answer within `{ENV_TIMEOUT}` seconds (default 3600)"),
+            message: format!(
+                "stalled: it sent nothing for {} s (`{ENV_TIMEOUT}`, default {DEFAULT_TIMEOUT_SECS})",
+                wait.as_secs_f64()
+            ),
         },
         _ => laconic_optim::Error::Collective(format!("the connection to worker {rank}: {e}")),
     }
@@ -237,7 +267,7 @@ fn accept_workers(topology: &Topology, timeout: Duration) -> Result<Vec<(usize, 
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::Distributed(format!("coordinator socket: {e}")))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let mut peers: Vec<(usize, TcpStream)> = Vec::new();
     while peers.len() + 1 < topology.world {
         match listener.accept() {
@@ -251,7 +281,7 @@ fn accept_workers(topology: &Topology, timeout: Duration) -> Result<Vec<(usize, 
                 peers.push((rank, stream));
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
+                if deadline.is_some_and(|d| Instant::now() > d) {
                     let missing: Vec<usize> = (1..topology.world)
                         .filter(|r| !peers.iter().any(|(p, _)| p == r))
                         .collect();
@@ -268,26 +298,24 @@ fn accept_workers(topology: &Topology, timeout: Duration) -> Result<Vec<(usize, 
     peers.sort_by_key(|(rank, _)| *rank);
     for (rank, mut stream) in peers.iter().map(|(r, s)| (*r, s)) {
         stream
-            .write_all(&[1])
-            .map_err(|e| Error::Distributed(named_error(rank, &e).to_string()))?;
+            .write_all(START)
+            .map_err(|e| Error::Distributed(named_error(rank, &e, timeout).to_string()))?;
     }
     Ok(peers)
 }
 
-/// The rank a connecting worker announces, checked.
+/// The rank a connecting worker announces, checked; the worker is greeted back at once.
 fn greeting(mut stream: &TcpStream, from: SocketAddr, world: usize) -> Result<usize> {
     let fail = |why: String| Error::Distributed(format!("a worker connecting from {from}: {why}"));
     stream
         .set_nonblocking(false)
-        .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(10))))
+        .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
         .map_err(|e| fail(e.to_string()))?;
     let mut hello = [0u8; 24];
     stream
         .read_exact(&mut hello)
         .map_err(|e| fail(format!("no greeting ({e})")))?;
-    if &hello[..8] != MAGIC {
-        return Err(fail("not a laconic worker of this version".into()));
-    }
+    check_magic(&hello[..8]).map_err(|why| fail(format!("{why}, not a laconic worker")))?;
     let rank = u64::from_le_bytes(hello[8..16].try_into().expect("eight bytes")) as usize;
     let theirs = u64::from_le_bytes(hello[16..].try_into().expect("eight bytes")) as usize;
     if theirs != world || rank == 0 || rank >= world {
@@ -295,12 +323,35 @@ fn greeting(mut stream: &TcpStream, from: SocketAddr, world: usize) -> Result<us
             "it is worker {rank} of {theirs}, this run has workers 1..{world} to join"
         )));
     }
+    stream
+        .write_all(MAGIC)
+        .map_err(|e| fail(format!("could not greet it back ({e})")))?;
     Ok(rank)
 }
 
-/// Any other worker: connects to the coordinator (retrying until it listens) and says who it is.
+/// Checks a greeting against [`MAGIC`]: the protocol, then its version.
+///
+/// # Errors
+/// What the bytes were instead, for the caller to name their sender.
+fn check_magic(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes == MAGIC {
+        return Ok(());
+    }
+    if bytes.len() == MAGIC.len() && bytes[..PROTOCOL] == MAGIC[..PROTOCOL] {
+        return Err(format!(
+            "it speaks protocol version `{}` where this laconic speaks `{}` (a different laconic \
+             build)",
+            bytes[PROTOCOL].escape_ascii(),
+            MAGIC[PROTOCOL].escape_ascii()
+        ));
+    }
+    Err(format!("it sent `{}`", bytes.escape_ascii()))
+}
+
+/// Any other worker: connects to the coordinator (retrying until it listens), says who it is,
+/// checks that worker 0 answers, and waits for it to start the run.
 fn connect_to_hub(topology: &Topology, timeout: Duration) -> Result<TcpStream> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let fail = |why: String| {
         Error::Distributed(format!(
             "worker {} could not join worker 0 at `{}`: {why}",
@@ -313,19 +364,11 @@ fn connect_to_hub(topology: &Topology, timeout: Duration) -> Result<TcpStream> {
             .to_socket_addrs()
             .map_err(|e| fail(format!("not HOST:PORT ({e})")))?
             .find_map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).ok());
-        if let Some(mut stream) = attempt {
-            let mut hello = MAGIC.to_vec();
-            hello.extend_from_slice(&(topology.rank as u64).to_le_bytes());
-            hello.extend_from_slice(&(topology.world as u64).to_le_bytes());
-            let mut ack = [0u8; 1];
-            stream
-                .write_all(&hello)
-                .and_then(|()| stream.set_read_timeout(Some(timeout)))
-                .and_then(|()| stream.read_exact(&mut ack))
-                .map_err(|e| fail(format!("worker 0 did not accept this worker ({e})")))?;
+        if let Some(stream) = attempt {
+            hub_handshake(&stream, topology, timeout).map_err(fail)?;
             return Ok(stream);
         }
-        if Instant::now() > deadline {
+        if deadline.is_some_and(|d| Instant::now() > d) {
             return Err(fail(format!(
                 "nothing listens there after {} s (`{ENV_JOIN_TIMEOUT}`)",
                 timeout.as_secs()
@@ -335,26 +378,109 @@ fn connect_to_hub(topology: &Topology, timeout: Duration) -> Result<TcpStream> {
     }
 }
 
-/// The port of `HOST:PORT`.
+/// A worker's side of the handshake on a fresh connection to the coordinator: its greeting, worker
+/// 0's within [`HANDSHAKE_TIMEOUT`], then [`START`] within `timeout` (the others may join later).
+///
+/// # Errors
+/// What went wrong, for [`connect_to_hub`] to name the coordinator.
+fn hub_handshake(
+    mut stream: &TcpStream,
+    topology: &Topology,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let mut hello = MAGIC.to_vec();
+    hello.extend_from_slice(&(topology.rank as u64).to_le_bytes());
+    hello.extend_from_slice(&(topology.world as u64).to_le_bytes());
+    let mut answer = [0u8; 8];
+    stream
+        .write_all(&hello)
+        .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
+        .and_then(|()| stream.read_exact(&mut answer))
+        .map_err(|e| {
+            format!(
+                "no laconic worker 0 answered within {} s ({e}); is another service on that port?",
+                HANDSHAKE_TIMEOUT.as_secs()
+            )
+        })?;
+    check_magic(&answer).map_err(|why| format!("{why}: not worker 0 of a laconic run"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.read_exact(&mut answer))
+        .map_err(|e| format!("worker 0 did not start the run ({e})"))?;
+    if &answer != START {
+        return Err(format!(
+            "worker 0 sent `{}` where it starts the run",
+            answer.escape_ascii()
+        ));
+    }
+    Ok(())
+}
+
+/// When a wait of `timeout` that starts now ends; `None` when that instant is past what the clock
+/// can represent (the wait is then unbounded).
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// The port of `HOST:PORT`, which must not be 0 (the workers could not know which port worker 0
+/// got).
 pub(crate) fn coordinator_port(coordinator: &str) -> Result<u16> {
-    coordinator
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
+    let port = coordinator
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
         .ok_or_else(|| {
             Error::Distributed(format!(
                 "`{coordinator}` is not HOST:PORT (the coordinator)"
             ))
-        })
+        })?;
+    if port == 0 {
+        return Err(Error::Distributed(format!(
+            "`{coordinator}`: the coordinator needs a fixed port, not 0 (the other workers must \
+             know where worker 0 listens)"
+        )));
+    }
+    Ok(port)
 }
 
-/// A whole number of seconds from the variable `key`, `default` when unset.
+/// The time limits of a run from the environment: joining ([`ENV_JOIN_TIMEOUT`]) and each
+/// collective ([`ENV_TIMEOUT`]). The launcher reads them too, so a bad value stops the run before any
+/// worker starts.
+///
+/// # Errors
+/// A value [`parse_seconds`] refuses, naming its variable.
+pub(crate) fn time_limits() -> Result<(Duration, Duration)> {
+    Ok((
+        seconds(ENV_JOIN_TIMEOUT, DEFAULT_JOIN_TIMEOUT_SECS)?,
+        seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_SECS)?,
+    ))
+}
+
+/// A time limit from the variable `key`, `default` seconds when unset ([`parse_seconds`]).
+///
+/// # Errors
+/// A value that is not UTF-8 or that [`parse_seconds`] refuses, naming `key`.
 fn seconds(key: &str, default: u64) -> Result<Duration> {
     match std::env::var(key) {
-        Err(_) => Ok(Duration::from_secs(default)),
-        Ok(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
-            Error::Distributed(format!("`{key}` expected whole seconds, found `{v}`"))
-        }),
+        Err(std::env::VarError::NotPresent) => Ok(Duration::from_secs(default)),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::Distributed(format!(
+            "`{key}` expected whole seconds, found `{}`",
+            v.to_string_lossy()
+        ))),
+        Ok(v) => parse_seconds(key, &v),
+    }
+}
+
+/// Whole seconds from 1 to [`MAX_TIMEOUT_SECS`], the value of the variable `key`.
+///
+/// # Errors
+/// Another value, naming `key` and the range.
+pub(crate) fn parse_seconds(key: &str, value: &str) -> Result<Duration> {
+    let secs = value.trim().parse::<u64>().ok();
+    match secs {
+        Some(secs @ 1..=MAX_TIMEOUT_SECS) => Ok(Duration::from_secs(secs)),
+        _ => Err(Error::Distributed(format!(
+            "`{key}` expected whole seconds from 1 to {MAX_TIMEOUT_SECS} (one week), found `{value}`"
+        ))),
     }
 }
 
@@ -426,6 +552,122 @@ mod tests {
         );
         drop(hub);
         one.join().unwrap();
+    }
+
+    /// Issue 32: a stalled peer (here: joined, then silent) was noticed only after an hour, and
+    /// the error did not say how long was waited. The wait is the configured limit and the stalled
+    /// worker is named.
+    #[test]
+    fn a_stalled_worker_is_named_within_the_collective_time_limit() {
+        let port = free_port();
+        let (limit, wait) = (Duration::from_secs(60), Duration::from_secs(1));
+        let silent = std::thread::spawn(move || {
+            TcpCollective::join_within(&topology(1, 2, port), limit, wait).unwrap()
+        });
+        let hub = TcpCollective::join_within(&topology(0, 2, port), limit, wait).unwrap();
+        let _silent = silent.join().unwrap();
+        let start = Instant::now();
+        let t = Tensor::<NdArray, 1>::from_floats([1.0], &Default::default());
+        let err = Collective::<NdArray>::all_reduce_sum(&hub, t).unwrap_err();
+        assert!(
+            matches!(err, laconic_optim::Error::PeerLost { worker: 1, .. }),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("stalled: it sent nothing for 1 s (`LACONIC_DP_TIMEOUT`"),
+            "{message}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// A listener on a free port that answers every connection with `reply` (nothing when empty)
+    /// and keeps it open for a while.
+    fn impostor(reply: &'static [u8]) -> u16 {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.write_all(reply);
+                std::thread::sleep(Duration::from_secs(30));
+            }
+        });
+        port
+    }
+
+    /// Issue 32: any byte from the coordinator's port was taken as worker 0's welcome, so another
+    /// service there gave nonsense later (`sent 3756056163690434644 values…`). The handshake now
+    /// names what answered, at once (or after the handshake's 10 s when nothing does).
+    #[test]
+    fn something_other_than_worker_0_at_the_coordinator_is_named() {
+        let limit = Duration::from_secs(60);
+        for (reply, expected) in [
+            (
+                &b"SSH-2.0-OpenSSH_9.6\r\n"[..],
+                "it sent `SSH-2.0-`: not worker 0 of a laconic run",
+            ),
+            (
+                b"LACONIC1",
+                "protocol version `1` where this laconic speaks `2`",
+            ),
+            (b"", "no laconic worker 0 answered within 10 s"),
+        ] {
+            let port = impostor(reply);
+            let start = Instant::now();
+            let err = TcpCollective::join_within(&topology(1, 2, port), limit, limit)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "worker 1 could not join worker 0 at `127.0.0.1:{port}`"
+                )) && err.contains(expected),
+                "{err}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{:?}",
+                start.elapsed()
+            );
+        }
+    }
+
+    /// Issue 32: `LACONIC_DP_JOIN_TIMEOUT=18446744073709551615` panicked (an instant overflow) and
+    /// `LACONIC_DP_TIMEOUT=0` failed without naming the variable. Values outside 1 s … one week are
+    /// refused naming the variable, and any `Duration` given in code is a valid (unbounded) limit.
+    #[test]
+    fn time_limits_are_bounded_and_errors_name_the_variable() {
+        for bad in ["18446744073709551615", "0", "-1", "1.5", "", "604801"] {
+            let err = parse_seconds(ENV_JOIN_TIMEOUT, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`LACONIC_DP_JOIN_TIMEOUT`") && err.contains(&format!("`{bad}`")),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            parse_seconds(ENV_TIMEOUT, " 5 ").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse_seconds(ENV_TIMEOUT, "604800").unwrap(),
+            Duration::from_secs(MAX_TIMEOUT_SECS)
+        );
+        let err =
+            TcpCollective::join_within(&topology(0, 1, free_port()), Duration::MAX, Duration::ZERO)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("`LACONIC_DP_TIMEOUT`"), "{err}");
+        let port = free_port();
+        let worker = std::thread::spawn(move || {
+            TcpCollective::join_within(&topology(1, 2, port), Duration::MAX, Duration::MAX).unwrap()
+        });
+        TcpCollective::join_within(&topology(0, 2, port), Duration::MAX, Duration::MAX).unwrap();
+        worker.join().unwrap();
     }
 
     #[test]
