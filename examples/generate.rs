@@ -41,7 +41,7 @@ struct Args {
     /// Most tokens to generate.
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
-    /// Sampling temperature; 0 = greedy.
+    /// Sampling temperature; 0 = greedy, else at least 1e-6.
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
     /// Nucleus mass (1 = off).

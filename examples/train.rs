@@ -11,20 +11,23 @@
 //! `--resume RUN_DIR` continues from the run's last checkpoint with its resolved config (with any
 //! worker count). `--workers N` runs N data-parallel worker processes on this machine; `--nodes M
 //! --node-rank R --coordinator HOST:PORT --host HOST` spreads them over machines
-//! (docs/design.md, "Data-parallel runs").
+//! (docs/design.md, "Data-parallel runs"). On SIGTERM, SIGUSR1 or Ctrl-C the run finishes its step,
+//! writes a checkpoint, prints the command that resumes it and exits with 75; a second signal ends
+//! it at once.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
-use laconic::train::distributed::{self, relaunch, work, LaunchPlan, Role};
+use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
 use laconic::train::progress::ProgressBars;
 use laconic::train::report::finish_report;
 use laconic::train::{export_merged, load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
 use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
+use common::resume::{finish, with_resume_command};
 
 /// Train a policy with length-aware RL.
 #[derive(Parser, Debug)]
@@ -53,16 +56,19 @@ struct Args {
 }
 
 fn main() {
-    // A data-parallel failure exits with its own code (a worker, a peer, a timeout).
-    laconic_harness::exit_on_error(run(Args::parse()), |err| {
-        err.downcast_ref().map_or(1, distributed::exit_code)
-    });
+    // A stopped run exits with `STOPPED_EXIT`, a data-parallel failure with its own code (a
+    // worker, a peer, a timeout).
+    finish(run(Args::parse()));
 }
 
 fn run(args: Args) -> Result<()> {
     let device = backend::device()?;
+    laconic::train::stop::install()?;
     let run = match Role::of(args.data_parallel.plan())? {
-        Role::Worker(topology) => return Ok(work::<Autodiff>(&topology, &device, args.quiet)?),
+        Role::Worker(topology) => {
+            let worked = work::<Autodiff>(&topology, &device, args.quiet);
+            return with_resume_command(worked, "train", &topology.run, &args.data_parallel);
+        }
         Role::Launcher(plan) => match launch_workers(&args, &plan)? {
             Some(run) => run,
             None => return Ok(()),
@@ -124,8 +130,9 @@ fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> R
     );
     let steps = trainer.config().train.steps;
     let mut bars = ProgressBars::new(steps, trainer.step_count(), args.quiet);
-    trainer.train(&run, &mut bars)?;
+    let trained = trainer.train(&run, &mut bars);
     bars.finish();
+    with_resume_command(trained, "train", &run.path, &args.data_parallel)?;
     Ok(run)
 }
 

@@ -42,6 +42,30 @@ impl DataParallelArgs {
     }
 }
 
+impl DataParallelArgs {
+    /// The flags as given, those left at their defaults omitted (`--workers 2`): what a command
+    /// that repeats this one passes on.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        let mut push = |flag: &str, value: String, default: bool| {
+            if !default {
+                flags.extend([flag.to_string(), value]);
+            }
+        };
+        push("--workers", self.workers.to_string(), self.workers == 1);
+        push("--nodes", self.nodes.to_string(), self.nodes == 1);
+        push(
+            "--node-rank",
+            self.node_rank.to_string(),
+            self.node_rank == 0,
+        );
+        let coordinator = self.coordinator.clone().unwrap_or_default();
+        push("--coordinator", coordinator, self.coordinator.is_none());
+        push("--host", self.host.clone(), self.host == "127.0.0.1");
+        flags
+    }
+}
+
 /// On a machine other than 0, the run folder machine 0 creates (on a shared file system): waits up to
 /// two minutes for its resolved config.
 pub fn wait_for_run(path: &Path) -> Result<RunDir> {

@@ -1,6 +1,7 @@
 //! Helpers shared by the examples: shape flags over laconic-model's `DenseShape` (Qwen3-0.6B unless told), the
 //! float dtype of the device, and a peak-memory probe (the benchmarks); the data-parallel flags of
-//! `train` and `demo` ([`data_parallel`]).
+//! `train` and `demo` ([`data_parallel`]) and how they end when a signal stopped their run
+//! ([`resume`]).
 //!
 //! Not an example itself (cargo only builds `examples/*.rs` and `examples/*/main.rs`); an example uses
 //! it with `mod common;`.
@@ -9,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod data_parallel;
+pub mod resume;
 
 use laconic_harness::peak_rss_bytes;
 use std::io::{BufRead, BufReader};

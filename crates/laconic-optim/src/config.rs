@@ -167,7 +167,8 @@ impl OptimConfig {
     /// The first knob out of range, naming it and what was expected.
     pub fn validate(&self) -> Result<()> {
         let c = self;
-        non_negative("adv_epsilon", c.adv_epsilon)?;
+        // GRPO divides by `std + adv_epsilon`: 0 makes a group of equal rewards a NaN advantage.
+        positive("adv_epsilon", c.adv_epsilon)?;
         check(
             (0.0..1.0).contains(&c.clip_ratio_low),
             "clip_ratio_low",

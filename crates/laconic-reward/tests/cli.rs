@@ -115,6 +115,36 @@ fn bad_flags_are_errors() {
     );
 }
 
+/// Issue 32: `--alpha nan` said "invalid type: null", naming no flag; invalid UTF-8 in the input
+/// gave no line number.
+#[test]
+fn non_finite_flags_and_bad_bytes_are_named() {
+    for flag in ["--alpha", "--beta", "--percentile"] {
+        for value in ["nan", "inf", "-inf"] {
+            let out = run(&["--reward", "kimi", &format!("{flag}={value}")], ROLLOUTS);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && err.contains(flag) && err.contains("finite"),
+                "{flag} {value}: {err}"
+            );
+        }
+    }
+    let mut bytes = ROLLOUTS.as_bytes().to_vec();
+    bytes.extend_from_slice(b"{\"response\": \"\xff\", \"answer\": \"1\"}\n");
+    let dir = std::env::temp_dir().join(format!("laconic-reward-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad-utf8.jsonl");
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(&[path.to_str().unwrap()], "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("bad-utf8.jsonl` line 5")
+            && err.contains("invalid UTF-8"),
+        "{err}"
+    );
+}
+
 #[test]
 fn free_form_extraction_from_the_command_line() {
     let unboxed = r#"{"group": "a", "response": "We add 3 and 4. So the answer is $7$.", "answer": "7", "length": 10}

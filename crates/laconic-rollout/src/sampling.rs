@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
-    /// Softmax temperature; 0 = greedy. Default 1.0 (the paper's rollouts).
+    /// Softmax temperature; 0 = greedy, else at least [`MIN_TEMPERATURE`]. Default 1.0 (the paper's
+    /// rollouts).
     pub temperature: f32,
     /// Nucleus mass in (0, 1]; 1 = off. Default 1.0.
     pub top_p: f32,
@@ -99,11 +100,12 @@ impl SamplingParams {
                 found,
             })
         };
-        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+        let t = self.temperature;
+        if !(t.is_finite() && (t == 0.0 || t >= MIN_TEMPERATURE)) {
             return bad(
                 "temperature",
-                "a finite value ≥ 0",
-                self.temperature.to_string(),
+                "0 (greedy) or a finite value ≥ 1e-6",
+                t.to_string(),
             );
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
@@ -123,6 +125,10 @@ impl SamplingParams {
         self.stop_ids.contains(&token)
     }
 }
+
+/// The smallest temperature other than 0 (greedy): logits are divided by it in f32, and below
+/// it `logit / T` overflows to infinity for ordinary logits (`1e-45` made every row "non-finite").
+pub const MIN_TEMPERATURE: f32 = 1e-6;
 
 /// A sampled token and its log-prob (see the module docs for the convention).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,6 +273,14 @@ mod tests {
             (
                 SamplingParams {
                     temperature: -1.0,
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            // Issue 32: `1e-45` passed and every row's logits became non-finite, blamed on the model.
+            (
+                SamplingParams {
+                    temperature: 1e-45,
                     ..Default::default()
                 },
                 "temperature",

@@ -18,7 +18,7 @@ use laconic_rollout::RolloutConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layers::{parse_key, Layered};
+use crate::layers::{cap_quoted, parse_key, Layered};
 use crate::task::DigitSumConfig;
 
 /// Why a run config is refused: the dotted key at fault (or the first of the keys that disagree) and
@@ -267,7 +267,7 @@ impl RunConfig {
     ) -> Result<Self> {
         let fail = |message: String| Error::Config {
             path: path.to_path_buf(),
-            message,
+            message: cap_quoted(&message),
         };
         let mut layered = Layered::from_file(path).map_err(fail)?;
         layered.apply_env(env).map_err(fail)?;
@@ -285,7 +285,7 @@ impl RunConfig {
     pub fn from_toml(text: &str) -> Result<Self> {
         let fail = |message: String| Error::Config {
             path: "<memory>".into(),
-            message,
+            message: cap_quoted(&message),
         };
         let table: toml::Table = text
             .parse()
@@ -356,9 +356,14 @@ impl RunConfig {
             other => InvalidConfig::new("rollout", other.to_string()),
         })?;
         self.optim.validate().map_err(|e| match &e {
-            laconic_optim::Error::Config { key, .. } => {
-                InvalidConfig::new(format!("optim.{key}"), e.to_string())
-            }
+            laconic_optim::Error::Config {
+                key,
+                expected,
+                found,
+            } => InvalidConfig::new(
+                format!("optim.{key}"),
+                format!("`optim.{key}` {expected}, found `{found}`"),
+            ),
             _ => InvalidConfig::from_message(e.to_string()),
         })?;
         self.reward.shaper.validate().map_err(|e| match &e {
@@ -403,6 +408,9 @@ impl RunConfig {
         self.eval
             .validate()
             .map_err(|e| InvalidConfig::from_message(e.to_string()))?;
+        if let Some(name) = &self.train.run_name {
+            check_run_name(name)?;
+        }
         self.sft.validate()
     }
 
@@ -449,6 +457,24 @@ impl RunConfig {
             ..self.optim.clone()
         }
     }
+}
+
+/// A run name is one plain folder name: not empty, not `.` or `..`, no path separator (so the run
+/// folder is a new folder inside `train.out_dir`, never `out_dir` itself or a folder outside it).
+fn check_run_name(name: &str) -> std::result::Result<(), InvalidConfig> {
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        return Ok(());
+    }
+    Err(InvalidConfig::new(
+        "train.run_name",
+        format!(
+            "`train.run_name` = `{}` is not a plain folder name: give one path component (not \
+             empty, not `.` or `..`, no `/` or `\\`)",
+            crate::layers::excerpt(name)
+        ),
+    ))
 }
 
 impl SftConfig {

@@ -87,6 +87,18 @@ pub enum Error {
     /// A checkpoint's data cursor belongs to another kind of data than the run's.
     #[error("the checkpoint's prompt cursor does not match this run's data")]
     CursorMismatch,
+    /// A length the run asks for does not fit the model's positions.
+    #[error("`{key}` = {value} does not fit the model's max_position_embeddings = {positions} ({detail}); lower `{key}`")]
+    ExceedsPositions {
+        /// The dotted key.
+        key: &'static str,
+        /// Its value (the largest, for a list).
+        value: usize,
+        /// The model's `max_position_embeddings`.
+        positions: usize,
+        /// Why it does not fit.
+        detail: String,
+    },
     /// A run config names no model to start from.
     #[error("`model.path` or `model.init_config` is required")]
     NoModel,
@@ -126,11 +138,38 @@ pub enum Error {
         /// The resolved config's file name.
         config: &'static str,
     },
+    /// A new run's folder holds files and was not made by laconic for a run.
+    #[error("`{path}` is not empty and is not a laconic run folder (it has no `{marker}`); laconic writes a new run only into a missing or empty folder, so that it never clears files it did not write: choose another run folder")]
+    NotARunFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The marker file's name.
+        marker: &'static str,
+    },
     /// A new run's folder already holds a run with checkpoints.
     #[error("`{path}` already holds a run; resume it with --resume or choose another run name")]
     RunExists {
         /// The run folder.
         path: PathBuf,
+    },
+    /// A signal asked the run to stop; it stopped between steps with a checkpoint written.
+    #[error("stopped by {signal} after step {step}; the run is saved in `{checkpoint}`")]
+    Stopped {
+        /// The signal's name (`SIGTERM`), or what asked for the stop.
+        signal: String,
+        /// Steps completed.
+        step: u64,
+        /// The checkpoint of that step.
+        checkpoint: PathBuf,
+    },
+    /// A signal handler could not be installed.
+    #[error("failed to install the handler of {signal}")]
+    Signal {
+        /// The signal's name.
+        signal: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// A curation's pass rates do not line up with its dataset.
     #[error("`{path}` has {records} records but {rates} pass rates were computed")]

@@ -30,7 +30,7 @@ impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Layer::Env(var) => write!(f, "from the environment variable `{var}`"),
-            Layer::Set(arg) => write!(f, "from `--set {arg}`"),
+            Layer::Set(arg) => write!(f, "from `--set {}`", excerpt(arg)),
         }
     }
 }
@@ -86,7 +86,9 @@ impl Layered {
             let layer = Layer::Env(name.clone());
             let path =
                 parse_key(&key).map_err(|e| format!("environment variable `{name}`: {e}"))?;
-            self.apply(path, literal(value.trim()), layer)?;
+            let value = override_value(value.trim())
+                .map_err(|e| format!("environment variable `{name}`: {e}"))?;
+            self.apply(path, value, layer)?;
         }
         Ok(())
     }
@@ -95,15 +97,17 @@ impl Layered {
     ///
     /// # Errors
     /// An argument without `=`, a key that is not dotted plain names, or one that clashes with the
-    /// table's shape.
+    /// table's shape; a value that is not one value ([`override_value`]).
     pub fn apply_set(&mut self, arg: &str) -> Result<(), String> {
+        let shown = excerpt(arg);
         let Some((key, value)) = arg.split_once('=') else {
             return Err(format!(
-                "`--set {arg}` is not of the form `section.key=value`"
+                "`--set {shown}` is not of the form `section.key=value`"
             ));
         };
-        let path = parse_key(key.trim()).map_err(|e| format!("`--set {arg}`: {e}"))?;
-        self.apply(path, literal(value.trim()), Layer::Set(arg.to_string()))
+        let path = parse_key(key.trim()).map_err(|e| format!("`--set {shown}`: {e}"))?;
+        let value = override_value(value.trim()).map_err(|e| format!("`--set {shown}`: {e}"))?;
+        self.apply(path, value, Layer::Set(arg.to_string()))
     }
 
     /// The latest override layer that wrote the value at dotted `key`, a table above it or a value
@@ -174,6 +178,18 @@ fn merge(existing: &mut Table, new: Table) {
     }
 }
 
+/// The most characters of a value an error message echoes.
+pub const ECHO_LIMIT: usize = 80;
+
+/// `text` as an error message echoes it: whole up to [`ECHO_LIMIT`] characters, else its first
+/// [`ECHO_LIMIT`] characters and `…` (a 10 MB value is not printed back).
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(ECHO_LIMIT) {
+        None => text.into(),
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+    }
+}
+
 /// A dotted key as its parts.
 ///
 /// # Errors
@@ -202,11 +218,58 @@ pub fn parse_key(key: &str) -> Result<Vec<String>, String> {
 
 /// A `--set` or environment value as a TOML literal (`0.2`, `true`, `[1, 2]`, `"text"`, `{a = 1}`),
 /// or the raw text as a string when it is not one (`kimi`).
-pub fn literal(text: &str) -> Value {
-    match format!("v = {text}").parse::<Table>() {
-        Ok(mut table) => table.remove("v").expect("the key was just parsed"),
-        Err(_) => Value::String(text.to_string()),
+///
+/// # Errors
+/// A value holding a line break (`1\nbogus = 2` would set a second key, silently dropped), or an
+/// integer beyond TOML's 64-bit signed range (it would otherwise become a string and be reported as
+/// the wrong type).
+pub fn override_value(text: &str) -> Result<Value, String> {
+    if text.contains(['\n', '\r']) {
+        return Err(
+            "the value holds a line break; give one `section.key=value` per `--set` (a string \
+             value may write `\\n`)"
+                .into(),
+        );
     }
+    match format!("v = {text}").parse::<Table>() {
+        Ok(mut table) if table.len() == 1 => {
+            Ok(table.remove("v").expect("the key was just parsed"))
+        }
+        Ok(_) => {
+            Err("the value sets more than one key; give one `section.key=value` per `--set`".into())
+        }
+        Err(_) if is_integer(text) => Err(format!(
+            "`{}` is out of range: a config integer lies in {}..={}",
+            excerpt(text),
+            i64::MIN,
+            i64::MAX
+        )),
+        Err(_) => Ok(Value::String(text.to_string())),
+    }
+}
+
+/// Whether `text` is written as a decimal integer (`-12`, `1_000`), whatever its size.
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+}
+
+/// `message` with every value it quotes in backticks cut to [`ECHO_LIMIT`] characters
+/// ([`excerpt`]): a config error never prints back a megabyte-long value.
+pub fn cap_quoted(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                excerpt(part)
+            } else {
+                part.into()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 #[cfg(test)]
@@ -263,6 +326,62 @@ mod tests {
             .apply_env([("LACONIC__ROLLOUT____N".to_string(), "1".to_string())])
             .unwrap_err();
         assert!(err.contains("`LACONIC__ROLLOUT____N`"), "{err}");
+    }
+
+    /// Issue 32: `--set $'train.steps=1\nbogus = 2'` set `train.steps` and silently dropped `bogus`;
+    /// `train.steps=18446744073709551615` became a string, reported as "invalid type: string".
+    #[test]
+    fn a_set_value_is_one_value_in_range() {
+        let mut l = layered("[train]\nsteps = 4");
+        let err = l.apply_set("train.steps=1\nbogus = 2").unwrap_err();
+        assert!(err.contains("line break"), "{err}");
+        let err = l
+            .apply_env([(
+                "LACONIC__TRAIN__STEPS".to_string(),
+                "1\r\nx = 1".to_string(),
+            )])
+            .unwrap_err();
+        assert!(
+            err.contains("`LACONIC__TRAIN__STEPS`") && err.contains("line break"),
+            "{err}"
+        );
+        let err = l.apply_set("train.steps=18446744073709551615").unwrap_err();
+        assert!(
+            err.contains("`18446744073709551615` is out of range")
+                && err.contains("`--set train.steps=18446744073709551615`"),
+            "{err}"
+        );
+        assert!(l.apply_set("train.steps=-99999999999999999999").is_err());
+        assert_eq!(
+            l.table["train"]["steps"],
+            Value::Integer(4),
+            "nothing applied"
+        );
+        l.apply_set("train.steps=9_223_372_036_854_775_807")
+            .unwrap();
+        assert_eq!(l.table["train"]["steps"], Value::Integer(i64::MAX));
+        l.apply_set("train.name=\"a\\nb\"").unwrap();
+        assert_eq!(l.table["train"]["name"], Value::String("a\nb".into()));
+        l.apply_set("train.tag=12abc").unwrap();
+        assert_eq!(l.table["train"]["tag"], Value::String("12abc".into()));
+    }
+
+    /// Issue 32: an unknown value is echoed cut short, not a 10 MB value back to stderr.
+    #[test]
+    fn echoed_values_are_cut_short() {
+        let long = "x".repeat(10_000_000);
+        let shown = excerpt(&long);
+        assert_eq!(shown.chars().count(), ECHO_LIMIT + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(excerpt("kimi"), "kimi");
+        let message = format!("`reward.kind`: unknown reward `{long}`, expected one of `kimi`");
+        let capped = cap_quoted(&message);
+        assert!(capped.len() < 400, "{} bytes", capped.len());
+        assert!(
+            capped.starts_with("`reward.kind`: unknown reward `xxx") && capped.ends_with("`kimi`")
+        );
+        let layer = Layer::Set(format!("reward.kind={long}")).to_string();
+        assert!(layer.len() < 400, "{} bytes", layer.len());
     }
 
     #[test]

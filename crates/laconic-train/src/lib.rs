@@ -18,6 +18,7 @@ pub mod run;
 pub mod sft;
 pub mod source;
 mod step_batch;
+pub mod stop;
 pub mod task;
 
 pub use config::{AlgorithmConfig, InvalidConfig, RunConfig};

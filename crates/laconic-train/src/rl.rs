@@ -82,6 +82,8 @@ pub struct RlTrainer<B: LogprobBackend> {
     task: Task,
     stop_ids: Vec<u32>,
     step: u64,
+    /// Restored from a checkpoint: the step-0 evaluation, if any, is in the run's metrics already.
+    resumed: bool,
     /// The data-parallel run this trainer is one worker of ([`SingleWorker`] by default).
     collective: Box<dyn Collective<B::InnerBackend>>,
 }
@@ -139,7 +141,10 @@ impl<B: LogprobBackend> RlTrainer<B> {
             _ => model,
         };
         model.set_attention_blocks(config.model.attention)?;
-        let task = Task::from_config(&config, &tokenizer, model.config().max_position_embeddings)?;
+        let positions = model.config().max_position_embeddings;
+        check_positions(&config, positions)?;
+        let task = Task::from_config(&config, &tokenizer, positions)?;
+        check_prompt_room(&config, task.longest_prompt(&tokenizer)?, positions)?;
         let mut optim = config.optim_config();
         optim.total_steps = optim.total_steps.or(Some(
             config.train.steps * u64::from(optim.ppo_epochs as u32),
@@ -166,6 +171,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
             task,
             stop_ids,
             step: 0,
+            resumed: false,
             collective: Box::new(SingleWorker),
         })
     }
@@ -203,6 +209,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
             match trainer.restore(&dir, device) {
                 Ok(()) => {
                     trainer.step = step;
+                    trainer.resumed = true;
                     return Ok(trainer);
                 }
                 Err(e) => {
@@ -280,10 +287,14 @@ impl<B: LogprobBackend> RlTrainer<B> {
     }
 
     /// Runs the loop until `train.steps`, evaluating and checkpointing on schedule and writing metrics
-    /// and sampled rollouts into `run`.
+    /// and sampled rollouts into `run`. When a signal asked this process (or, in a data-parallel run,
+    /// any worker) to stop ([`crate::stop`]), the loop finishes the step or evaluation it is in, writes
+    /// a checkpoint and returns [`Error::Stopped`]; resuming that checkpoint continues as if the run
+    /// had not stopped.
     ///
     /// # Errors
-    /// Any step failure; a non-finite loss stops the run with the last good checkpoint kept.
+    /// Any step failure; a non-finite loss stops the run with the last good checkpoint kept;
+    /// [`Error::Stopped`] after a signal.
     pub fn train(&mut self, run: &RunDir, observer: &mut dyn TrainObserver) -> Result<()> {
         self.train_until(run, self.config.train.steps, observer)
     }
@@ -302,9 +313,12 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let t = self.config.train.clone();
         let last = last.min(t.steps);
         self.check_replicas()?;
-        if self.step == 0 {
+        if self.step == 0 && !self.resumed {
             if let Some(report) = self.evaluate(observer)? {
                 self.record_eval(run, 0, &report, Metrics::new(), observer)?;
+            }
+            if last > 0 {
+                self.stop_if_requested(run, false)?;
             }
         }
         while self.step < last {
@@ -320,20 +334,65 @@ impl<B: LogprobBackend> RlTrainer<B> {
                 None
             };
             let logged = self.first_records(records, t.log_rollouts)?;
-            if !self.is_writer() {
-                continue;
+            let saved = due(t.save_every);
+            if self.is_writer() {
+                run.write_rollouts(step, &logged)?;
+                match report {
+                    Some(report) => {
+                        self.record_eval(run, step, &report, metrics.clone(), observer)?
+                    }
+                    None => run.append_metrics(&metrics)?,
+                }
+                observer.on_step(step, &metrics);
+                if saved {
+                    self.save(run)?;
+                }
             }
-            run.write_rollouts(step, &logged)?;
-            match report {
-                Some(report) => self.record_eval(run, step, &report, metrics.clone(), observer)?,
-                None => run.append_metrics(&metrics)?,
-            }
-            observer.on_step(step, &metrics);
-            if due(t.save_every) {
-                self.save(run)?;
+            // A run whose last step is done has nothing left to resume: it ends as usual.
+            if self.step < last {
+                self.stop_if_requested(run, saved)?;
             }
         }
         Ok(())
+    }
+
+    /// Ends the run here when a signal asked for it ([`crate::stop`]), on any worker: worker 0
+    /// writes this step's checkpoint (unless it is `saved` already), every worker waits until it is
+    /// in place, and all return [`Error::Stopped`].
+    fn stop_if_requested(&self, run: &RunDir, saved: bool) -> Result<()> {
+        let Some(signal) = self.agreed_stop()? else {
+            return Ok(());
+        };
+        if self.is_writer() && !saved {
+            self.save(run)?;
+        }
+        if self.collective.world_size() > 1 {
+            // A barrier: the launcher stops every worker once one exits, so none may exit before
+            // worker 0's checkpoint is renamed into place.
+            let device = head_weight(self.model()).device();
+            all_reduce_u64(self.collective.as_ref(), &[0], &device)?;
+        }
+        Err(Error::Stopped {
+            signal,
+            step: self.step,
+            checkpoint: run.checkpoint(self.step),
+        })
+    }
+
+    /// Whether a signal asked any worker to stop (all workers agree, so all stop after the same
+    /// step), and the name of the signal this worker got.
+    fn agreed_stop(&self) -> Result<Option<String>> {
+        let local = crate::stop::requested();
+        if self.collective.world_size() == 1 {
+            return Ok(local.map(str::to_string));
+        }
+        let device = head_weight(self.model()).device();
+        let votes = all_reduce_u64(
+            self.collective.as_ref(),
+            &[u64::from(local.is_some())],
+            &device,
+        )?;
+        Ok((votes[0] > 0).then(|| local.unwrap_or("a signal to another worker").to_string()))
     }
 
     /// The step's first `keep` rollout records of the whole batch, on the writing worker: in a
@@ -760,6 +819,54 @@ impl<B: LogprobBackend> RlTrainer<B> {
         save_pretrained(&self.model().valid().without_lora(), dir)?;
         self.write_tokenizer(dir)
     }
+}
+
+/// The lengths a run asks of the model fit its `positions` (`max_position_embeddings`): a rollout
+/// of `rollout.max_tokens` leaves room for a prompt, and, when the run evaluates (the synthetic
+/// task, or `train.eval_benchmarks`), no budget of `eval.budgets` exceeds them. Checked when the
+/// trainer is built, before a run folder is made or a step evaluated.
+///
+/// # Errors
+/// [`Error::ExceedsPositions`] naming the key.
+fn check_positions(config: &RunConfig, positions: usize) -> Result<()> {
+    let max_tokens = config.rollout.sampling.max_tokens;
+    if max_tokens >= positions {
+        return Err(Error::ExceedsPositions {
+            key: "rollout.max_tokens",
+            value: max_tokens,
+            positions,
+            detail: "leaves no room for a prompt".into(),
+        });
+    }
+    let evaluates = matches!(config.data, crate::config::DataConfig::DigitSum(_))
+        || !config.train.eval_benchmarks.is_empty();
+    let budget = config.eval.max_budget();
+    if evaluates && budget > positions {
+        return Err(Error::ExceedsPositions {
+            key: "eval.budgets",
+            value: budget,
+            positions,
+            detail: "a budget counts the prompt and the response".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The longest training prompt (`longest` tokens) and `rollout.max_tokens` fit `positions`.
+///
+/// # Errors
+/// [`Error::ExceedsPositions`] naming `rollout.max_tokens`.
+fn check_prompt_room(config: &RunConfig, longest: usize, positions: usize) -> Result<()> {
+    let max_tokens = config.rollout.sampling.max_tokens;
+    if longest + max_tokens > positions {
+        return Err(Error::ExceedsPositions {
+            key: "rollout.max_tokens",
+            value: max_tokens,
+            positions,
+            detail: format!("with the longest training prompt of {longest} tokens"),
+        });
+    }
+    Ok(())
 }
 
 /// What the KL to the reference is measured against.

@@ -12,6 +12,11 @@
 //! moment leaves only complete checkpoints. One process at a time owns a run folder: [`RunDir::create`]
 //! and [`RunDir::open`] take an exclusive OS lock on `RUN/.lock` before reading or writing anything, held
 //! until the `RunDir` (and its clones) are dropped; the OS releases it when the process dies.
+//!
+//! laconic never deletes what it did not write. [`RunDir::create`] marks the folder it makes (or an
+//! empty one it is given) with a `RUN/.laconic-run` file and refuses any other folder that is not
+//! empty, naming it. Reusing a marked folder whose run stopped before its first checkpoint removes
+//! only the files a run writes, by name ([`RunDir::create`]); nothing else in it is touched.
 
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
@@ -35,6 +40,12 @@ pub const TRAINER_STATE: &str = "trainer_state.json";
 pub const LOCK: &str = ".lock";
 /// Name of the optimizer state inside a checkpoint.
 pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
+/// Name of the file that marks a folder as a laconic run folder: written when the folder is claimed
+/// for a run, it is what allows laconic to remove the run's own files from it later.
+pub const RUN_MARKER: &str = ".laconic-run";
+/// What the marker file says.
+const RUN_MARKER_TEXT: &str = "This folder is a laconic run folder. laconic removes from it only the files a run writes \
+     (config.resolved.toml, metrics.jsonl, rollouts/step_N.jsonl, eval/step_N/, checkpoints/step_N/, report/).\n";
 
 /// One step's numbers, as written to `metrics.jsonl`.
 pub type Metrics = BTreeMap<String, f64>;
@@ -86,6 +97,152 @@ fn lock(path: &Path) -> Result<Arc<File>> {
     }
 }
 
+/// Makes `path` a run folder: creates and marks it when missing, marks it when empty, accepts it when
+/// marked already.
+///
+/// # Errors
+/// A folder that holds files but no marker ([`Error::NotARunFolder`]), or one that cannot be read or
+/// written.
+fn claim(path: &Path) -> Result<()> {
+    let mut entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+            return write_marker(path);
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if is_run_folder(path) {
+        return Ok(());
+    }
+    match entries.next() {
+        None => write_marker(path),
+        Some(_) => Err(Error::NotARunFolder {
+            path: path.to_path_buf(),
+            marker: RUN_MARKER,
+        }),
+    }
+}
+
+fn write_marker(path: &Path) -> Result<()> {
+    let marker = path.join(RUN_MARKER);
+    std::fs::write(&marker, RUN_MARKER_TEXT).map_err(|e| Error::io(&marker, e))
+}
+
+/// Whether `path` is a folder laconic marked as a run folder.
+pub fn is_run_folder(path: &Path) -> bool {
+    path.join(RUN_MARKER).is_file()
+}
+
+/// How much of an entry of a run folder the run wrote.
+enum Written {
+    /// All of it: a file, or a folder and everything in it.
+    Whole,
+    /// A folder's entries whose names pass the test.
+    Entries(fn(&str) -> bool),
+}
+
+/// What a run writes in its folder, by name. The marker and the lock are not listed: they belong
+/// to the folder, not to a run.
+const RUN_FILES: &[(&str, Written)] = &[
+    (RESOLVED_CONFIG, Written::Whole),
+    ("config.resolved.tmp", Written::Whole),
+    (METRICS, Written::Whole),
+    ("metrics.tmp", Written::Whole),
+    ("rollouts", Written::Entries(is_rollout_file)),
+    ("eval", Written::Entries(is_step_folder)),
+    ("checkpoints", Written::Entries(is_checkpoint_folder)),
+    ("report", Written::Entries(is_report_file)),
+    (crate::rl::BASE_MODEL, Written::Whole),
+];
+
+/// `step_N` (an evaluation).
+fn is_step_folder(name: &str) -> bool {
+    step_number(name, "step_", "")
+}
+
+/// `step_N.jsonl` or its temporary `step_N.tmp`.
+fn is_rollout_file(name: &str) -> bool {
+    step_number(name, "step_", ".jsonl") || step_number(name, "step_", ".tmp")
+}
+
+/// `step_N` or an interrupted write's `.step_N.tmp`.
+fn is_checkpoint_folder(name: &str) -> bool {
+    step_number(name, "step_", "") || step_number(name, ".step_", ".tmp")
+}
+
+/// `summary.md` or a curve (`*.svg`).
+fn is_report_file(name: &str) -> bool {
+    name == "summary.md" || name.ends_with(".svg")
+}
+
+/// Whether `name` is `prefix`, a step number, then `suffix`.
+fn step_number(name: &str, prefix: &str, suffix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the files a run wrote in the run folder `path` ([`RUN_FILES`]), and the run's folders
+/// once empty; anything else is left where it is.
+///
+/// # Errors
+/// When an entry cannot be removed.
+fn remove_run_files(path: &Path) -> Result<()> {
+    for (name, written) in RUN_FILES {
+        let entry = path.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&entry) else {
+            continue;
+        };
+        match written {
+            _ if !meta.is_dir() => remove(&entry, false)?,
+            Written::Whole => remove(&entry, true)?,
+            Written::Entries(ours) => {
+                let children = std::fs::read_dir(&entry).map_err(|e| Error::io(&entry, e))?;
+                for child in children.flatten() {
+                    if child.file_name().to_str().is_some_and(*ours) {
+                        let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+                        remove(&child.path(), is_dir)?;
+                    }
+                }
+                // Left in place when it holds something the run did not write.
+                let _ = std::fs::remove_dir(&entry);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a file, or a folder and its contents.
+fn remove(path: &Path, folder: bool) -> Result<()> {
+    let removed = if folder {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.map_err(|e| Error::io(path, e))
+}
+
+/// Undoes [`RunDir::create`] for a run that never started (a data-parallel launch whose workers all
+/// failed before their first metrics line): removes that run's files, then the marker and the lock,
+/// then the folder itself if nothing else is left in it. A folder that is not a run folder is left
+/// untouched.
+///
+/// # Errors
+/// When a file of the run cannot be removed.
+pub fn remove_unstarted_run(path: &Path) -> Result<()> {
+    if !is_run_folder(path) {
+        return Ok(());
+    }
+    remove_run_files(path)?;
+    let _ = std::fs::remove_file(path.join(LOCK));
+    let marker = path.join(RUN_MARKER);
+    std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+    // Not empty: the folder held the user's files before the run (or got some since); they stay.
+    let _ = std::fs::remove_dir(path);
+    Ok(())
+}
+
 /// `RUN/config.resolved.toml`, which must exist.
 fn resolved_config_path(path: &Path) -> Result<PathBuf> {
     let config_path = path.join(RESOLVED_CONFIG);
@@ -113,16 +270,19 @@ fn read_resolved_config(config_path: &Path) -> Result<RunConfig> {
 impl RunDir {
     /// Creates `path` and writes the resolved config into it.
     ///
-    /// The resolved config is written with absolute paths (relative ones are taken from the working
-    /// directory), so `--resume` works from anywhere. A folder whose run stopped before its first
-    /// checkpoint is cleared and reused.
+    /// The folder must be missing, empty or a laconic run folder (one marked by an earlier
+    /// `create`); a folder holding anything else is refused, so no run writes into (or later clears)
+    /// a folder of the user's. The resolved config is written with absolute paths (relative ones are
+    /// taken from the working directory), so `--resume` works from anywhere. A run folder whose run
+    /// stopped before its first checkpoint is reused: the files that run wrote are removed by name,
+    /// anything else in the folder is left alone.
     ///
     /// # Errors
-    /// When the folder holds a run with a checkpoint, another process holds it, or it cannot be
-    /// written.
+    /// When the folder holds files and is not a run folder, holds a run with a checkpoint, another
+    /// process holds it, or it cannot be written.
     pub fn create(path: impl Into<PathBuf>, config: &RunConfig) -> Result<Self> {
         let path = path.into();
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        claim(&path)?;
         let run = Self {
             _lock: Some(lock(&path)?),
             path,
@@ -133,9 +293,10 @@ impl RunDir {
                     path: run.path.clone(),
                 });
             }
-            run.clear()?;
+            remove_run_files(&run.path)?;
             eprintln!(
-                "note: `{}` held a run that stopped before its first checkpoint; starting it anew",
+                "note: `{}` held a run that stopped before its first checkpoint; starting it anew \
+                 (only that run's files were removed)",
                 run.path.display()
             );
         }
@@ -146,24 +307,6 @@ impl RunDir {
             resolved.to_toml().as_bytes(),
         )?;
         Ok(run)
-    }
-
-    /// Removes everything of an unfinished run but the lock.
-    fn clear(&self) -> Result<()> {
-        let entries = std::fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        for entry in entries.flatten() {
-            if entry.file_name() == LOCK {
-                continue;
-            }
-            let path = entry.path();
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|e| Error::io(&path, e))?;
-        }
-        Ok(())
     }
 
     /// Opens an existing run folder and reads its resolved config.
@@ -458,6 +601,7 @@ mod tests {
 
     /// A run that stopped before its first checkpoint (a bad knob, a crash in the first steps) leaves
     /// a folder that the same command reuses, and the resolved config records absolute input paths.
+    /// Issue 32: reusing it removes only what the run wrote; the user's files beside it stay.
     #[test]
     fn a_folder_without_checkpoints_is_reused() {
         let dir = scratch("reuse");
@@ -465,11 +609,22 @@ mod tests {
         let run = RunDir::create(&dir, &config).unwrap();
         run.append_metrics(&Metrics::from([("step".to_string(), 0.0)]))
             .unwrap();
+        run.write_rollouts(1, &["x"]).unwrap();
         std::fs::create_dir_all(dir.join("eval/step_0")).unwrap();
+        std::fs::create_dir_all(dir.join("checkpoints/.step_2.tmp")).unwrap();
+        // The user's files, put into the run folder after laconic made it.
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        std::fs::write(dir.join("rollouts/picked.jsonl"), "mine").unwrap();
         drop(run);
         let run = RunDir::create(&dir, &config).unwrap();
         assert!(run.read_metrics().unwrap().is_empty());
-        assert!(!dir.join("eval").exists());
+        assert!(!dir.join("eval").exists() && !dir.join("checkpoints").exists());
+        assert!(!dir.join("rollouts/step_1.jsonl").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        assert!(dir.join("rollouts/picked.jsonl").is_file());
         drop(run);
         let (_, resolved) = RunDir::open(&dir).unwrap();
         let init = resolved.model.init_config.unwrap();
@@ -478,6 +633,82 @@ mod tests {
             "{init:?}"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 32: `--out .` or `--out runs` reused as a run folder deleted a repository or sibling
+    /// runs. A folder that holds anything and was not made by laconic for a run is refused, naming
+    /// it, before anything is written into it; an empty folder is taken.
+    #[test]
+    fn a_folder_of_the_users_is_refused_untouched() {
+        let dir = scratch("users");
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join("precious.txt"), "x").unwrap();
+        // Also a run folder of an earlier laconic, which left no marker: refused, not cleared.
+        std::fs::write(dir.join(RESOLVED_CONFIG), "").unwrap();
+        let err = RunDir::create(&dir, &valid_config()).unwrap_err();
+        assert!(matches!(err, Error::NotARunFolder { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&*dir.to_string_lossy())
+                && message.contains("not a laconic run folder"),
+            "{message}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [RESOLVED_CONFIG, "precious.txt", "src"],
+            "nothing written or removed"
+        );
+
+        let empty = scratch("empty-given");
+        std::fs::create_dir_all(&empty).unwrap();
+        drop(RunDir::create(&empty, &valid_config()).unwrap());
+        assert!(is_run_folder(&empty) && empty.join(RESOLVED_CONFIG).is_file());
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(empty).unwrap();
+    }
+
+    /// Issue 32: the data-parallel launcher removed `--out` recursively when its workers failed
+    /// before their first metrics line. It now removes the run's files, and the folder only when
+    /// nothing else is left in it; a folder that is no run folder is never touched.
+    #[test]
+    fn an_unstarted_run_is_removed_without_the_users_files() {
+        let config = valid_config();
+        let fresh = scratch("unstarted-fresh");
+        let run = RunDir::create(&fresh, &config).unwrap();
+        remove_unstarted_run(&fresh).unwrap();
+        drop(run);
+        assert!(
+            !fresh.exists(),
+            "a folder laconic made and filled alone is gone"
+        );
+
+        let shared = scratch("unstarted-shared");
+        let run = RunDir::create(&shared, &config).unwrap();
+        std::fs::write(shared.join("precious.txt"), "x").unwrap();
+        remove_unstarted_run(&shared).unwrap();
+        drop(run);
+        let left: Vec<_> = std::fs::read_dir(&shared).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the user's file is left");
+        assert!(shared.join("precious.txt").is_file());
+
+        // Not a run folder (no marker): left as it is.
+        remove_unstarted_run(&shared).unwrap();
+        assert!(shared.join("precious.txt").is_file());
+        std::fs::remove_dir_all(shared).unwrap();
+    }
+
+    #[test]
+    fn run_file_names_are_matched_exactly() {
+        assert!(is_checkpoint_folder("step_12") && is_checkpoint_folder(".step_3.tmp"));
+        assert!(!is_checkpoint_folder("step_") && !is_checkpoint_folder("step_1b"));
+        assert!(is_rollout_file("step_4.jsonl") && !is_rollout_file("step_4.jsonl.bak"));
+        assert!(is_step_folder("step_0") && !is_step_folder("steps"));
+        assert!(is_report_file("summary.md") && !is_report_file("notes.md"));
     }
 
     #[test]

@@ -160,6 +160,23 @@ impl Task {
         }
     }
 
+    /// Tokens of the longest training prompt: the dataset's longest, or for the synthetic task a
+    /// problem of `data.max_digits` digits.
+    ///
+    /// # Errors
+    /// When the tokenizer fails on a synthetic prompt.
+    pub fn longest_prompt(&self, tokenizer: &Tokenizer) -> Result<usize> {
+        match &self.source {
+            Source::Dataset { items, .. } => {
+                Ok(items.iter().map(|i| i.prompt_ids.len()).max().unwrap_or(0))
+            }
+            Source::DigitSum { config, .. } => {
+                let longest = format!("{}=", "9".repeat(config.max_digits));
+                Ok(tokenizer.encode(&longest)?.len())
+            }
+        }
+    }
+
     /// The sampler state to checkpoint (`None` for the stateless synthetic stream).
     pub fn sampler(&self) -> Option<&PromptSampler> {
         match &self.source {

@@ -60,13 +60,13 @@ struct Args {
     #[arg(long)]
     mask: Option<String>,
     /// `α` (kimi, laser, laser_d, l1, arora_zanette, grpo_lead).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     alpha: Option<f64>,
     /// `β` (alp).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     beta: Option<f64>,
     /// Percentile of correct lengths (adaptive_truncation).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     percentile: Option<f64>,
     /// `group` or `batch` (adaptive_truncation).
     #[arg(long)]
@@ -185,6 +185,36 @@ fn reward_config(args: &Args) -> Result<RewardSection> {
     Ok(config)
 }
 
+/// A finite number: `nan` and `inf` are refused here, where the flag is named (TOML has no NaN a
+/// reward knob could take).
+fn finite(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("expected a finite number, found `{v}`")),
+        Err(e) => Err(format!("expected a number, found `{text}` ({e})")),
+    }
+}
+
+/// The lines of `bytes` (without `\n` or `\r\n`), each checked to be UTF-8: an error names the
+/// input and the line.
+fn utf8_lines<'a>(bytes: &'a [u8], name: &'a str) -> impl Iterator<Item = Result<&'a str>> + 'a {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(move |_| !bytes.is_empty())
+        .enumerate()
+        .map(move |(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            std::str::from_utf8(line).map_err(|e| {
+                anyhow::anyhow!(
+                    "`{name}` line {}: invalid UTF-8 at byte {} of the line",
+                    i + 1,
+                    e.valid_up_to()
+                )
+            })
+        })
+}
+
 fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::new(std::io::stdin())));
@@ -225,12 +255,13 @@ fn run(args: &Args) -> Result<()> {
     let mut group_of_line: Vec<usize> = Vec::new();
     let mut group_ids: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(Vec<usize>, Option<f64>)> = Vec::new();
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut reader = open_input(&args.input)?;
     reader
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .with_context(|| format!("failed to read `{name}`"))?;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in utf8_lines(&bytes, &name).enumerate() {
+        let line = line?;
         if line.trim().is_empty() {
             continue;
         }

@@ -79,10 +79,10 @@ fn values_are_never_coerced() {
             "{err}"
         );
     }
-    // An optimizer knob's error names the override that wrote it (its message names the bare key).
+    // An optimizer knob's error names its dotted key and the override that wrote it.
     let err = set_error(&["optim.lr=-1.0"]);
     assert!(
-        err.contains("`lr`") && err.contains("(from `--set optim.lr=-1.0`)"),
+        err.contains("`optim.lr` expected") && err.contains("(from `--set optim.lr=-1.0`)"),
         "{err}"
     );
     let err = set_error(&["rollout.seed=3"]);
@@ -159,6 +159,10 @@ fn every_knob_is_range_checked() {
         ("data.min_digits=0", "`data.min_digits`"),
         ("sft.batch_size=0", "`sft.batch_size`"),
         ("model.attention.key_block=0", "`model.attention`"),
+        // Issue 32: GRPO divides by `std + adv_epsilon`, so 0 made a NaN advantage at step 1.
+        ("optim.adv_epsilon=0.0", "`optim.adv_epsilon`"),
+        ("optim.adv_epsilon=-1e-6", "`optim.adv_epsilon`"),
+        ("optim.adv_epsilon=inf", "`optim.adv_epsilon`"),
     ] {
         let err = set_error(&[arg]);
         assert!(
@@ -291,4 +295,52 @@ fn the_rollout_temperature_is_the_only_temperature() {
         err.contains("no longer a knob") && err.contains("--set"),
         "{err}"
     );
+}
+
+/// Issue 32: a run name is one plain folder name, so the run folder is a new folder inside
+/// `train.out_dir`: an empty name or `.` made the run folder `out_dir` itself, `../x` escaped it.
+#[test]
+fn a_run_name_is_one_plain_folder_name() {
+    for name in ["", ".", "..", "../x", "a/b", "a\\\\b", "/abs"] {
+        let arg = format!("train.run_name=\"{name}\"");
+        let err = set_error(&[&arg]);
+        assert!(
+            err.contains("`train.run_name`") && err.contains("not a plain folder name"),
+            "{name}: {err}"
+        );
+    }
+    let config =
+        RunConfig::load_with_env(&demo(), [], &sets(&["train.run_name=\"run-1.b\""])).unwrap();
+    assert_eq!(config.train.run_name.as_deref(), Some("run-1.b"));
+    // A long bad name is echoed cut short.
+    let long = format!("train.run_name=\"{}/x\"", "y".repeat(10_000));
+    let err = set_error(&[&long]);
+    assert!(
+        err.contains("…") && err.len() < 1_000,
+        "{} bytes",
+        err.len()
+    );
+}
+
+/// Issue 32: an unknown `reward.kind` of 10 MB was echoed whole to stderr (twice: the value and the
+/// `--set` that wrote it); an integer beyond range was reported as "invalid type: string".
+#[test]
+fn errors_echo_values_cut_short_and_name_out_of_range_numbers() {
+    let huge = format!("reward.kind={}", "k".repeat(10_000_000));
+    let err = set_error(&[&huge]);
+    assert!(
+        err.contains("unknown reward") && err.contains('…') && err.len() < 2_000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..err.len().min(500)]
+    );
+    let err = set_error(&["train.steps=18446744073709551615"]);
+    assert!(
+        err.contains("out of range")
+            && err.contains("train.steps")
+            && !err.contains("invalid type"),
+        "{err}"
+    );
+    let err = set_error(&["train.steps=1\nbogus = 2"]);
+    assert!(err.contains("line break"), "{err}");
 }

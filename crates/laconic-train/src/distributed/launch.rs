@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::tcp::{coordinator_port, time_limits, DEFAULT_TIMEOUT_SECS, ENV_TIMEOUT};
 use super::Topology;
 use crate::error::{Error, Result};
+use crate::run::remove_unstarted_run;
 
 /// How to lay out the workers of a run over machines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,8 +204,10 @@ impl Role {
 }
 
 /// Runs this program again, with the same arguments, as this machine's workers of the run folder
-/// `run` ([`launch`]), and waits for them. When the launcher made the folder (`fresh`) and the
-/// workers failed before writing a metrics line, the folder is removed: a bad input leaves no run.
+/// `run` ([`launch`]), and waits for them. When the launcher made the run (`fresh`) and the
+/// workers failed before writing a metrics line, the run's files are removed, and the folder when
+/// nothing else is in it ([`remove_unstarted_run`]): a bad input leaves no run, and nothing that
+/// laconic did not write is removed.
 ///
 /// # Errors
 /// As [`launch`].
@@ -219,7 +222,12 @@ pub fn relaunch(plan: &LaunchPlan, run: &Path, fresh: bool) -> Result<()> {
         command
     });
     if result.is_err() && fresh && !run.join(crate::run::METRICS).exists() {
-        let _ = std::fs::remove_dir_all(run);
+        if let Err(e) = remove_unstarted_run(run) {
+            eprintln!(
+                "warning: could not remove the unstarted run in `{}`: {e}",
+                run.display()
+            );
+        }
     }
     result
 }
