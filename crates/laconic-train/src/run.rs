@@ -195,8 +195,9 @@ fn remove_run_files(path: &Path) -> Result<()> {
             continue;
         };
         match written {
-            _ if !meta.is_dir() => remove(&entry, false)?,
-            Written::Whole => remove(&entry, true)?,
+            Written::Whole => remove(&entry, meta.is_dir())?,
+            // A run writes a folder here; a file of that name is someone else's.
+            Written::Entries(_) if !meta.is_dir() => {}
             Written::Entries(ours) => {
                 let children = std::fs::read_dir(&entry).map_err(|e| Error::io(&entry, e))?;
                 for child in children.flatten() {
