@@ -73,6 +73,13 @@ fn launch_workers(
     workers: usize,
     env: &[(&str, String)],
 ) -> laconic::train::Result<()> {
+    // One launch at a time: a worker that aborts while another test's worker is stopped (SIGSTOP)
+    // can get the stopped one continued (it then exits instead of stalling), and the workers of
+    // two runs would share the cores.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let exe = std::env::current_exe().unwrap();
     launch(&LaunchPlan::local(workers), run, |_| {
         let mut command = Command::new(&exe);
