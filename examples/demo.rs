@@ -20,13 +20,12 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
-use laconic::train::progress::ProgressBars;
 use laconic::train::report::finish_report;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
 use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
-use common::resume::{cargo_run, finish, shell_quote, with_resume_command};
+use common::resume::{cargo_run, finish, reopen, shell_quote, train_to_end, with_resume_command};
 
 /// Run the CPU demo.
 #[derive(Parser, Debug)]
@@ -97,17 +96,8 @@ fn load_config(args: &Args) -> Result<RunConfig> {
 
 /// The whole run in this process (a new one, or `--resume`); returns its folder once trained.
 fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> Result<RunDir> {
-    let (run, mut trainer) = match &args.resume {
-        Some(dir) => {
-            let (run, config) = RunDir::open(dir)?;
-            let trainer = RlTrainer::<Autodiff>::resume(&run, config, device)?;
-            println!(
-                "resuming {} at step {}",
-                run.path.display(),
-                trainer.step_count()
-            );
-            (run, trainer)
-        }
+    let (run, trainer) = match &args.resume {
+        Some(dir) => reopen(dir, device)?,
         None => {
             let config = load_config(args)?;
             // Model, tokenizer and task are loaded and checked before the run folder is made: a
@@ -125,11 +115,7 @@ fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> R
         backend::NAME,
         run.path.display()
     );
-    let steps = trainer.config().train.steps;
-    let mut bars = ProgressBars::new(steps, trainer.step_count(), args.quiet);
-    let trained = trainer.train(&run, &mut bars);
-    bars.finish();
-    with_resume_command(trained, "demo", &run.path, &args.data_parallel)?;
+    train_to_end(trainer, &run, args.quiet, "demo", &args.data_parallel)?;
     Ok(run)
 }
 

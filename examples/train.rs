@@ -21,13 +21,12 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
 use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
-use laconic::train::progress::ProgressBars;
 use laconic::train::report::finish_report;
 use laconic::train::{export_merged, load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
 use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
-use common::resume::{finish, with_resume_command};
+use common::resume::{finish, reopen, train_to_end, with_resume_command};
 
 /// Train a policy with length-aware RL.
 #[derive(Parser, Debug)]
@@ -101,17 +100,8 @@ fn load_config(args: &Args, path: &std::path::Path) -> Result<RunConfig> {
 
 /// The whole run in this process; returns its folder once trained.
 fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> Result<RunDir> {
-    let (run, mut trainer) = match (&args.resume, &args.config) {
-        (Some(dir), _) => {
-            let (run, config) = RunDir::open(dir)?;
-            let trainer = RlTrainer::<Autodiff>::resume(&run, config, device)?;
-            println!(
-                "resuming {} at step {}",
-                run.path.display(),
-                trainer.step_count()
-            );
-            (run, trainer)
-        }
+    let (run, trainer) = match (&args.resume, &args.config) {
+        (Some(dir), _) => reopen(dir, device)?,
         (None, Some(path)) => {
             let config = load_config(args, path)?;
             // Model, tokenizer and task are loaded before the run folder is made: a bad input
@@ -128,11 +118,7 @@ fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> R
         backend::NAME,
         run.path.display()
     );
-    let steps = trainer.config().train.steps;
-    let mut bars = ProgressBars::new(steps, trainer.step_count(), args.quiet);
-    let trained = trainer.train(&run, &mut bars);
-    bars.finish();
-    with_resume_command(trained, "train", &run.path, &args.data_parallel)?;
+    train_to_end(trainer, &run, args.quiet, "train", &args.data_parallel)?;
     Ok(run)
 }
 

@@ -4,8 +4,11 @@
 
 use std::path::Path;
 
+use laconic::backend::{self, Autodiff};
 use laconic::train::distributed;
+use laconic::train::progress::ProgressBars;
 use laconic::train::stop::STOPPED_EXIT;
+use laconic::train::{RlTrainer, RunDir};
 
 use super::data_parallel::DataParallelArgs;
 
@@ -91,4 +94,35 @@ pub fn shell_quote(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
+}
+
+/// The run in `dir` and its trainer at the last checkpoint, said on stdout (`--resume`).
+pub fn reopen(
+    dir: &Path,
+    device: &burn::tensor::Device<backend::Backend>,
+) -> anyhow::Result<(RunDir, RlTrainer<Autodiff>)> {
+    let (run, config) = RunDir::open(dir)?;
+    let trainer = RlTrainer::<Autodiff>::resume(&run, config, device)?;
+    println!(
+        "resuming {} at step {}",
+        run.path.display(),
+        trainer.step_count()
+    );
+    Ok((run, trainer))
+}
+
+/// Trains `trainer` in `run` to its last step with progress bars (none when `quiet`); a stop by
+/// signal comes back with the command that resumes `example`'s run ([`with_resume_command`]).
+pub fn train_to_end(
+    mut trainer: RlTrainer<Autodiff>,
+    run: &RunDir,
+    quiet: bool,
+    example: &str,
+    data_parallel: &DataParallelArgs,
+) -> anyhow::Result<()> {
+    let steps = trainer.config().train.steps;
+    let mut bars = ProgressBars::new(steps, trainer.step_count(), quiet);
+    let trained = trainer.train(run, &mut bars);
+    bars.finish();
+    with_resume_command(trained, example, &run.path, data_parallel)
 }
