@@ -73,9 +73,8 @@ fn launch_workers(
     workers: usize,
     env: &[(&str, String)],
 ) -> laconic::train::Result<()> {
-    // One launch at a time: a worker that aborts while another test's worker is stopped (SIGSTOP)
-    // can get the stopped one continued (it then exits instead of stalling), and the workers of
-    // two runs would share the cores.
+    // One launch at a time: the workers of two runs would share the cores, and a slow collective
+    // could then pass the stall test's short time limit.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME
         .lock()
@@ -86,6 +85,11 @@ fn launch_workers(
         command
             .args(["worker_process", "--exact", "--ignored", "--nocapture"])
             .envs(env.iter().map(|(k, v)| (k, v)));
+        // Each worker in a process group of its own, under this process: a group that holds a
+        // stopped worker (the stall test) and no process with a parent outside it is orphaned, and
+        // the kernel then continues its members (SIGHUP, SIGCONT) whenever another process of the
+        // group exits, so the stopped worker would run on and exit instead of stalling.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
     })
 }

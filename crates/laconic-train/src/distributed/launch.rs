@@ -374,6 +374,9 @@ mod tests {
             |topology| {
                 let mut command = Command::new("sh");
                 command.args(["-c", &commands[topology.rank]]);
+                // A group of its own under the test process, never orphaned: the kernel would
+                // continue a stopped member of an orphaned group when another member exits.
+                std::os::unix::process::CommandExt::process_group(&mut command, 0);
                 command
             },
         )
