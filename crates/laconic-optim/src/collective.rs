@@ -18,8 +18,12 @@ use crate::agg::AggCounts;
 use crate::error::{Error, Result};
 use crate::objective::ObjectiveSums;
 
-/// An all-reduce sum over the workers of one data-parallel run. Every worker must make the same
-/// calls, with tensors of the same length, in the same order.
+/// The collective operations of one data-parallel run. Every worker must make the same calls, with
+/// the same lengths where stated, in the same order.
+///
+/// An engine implements [`Collective::all_reduce_sum`]; every other operation has a default built on
+/// it (exact integers as 12-bit limbs in f32, gathers as sums in which each rank fills its own slot),
+/// which an engine with native operations (MPI, NCCL) overrides.
 pub trait Collective<B: Backend> {
     /// This worker's index, `0..world_size`.
     fn rank(&self) -> usize;
@@ -30,6 +34,104 @@ pub trait Collective<B: Backend> {
     /// # Errors
     /// When the transport fails (a peer went away, shapes disagree).
     fn all_reduce_sum(&self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>>;
+
+    /// Exact elementwise sums of non-negative integers. The default carries values below 2^48 (and
+    /// their sums) as 12-bit limbs in f32, where no rounding can occur.
+    ///
+    /// # Errors
+    /// A value the engine cannot sum exactly (beyond [`MAX_EXACT`] by default), or the transport's
+    /// error.
+    fn all_reduce_u64(&self, values: &[u64], device: &B::Device) -> Result<Vec<u64>> {
+        limb_all_reduce_u64(self, values, device)
+    }
+
+    /// Every worker's `bytes` (a serialised message), in rank order; the lengths may differ.
+    ///
+    /// # Errors
+    /// The transport's error.
+    fn all_gather_bytes(&self, bytes: &[u8], device: &B::Device) -> Result<Vec<Vec<u8>>> {
+        sum_gather_bytes(self, bytes, device)
+    }
+
+    /// Worker `root`'s `bytes` on every worker (the others' `bytes` are ignored).
+    ///
+    /// # Errors
+    /// `root` out of range, or the transport's error.
+    fn broadcast_bytes(&self, bytes: &[u8], root: usize, device: &B::Device) -> Result<Vec<u8>> {
+        check_root(root, self.world_size())?;
+        let mine = if self.rank() == root { bytes } else { &[] };
+        let mut all = self.all_gather_bytes(mine, device)?;
+        Ok(std::mem::take(&mut all[root]))
+    }
+
+    /// The concatenation, in rank order, of every worker's `part`, where worker `r`'s part holds
+    /// `counts[r]` values (every worker passes the same `counts`). The default sums zero-padded
+    /// copies, which is exact (`x + 0 = x`).
+    ///
+    /// # Errors
+    /// `counts` that disagree with `part` or the world, or the transport's error.
+    fn all_gather(&self, part: Tensor<B, 1>, counts: &[usize]) -> Result<Tensor<B, 1>> {
+        let offsets = check_counts(counts, self.rank(), self.world_size(), part.dims()[0])?;
+        let total: usize = counts.iter().sum();
+        let device = part.device();
+        let (start, mine) = (offsets[self.rank()], counts[self.rank()]);
+        let padded = Tensor::cat(
+            vec![
+                Tensor::zeros([start], &device),
+                part,
+                Tensor::zeros([total - start - mine], &device),
+            ],
+            0,
+        );
+        self.all_reduce_sum(padded)
+    }
+
+    /// This worker's slice of the elementwise sum of `tensor` over the workers: worker `r` gets the
+    /// `counts[r]` values after those of the workers before it (`tensor` holds `Σ counts` values on
+    /// every worker).
+    ///
+    /// # Errors
+    /// `counts` that disagree with `tensor` or the world, or the transport's error.
+    fn reduce_scatter(&self, tensor: Tensor<B, 1>, counts: &[usize]) -> Result<Tensor<B, 1>> {
+        let total = tensor.dims()[0];
+        if counts.len() != self.world_size() || counts.iter().sum::<usize>() != total {
+            return Err(Error::Collective(format!(
+                "reduce-scatter of {total} values over {} workers into parts of {counts:?}",
+                self.world_size()
+            )));
+        }
+        let offsets = check_counts(counts, self.rank(), self.world_size(), counts[self.rank()])?;
+        let summed = self.all_reduce_sum(tensor)?;
+        Ok(summed.narrow(0, offsets[self.rank()], counts[self.rank()]))
+    }
+}
+
+/// The start of each worker's part given `counts`, after checking that there is one count per worker
+/// and that this worker's is `len`.
+fn check_counts(counts: &[usize], rank: usize, world: usize, len: usize) -> Result<Vec<usize>> {
+    if counts.len() != world || counts[rank] != len {
+        return Err(Error::Collective(format!(
+            "worker {rank} of {world} passed {len} values with part sizes {counts:?}"
+        )));
+    }
+    Ok(counts
+        .iter()
+        .scan(0usize, |acc, &n| {
+            let start = *acc;
+            *acc += n;
+            Some(start)
+        })
+        .collect())
+}
+
+fn check_root(root: usize, world: usize) -> Result<()> {
+    if root < world {
+        Ok(())
+    } else {
+        Err(Error::Collective(format!(
+            "root worker {root} is not below the world size {world}"
+        )))
+    }
 }
 
 /// The one-worker collective: every sum is its input.
@@ -48,6 +150,14 @@ impl<B: Backend> Collective<B> for SingleWorker {
     fn all_reduce_sum(&self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>> {
         Ok(tensor)
     }
+
+    fn all_reduce_u64(&self, values: &[u64], _device: &B::Device) -> Result<Vec<u64>> {
+        Ok(values.to_vec())
+    }
+
+    fn all_gather_bytes(&self, bytes: &[u8], _device: &B::Device) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![bytes.to_vec()])
+    }
 }
 
 /// Bits per f32 limb of an exact integer sum: a sum of up to 2^12 workers' limbs stays below 2^24,
@@ -55,16 +165,12 @@ impl<B: Backend> Collective<B> for SingleWorker {
 const LIMB_BITS: u32 = 12;
 /// Limbs per integer: values below 2^48.
 const LIMBS: usize = 4;
-/// Largest integer [`all_reduce_u64`] carries exactly.
+/// Largest integer the default [`Collective::all_reduce_u64`] carries exactly.
 pub const MAX_EXACT: u64 = (1 << (LIMB_BITS as usize * LIMBS)) - 1;
 
-/// Exact elementwise sums of non-negative integers (each below 2^48 and the sums too), carried as
-/// 12-bit limbs in f32 so no rounding can occur.
-///
-/// # Errors
-/// A value beyond [`MAX_EXACT`], or the transport's error.
-pub fn all_reduce_u64<B: Backend>(
-    collective: &dyn Collective<B>,
+/// The default [`Collective::all_reduce_u64`]: 12-bit limbs in f32 through `all_reduce_sum`.
+fn limb_all_reduce_u64<B: Backend, C: Collective<B> + ?Sized>(
+    collective: &C,
     values: &[u64],
     device: &B::Device,
 ) -> Result<Vec<u64>> {
@@ -94,12 +200,10 @@ pub fn all_reduce_u64<B: Backend>(
         .collect())
 }
 
-/// Every worker's `values`, in rank order; the lengths may differ between workers.
-///
-/// # Errors
-/// As [`all_reduce_u64`].
-pub fn all_gather_u64<B: Backend>(
-    collective: &dyn Collective<B>,
+/// The default gather of integers below 2^48: each worker fills its own slots of a zero vector,
+/// summed exactly.
+fn sum_gather_u64<B: Backend, C: Collective<B> + ?Sized>(
+    collective: &C,
     values: &[u64],
     device: &B::Device,
 ) -> Result<Vec<Vec<u64>>> {
@@ -109,7 +213,7 @@ pub fn all_gather_u64<B: Backend>(
     }
     let mut lengths = vec![0u64; world];
     lengths[rank] = values.len() as u64;
-    let lengths = all_reduce_u64(collective, &lengths, device)?;
+    let lengths = collective.all_reduce_u64(&lengths, device)?;
     let offsets: Vec<usize> = lengths
         .iter()
         .scan(0usize, |acc, &len| {
@@ -121,21 +225,18 @@ pub fn all_gather_u64<B: Backend>(
     let total = lengths.iter().sum::<u64>() as usize;
     let mut slots = vec![0u64; total];
     slots[offsets[rank]..offsets[rank] + values.len()].copy_from_slice(values);
-    let slots = all_reduce_u64(collective, &slots, device)?;
+    let slots = collective.all_reduce_u64(&slots, device)?;
     Ok((0..world)
         .map(|r| slots[offsets[r]..offsets[r] + lengths[r] as usize].to_vec())
         .collect())
 }
 
-/// Bytes per word of [`all_gather_bytes`]: 48 bits, what [`all_reduce_u64`] carries exactly.
+/// Bytes per word of the default byte gather: 48 bits, what the limbs carry exactly.
 const BYTES_PER_WORD: usize = 6;
 
-/// Every worker's `bytes` (a serialised message), in rank order; the lengths may differ.
-///
-/// # Errors
-/// As [`all_reduce_u64`].
-pub fn all_gather_bytes<B: Backend>(
-    collective: &dyn Collective<B>,
+/// The default [`Collective::all_gather_bytes`]: the bytes as 48-bit words through [`sum_gather_u64`].
+fn sum_gather_bytes<B: Backend, C: Collective<B> + ?Sized>(
+    collective: &C,
     bytes: &[u8],
     device: &B::Device,
 ) -> Result<Vec<Vec<u8>>> {
@@ -147,7 +248,7 @@ pub fn all_gather_bytes<B: Backend>(
             .rev()
             .fold(0u64, |w, &b| (w << 8) | u64::from(b))
     }));
-    let gathered = all_gather_u64(collective, &words, device)?;
+    let gathered = sum_gather_u64(collective, &words, device)?;
     Ok(gathered
         .into_iter()
         .map(|words| {
@@ -160,6 +261,62 @@ pub fn all_gather_bytes<B: Backend>(
             out
         })
         .collect())
+}
+
+/// Exact elementwise sums of non-negative integers: [`Collective::all_reduce_u64`].
+///
+/// # Errors
+/// As [`Collective::all_reduce_u64`].
+pub fn all_reduce_u64<B: Backend>(
+    collective: &dyn Collective<B>,
+    values: &[u64],
+    device: &B::Device,
+) -> Result<Vec<u64>> {
+    collective.all_reduce_u64(values, device)
+}
+
+/// Every worker's `values`, in rank order; the lengths may differ between workers. Carried as
+/// little-endian bytes through [`Collective::all_gather_bytes`], so any `u64` crosses exactly.
+///
+/// # Errors
+/// The transport's error.
+pub fn all_gather_u64<B: Backend>(
+    collective: &dyn Collective<B>,
+    values: &[u64],
+    device: &B::Device,
+) -> Result<Vec<Vec<u64>>> {
+    if collective.world_size() == 1 {
+        return Ok(vec![values.to_vec()]);
+    }
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    collective
+        .all_gather_bytes(&bytes, device)?
+        .into_iter()
+        .map(|part| {
+            if part.len() % 8 != 0 {
+                return Err(Error::Collective(format!(
+                    "a gathered integer message of {} bytes",
+                    part.len()
+                )));
+            }
+            Ok(part
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect())
+        })
+        .collect()
+}
+
+/// Every worker's `bytes` (a serialised message), in rank order: [`Collective::all_gather_bytes`].
+///
+/// # Errors
+/// The transport's error.
+pub fn all_gather_bytes<B: Backend>(
+    collective: &dyn Collective<B>,
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<Vec<Vec<u8>>> {
+    collective.all_gather_bytes(bytes, device)
 }
 
 /// The whole batch's group order in a data-parallel run: every worker's groups, in ascending id.
@@ -237,8 +394,8 @@ pub fn all_reduce_f64<B: Backend>(
         .collect())
 }
 
-fn all_reduce_host<B: Backend>(
-    collective: &dyn Collective<B>,
+fn all_reduce_host<B: Backend, C: Collective<B> + ?Sized>(
+    collective: &C,
     values: Vec<f32>,
     device: &B::Device,
 ) -> Result<Vec<f32>> {
