@@ -1,19 +1,20 @@
 //! Data-parallel scaling on this machine, each side measured in the same run:
 //!
 //! ```text
-//! cargo run --release --example bench_data_parallel                      # both parts
-//! cargo run --release --example bench_data_parallel -- --part steps --steps 8
-//! cargo run --release --example bench_data_parallel -- --part allreduce --layers 7
+//! cargo run --release --features mpi --example bench_data_parallel              # both parts
+//! cargo run --release --features mpi --example bench_data_parallel -- --part steps --steps 8
+//! cargo run --release --features mpi --example bench_data_parallel -- --part allreduce --layers 7
 //! ```
 //! 1. **Step time** of the demo config (`configs/demo.toml`: 16 prompts × 8 rollouts a step) with one
-//!    worker on one thread against two worker processes on one thread each (over 127.0.0.1). Scaling efficiency = t₁ / (2 · t₂) for the same global batch; the median of the
-//!    steps after the first.
+//!    process on one thread against two MPI ranks on one thread each. Scaling efficiency =
+//!    t₁ / (2 · t₂) for the same global batch; the median of the steps after the first.
 //! 2. **Gradient all-reduce** of a Qwen3-0.6B-sized gradient (every parameter's length, 596 M f32
-//!    by default; the shape flags shrink it) between two worker processes over loopback:
-//!    `optim.allreduce_bucket_mib` buckets (laconic's path) against one all-reduce per parameter
-//!    (what `GradientsParams::all_reduce` does). Throughput = gradient bytes / seconds.
+//!    by default; the shape flags shrink it) between two MPI ranks on this machine:
+//!    `optim.allreduce_bucket_mib` buckets (laconic's path) against one all-reduce per parameter.
+//!    Throughput = gradient bytes / seconds; a ring all-reduce moves 2(W−1)/W of them per rank.
 //!
-//! Each worker is this program started again by laconic's launcher, as `train --workers` does.
+//! Needs the `mpi` feature: the ranks are this program started again under `mpirun`, as
+//! `train --workers` does.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,8 +24,8 @@ use anyhow::{bail, ensure, Context, Result};
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use laconic::backend::{self, Autodiff};
-use laconic::optim::collective::{all_reduce_bucketed, all_reduce_u64, Entry};
-use laconic::train::distributed::{launch, work, LaunchPlan, TcpCollective, Topology};
+use laconic::optim::collective::{all_reduce_bucketed, Entry};
+use laconic::train::distributed::{join_run, mpirun, World};
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
@@ -49,11 +50,11 @@ enum Part {
 enum Role {
     /// The benchmark itself.
     Bench,
-    /// The one-worker reference run (on `--run`).
+    /// The one-process reference run (on `--run`).
     Single,
-    /// A worker of the two-worker run.
-    Worker,
-    /// A worker of the all-reduce measurement.
+    /// A rank of the two-rank run (on `--run`).
+    Rank,
+    /// A rank of the all-reduce measurement.
     Reducer,
 }
 
@@ -82,10 +83,13 @@ struct Args {
 }
 
 fn main() {
-    laconic_harness::exit_on_error(run(Args::parse()), |_| 1);
+    let result = World::init()
+        .map_err(anyhow::Error::from)
+        .and_then(|world| run(Args::parse(), &world));
+    laconic_harness::exit_on_error(result, |_| 1);
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: Args, world: &World) -> Result<()> {
     let device = backend::device()?;
     match args.role {
         Role::Single => {
@@ -94,8 +98,13 @@ fn run(args: Args) -> Result<()> {
             RlTrainer::<Autodiff>::new(config, model, tokenizer)?.train(&run, &mut ())?;
             Ok(())
         }
-        Role::Worker => Ok(work::<Autodiff>(&topology()?, &device, true)?),
-        Role::Reducer => reduce(&args, &topology()?),
+        Role::Rank => {
+            let run = args.run.as_ref().context("--run")?;
+            let (run, mut trainer) = join_run::<Autodiff>(world, run, &device)?;
+            trainer.train(&run, &mut ())?;
+            Ok(())
+        }
+        Role::Reducer => reduce(&args, world),
         Role::Bench => {
             println!("bench_data_parallel on {}", backend::NAME);
             if args.part != Part::Allreduce {
@@ -109,17 +118,28 @@ fn run(args: Args) -> Result<()> {
     }
 }
 
-fn topology() -> Result<Topology> {
-    Topology::from_env()?.context("a worker role needs the launcher's variables")
-}
-
-/// This program again, in `role`, with the benchmark's own flags.
-fn child(role: &str) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("this program's path"));
+/// This program again, in `role`, with the benchmark's own flags: one process, or `ranks` MPI
+/// ranks.
+fn child(role: &str, ranks: usize) -> Result<Command> {
+    let exe = std::env::current_exe().context("this program's path")?;
+    let mut command = if ranks == 1 {
+        Command::new(&exe)
+    } else {
+        let mut command = mpirun(ranks)?;
+        command.arg(&exe);
+        command
+    };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.extend(["--role".into(), role.into()]);
     command.args(args);
-    command
+    Ok(command)
+}
+
+/// Runs `command` to its end.
+fn wait(mut command: Command, what: &str) -> Result<()> {
+    let status = command.status()?;
+    ensure!(status.success(), "{what} failed ({status})");
+    Ok(())
 }
 
 /// Part 1: the demo config's step time with one worker against two.
@@ -141,29 +161,33 @@ fn steps(args: &Args) -> Result<()> {
     let _ = std::fs::remove_dir_all(&scratch);
 
     let one = RunDir::create(scratch.join("one"), &config)?;
-    let status = child("single")
+    let mut single = child("single", 1)?;
+    single
         .args(["--run".into(), one.path.display().to_string()])
-        .env("RAYON_NUM_THREADS", "1")
-        .status()?;
-    ensure!(status.success(), "the one-worker run failed ({status})");
+        .env("RAYON_NUM_THREADS", "1");
+    wait(single, "the one-process run")?;
 
     let two = RunDir::create(scratch.join("two"), &config)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 {
-        println!("note: {threads} thread available; two workers share it");
+        println!("note: {threads} thread available; two ranks share it");
     }
-    launch(&LaunchPlan::local(2), &two.path, |_| child("worker"))?;
+    let mut ranks = child("rank", 2)?;
+    ranks
+        .args(["--run".into(), two.path.display().to_string()])
+        .env("RAYON_NUM_THREADS", "1");
+    wait(ranks, "the two-rank run")?;
 
     let (t1, t2) = (step_times(&one)?, step_times(&two)?);
     println!(
         "\ndemo config, {} prompts × {} rollouts a step, median of steps 2..={} (1 thread per worker):",
         config.rollout.prompts_per_step, config.rollout.n, args.steps
     );
-    println!("| workers | step s | rollout s | update s |");
+    println!("| ranks | step s | rollout s | update s |");
     println!("|---:|---:|---:|---:|");
-    for (workers, t) in [(1, &t1), (2, &t2)] {
+    for (ranks, t) in [(1, &t1), (2, &t2)] {
         println!(
-            "| {workers} | {:.3} | {:.3} | {:.3} |",
+            "| {ranks} | {:.3} | {:.3} | {:.3} |",
             t.step, t.rollout, t.update
         );
     }
@@ -215,22 +239,20 @@ fn allreduce(args: &Args) -> Result<()> {
         "the shape's parameter lengths sum to {floats}, the model has {expected}"
     );
     println!(
-        "\ngradient all-reduce over 127.0.0.1, 2 workers: {} parameters, {:.1} M f32 ({:.2} GB), {} timed each",
+        "\ngradient all-reduce through MPI, 2 ranks on this machine: {} parameters, {:.1} M f32 ({:.2} GB), {} timed each",
         numels.len(),
         floats as f64 / 1e6,
         floats as f64 * 4.0 / 1e9,
         args.repeats
     );
-    let run = std::env::temp_dir().join(format!("laconic-bench-ar-{}", std::process::id()));
-    launch(&LaunchPlan::local(2), &run, |_| child("reducer"))?;
-    Ok(())
+    wait(child("reducer", 2)?, "the all-reduce ranks")
 }
 
-/// A reducer process: joins the collective, times both methods on a gradient of ones (the sum is
-/// checked), and on worker 0 prints the table.
-fn reduce(args: &Args, topology: &Topology) -> Result<()> {
+/// A reducer rank: times both methods on a gradient of ones (the sum is checked), and on rank 0
+/// prints the table.
+fn reduce(args: &Args, world: &World) -> Result<()> {
     let device: burn::tensor::Device<Inner> = Default::default();
-    let collective = TcpCollective::join(topology)?;
+    let collective = world.collective::<Inner>();
     let numels = args.shape.dense().parameter_numels();
     let bytes = numels.iter().sum::<usize>() as f64 * 4.0;
     let methods = [
@@ -252,10 +274,10 @@ fn reduce(args: &Args, topology: &Topology) -> Result<()> {
                 })
                 .collect();
             // Start together: a one-value all-reduce is the barrier.
-            all_reduce_u64::<Inner>(&collective, &[1], &device)?;
+            collective.all_reduce_u64(&[1], &device)?;
             let start = Instant::now();
             let reduced =
-                all_reduce_bucketed::<Inner>(&collective, entries, *bucket_elems, &device)?;
+                all_reduce_bucketed::<Inner>(collective.as_ref(), entries, *bucket_elems, &device)?;
             let first = reduced
                 .first()
                 .and_then(|t| t.clone())
@@ -264,11 +286,11 @@ fn reduce(args: &Args, topology: &Topology) -> Result<()> {
                 .into_scalar()
                 .elem::<f32>();
             seconds.push(start.elapsed().as_secs_f64());
-            ensure!(first == topology.world as f32, "the sum of ones is {first}");
+            ensure!(first == world.size() as f32, "the sum of ones is {first}");
         }
         rows.push((label.clone(), mean_std(&seconds)));
     }
-    if topology.rank == 0 {
+    if world.rank() == 0 {
         println!("| method | all-reduces | seconds (mean ± std) | GB/s of gradient |");
         println!("|---|---:|---:|---:|");
         let buckets = |elems: usize| {

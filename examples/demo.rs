@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example demo                      # configs/demo.toml
 //! cargo run --release --example demo -- --set train.steps=40
-//! cargo run --release --example demo -- --workers 2     # two data-parallel worker processes
+//! cargo run --release --features mpi --example demo -- --workers 2   # two MPI ranks
 //! cargo run --release --example demo -- --resume runs/demo-1764180000   # after a stop (SIGTERM, Ctrl-C)
 //! ```
 //! A tiny Qwen3 warm-started on verbose chain-of-thought traces (assets/demo/model) is trained with GRPO
@@ -19,13 +19,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
-use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
+use laconic::train::distributed::World;
 use laconic::train::report::finish_report;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
-use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
-use common::resume::{cargo_run, finish, reopen, shell_quote, train_to_end, with_resume_command};
+use common::data_parallel::{finish, on_every_rank, start, DataParallelArgs};
+use common::resume::{cargo_run, reopen, shell_quote, train_to_end};
 
 /// Run the CPU demo.
 #[derive(Parser, Debug)]
@@ -50,28 +50,34 @@ struct Args {
 }
 
 fn main() {
-    // A stopped run exits with `STOPPED_EXIT`, a data-parallel failure with its own code.
-    finish(run(Args::parse()));
+    let args = Args::parse();
+    // First: under `--workers N` this process becomes `mpirun`; a rank splits the cores before any
+    // thread pool starts.
+    let world = match start(&args.data_parallel) {
+        Ok(world) => world,
+        Err(e) => return finish(World::single(), Err(e)),
+    };
+    let result = run(&args, &world);
+    // A stopped run exits with `STOPPED_EXIT`; an error on any rank ends every rank.
+    finish(world, result);
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: &Args, world: &World) -> Result<()> {
     let start = Instant::now();
     let device = backend::device()?;
     laconic::train::stop::install()?;
-    let role = Role::of(args.data_parallel.plan())?;
-    if let Role::Worker(topology) = &role {
-        let run = topology.run.clone();
-        let worked = work::<Autodiff>(topology, &device, args.quiet);
-        return with_resume_command(worked, "demo", &run, &args.data_parallel);
+    let (run, trainer) = on_every_rank(world, &device, || start_run(args, world, &device))?;
+    train_to_end(
+        trainer,
+        &run,
+        args.quiet,
+        "demo",
+        world,
+        &args.data_parallel,
+    )?;
+    if world.rank() > 0 {
+        return Ok(());
     }
-    let run = match role {
-        Role::Launcher(plan) => match launch_workers(&args, &plan)? {
-            Some(run) => run,
-            None => return Ok(()),
-        },
-        _ => train_here(&args, &device)?,
-    };
-
     let (summary, files) = finish_report(&run)?;
     let summary = summary.context("the run has no step-0 or final evaluation")?;
     println!("\n{}", summary.markdown());
@@ -84,7 +90,7 @@ fn run(args: Args) -> Result<()> {
     println!(
         "Total time {:.0} s. Rerun: {}",
         start.elapsed().as_secs_f64(),
-        rerun_command(&args)
+        rerun_command(args, world)
     );
     Ok(())
 }
@@ -94,8 +100,12 @@ fn load_config(args: &Args) -> Result<RunConfig> {
     Ok(RunConfig::load(&args.config, &args.sets)?)
 }
 
-/// The whole run in this process (a new one, or `--resume`); returns its folder once trained.
-fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> Result<RunDir> {
+/// The run folder (new, or `--resume`d) and its trainer, on rank 0 (or the one process).
+fn start_run(
+    args: &Args,
+    world: &World,
+    device: &burn::tensor::Device<backend::Backend>,
+) -> Result<(RunDir, RlTrainer<Autodiff>)> {
     let (run, trainer) = match &args.resume {
         Some(dir) => reopen(dir, device)?,
         None => {
@@ -110,13 +120,16 @@ fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> R
             )
         }
     };
+    let ranks = match world.size() {
+        1 => String::new(),
+        n => format!(" with {n} ranks"),
+    };
     println!(
-        "laconic demo on {} — run folder {}",
+        "laconic demo on {}{ranks} — run folder {}",
         backend::NAME,
         run.path.display()
     );
-    train_to_end(trainer, &run, args.quiet, "demo", &args.data_parallel)?;
-    Ok(run)
+    Ok((run, trainer))
 }
 
 /// `--out`, or a new folder under `train.out_dir`.
@@ -126,36 +139,9 @@ fn new_run_dir(args: &Args, config: &RunConfig) -> PathBuf {
         .unwrap_or_else(|| config.new_run_dir(&args.config))
 }
 
-/// Starts this machine's workers on the run folder (made or opened here on machine 0, waited for
-/// on the others) and waits for them; returns the folder on machine 0, which writes the report.
-fn launch_workers(args: &Args, plan: &LaunchPlan) -> Result<Option<RunDir>> {
-    let (run, fresh) = match &args.resume {
-        Some(dir) if plan.node_rank == 0 => (RunDir::open(dir)?.0, false),
-        Some(dir) => (wait_for_run(dir)?, false),
-        None => {
-            let config = load_config(args)?;
-            require_shared_name(plan, args.out.is_some(), "--out RUN_DIR")?;
-            let dir = new_run_dir(args, &config);
-            if plan.node_rank == 0 {
-                (RunDir::create(&dir, &config)?, true)
-            } else {
-                (wait_for_run(&dir)?, false)
-            }
-        }
-    };
-    println!(
-        "laconic demo on {} with {} workers — run folder {}",
-        backend::NAME,
-        plan.world(),
-        run.path.display()
-    );
-    relaunch(plan, &run.path, fresh)?;
-    Ok((plan.node_rank == 0).then_some(run))
-}
-
 /// The command that runs this demo again: the config (a resumed run's resolved one), every `--set`
 /// and the data-parallel flags (not `--out`, whose folder now holds this run).
-fn rerun_command(args: &Args) -> String {
+fn rerun_command(args: &Args, world: &World) -> String {
     let config = match &args.resume {
         Some(dir) => dir.join(laconic::train::run::RESOLVED_CONFIG),
         None => args.config.clone(),
@@ -164,7 +150,12 @@ fn rerun_command(args: &Args) -> String {
     for set in &args.sets {
         words.extend(["--set".to_string(), shell_quote(set)]);
     }
-    words.extend(args.data_parallel.flags().iter().map(|w| shell_quote(w)));
+    words.extend(
+        args.data_parallel
+            .flags(world)
+            .iter()
+            .map(|w| shell_quote(w)),
+    );
     format!("{} -- {}", cargo_run("demo"), words.join(" "))
 }
 

@@ -19,8 +19,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
-use laconic::train::distributed::watch_launcher;
 use laconic::train::lab::report::{self, ExperimentResult, LabRun};
+use laconic::train::lab::runner::watch_parent;
 use laconic::train::lab::{self, experiment, runner, Lab, LabOptions, Plan};
 use laconic::train::unique_run_name;
 
@@ -62,7 +62,7 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.arm {
-        watch_launcher();
+        watch_parent();
         return Ok(lab::train_arm::<Autodiff>(dir, &backend::device()?)?);
     }
     let start = Instant::now();

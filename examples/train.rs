@@ -4,29 +4,29 @@
 //! cargo run --release --example train -- --config configs/qwen3-0.6b.toml --model path/to/Qwen3-0.6B
 //! cargo run --release --features cuda --example train -- --config configs/qwen3-0.6b.toml --model …
 //! cargo run --release --example train -- --resume runs/qwen3-0.6b-1764180000
-//! cargo run --release --example train -- --config configs/demo.toml --workers 2   # data-parallel
+//! cargo run --release --features mpi --example train -- --config configs/demo.toml --workers 2
 //! cargo run --release --example train -- --config configs/demo.toml --set model.lora.rank=16 --merge
 //! ```
 //! Writes the run folder (resolved config, metrics.jsonl, rollouts, checkpoints, evaluations, report).
 //! `--resume RUN_DIR` continues from the run's last checkpoint with its resolved config (with any
-//! worker count). `--workers N` runs N data-parallel worker processes on this machine; `--nodes M
-//! --node-rank R --coordinator HOST:PORT --host HOST` spreads them over machines
-//! (docs/design.md, "Data-parallel runs"). On SIGTERM, SIGUSR1 or Ctrl-C the run finishes its step,
-//! writes a checkpoint, prints the command that resumes it and exits with 75; a second signal ends
-//! it at once.
+//! number of ranks). Data-parallel runs need the `mpi` feature: `mpirun -np N …/train --config …`
+//! or `srun --mpi=pmix …` on a cluster, `--workers N` on one machine (it starts `mpirun`); rank 0
+//! writes the run folder (docs/design.md, "Data-parallel runs"). On SIGTERM, SIGUSR1 or Ctrl-C the
+//! run finishes its step, writes a checkpoint, prints the command that resumes it and exits with 75;
+//! a second signal ends it at once (under `mpirun`, send SIGUSR1: it reaches every rank).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
 use laconic::backend::{self, Autodiff};
-use laconic::train::distributed::{relaunch, work, LaunchPlan, Role};
+use laconic::train::distributed::World;
 use laconic::train::report::finish_report;
 use laconic::train::{export_merged, load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
-use common::data_parallel::{require_shared_name, wait_for_run, DataParallelArgs};
-use common::resume::{finish, reopen, train_to_end, with_resume_command};
+use common::data_parallel::{finish, on_every_rank, start, DataParallelArgs};
+use common::resume::{reopen, train_to_end};
 
 /// Train a policy with length-aware RL.
 #[derive(Parser, Debug)]
@@ -55,25 +55,33 @@ struct Args {
 }
 
 fn main() {
-    // A stopped run exits with `STOPPED_EXIT`, a data-parallel failure with its own code (a
-    // worker, a peer, a timeout).
-    finish(run(Args::parse()));
+    let args = Args::parse();
+    // First: under `--workers N` this process becomes `mpirun`; a rank splits the cores before any
+    // thread pool starts.
+    let world = match start(&args.data_parallel) {
+        Ok(world) => world,
+        Err(e) => return finish(World::single(), Err(e)),
+    };
+    let result = run(&args, &world);
+    // A stopped run exits with `STOPPED_EXIT`; an error on any rank ends every rank.
+    finish(world, result);
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: &Args, world: &World) -> Result<()> {
     let device = backend::device()?;
     laconic::train::stop::install()?;
-    let run = match Role::of(args.data_parallel.plan())? {
-        Role::Worker(topology) => {
-            let worked = work::<Autodiff>(&topology, &device, args.quiet);
-            return with_resume_command(worked, "train", &topology.run, &args.data_parallel);
-        }
-        Role::Launcher(plan) => match launch_workers(&args, &plan)? {
-            Some(run) => run,
-            None => return Ok(()),
-        },
-        Role::Single => train_here(&args, &device)?,
-    };
+    let (run, trainer) = on_every_rank(world, &device, || start_run(args, world, &device))?;
+    train_to_end(
+        trainer,
+        &run,
+        args.quiet,
+        "train",
+        world,
+        &args.data_parallel,
+    )?;
+    if world.rank() > 0 {
+        return Ok(());
+    }
     if let (Some(summary), _) = finish_report(&run)? {
         println!("\n{}", summary.markdown());
     }
@@ -98,8 +106,12 @@ fn load_config(args: &Args, path: &std::path::Path) -> Result<RunConfig> {
     Ok(RunConfig::load(path, &sets)?)
 }
 
-/// The whole run in this process; returns its folder once trained.
-fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> Result<RunDir> {
+/// The run folder (new, or `--resume`d) and its trainer, on rank 0 (or the one process).
+fn start_run(
+    args: &Args,
+    world: &World,
+    device: &burn::tensor::Device<backend::Backend>,
+) -> Result<(RunDir, RlTrainer<Autodiff>)> {
     let (run, trainer) = match (&args.resume, &args.config) {
         (Some(dir), _) => reopen(dir, device)?,
         (None, Some(path)) => {
@@ -113,44 +125,14 @@ fn train_here(args: &Args, device: &burn::tensor::Device<backend::Backend>) -> R
         }
         (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
     };
-    println!(
-        "training on {} — run folder {}",
-        backend::NAME,
-        run.path.display()
-    );
-    train_to_end(trainer, &run, args.quiet, "train", &args.data_parallel)?;
-    Ok(run)
-}
-
-/// Starts this machine's workers on the run folder (made or opened here on machine 0, waited for on
-/// the others) and waits for them; returns the folder on machine 0, which writes the report.
-fn launch_workers(args: &Args, plan: &LaunchPlan) -> Result<Option<RunDir>> {
-    let (run, fresh) = match (&args.resume, &args.config) {
-        (Some(dir), _) if plan.node_rank == 0 => (RunDir::open(dir)?.0, false),
-        (Some(dir), _) => (wait_for_run(dir)?, false),
-        (None, Some(path)) => {
-            let config = load_config(args, path)?;
-            require_shared_name(
-                plan,
-                config.train.run_name.is_some(),
-                "--set train.run_name=NAME",
-            )?;
-            let dir = config.new_run_dir(path);
-            if plan.node_rank == 0 {
-                (RunDir::create(dir, &config)?, true)
-            } else {
-                (wait_for_run(&dir)?, false)
-            }
-        }
-        (None, None) => bail!("give --config FILE or --resume RUN_DIR"),
+    let ranks = match world.size() {
+        1 => String::new(),
+        n => format!(" with {n} ranks"),
     };
     println!(
-        "training on {} with {} workers ({} on this machine) — run folder {}",
+        "training on {}{ranks} — run folder {}",
         backend::NAME,
-        plan.world(),
-        plan.workers,
         run.path.display()
     );
-    relaunch(plan, &run.path, fresh)?;
-    Ok((plan.node_rank == 0).then_some(run))
+    Ok((run, trainer))
 }

@@ -1,12 +1,14 @@
-//! Data-parallel RL end to end: worker processes on 127.0.0.1 (this test binary started again by the
-//! launcher, one flex thread each) train the tiny demo-task run over laconic's TCP transport, and end where
-//! one process does; a run resumes with another worker count; a worker that dies, or stalls, stops
-//! the run with an error naming it.
+//! Data-parallel RL end to end over MPI (feature `mpi`; `mpirun` on the PATH): two ranks (this test
+//! binary started again under `mpirun`, one flex thread each) train the tiny demo-task run and end
+//! where one process does; a run resumes with another number of ranks; a rank that dies, or stalls,
+//! ends the job with a message naming it.
 //!
 //! Why the comparisons hold to these tolerances: every worker samples its share of the prompts with
 //! the whole batch's random streams, so the tokens (lengths, rewards, accuracies) are identical; the
 //! gradients are sums over the same sequences in another order (per worker, then across workers), so
 //! float metrics and parameters differ by summation-order rounding alone (≈ 1e-7 relative per step).
+
+#![cfg(feature = "mpi")]
 
 mod common;
 
@@ -19,11 +21,11 @@ use common::rl::{
     tiny_config_toml, train_here,
 };
 use laconic::backend::{self, Autodiff};
-use laconic::train::distributed::{
-    exit_code, join_run, launch, watch_launcher, LaunchPlan, Topology, ENV_TIMEOUT,
-};
+use laconic::train::distributed::{join_run, mpirun, World, ENV_TIMEOUT, STALLED_EXIT};
 use laconic::train::RunDir;
 
+/// The run folder of the ranks the tests start.
+const RUN: &str = "LACONIC_TEST_RUN";
 /// Stop a worker after this many steps (as if the run were killed there).
 const STOP_AFTER: &str = "LACONIC_TEST_STOP_AFTER";
 /// Make this worker abort (a crash) after one step.
@@ -38,60 +40,69 @@ const LAYOUT: &[&str] = &["rollout/kv_cache_peak_tokens"];
 /// Largest relative parameter difference between a data-parallel run and one process.
 const MAX_PARAM_DIFF: f32 = 1e-5;
 
-/// The body of a worker process the tests' launcher starts (this binary again, with the launcher's
-/// variables set): join the run and train. Not a test of its own, so ignored in a plain run.
+/// The body of a rank the tests start under `mpirun` (this binary again): join the run and train.
+/// Not a test of its own, so ignored in a plain run.
 #[test]
-#[ignore = "run by the data-parallel tests as a worker process"]
-fn worker_process() {
-    let topology = Topology::from_env()
-        .unwrap()
-        .expect("started by the data-parallel tests' launcher");
-    watch_launcher();
-    let (run, mut trainer) = join_run::<Autodiff>(&topology, &backend::device().unwrap()).unwrap();
-    let env = |key: &str| std::env::var(key).ok().map(|v| v.parse::<u64>().unwrap());
-    if env(CRASH_RANK) == Some(topology.rank as u64) {
+#[ignore = "run by the data-parallel tests as an MPI rank"]
+fn rank_process() {
+    let world = World::init().unwrap();
+    let run = std::env::var(RUN).expect("started by the data-parallel tests");
+    let (run, mut trainer) =
+        join_run::<Autodiff>(&world, Path::new(&run), &backend::device().unwrap())
+            .unwrap_or_else(|e| world.end(&format!("error: {e}"), 1));
+    let env = |key: &str| std::env::var(key).ok().map(|v| v.parse::<usize>().unwrap());
+    if env(CRASH_RANK) == Some(world.rank()) {
         trainer.train_until(&run, 1, &mut ()).unwrap();
         std::process::abort();
     }
-    if env(STALL_RANK) == Some(topology.rank as u64) {
+    if env(STALL_RANK) == Some(world.rank()) {
         trainer.train_until(&run, 1, &mut ()).unwrap();
         let pid = std::process::id().to_string();
         Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-        // Only a SIGCONT gets here; the launcher sends SIGKILL.
+        // Only a SIGCONT gets here; the job's end sends SIGKILL.
         std::process::exit(1);
     }
-    let last = env(STOP_AFTER).unwrap_or(trainer.config().train.steps);
+    let last = env(STOP_AFTER).map_or(trainer.config().train.steps, |s| s as u64);
     if let Err(e) = trainer.train_until(&run, last, &mut ()) {
-        eprintln!("worker {}: {e}", topology.rank);
-        std::process::exit(exit_code(&e));
+        world.end(&format!("error: {e}"), 1);
     }
 }
 
-/// Runs `workers` worker processes of this binary on the run folder `run`, the launcher's way.
-fn launch_workers(
-    run: &Path,
-    workers: usize,
-    env: &[(&str, String)],
-) -> laconic::train::Result<()> {
-    // One launch at a time: the workers of two runs would share the cores, and a slow collective
+/// Runs `ranks` ranks of this binary under `mpirun` on the run folder `run`; what `mpirun` printed
+/// on standard error, or its failure.
+fn launch_ranks(run: &Path, ranks: usize, env: &[(&str, String)]) -> Result<String, String> {
+    // One launch at a time: the ranks of two runs would share the cores, and a slow collective
     // could then pass the stall test's short time limit.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let exe = std::env::current_exe().unwrap();
-    launch(&LaunchPlan::local(workers), run, |_| {
-        let mut command = Command::new(&exe);
-        command
-            .args(["worker_process", "--exact", "--ignored", "--nocapture"])
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        // Each worker in a process group of its own, under this process: a group that holds a
-        // stopped worker (the stall test) and no process with a parent outside it is orphaned, and
-        // the kernel then continues its members (SIGHUP, SIGCONT) whenever another process of the
-        // group exits, so the stopped worker would run on and exit instead of stalling.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        command
-    })
+    let mut command = mpirun(ranks).unwrap();
+    command
+        .arg(std::env::current_exe().unwrap())
+        .args(["rank_process", "--exact", "--ignored", "--nocapture"])
+        .env(RUN, run)
+        .env("RAYON_NUM_THREADS", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    allow_root(&mut command);
+    // `mpirun` and its ranks in a process group of their own, under this process: a group that
+    // holds a stopped rank (the stall test) and no process with a parent outside it is orphaned,
+    // and the kernel then continues its members whenever another process of the group exits.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        Ok(stderr)
+    } else {
+        Err(format!("{}\n{stderr}", out.status))
+    }
+}
+
+/// Open MPI refuses to run as root unless told twice (CI containers run as root).
+fn allow_root(command: &mut Command) {
+    command
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
 }
 
 fn last_checkpoint(run: &RunDir) -> std::path::PathBuf {
@@ -111,7 +122,7 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     // Two workers, 4 steps: every step's metrics and the final parameters match; the workers'
     // parameters are compared (a hash of every bit) after every step, so they are identical.
     let two = RunDir::create(scratch("dp-two"), &config).unwrap();
-    launch_workers(&two.path, 2, &[]).unwrap();
+    launch_ranks(&two.path, 2, &[]).unwrap();
     assert_same_metrics(&one, &two, LAYOUT, "2 workers vs 1");
     // The logged rollouts (16: both workers' shares, joined on worker 0) are the same records.
     for step in 1..=4 {
@@ -127,7 +138,7 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
 
     // Two workers stopped after step 3 (checkpoint at 2), resumed by one process.
     let two_then_one = RunDir::create(scratch("dp-2to1"), &config).unwrap();
-    launch_workers(&two_then_one.path, 2, &[(STOP_AFTER, "3".into())]).unwrap();
+    launch_ranks(&two_then_one.path, 2, &[(STOP_AFTER, "3".into())]).unwrap();
     let dir = two_then_one.path.clone();
     drop(two_then_one);
     let (two_then_one, _) = resume_here::<Autodiff>(&dir);
@@ -136,7 +147,7 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     // One process stopped after step 3, resumed by two workers.
     let dir = train_here::<Autodiff>(&scratch("dp-1to2"), &config, 3).path;
     let (one_then_two, _) = RunDir::open(&dir).unwrap();
-    launch_workers(&one_then_two.path, 2, &[]).unwrap();
+    launch_ranks(&one_then_two.path, 2, &[]).unwrap();
     assert_same_metrics(&one, &one_then_two, LAYOUT, "1 worker, then 2");
     for run in [&two_then_one, &one_then_two] {
         let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(run));
@@ -179,7 +190,7 @@ fn two_workers_filter_groups_and_train_lora_like_one() {
         "the tiny run should drop groups and draw again"
     );
     let two = RunDir::create(scratch("dp-filter-two"), &config).unwrap();
-    launch_workers(&two.path, 2, &[]).unwrap();
+    launch_ranks(&two.path, 2, &[]).unwrap();
     assert_same_metrics(&one, &two, LAYOUT, "dynamic sampling, 2 workers vs 1");
     let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(&two));
     assert!(
@@ -191,31 +202,24 @@ fn two_workers_filter_groups_and_train_lora_like_one() {
     }
 }
 
+/// A rank that dies is MPI's to notice: `mpirun` ends the job within seconds and names it.
 #[test]
-fn a_worker_that_dies_stops_the_run_with_its_name() {
-    std::env::set_var("RAYON_NUM_THREADS", "1");
+fn a_rank_that_dies_ends_the_job_naming_it() {
     let config = tiny_config(4, 4);
     let run = RunDir::create(scratch("dp-crash"), &config).unwrap();
     let start = Instant::now();
-    let err = launch_workers(&run.path, 2, &[(CRASH_RANK, "1".into())]).unwrap_err();
+    let message = launch_ranks(&run.path, 2, &[(CRASH_RANK, "1".into())]).unwrap_err();
     let elapsed = start.elapsed();
-    let message = err.to_string();
-    assert!(
-        message.starts_with("worker 1 ") && message.contains("other workers were stopped"),
-        "{message}"
-    );
-    // Worker 0 fails in the next all-reduce with the dead worker named (it exits with
-    // PEER_LOST_EXIT), so the launcher blames worker 1, within seconds.
+    assert!(message.contains("rank 1"), "{message}");
     assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
     std::fs::remove_dir_all(&run.path).unwrap();
 }
 
-/// Issue 32: a stopped worker was noticed only after `LACONIC_DP_TIMEOUT` (then an hour) and the
-/// launcher blamed the healthy worker that gave up on it. With the limit at 5 s, worker 0 names
-/// worker 1 in its next collective and the launcher blames worker 1, which it stops.
+/// MPI collectives have no deadline: a stopped rank would hold the others forever. With the limit at
+/// 5 s, rank 0 asks the others where they are, names rank 1 (which does not answer) and ends the
+/// job.
 #[test]
-fn a_worker_that_stalls_stops_the_run_within_the_time_limit_with_its_name() {
-    std::env::set_var("RAYON_NUM_THREADS", "1");
+fn a_rank_that_stalls_ends_the_job_within_the_time_limit_naming_it() {
     let config = tiny_config(4, 4);
     let run = RunDir::create(scratch("dp-stall"), &config).unwrap();
     let start = Instant::now();
@@ -223,27 +227,35 @@ fn a_worker_that_stalls_stops_the_run_within_the_time_limit_with_its_name() {
         (STALL_RANK, "1".to_string()),
         (ENV_TIMEOUT, "5".to_string()),
     ];
-    let err = launch_workers(&run.path, 2, &env).unwrap_err();
+    let message = launch_ranks(&run.path, 2, &env).unwrap_err();
     let elapsed = start.elapsed();
-    let message = err.to_string();
     assert!(
-        message.starts_with("worker 1 stalled") && message.contains("other workers were stopped"),
+        message.contains("error: rank 0: rank 1 stalled: collective #")
+            && message.contains("`LACONIC_DP_TIMEOUT`"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("exit code {STALLED_EXIT}"))
+            || message.contains(&format!("errorcode {STALLED_EXIT}")),
         "{message}"
     );
     assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
     std::fs::remove_dir_all(&run.path).unwrap();
 }
 
-/// `train --workers 2` from the command line to the run folder: worker 0 writes metrics, rollouts,
-/// the sharded evaluations, checkpoints and the report; the launcher's error names a bad flag.
+/// `train --workers 2` from the command line to the run folder (the shortcut starts `mpirun`): rank 0
+/// writes metrics, rollouts, the sharded evaluations, checkpoints and the report.
 #[test]
-fn the_train_example_runs_two_workers() {
+fn the_train_example_runs_two_ranks() {
     let train = example_binary("train");
     let dir = scratch("dp-cli");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("tiny.toml"), tiny_config_toml(2, 4)).unwrap();
     let run = |extra: &[&str]| {
-        std::process::Command::new(&train)
+        let mut command = Command::new(&train);
+        allow_root(&mut command);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
             .current_dir(&dir)
             .args(["--config", "tiny.toml", "--quiet"])
             .args([
@@ -263,7 +275,7 @@ fn the_train_example_runs_two_workers() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("with 2 workers"), "{stdout}");
+    assert!(stdout.contains("with 2 ranks"), "{stdout}");
     let (run_dir, _) = RunDir::open(dir.join("runs/dp")).unwrap();
     let steps: Vec<f64> = run_dir
         .read_metrics()
@@ -285,10 +297,5 @@ fn the_train_example_runs_two_workers() {
     let samples = std::fs::read_to_string(run_dir.path.join("eval/step_2/samples.jsonl")).unwrap();
     assert_eq!(samples.lines().count(), 6 * 2, "6 questions × 2 samples");
     drop(run_dir);
-
-    let out = run(&["--workers", "2", "--nodes", "2"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("--coordinator"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,96 +1,96 @@
-//! The data-parallel flags of the `train` and `demo` examples and what their launcher does with them.
+//! The data-parallel side of `train` and `demo`: the `--workers N` shortcut (it starts `mpirun`),
+//! the rank that this process is ([`start`]), the run folder rank 0 makes and the others join
+//! ([`on_every_rank`]), and how a rank ends ([`finish`]).
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use anyhow::{bail, Result};
+use laconic::backend::{self, Autodiff};
+use laconic::train::distributed::{join_run, launch_local, World};
+use laconic::train::stop::STOPPED_EXIT;
+use laconic::train::{RlTrainer, RunDir};
 
-use anyhow::{bail, Context, Result};
-use laconic::train::distributed::LaunchPlan;
-use laconic::train::RunDir;
+use super::resume::Stopped;
 
-/// How many workers train the run, and where (`--workers 2`; `--nodes 2 --node-rank R --coordinator
-/// HOST:PORT --host HOST` on each machine of a multi-machine run).
+/// How many ranks train the run on this machine (`--workers 2`: `mpirun -np 2` of this command).
+/// Over several machines, start the command with the cluster's launcher instead (`mpirun -np N
+/// --hostfile …`, `srun --mpi=pmix …`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataParallelArgs {
-    /// Worker processes on this machine, one device each (CPU threads are split between them).
+    /// Ranks on this machine, one device each, started with `mpirun` (needs the `mpi` feature).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Machines in the run; each runs the same command with its own `--node-rank`.
-    #[arg(long, default_value_t = 1)]
-    pub nodes: usize,
-    /// This machine's index in `0..nodes`; machine 0 runs worker 0 (which gathers the others) and writes the run folder.
-    #[arg(long, default_value_t = 0)]
-    pub node_rank: usize,
-    /// `HOST:PORT` of machine 0, where worker 0 gathers the others (needed with `--nodes` > 1;
-    /// default a free loopback port).
-    #[arg(long)]
-    pub coordinator: Option<String>,
-    /// Address the other machines reach this one at; worker 0 listens there (default loopback).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-}
-
-impl DataParallelArgs {
-    /// The launch plan these flags describe.
-    pub fn plan(&self) -> LaunchPlan {
-        LaunchPlan {
-            workers: self.workers,
-            nodes: self.nodes,
-            node_rank: self.node_rank,
-            coordinator: self.coordinator.clone(),
-            host: self.host.clone(),
-        }
-    }
 }
 
 impl DataParallelArgs {
     /// The flags as given, those left at their defaults omitted (`--workers 2`): what a command
     /// that repeats this one passes on.
-    pub fn flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        let mut push = |flag: &str, value: String, default: bool| {
-            if !default {
-                flags.extend([flag.to_string(), value]);
-            }
-        };
-        push("--workers", self.workers.to_string(), self.workers == 1);
-        push("--nodes", self.nodes.to_string(), self.nodes == 1);
-        push(
-            "--node-rank",
-            self.node_rank.to_string(),
-            self.node_rank == 0,
-        );
-        let coordinator = self.coordinator.clone().unwrap_or_default();
-        push("--coordinator", coordinator, self.coordinator.is_none());
-        push("--host", self.host.clone(), self.host == "127.0.0.1");
-        flags
-    }
-}
-
-/// On a machine other than 0, the run folder machine 0 creates (on a shared file system): waits up to
-/// two minutes for its resolved config.
-pub fn wait_for_run(path: &Path) -> Result<RunDir> {
-    let start = Instant::now();
-    loop {
-        match RunDir::attach(path) {
-            Ok((run, _)) => return Ok(run),
-            Err(e) if start.elapsed() > Duration::from_secs(120) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "machine 0 did not create `{}` within 2 minutes (a run over several \
-                         machines needs a file system they share)",
-                        path.display()
-                    )
-                })
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+    pub fn flags(&self, world: &World) -> Vec<String> {
+        let workers = self.workers.max(world.size());
+        if workers == 1 {
+            Vec::new()
+        } else {
+            vec!["--workers".into(), workers.to_string()]
         }
     }
 }
 
-/// The run folder of a multi-machine run must be named the same on every machine.
-pub fn require_shared_name(plan: &LaunchPlan, named: bool, flag: &str) -> Result<()> {
-    if plan.nodes > 1 && !named {
-        bail!("a run over several machines needs the same run folder on each: give {flag}");
+/// This process's world, first thing in `main`: the MPI rank a launcher started, the whole run,
+/// or (with `--workers N` and no launcher) `mpirun` started in this process's place.
+///
+/// # Errors
+/// As [`World::init`] and [`launch_local`]; `--workers` under a launcher.
+pub fn start(args: &DataParallelArgs) -> Result<World> {
+    let world = World::init()?;
+    if args.workers > 1 || args.workers == 0 {
+        if world.size() > 1 {
+            bail!(
+                "`--workers` starts ranks under `mpirun`; this process already is rank {} of {} \
+                 (leave `--workers` out under a launcher)",
+                world.rank(),
+                world.size()
+            );
+        }
+        match launch_local(args.workers)? {}
     }
-    Ok(())
+    Ok(world)
+}
+
+/// The run folder and this rank's trainer: rank 0's from `rank0` (the folder made or opened
+/// there), the others' joined to it. One process is rank 0 of one.
+///
+/// # Errors
+/// `rank0`'s error, or as [`join_run`].
+pub fn on_every_rank(
+    world: &World,
+    device: &burn::tensor::Device<backend::Backend>,
+    rank0: impl FnOnce() -> Result<(RunDir, RlTrainer<Autodiff>)>,
+) -> Result<(RunDir, RlTrainer<Autodiff>)> {
+    if world.size() == 1 {
+        return rank0();
+    }
+    if world.rank() == 0 {
+        let (run, trainer) = rank0()?;
+        world.share_path(Some(&run.path))?;
+        Ok((run, trainer.with_collective(world.collective())))
+    } else {
+        let path = world.share_path(None)?;
+        Ok(join_run(world, &path, device)?)
+    }
+}
+
+/// The end of `main` for an example that trains: a stopped run's note (where it is saved and how
+/// to resume it, from rank 0) and [`STOPPED_EXIT`]; any other error printed with the rank that
+/// met it, ending every rank of the job.
+pub fn finish(world: World, result: Result<()>) {
+    let error = match result {
+        Ok(()) => return drop(world),
+        Err(error) => error,
+    };
+    if let Some(stopped) = error.downcast_ref::<Stopped>() {
+        if world.rank() == 0 {
+            eprintln!("{stopped}");
+        }
+        drop(world);
+        std::process::exit(STOPPED_EXIT);
+    }
+    world.end(&format!("error: {error:#}"), 1)
 }

@@ -21,14 +21,6 @@ pub enum Error {
     /// A data-parallel all-reduce failed (the workers disagree, or the transport broke).
     #[error("data-parallel all-reduce: {0}")]
     Collective(String),
-    /// Another worker of a data-parallel run stopped: this one cannot go on without it.
-    #[error("data-parallel all-reduce: worker {worker} {message}")]
-    PeerLost {
-        /// The worker that stopped.
-        worker: usize,
-        /// What this worker saw (`closed its connection (it stopped)`).
-        message: String,
-    },
     /// One sequence of an update batch is malformed.
     #[error("sequence {index} of the update batch: {message}")]
     Sequence {

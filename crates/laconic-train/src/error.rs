@@ -63,17 +63,9 @@ pub enum Error {
     /// The reward crate failed.
     #[error(transparent)]
     Reward(#[from] laconic_reward::Error),
-    /// A data-parallel worker could not join the run, or the workers disagree.
+    /// A data-parallel rank could not join the run, or the ranks disagree.
     #[error("data-parallel run: {0}")]
     Distributed(String),
-    /// A data-parallel worker process failed; the launcher stopped the others.
-    #[error("worker {rank} {status}; the other workers were stopped")]
-    WorkerFailed {
-        /// Global rank of the worker.
-        rank: usize,
-        /// How it ended.
-        status: String,
-    },
     /// No prompt of a dataset is left to train on.
     #[error("dataset `{path}` has no prompt to train on (after its `limit` and the prompt limit of {max_prompt_tokens} tokens: {why})")]
     NoPrompts {

@@ -1,92 +1,86 @@
-//! Data-parallel runs: who this process is in a run ([`Topology`], read from the environment its
-//! launcher sets), the [`Collective`](laconic_optim::Collective) it sums through ([`TcpCollective`]),
-//! the launcher that starts this machine's workers and supervises them ([`launch`], [`Role`]), and
-//! what a worker process runs ([`work`]).
+//! Data-parallel runs over MPI: one process per device (a rank), started by the cluster's launcher
+//! (`mpirun -np N`, `srun --mpi=pmix`) or, on one machine, by the `--workers N` shortcut that starts
+//! `mpirun` ([`launch_local`]). Every rank runs the same program; [`World`] says which one this is,
+//! rank 0 alone writes the run folder, and each rank's trainer sums through the
+//! [`Collective`](laconic_optim::Collective) its world gives.
 //!
-//! Every worker is one process with one device, so the same code serves workers on one machine and
-//! on many. The transport has no authentication: worker 0 listens at the address the user gives
-//! (loopback by default); run it over machines on a trusted network only.
+//! The engine needs the `mpi` feature (and an MPI library at build time); a build without it runs
+//! one process, and refuses a launcher that started several with what to install. Every collective
+//! has a time limit ([`ENV_TIMEOUT`]); a rank that stalls past it is named and the job ends.
 
-mod launch;
-mod tcp;
-mod worker;
+#[cfg(feature = "mpi")]
+mod mpi;
+mod mpirun;
+mod rank;
+mod world;
+
+#[cfg(feature = "mpi")]
+pub use self::mpi::{stall_message, MpiCollective, MpiWorld, STALLED_EXIT};
+pub use laconic_rollout::shard_range;
+pub use mpirun::{launch_local, launcher_world_size, mpirun, MPI_INSTALL};
+pub use rank::join_run;
+pub use world::World;
+
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub use laconic_rollout::shard_range;
-pub use launch::{exit_code, launch, relaunch, watch_launcher, LaunchPlan, Role, PEER_LOST_EXIT};
-pub use tcp::{TcpCollective, ENV_JOIN_TIMEOUT, ENV_TIMEOUT};
-pub use worker::{join_run, work};
+/// Seconds a rank waits in one collective for the others (default [`DEFAULT_TIMEOUT_SECS`]).
+pub const ENV_TIMEOUT: &str = "LACONIC_DP_TIMEOUT";
+/// Default of [`ENV_TIMEOUT`]: ten minutes. Raise it when the ranks' shares of a step can take
+/// longer apart than that (very uneven rollouts, a long evaluation on one rank).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+/// Largest time limit: one week.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
-/// Global rank of this worker.
-pub const ENV_RANK: &str = "LACONIC_DP_RANK";
-/// Number of workers of the run.
-pub const ENV_WORLD: &str = "LACONIC_DP_WORLD";
-/// `host:port` where worker 0 gathers the others.
-pub const ENV_COORDINATOR: &str = "LACONIC_DP_COORDINATOR";
-/// Host (name or address) this worker's machine is reached at; worker 0 listens there.
-pub const ENV_HOST: &str = "LACONIC_DP_HOST";
-/// The run folder the launcher holds.
-pub const ENV_RUN: &str = "LACONIC_DP_RUN";
-/// This worker's place in a data-parallel run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topology {
-    /// Global rank, `0..world`; worker 0 writes the run folder.
-    pub rank: usize,
-    /// Number of workers.
-    pub world: usize,
-    /// `host:port` where worker 0 gathers the others (on machine 0).
-    pub coordinator: String,
-    /// Host (name or address) this worker's machine is reached at; worker 0 listens there.
-    pub host: String,
-    /// The run folder (created or opened by the launcher).
-    pub run: std::path::PathBuf,
+/// The collective time limit [`ENV_TIMEOUT`] sets.
+///
+/// # Errors
+/// A value that is not whole seconds from 1 to [`MAX_TIMEOUT_SECS`], naming the variable.
+pub fn collective_timeout() -> Result<Duration> {
+    match std::env::var(ENV_TIMEOUT) {
+        Err(std::env::VarError::NotPresent) => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::Distributed(format!(
+            "`{ENV_TIMEOUT}` expected whole seconds, found `{}`",
+            v.to_string_lossy()
+        ))),
+        Ok(v) => parse_seconds(ENV_TIMEOUT, &v),
+    }
 }
 
-impl Topology {
-    /// The topology the launcher put in the environment, or `None` outside a data-parallel run.
-    ///
-    /// # Errors
-    /// A variable that is missing or malformed, named.
-    pub fn from_env() -> Result<Option<Self>> {
-        let Some(rank) = std::env::var_os(ENV_RANK) else {
-            return Ok(None);
-        };
-        let text = |key: &str, value: Option<std::ffi::OsString>| {
-            value
-                .and_then(|v| v.into_string().ok())
-                .ok_or_else(|| Error::Distributed(format!("`{key}` is not set (or not UTF-8)")))
-        };
-        let number = |key: &str, value: String| {
-            value.parse::<usize>().map_err(|_| {
-                Error::Distributed(format!("`{key}` expected an integer, found `{value}`"))
-            })
-        };
-        let get = |key: &str| text(key, std::env::var_os(key));
-        let topology = Self {
-            rank: number(ENV_RANK, text(ENV_RANK, Some(rank))?)?,
-            world: number(ENV_WORLD, get(ENV_WORLD)?)?,
-            coordinator: get(ENV_COORDINATOR)?,
-            host: get(ENV_HOST)?,
-            run: get(ENV_RUN)?.into(),
-        };
-        if topology.world == 0 || topology.rank >= topology.world {
-            return Err(Error::Distributed(format!(
-                "`{ENV_RANK}` = {} is not below `{ENV_WORLD}` = {}",
-                topology.rank, topology.world
-            )));
-        }
-        Ok(Some(topology))
+/// Whole seconds from 1 to [`MAX_TIMEOUT_SECS`], the value of the variable `key`.
+///
+/// # Errors
+/// Another value, naming `key` and the range.
+pub fn parse_seconds(key: &str, value: &str) -> Result<Duration> {
+    match value.trim().parse::<u64>().ok() {
+        Some(secs @ 1..=MAX_TIMEOUT_SECS) => Ok(Duration::from_secs(secs)),
+        _ => Err(Error::Distributed(format!(
+            "`{key}` expected whole seconds from 1 to {MAX_TIMEOUT_SECS} (one week), found `{value}`"
+        ))),
     }
+}
 
-    /// The environment that makes a process this worker.
-    pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (ENV_RANK, self.rank.to_string()),
-            (ENV_WORLD, self.world.to_string()),
-            (ENV_COORDINATOR, self.coordinator.clone()),
-            (ENV_HOST, self.host.clone()),
-            (ENV_RUN, self.run.display().to_string()),
-        ]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_limits_are_bounded_and_errors_name_the_variable() {
+        for bad in ["18446744073709551615", "0", "-1", "1.5", "", "604801"] {
+            let err = parse_seconds(ENV_TIMEOUT, bad).unwrap_err().to_string();
+            assert!(
+                err.contains("`LACONIC_DP_TIMEOUT`") && err.contains(&format!("`{bad}`")),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            parse_seconds(ENV_TIMEOUT, " 5 ").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse_seconds(ENV_TIMEOUT, "604800").unwrap(),
+            Duration::from_secs(MAX_TIMEOUT_SECS)
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Each child trains one run folder to its end and writes its output to `lab.log` there. The most
 //! expensive runs start first (they bound the wall time), the machine's threads are split evenly
 //! between the children (`RAYON_NUM_THREADS`), and a child's standard input is a pipe from the lab,
-//! so a child stops when the lab is killed ([`crate::distributed::watch_launcher`]).
+//! so a child stops when the lab is killed ([`watch_parent`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -178,4 +178,15 @@ mod tests {
         assert!(log.starts_with("threads="), "{log}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// Makes this process (a lab child) exit when its parent goes away: its standard input, a pipe
+/// from the lab, closes. No child outlives a killed lab.
+pub fn watch_parent() {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        eprintln!("error: the lab that started this run is gone; stopping");
+        std::process::exit(1);
+    });
 }
