@@ -367,8 +367,8 @@ impl<B: LogprobBackend> RlTrainer<B> {
             self.save(run)?;
         }
         if self.collective.world_size() > 1 {
-            // A barrier: the launcher stops every worker once one exits, so none may exit before
-            // worker 0's checkpoint is renamed into place.
+            // A barrier: a rank that exits early would end the job (MPI), so none may exit before
+            // rank 0's checkpoint is renamed into place.
             let device = head_weight(self.model()).device();
             all_reduce_u64(self.collective.as_ref(), &[0], &device)?;
         }

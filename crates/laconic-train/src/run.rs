@@ -224,8 +224,8 @@ fn remove(path: &Path, folder: bool) -> Result<()> {
     removed.map_err(|e| Error::io(path, e))
 }
 
-/// Undoes [`RunDir::create`] for a run that never started (a data-parallel launch whose workers all
-/// failed before their first metrics line): removes that run's files, then the marker and the lock,
+/// Undoes [`RunDir::create`] for a run that never started (one that failed before its first metrics
+/// line): removes that run's files, then the marker and the lock,
 /// then the folder itself if nothing else is left in it. A folder that is not a run folder is left
 /// untouched.
 ///
@@ -328,9 +328,9 @@ impl RunDir {
         ))
     }
 
-    /// Opens a run folder that this process's data-parallel launcher has created or opened and
-    /// holds locked, without taking the lock. Only worker 0 writes into it (the trainer sees to
-    /// that); the others read its config and checkpoints.
+    /// Opens a run folder that rank 0 of this data-parallel run has created or opened and holds
+    /// locked, without taking the lock. Only rank 0 writes into it (the trainer sees to that); the
+    /// others read its config and checkpoints.
     ///
     /// # Errors
     /// As [`RunDir::open`], but never for the lock.
