@@ -785,3 +785,39 @@ fn examples_are_indexed_from_the_manifest() {
         "README's example table against Cargo.toml"
     );
 }
+
+/// A build without the `mpi` feature runs one process: `--workers 2`, or a launcher that started
+/// several ranks, is one error saying what to install, before anything is written.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn data_parallel_without_mpi_says_what_to_install() {
+    let train = example_binary("train");
+    let dir = scratch("no-mpi");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&[&str], Option<(&str, &str)>); 2] = [
+        (&["--workers", "2"], None),
+        (&[], Some(("OMPI_COMM_WORLD_SIZE", "2"))),
+    ];
+    for (flags, env) in cases {
+        let mut command = std::process::Command::new(&train);
+        command
+            .current_dir(&dir)
+            .arg("--config")
+            .arg(root().join("configs/demo.toml"))
+            .args(["--set", "train.out_dir=\"runs\""])
+            .args(flags);
+        if let Some((key, value)) = env {
+            command.env(key, value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && stderr.contains("--features mpi")
+                && stderr.contains("apt-get install libopenmpi-dev"),
+            "{flags:?} {env:?}: {stderr}"
+        );
+        assert!(!dir.join("runs").exists(), "a run folder was made");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
