@@ -64,7 +64,7 @@ fn main() {
 
 fn run(args: &Args, world: &World) -> Result<()> {
     let start = Instant::now();
-    let device = backend::device()?;
+    let device = backend::rank_device(world.local_rank())?;
     laconic::train::stop::install()?;
     let (run, trainer) = on_every_rank(world, &device, || start_run(args, world, &device))?;
     train_to_end(

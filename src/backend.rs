@@ -57,6 +57,28 @@ pub type Autodiff = burn::backend::Autodiff<Backend>;
 /// # Errors
 /// When `LACONIC_SIMD` names no level or one this CPU lacks.
 pub fn device() -> Result<burn::tensor::Device<Backend>, laconic_kernels::simd::SimdError> {
+    rank_device(0)
+}
+
+/// The device of the data-parallel rank whose index among its machine's ranks is `local_rank`
+/// (`laconic_train::distributed::World::local_rank`): GPU `local_rank` with `cuda` (one process per
+/// GPU), the default device elsewhere (the CPU's ranks share it, each with its share of the cores).
+///
+/// # Errors
+/// As [`device`].
+pub fn rank_device(
+    local_rank: usize,
+) -> Result<burn::tensor::Device<Backend>, laconic_kernels::simd::SimdError> {
     laconic_kernels::simd::SimdLevel::from_env()?;
-    Ok(Default::default())
+    Ok(local_device(local_rank))
+}
+
+#[cfg(feature = "cuda")]
+fn local_device(local_rank: usize) -> burn::tensor::Device<Backend> {
+    burn::backend::cuda::CudaDevice::new(local_rank)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn local_device(_local_rank: usize) -> burn::tensor::Device<Backend> {
+    Default::default()
 }
