@@ -24,7 +24,7 @@ use laconic::train::report::finish_report;
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 mod common;
-use common::data_parallel::{finish, on_every_rank, start, DataParallelArgs};
+use common::data_parallel::{on_every_rank, ranks_note, run_on_this_rank, DataParallelArgs};
 use common::resume::{cargo_run, reopen, shell_quote, train_to_end};
 
 /// Run the CPU demo.
@@ -51,15 +51,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    // First: under `--workers N` this process becomes `mpirun`; a rank splits the cores before any
-    // thread pool starts.
-    let world = match start(&args.data_parallel) {
-        Ok(world) => world,
-        Err(e) => return finish(World::single(), Err(e)),
-    };
-    let result = run(&args, &world);
-    // A stopped run exits with `STOPPED_EXIT`; an error on any rank ends every rank.
-    finish(world, result);
+    run_on_this_rank(&args.data_parallel, |world| run(&args, world));
 }
 
 fn run(args: &Args, world: &World) -> Result<()> {
@@ -120,10 +112,7 @@ fn start_run(
             )
         }
     };
-    let ranks = match world.size() {
-        1 => String::new(),
-        n => format!(" with {n} ranks"),
-    };
+    let ranks = ranks_note(world);
     println!(
         "laconic demo on {}{ranks} — run folder {}",
         backend::NAME,

@@ -69,10 +69,10 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// Issue 32: `demo --out .` (or a parent folder) reused "a run that stopped before its first
-/// checkpoint" and deleted everything in it; with `--workers 2` the launcher removed `--out`
-/// recursively when the workers failed. A folder with the user's files is now refused before
-/// anything is written, naming it; a folder the launcher made for a run that never started is
-/// removed with nothing else.
+/// checkpoint" and deleted everything in it; with `--workers 2` the launcher (since replaced by
+/// MPI, where rank 0 makes the folder as one process does) removed `--out` recursively when the
+/// workers failed. A folder with the user's files is now refused before anything is written,
+/// naming it, and a run whose inputs do not load makes no folder.
 #[test]
 fn a_folder_of_the_users_is_never_cleared() {
     let dir = workspace("users-folder", 2);
@@ -80,14 +80,10 @@ fn a_folder_of_the_users_is_never_cleared() {
     std::fs::create_dir_all(mine.join("src")).unwrap();
     std::fs::write(mine.join("precious.txt"), "x").unwrap();
     std::fs::write(mine.join("config.resolved.toml"), "").unwrap();
-    for (cwd, out, workers) in [(&dir, "mine", "1"), (&dir, "mine", "2"), (&mine, ".", "2")] {
-        let output = demo_in(
-            cwd,
-            &dir.join("tiny.toml"),
-            &["--out", out, "--workers", workers],
-        )
-        .output()
-        .unwrap();
+    for (cwd, out) in [(&dir, "mine"), (&mine, ".")] {
+        let output = demo_in(cwd, &dir.join("tiny.toml"), &["--out", out])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{}", text(&output));
         assert!(
@@ -98,12 +94,11 @@ fn a_folder_of_the_users_is_never_cleared() {
         assert_eq!(
             entries(&mine),
             ["config.resolved.toml", "precious.txt", "src"],
-            "--out {out} --workers {workers}: nothing written or removed"
+            "--out {out}: nothing written or removed"
         );
     }
-    // Data-parallel workers that fail at once: the folder the launcher made goes, and an empty
-    // folder the user gave is handed back empty or removed, never with anything in it lost.
-    let output = demo(&dir, &["--out", "fresh", "--workers", "2"])
+    // A model that does not load: the run stops before its folder is made.
+    let output = demo(&dir, &["--out", "fresh"])
         .args(["--set", "model.path=\"BROKEN\""])
         .output()
         .unwrap();

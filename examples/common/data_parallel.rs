@@ -54,6 +54,28 @@ pub fn start(args: &DataParallelArgs) -> Result<World> {
     Ok(world)
 }
 
+/// The whole `main` of an example that trains: [`start`] first (under `--workers N` this process
+/// becomes `mpirun`; a rank splits the cores before any thread pool starts), then `run` on this
+/// rank, then [`finish`] (a stopped run exits with `STOPPED_EXIT`; an error on any rank ends every
+/// rank).
+pub fn run_on_this_rank(args: &DataParallelArgs, run: impl FnOnce(&World) -> Result<()>) {
+    match start(args) {
+        Ok(world) => {
+            let result = run(&world);
+            finish(world, result);
+        }
+        Err(e) => finish(World::single(), Err(e)),
+    }
+}
+
+/// ` with N ranks` in a data-parallel run, else nothing: for the line that names the run folder.
+pub fn ranks_note(world: &World) -> String {
+    match world.size() {
+        1 => String::new(),
+        n => format!(" with {n} ranks"),
+    }
+}
+
 /// The run folder and this rank's trainer: rank 0's from `rank0` (the folder made or opened
 /// there), the others' joined to it. One process is rank 0 of one.
 ///
