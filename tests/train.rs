@@ -794,9 +794,9 @@ fn data_parallel_without_mpi_says_what_to_install() {
     let train = example_binary("train");
     let dir = scratch("no-mpi");
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: [(&[&str], Option<(&str, &str)>); 2] = [
-        (&["--workers", "2"], None),
-        (&[], Some(("OMPI_COMM_WORLD_SIZE", "2"))),
+    let cases = [
+        (vec!["--workers", "2"], None),
+        (vec![], Some(("OMPI_COMM_WORLD_SIZE", "2"))),
     ];
     for (flags, env) in cases {
         let mut command = std::process::Command::new(&train);
@@ -805,7 +805,7 @@ fn data_parallel_without_mpi_says_what_to_install() {
             .arg("--config")
             .arg(root().join("configs/demo.toml"))
             .args(["--set", "train.out_dir=\"runs\""])
-            .args(flags);
+            .args(&flags);
         if let Some((key, value)) = env {
             command.env(key, value);
         }

@@ -104,14 +104,14 @@ pub fn on_every_rank(
 /// met it, ending every rank of the job.
 pub fn finish(world: World, result: Result<()>) {
     let error = match result {
-        Ok(()) => return drop(world),
+        Ok(()) => return world.finalize(),
         Err(error) => error,
     };
     if let Some(stopped) = error.downcast_ref::<Stopped>() {
         if world.rank() == 0 {
             eprintln!("{stopped}");
         }
-        drop(world);
+        world.finalize();
         std::process::exit(STOPPED_EXIT);
     }
     world.end(&format!("error: {error:#}"), 1)

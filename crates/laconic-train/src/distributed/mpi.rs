@@ -180,14 +180,15 @@ impl MpiCollective {
             })
             .collect();
         let mut out = vec![T::default(); total];
-        let mut partition = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
-        mpi::request::scope(|scope| {
-            let request =
-                self.comm
-                    .immediate_all_gather_varcount_into(scope, values, &mut partition);
-            self.wait(request, what);
-        });
-        drop(partition);
+        {
+            let mut partition = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
+            mpi::request::scope(|scope| {
+                let request =
+                    self.comm
+                        .immediate_all_gather_varcount_into(scope, values, &mut partition);
+                self.wait(request, what);
+            });
+        }
         Ok(out)
     }
 
@@ -264,7 +265,7 @@ impl MpiCollective {
                 Err(pending) => pending,
             };
             polls += 1;
-            if polls % 64 == 0 {
+            if polls.is_multiple_of(64) {
                 self.answer(number);
                 if start.elapsed() > self.timeout {
                     self.stalled(number, what, start.elapsed());

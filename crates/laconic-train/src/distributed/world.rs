@@ -121,6 +121,16 @@ impl World {
         }
     }
 
+    /// Ends this process's part in the world: MPI is finalised (every rank must get here, as after
+    /// a finished or stopped run); nothing to do for one process.
+    pub fn finalize(self) {
+        match self.engine {
+            Engine::Single => {}
+            #[cfg(feature = "mpi")]
+            Engine::Mpi(world) => drop(world),
+        }
+    }
+
     /// Ends the run after `message` (an error of this rank): the whole job when there are several
     /// ranks (`MPI_Abort`, so none waits on this one), else this process. Exits with `code`.
     pub fn end(&self, message: &str, code: i32) -> ! {

@@ -131,6 +131,17 @@ fn stop(running: &mut [(Job, Child, Instant)]) {
     }
 }
 
+/// Makes this process (a lab child) exit when its parent goes away: its standard input, a pipe
+/// from the lab, closes. No child outlives a killed lab.
+pub fn watch_parent() {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        eprintln!("error: the lab that started this run is gone; stopping");
+        std::process::exit(1);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,15 +189,4 @@ mod tests {
         assert!(log.starts_with("threads="), "{log}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// Makes this process (a lab child) exit when its parent goes away: its standard input, a pipe
-/// from the lab, closes. No child outlives a killed lab.
-pub fn watch_parent() {
-    std::thread::spawn(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-        eprintln!("error: the lab that started this run is gone; stopping");
-        std::process::exit(1);
-    });
 }
