@@ -6,8 +6,9 @@
 //! cargo run --release --features mpi --example bench_data_parallel -- --part allreduce --layers 7
 //! ```
 //! 1. **Step time** of the demo config (`configs/demo.toml`: 16 prompts × 8 rollouts a step) with one
-//!    process on one thread against two MPI ranks on one thread each. Scaling efficiency =
-//!    t₁ / (2 · t₂) for the same global batch; the median of the steps after the first.
+//!    process on one thread against two MPI ranks on one thread each, at ZeRO stages 0, 1 and 2.
+//!    Scaling efficiency = t₁ / (2 · t₂) for the same global batch; the median of the steps after
+//!    the first. With each, the optimizer state one rank holds (`memory/optimizer_state_bytes`).
 //! 2. **Gradient all-reduce** of a Qwen3-0.6B-sized gradient (every parameter's length, 596 M f32
 //!    by default; the shape flags shrink it) between two MPI ranks on this machine:
 //!    `optim.allreduce_bucket_mib` buckets (laconic's path) against one all-reduce per parameter.
@@ -167,35 +168,47 @@ fn steps(args: &Args) -> Result<()> {
         .env("RAYON_NUM_THREADS", "1");
     wait(single, "the one-process run")?;
 
-    let two = RunDir::create(scratch.join("two"), &config)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 {
         println!("note: {threads} thread available; two ranks share it");
     }
-    let mut ranks = child("rank", 2)?;
-    ranks
-        .args(["--run".into(), two.path.display().to_string()])
-        .env("RAYON_NUM_THREADS", "1");
-    wait(ranks, "the two-rank run")?;
+    let mut two = Vec::new();
+    for stage in 0..=2u8 {
+        let mut config = config.clone();
+        config.optim.zero_stage = stage;
+        let run = RunDir::create(scratch.join(format!("two-zero{stage}")), &config)?;
+        let mut ranks = child("rank", 2)?;
+        ranks
+            .args(["--run".into(), run.path.display().to_string()])
+            .env("RAYON_NUM_THREADS", "1");
+        wait(ranks, &format!("the two-rank run at ZeRO-{stage}"))?;
+        two.push(run);
+    }
 
-    let (t1, t2) = (step_times(&one)?, step_times(&two)?);
+    let t1 = step_times(&one)?;
     println!(
         "\ndemo config, {} prompts × {} rollouts a step, median of steps 2..={} (1 thread per worker):",
         config.rollout.prompts_per_step, config.rollout.n, args.steps
     );
-    println!("| ranks | step s | rollout s | update s |");
-    println!("|---:|---:|---:|---:|");
-    for (ranks, t) in [(1, &t1), (2, &t2)] {
+    println!("| ranks | ZeRO | step s | rollout s | update s | efficiency t1 / (2·t2) | optimizer state per rank |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| 1 | – | {:.3} | {:.3} | {:.3} | – | {} B |",
+        t1.step, t1.rollout, t1.update, t1.optimizer_bytes
+    );
+    let stage0_bytes = step_times(&two[0])?.optimizer_bytes;
+    for (stage, run) in two.iter().enumerate() {
+        let t2 = step_times(run)?;
         println!(
-            "| {ranks} | {:.3} | {:.3} | {:.3} |",
-            t.step, t.rollout, t.update
+            "| 2 | {stage} | {:.3} | {:.3} | {:.3} | {:.0} % | {} B ({:.3}× stage 0) |",
+            t2.step,
+            t2.rollout,
+            t2.update,
+            100.0 * t1.step / (2.0 * t2.step),
+            t2.optimizer_bytes,
+            t2.optimizer_bytes as f64 / stage0_bytes as f64
         );
     }
-    println!(
-        "speed-up {:.2}×, scaling efficiency t1 / (2·t2) = {:.0} %",
-        t1.step / t2.step,
-        100.0 * t1.step / (2.0 * t2.step)
-    );
     drop((one, two));
     std::fs::remove_dir_all(&scratch)?;
     Ok(())
@@ -206,6 +219,8 @@ struct StepTimes {
     step: f64,
     rollout: f64,
     update: f64,
+    /// `memory/optimizer_state_bytes`: the largest rank's.
+    optimizer_bytes: u64,
 }
 
 fn step_times(run: &RunDir) -> Result<StepTimes> {
@@ -226,6 +241,7 @@ fn step_times(run: &RunDir) -> Result<StepTimes> {
         step: median("timing/step_s")?,
         rollout: median("timing/rollout_s")?,
         update: median("timing/update_s")?,
+        optimizer_bytes: median("memory/optimizer_state_bytes")? as u64,
     })
 }
 

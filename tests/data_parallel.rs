@@ -21,6 +21,7 @@ use common::rl::{
     tiny_config_toml, train_here,
 };
 use laconic::backend::{self, Autodiff};
+use laconic::optim::LossAggMode;
 use laconic::train::distributed::{join_run, mpirun, World, ENV_TIMEOUT, STALLED_EXIT};
 use laconic::train::RunDir;
 
@@ -36,6 +37,12 @@ const STALL_RANK: &str = "LACONIC_TEST_STALL_RANK";
 /// Metrics that depend on how the rollouts were laid out, not on what was sampled: the KV-cache peak
 /// is the largest of the workers' engines, each holding its share of the batch.
 const LAYOUT: &[&str] = &["rollout/kv_cache_peak_tokens"];
+
+/// Under ZeRO the optimizer state is also laid out by worker: each holds its share of it.
+const ZERO_LAYOUT: &[&str] = &[
+    "rollout/kv_cache_peak_tokens",
+    "memory/optimizer_state_bytes",
+];
 
 /// Largest relative parameter difference between a data-parallel run and one process.
 const MAX_PARAM_DIFF: f32 = 1e-5;
@@ -156,6 +163,81 @@ fn two_workers_train_like_one_and_resume_with_either_count() {
     }
     for run in [one, two, two_then_one, one_then_two] {
         std::fs::remove_dir_all(&run.path).unwrap();
+    }
+}
+
+/// Sharded optimizer state (ZeRO-1, ZeRO-2) over two ranks trains as one process does, each rank
+/// holding half of the state; a ZeRO-2 run stopped by two ranks resumes in one process, and one
+/// process's run resumes under two ZeRO-2 ranks (checkpoints hold the whole state).
+#[test]
+fn zero_sharded_workers_train_like_one_and_resume_with_either_count() {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let state_bytes = |run: &RunDir| -> Vec<f64> {
+        run.read_metrics()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.get("memory/optimizer_state_bytes").copied())
+            .collect()
+    };
+    for (stage, mode) in [
+        (1, LossAggMode::TokenMean),
+        (2, LossAggMode::SeqMeanTokenSum),
+    ] {
+        let mut config = tiny_config(4, 4);
+        config.train.checksum_every = 1;
+        config.optim.zero_stage = stage;
+        config.optim.loss_agg_mode = mode;
+        let context = format!("ZeRO-{stage}, {mode:?}");
+        let one = train_here::<Autodiff>(&scratch(&format!("zero{stage}-one")), &config, 4);
+        let two = RunDir::create(scratch(&format!("zero{stage}-two")), &config).unwrap();
+        launch_ranks(&two.path, 2, &[]).unwrap();
+        assert_same_metrics(
+            &one,
+            &two,
+            ZERO_LAYOUT,
+            &format!("{context}: 2 workers vs 1"),
+        );
+        let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(&two));
+        println!("{context}, 2 workers vs 1 after 4 steps: max |Δθ| / max |θ| = {diff:e}");
+        assert!(diff <= MAX_PARAM_DIFF, "{context}: {diff:e}");
+        // Each rank holds half of the moments (and a step count per parameter it has a share of).
+        let (whole, half) = (state_bytes(&one), state_bytes(&two));
+        assert_eq!((whole.len(), half.len()), (4, 4));
+        for (w, h) in whole.iter().zip(&half) {
+            let share = h / w;
+            println!("{context}: optimizer state per rank {h} of {w} bytes ({share:.3})");
+            assert!((0.5..=0.51).contains(&share), "{context}: {h} of {w}");
+        }
+        if stage == 1 {
+            for run in [one, two] {
+                std::fs::remove_dir_all(&run.path).unwrap();
+            }
+            continue;
+        }
+        // Two ZeRO-2 ranks stopped after step 3 (checkpoint at 2), resumed by one process.
+        let two_then_one = RunDir::create(scratch("zero-2to1"), &config).unwrap();
+        launch_ranks(&two_then_one.path, 2, &[(STOP_AFTER, "3".into())]).unwrap();
+        let dir = two_then_one.path.clone();
+        drop(two_then_one);
+        let (two_then_one, _) = resume_here::<Autodiff>(&dir);
+        assert_same_metrics(
+            &one,
+            &two_then_one,
+            ZERO_LAYOUT,
+            "ZeRO-2: 2 workers, then 1",
+        );
+        // One process stopped after step 3, resumed by two ZeRO-2 ranks.
+        let dir = train_here::<Autodiff>(&scratch("zero-1to2"), &config, 3).path;
+        let (one_then_two, _) = RunDir::open(&dir).unwrap();
+        launch_ranks(&one_then_two.path, 2, &[]).unwrap();
+        assert_same_metrics(&one, &one_then_two, ZERO_LAYOUT, "ZeRO-2: 1 worker, then 2");
+        for run in [&two_then_one, &one_then_two] {
+            let diff = checkpoint_rel_diff(&last_checkpoint(&one), &last_checkpoint(run));
+            assert!(diff <= MAX_PARAM_DIFF, "{}: {diff:e}", run.path.display());
+        }
+        for run in [one, two, two_then_one, one_then_two] {
+            std::fs::remove_dir_all(&run.path).unwrap();
+        }
     }
 }
 

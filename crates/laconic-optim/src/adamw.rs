@@ -47,20 +47,38 @@ impl Default for AdamWSettings {
     }
 }
 
-/// First and second moments of one parameter (flattened) and its update count `t`.
+/// First and second moments of one parameter (flattened), or of the values `offset..offset + len`
+/// of it that this rank owns under ZeRO ([`crate::zero`]), and its update count `t`.
 #[derive(Debug, Clone)]
-struct Moments<B: Backend> {
-    shape: Vec<usize>,
-    exp_avg: Tensor<B, 1>,
-    exp_avg_sq: Tensor<B, 1>,
-    step: u64,
+pub(crate) struct Moments<B: Backend> {
+    /// The whole parameter's shape.
+    pub(crate) shape: Vec<usize>,
+    /// The first value the moments cover (0 for a whole parameter).
+    pub(crate) offset: usize,
+    /// `[len]`.
+    pub(crate) exp_avg: Tensor<B, 1>,
+    /// `[len]`.
+    pub(crate) exp_avg_sq: Tensor<B, 1>,
+    pub(crate) step: u64,
+}
+
+impl<B: Backend> Moments<B> {
+    /// Values each moment covers.
+    pub(crate) fn len(&self) -> usize {
+        self.exp_avg.dims()[0]
+    }
+
+    /// Whether the moments cover the whole parameter.
+    fn is_whole(&self) -> bool {
+        self.offset == 0 && self.len() == self.shape.iter().product::<usize>()
+    }
 }
 
 /// The AdamW optimizer and its state, on the inner (non-autodiff) backend `B`.
 #[derive(Debug, Clone)]
 pub struct AdamW<B: Backend> {
     settings: AdamWSettings,
-    moments: BTreeMap<String, Moments<B>>,
+    pub(crate) moments: BTreeMap<String, Moments<B>>,
 }
 
 impl<B: Backend> AdamW<B> {
@@ -87,16 +105,27 @@ impl<B: Backend> AdamW<B> {
             optimizer: self,
             grads: &mut grads,
             lr,
-            path: Vec::new(),
+            path: ParamPath::default(),
         };
         module.map(&mut mapper)
     }
 
     /// The state as named tensors: `exp_avg.<param>`, `exp_avg_sq.<param>` (the parameter's shape) and
     /// `step.<param>` (`[1]`, exact below 2^24 updates).
-    pub fn to_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    ///
+    /// # Errors
+    /// When the state is a ZeRO shard (part of a parameter's moments); gather it first
+    /// ([`crate::zero`]).
+    pub fn to_tensors(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         let mut out = Vec::with_capacity(3 * self.moments.len());
         for (name, m) in &self.moments {
+            if !m.is_whole() {
+                return Err(Error::Input(format!(
+                    "the optimizer state of `{name}` is a shard (values {}..{}); gather it first",
+                    m.offset,
+                    m.offset + m.len()
+                )));
+            }
             out.push((
                 format!("exp_avg.{name}"),
                 m.shape.clone(),
@@ -109,7 +138,7 @@ impl<B: Backend> AdamW<B> {
             ));
             out.push((format!("step.{name}"), vec![1], vec![m.step as f32]));
         }
-        out
+        Ok(out)
     }
 
     /// Replaces the state with the named tensors written by [`AdamW::to_tensors`].
@@ -148,6 +177,7 @@ impl<B: Backend> AdamW<B> {
                 name.to_string(),
                 Moments {
                     shape: shape.clone(),
+                    offset: 0,
                     exp_avg: flat(values),
                     exp_avg_sq: flat(sq),
                     step: step[0] as u64,
@@ -158,11 +188,17 @@ impl<B: Backend> AdamW<B> {
         Ok(())
     }
 
-    /// Values held by the state: both moments of every parameter with state.
+    /// Values held by the state: both moments of every parameter with state (of this rank's
+    /// shard of them under ZeRO).
     pub fn state_numel(&self) -> usize {
+        self.moments.values().map(|m| 2 * m.len()).sum()
+    }
+
+    /// Bytes held by the state: both moments at their dtype, and an 8-byte step count per parameter.
+    pub fn state_bytes(&self) -> usize {
         self.moments
             .values()
-            .map(|m| 2 * m.shape.iter().product::<usize>())
+            .map(|m| 2 * m.len() * m.exp_avg.dtype().size() + std::mem::size_of::<u64>())
             .sum()
     }
 
@@ -179,25 +215,50 @@ impl<B: Backend> AdamW<B> {
         grad: Tensor<B, D>,
         lr: f64,
     ) -> Tensor<B, D> {
+        let shape = param.dims();
+        let numel = shape.iter().product::<usize>();
+        let updated = self.update_flat(
+            name,
+            &shape,
+            0,
+            param.reshape([numel]),
+            grad.reshape([numel]),
+            lr,
+        );
+        updated.reshape(shape)
+    }
+
+    /// One AdamW update of the values `offset..offset + len` of parameter `name` (whose whole
+    /// shape is `shape`), given as flat `param` and `grad` of `len` values: the whole parameter, or
+    /// this rank's shard of it under ZeRO. Its moments, if any, cover exactly these values.
+    pub(crate) fn update_flat(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        offset: usize,
+        param: Tensor<B, 1>,
+        grad: Tensor<B, 1>,
+        lr: f64,
+    ) -> Tensor<B, 1> {
         let AdamWSettings {
             betas: (beta1, beta2),
             eps,
             weight_decay,
         } = self.settings;
-        let shape = param.dims();
-        let numel = shape.iter().product::<usize>();
+        let len = param.dims()[0];
         let device = param.device();
         let state = self
             .moments
             .entry(name.to_string())
             .or_insert_with(|| Moments {
                 shape: shape.to_vec(),
-                exp_avg: Tensor::zeros([numel], &device),
-                exp_avg_sq: Tensor::zeros([numel], &device),
+                offset,
+                exp_avg: Tensor::zeros([len], &device),
+                exp_avg_sq: Tensor::zeros([len], &device),
                 step: 0,
             });
+        debug_assert_eq!((state.offset, state.len()), (offset, len), "{name}");
         state.step += 1;
-        let grad = grad.reshape([numel]);
         // Bias corrections in f64, as PyTorch computes them in Python floats.
         let t = state.step as i32;
         let bias1 = 1.0 - f64::from(beta1).powi(t);
@@ -214,16 +275,35 @@ impl<B: Backend> AdamW<B> {
         // Take the moments out of the state so the kernel may update them in place.
         let exp_avg = std::mem::replace(&mut state.exp_avg, Tensor::empty([0], &device));
         let exp_avg_sq = std::mem::replace(&mut state.exp_avg_sq, Tensor::empty([0], &device));
-        let [param, exp_avg, exp_avg_sq] = adamw_step(
-            param.reshape([numel]),
-            grad,
-            exp_avg,
-            exp_avg_sq,
-            &coefficients,
-        );
+        let [param, exp_avg, exp_avg_sq] =
+            adamw_step(param, grad, exp_avg, exp_avg_sq, &coefficients);
         state.exp_avg = exp_avg;
         state.exp_avg_sq = exp_avg_sq;
-        param.reshape(shape)
+        param
+    }
+}
+
+/// The dotted name of the parameter a [`ModuleMapper`] or [`burn::module::ModuleVisitor`] is at,
+/// as laconic-model's checkpoints name it: an enum variant (burn's `Enum:` containers, e.g. a
+/// layer's dense or sparse `mlp`) is not part of the name.
+#[derive(Debug, Default)]
+pub(crate) struct ParamPath(Vec<String>);
+
+impl ParamPath {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.0.push(name.to_string());
+        }
+    }
+
+    pub(crate) fn exit(&mut self, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.0.pop();
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        self.0.join(".")
     }
 }
 
@@ -245,22 +325,16 @@ struct Update<'a, AB: AutodiffBackend> {
     optimizer: &'a mut AdamW<AB::InnerBackend>,
     grads: &'a mut GradientsParams,
     lr: f64,
-    path: Vec<String>,
+    path: ParamPath,
 }
 
 impl<AB: AutodiffBackend> ModuleMapper<AB> for Update<'_, AB> {
-    // Parameter names follow laconic-model's checkpoint names: an enum variant (burn's `Enum:`
-    // containers, e.g. a layer's dense or sparse `mlp`) is not part of the name.
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        }
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.pop();
-        }
+        self.path.exit(container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<AB, D>>) -> Param<Tensor<AB, D>> {
@@ -269,7 +343,7 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for Update<'_, AB> {
             return Param::from_mapped_value(id, tensor, mapper);
         };
         let require_grad = tensor.is_require_grad();
-        let name = self.path.join(".");
+        let name = self.path.name();
         let updated = self.optimizer.update(&name, tensor.inner(), grad, self.lr);
         let mut tensor = Tensor::from_inner(updated);
         if require_grad {
@@ -333,6 +407,7 @@ mod tests {
         let module = step(&mut a, one([1.0, -2.0]), [0.3, -4.0], 0.1);
         let tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> = a
             .to_tensors()
+            .unwrap()
             .into_iter()
             .map(|(name, shape, values)| (name, (shape, values)))
             .collect();

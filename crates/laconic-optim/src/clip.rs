@@ -24,11 +24,28 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
         squares: Vec::new(),
     };
     module.visit(&mut visitor);
-    if visitor.squares.is_empty() {
+    sum_of_squares(visitor.squares).sqrt()
+}
+
+/// `Σ_t ‖t‖²` given each tensor's `‖t‖²` (as `[1]` tensors), summed on the device in the given
+/// order: one device→host transfer. ZeRO ([`crate::zero`]) sums the same way as stage 0.
+pub(crate) fn sum_of_squares<B: Backend>(squares: Vec<Tensor<B, 1>>) -> f64 {
+    if squares.is_empty() {
         return 0.0;
     }
-    let total = Tensor::cat(visitor.squares, 0).sum().into_scalar();
-    total.elem::<f64>().sqrt()
+    summed(squares).into_scalar().elem::<f64>()
+}
+
+/// The sum of `[1]` tensors as a `[1]` tensor, on the device (`squares` not empty).
+pub(crate) fn summed<B: Backend>(squares: Vec<Tensor<B, 1>>) -> Tensor<B, 1> {
+    Tensor::cat(squares, 0).sum()
+}
+
+/// The factor that brings a gradient of global norm `norm` to at most `max_norm`, when it must
+/// shrink (`None`: leave the gradients as they are).
+pub(crate) fn clip_scale(norm: f64, max_norm: f32) -> Option<f64> {
+    let scale = f64::from(max_norm) / (norm + CLIP_EPSILON);
+    (max_norm > 0.0 && norm.is_finite() && scale < 1.0).then_some(scale)
 }
 
 /// Clips the gradients of `module` in place to a global norm of at most `max_norm` and returns the
@@ -40,16 +57,13 @@ pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     max_norm: f32,
 ) -> f64 {
     let norm = global_grad_norm(module, grads);
-    if max_norm > 0.0 && norm.is_finite() {
-        let scale = f64::from(max_norm) / (norm + CLIP_EPSILON);
-        if scale < 1.0 {
-            let mut visitor = Scale::<B> {
-                grads,
-                scale,
-                phantom: std::marker::PhantomData,
-            };
-            module.visit(&mut visitor);
-        }
+    if let Some(scale) = clip_scale(norm, max_norm) {
+        let mut visitor = Scale::<B> {
+            grads,
+            scale,
+            phantom: std::marker::PhantomData,
+        };
+        module.visit(&mut visitor);
     }
     norm
 }

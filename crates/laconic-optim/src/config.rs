@@ -12,6 +12,7 @@ use crate::logprob::LogprobOptions;
 use crate::objective::LossSettings;
 use crate::policy_loss::{ClipRange, PolicyLoss};
 use crate::schedule::{LrSchedule, Schedule};
+use crate::zero::ZeroStage;
 
 /// The optimiser's configuration. Missing keys take their defaults; unknown keys are an error (a typo
 /// in a knob would silently change the experiment).
@@ -118,6 +119,12 @@ pub struct OptimConfig {
     /// all-reduce per bucket; PyTorch DDP's `bucket_cap_mb` is the same idea, default 25). Ignored
     /// with one worker. Default 25.
     pub allreduce_bucket_mib: usize,
+    /// Sharded optimizer state in data-parallel runs, DeepSpeed's `zero_optimization.stage`
+    /// ([`crate::zero`]): 0 every worker holds all of AdamW's moments; 1 each holds the moments of
+    /// 1/W of the trainable values (gradients all-reduced, parameters all-gathered after the
+    /// update); 2 also reduce-scatters the gradients, so each keeps only its shard of them. The
+    /// update is stage 0's up to summation order. Ignored with one worker. Default 0.
+    pub zero_stage: u8,
 }
 
 impl Default for OptimConfig {
@@ -156,6 +163,7 @@ impl Default for OptimConfig {
             temperature: 1.0,
             activation_checkpointing: ActivationCheckpointing::None,
             allreduce_bucket_mib: 25,
+            zero_stage: 0,
         }
     }
 }
@@ -236,7 +244,22 @@ impl OptimConfig {
         }
         at_least_one("logprob_chunk_size", c.logprob_chunk_size)?;
         positive("temperature", c.temperature)?;
-        at_least_one("allreduce_bucket_mib", c.allreduce_bucket_mib)
+        at_least_one("allreduce_bucket_mib", c.allreduce_bucket_mib)?;
+        check(
+            c.zero_stage <= 2,
+            "zero_stage",
+            "expected 0, 1 or 2",
+            c.zero_stage,
+        )
+    }
+
+    /// The ZeRO stage (`zero_stage`).
+    pub fn zero(&self) -> ZeroStage {
+        match self.zero_stage {
+            0 => ZeroStage::Replicated,
+            1 => ZeroStage::ShardedState,
+            _ => ZeroStage::ShardedGradients,
+        }
     }
 
     /// f32 values per gradient all-reduce bucket (`allreduce_bucket_mib`).
@@ -386,6 +409,7 @@ logprob_chunk_size = 512
 logprob_keep_logits_mib = 256
 activation_checkpointing = "none"
 allreduce_bucket_mib = 25
+zero_stage = 0
 "#;
 
     #[test]

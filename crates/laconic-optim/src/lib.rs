@@ -67,6 +67,7 @@ pub mod objective;
 pub mod policy_loss;
 pub mod schedule;
 pub mod update;
+pub mod zero;
 
 pub use adamw::{AdamW, AdamWSettings};
 pub use advantage::{AdvEstimator, AdvantageOptions};
@@ -80,7 +81,8 @@ pub use kl::KlLossType;
 pub use logprob::{compute_logprobs, LogprobOptions, SequenceLogprobs};
 pub use policy_loss::PolicyLoss;
 pub use schedule::LrSchedule;
-pub use update::{PolicyUpdater, UpdateMetrics};
+pub use update::{OptimizerState, PolicyUpdater, UpdateMetrics};
+pub use zero::ZeroStage;
 
 /// The backend of this crate's unit tests: ndarray, or wgpu/CUDA with `test-wgpu` / `test-cuda`.
 #[cfg(all(test, not(any(feature = "test-wgpu", feature = "test-cuda"))))]

@@ -7,7 +7,7 @@
 
 use laconic_model::{ActivationCheckpointing, AttentionBlocks, Qwen3Config};
 
-use crate::OptimConfig;
+use crate::{OptimConfig, ZeroStage};
 
 /// Bytes per element of each kind of state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,21 @@ pub struct UpdateMemory {
 }
 
 impl UpdateMemory {
+    /// What one worker of a data-parallel run of `world` workers holds at ZeRO `stage`
+    /// ([`crate::zero`]): from stage 1 on, its `1/W` of AdamW's moments. The gradients count whole
+    /// at every stage: burn's backward returns a micro-batch's gradients all at once, so stage 2
+    /// keeps only its shard of them from the mini-batch's reduce-scatter on (through the optimizer
+    /// step), not at the backward's peak.
+    pub fn per_worker(self, world: usize, stage: ZeroStage) -> Self {
+        if stage == ZeroStage::Replicated || world <= 1 {
+            return self;
+        }
+        Self {
+            optimizer: self.optimizer.div_ceil(world as u64),
+            ..self
+        }
+    }
+
     /// The peak: the static state, the activations and the larger backward phase.
     pub fn total(&self) -> u64 {
         self.weights
@@ -200,6 +215,32 @@ mod tests {
             "num_key_value_heads": 2, "tie_word_embeddings": false}"#,
         );
         assert_eq!(parameter_count(&r1), 1_777_088_000);
+    }
+
+    #[test]
+    fn zero_divides_the_optimizer_state_alone() {
+        let qwen3 = laconic_model::DenseShape::QWEN3_0_6B.config().unwrap();
+        let blocks = AttentionBlocks::default();
+        let whole = update_memory(
+            &qwen3,
+            1024,
+            &OptimConfig::default(),
+            blocks,
+            Precision::F32,
+        );
+        assert_eq!(whole.per_worker(4, ZeroStage::Replicated), whole);
+        assert_eq!(whole.per_worker(1, ZeroStage::ShardedGradients), whole);
+        for stage in [ZeroStage::ShardedState, ZeroStage::ShardedGradients] {
+            let shard = whole.per_worker(4, stage);
+            assert_eq!(shard.optimizer, 596_049_920 * 8 / 4);
+            assert_eq!(
+                UpdateMemory {
+                    optimizer: whole.optimizer,
+                    ..shard
+                },
+                whole
+            );
+        }
     }
 
     /// Recompute keeps one `d`-wide tensor per layer instead of the layer's saved set, and adds one

@@ -34,6 +34,12 @@ use crate::error::{Error, Result};
 use crate::head::{head_logprobs_grad, HeadOptions, LogprobBackend};
 use crate::logprob::{check_head, head_weight, response_hidden_with_aux, PackedSequences};
 use crate::objective::{objective, ObjectiveSums, TokenBatch};
+use crate::zero::{gather_state, sharded_step, ShardedStep, ZeroStage};
+
+/// The optimizer state as named tensors (AdamW's moments and step counts by parameter name), whole
+/// parameters as one process holds them: what a checkpoint stores.
+#[derive(Debug, Clone)]
+pub struct OptimizerState(Vec<(String, Vec<usize>, Vec<f32>)>);
 
 /// Version tag of the optimizer state file.
 const STATE_FORMAT: f32 = 1.0;
@@ -151,9 +157,14 @@ pub struct PolicyUpdater<B: LogprobBackend> {
 
 impl<B: LogprobBackend> PolicyUpdater<B> {
     /// Values held by the optimizer state (AdamW's two moments of every trained parameter; none for a
-    /// frozen one).
+    /// frozen one; this worker's shard of them under ZeRO).
     pub fn optimizer_state_numel(&self) -> usize {
         self.optimizer.state_numel()
+    }
+
+    /// Bytes held by this worker's optimizer state (the metric `memory/optimizer_state_bytes`).
+    pub fn optimizer_state_bytes(&self) -> usize {
+        self.optimizer.state_bytes()
     }
 
     /// An updater with fresh optimizer state.
@@ -260,27 +271,13 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                     metrics.skipped_mini_batches += 1;
                     continue;
                 }
-                let (mut grads, sums) =
+                let (grads, sums) =
                     self.accumulate(&model, &trainable, refs.as_deref(), &counts)?;
                 let sums = all_reduce_sums(collective, &sums, &device)?;
                 self.check_loss(&sums)?;
-                all_reduce_gradients::<B, _>(
-                    &model,
-                    &mut grads,
-                    collective,
-                    self.config.allreduce_bucket_elems(),
-                    &device,
-                )?;
-                let grad_norm = clip_grad_norm(&model, &mut grads, self.config.grad_clip);
-                if !grad_norm.is_finite() {
-                    return Err(Error::NonFinite {
-                        what: "grad_norm",
-                        value: grad_norm,
-                        step: self.updates,
-                    });
-                }
                 let lr = self.next_lr();
-                model = self.optimizer.step(model, grads, lr);
+                let (updated, grad_norm) = self.apply(model, grads, lr, collective, &device)?;
+                model = updated;
                 // A finite gradient can still overflow the update (a huge learning rate, a decay
                 // factor far from 1): such a model is never handed back, so it is never saved. The
                 // moments need no check: with every g² finite (the norm is), β·m + (1 − β)·g and
@@ -298,6 +295,55 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
         }
         self.batches += 1;
         Ok((model, metrics.finish()))
+    }
+
+    /// Sums `grads` over the workers, clips them and applies AdamW at `lr`: the whole model on
+    /// every worker, or each worker its shard under ZeRO ([`crate::zero`]). Returns the updated
+    /// model and the gradient norm before clipping.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] for a non-finite gradient norm; the collective's.
+    fn apply(
+        &mut self,
+        model: Qwen3<B>,
+        mut grads: GradientsParams,
+        lr: f64,
+        collective: &dyn Collective<B::InnerBackend>,
+        device: &B::Device,
+    ) -> Result<(Qwen3<B>, f64)> {
+        if self.is_sharded(collective) {
+            let step = ShardedStep {
+                stage: self.config.zero(),
+                collective,
+                bucket_elems: self.config.allreduce_bucket_elems(),
+                max_norm: self.config.grad_clip,
+                lr,
+                step: self.updates,
+            };
+            return sharded_step(model, grads, &mut self.optimizer, &step);
+        }
+        all_reduce_gradients::<B, _>(
+            &model,
+            &mut grads,
+            collective,
+            self.config.allreduce_bucket_elems(),
+            device,
+        )?;
+        let grad_norm = clip_grad_norm(&model, &mut grads, self.config.grad_clip);
+        if !grad_norm.is_finite() {
+            return Err(Error::NonFinite {
+                what: "grad_norm",
+                value: grad_norm,
+                step: self.updates,
+            });
+        }
+        Ok((self.optimizer.step(model, grads, lr), grad_norm))
+    }
+
+    /// Whether the optimizer state is sharded over the workers of `collective` (ZeRO stage ≥ 1
+    /// with more than one worker).
+    fn is_sharded(&self, collective: &dyn Collective<B::InnerBackend>) -> bool {
+        self.config.zero() != ZeroStage::Replicated && collective.world_size() > 1
     }
 
     /// The summed gradients of the objective over `sequences` (all trainable), processed
@@ -402,11 +448,50 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
 
     /// Writes the optimizer state (AdamW moments by parameter name, step counts, the schedule's and
     /// the shuffle's positions) to `path` as safetensors, atomically: a temporary file in the same
-    /// folder, then a rename.
+    /// folder, then a rename. One process; a data-parallel run gathers the state on every worker
+    /// first ([`PolicyUpdater::gather_state`]) and one worker writes it
+    /// ([`PolicyUpdater::write_state`]).
+    ///
+    /// # Errors
+    /// When the file cannot be written, a counter exceeds 2^24 (stored as f32), or the state is
+    /// a ZeRO shard.
+    pub fn save_state(&self, path: impl AsRef<Path>) -> Result<()> {
+        let tensors = self.optimizer.to_tensors()?;
+        self.write_state(OptimizerState(tensors), path)
+    }
+
+    /// The optimizer state as one process would hold it, on worker 0 (the others get `None`):
+    /// worker 0's own state, or under ZeRO the workers' shards gathered into whole parameters.
+    /// Every worker of a data-parallel run calls this with the same model.
+    ///
+    /// # Errors
+    /// The collective's.
+    pub fn gather_state(
+        &self,
+        model: &Qwen3<B>,
+        collective: &dyn Collective<B::InnerBackend>,
+    ) -> Result<Option<OptimizerState>> {
+        if !self.is_sharded(collective) {
+            if collective.rank() != 0 {
+                return Ok(None);
+            }
+            return self.optimizer.to_tensors().map(|t| Some(OptimizerState(t)));
+        }
+        let gathered = gather_state::<B, _>(
+            &self.optimizer,
+            model,
+            collective,
+            (self.config.allreduce_bucket_elems(), 0),
+        )?;
+        Ok(gathered.map(OptimizerState))
+    }
+
+    /// Writes `state` (from [`PolicyUpdater::gather_state`]) with this updater's counters to
+    /// `path`, as [`PolicyUpdater::save_state`] does.
     ///
     /// # Errors
     /// When the file cannot be written, or a counter exceeds 2^24 (stored as f32).
-    pub fn save_state(&self, path: impl AsRef<Path>) -> Result<()> {
+    pub fn write_state(&self, state: OptimizerState, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         if self.updates >= EXACT_F32_COUNTER || self.batches >= EXACT_F32_COUNTER {
             return Err(state_error(
@@ -414,7 +499,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
                 "counters beyond 2^24 cannot be stored exactly",
             ));
         }
-        let mut tensors = self.optimizer.to_tensors();
+        let mut tensors = state.0;
         tensors.push(("meta.format".into(), vec![1], vec![STATE_FORMAT]));
         tensors.push(("meta.updates".into(), vec![1], vec![self.updates as f32]));
         tensors.push(("meta.batches".into(), vec![1], vec![self.batches as f32]));

@@ -1,19 +1,24 @@
 //! Data-parallel updates equal the single-worker update of the whole batch: W workers (threads
 //! summing through a host-side collective), each holding a contiguous shard of whole groups (an
 //! empty one included), end with the parameters and metrics of one process, in every
-//! `loss_agg_mode`, with shuffled mini-batches over two epochs. f64, so the only differences left are
-//! the summation order of the gradients; the metrics cross the collective in f32.
+//! `loss_agg_mode` and ZeRO stage, with shuffled mini-batches over two epochs. f64, so the only
+//! differences left are the summation order of the gradients; the metrics cross the collective in
+//! f32. Sharded optimizer state is gathered into stage 0's checkpoint format and resumes at another
+//! world size.
 //!
 //! Its own test binary: burn 0.21 keeps one default float dtype per device and process.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use common::tiny_on;
+use laconic_model::safetensors::SafetensorsIndex;
 use laconic_model::Qwen3;
 use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
@@ -127,19 +132,70 @@ fn data_parallel(
     config: &OptimConfig,
     shards: Vec<UpdateBatch>,
 ) -> Vec<(Vec<f64>, UpdateMetrics)> {
-    let workers: Vec<_> = collectives(shards.len())
+    workers(model, config, None, shards)
+        .into_iter()
+        .map(|w| (w.params, w.metrics))
+        .collect()
+}
+
+/// What a worker of [`workers`] ends with.
+struct Worker {
+    params: Vec<f64>,
+    metrics: UpdateMetrics,
+    state_numel: usize,
+    /// The gathered optimizer state, written by worker 0 to the `save` path.
+    saved: bool,
+}
+
+/// One `step_with` per worker on its shard, each worker first loading the optimizer state `resume`
+/// (a file) when given, and afterwards gathering its state into `save` when given.
+fn workers_saving(
+    model: &Qwen3<AD64>,
+    config: &OptimConfig,
+    resume: Option<&Path>,
+    save: Option<&Path>,
+    shards: Vec<UpdateBatch>,
+) -> Vec<Worker> {
+    let handles: Vec<_> = collectives(shards.len())
         .into_iter()
         .zip(shards)
         .map(|(collective, shard)| {
             let (model, config) = (model.clone(), config.clone());
+            let resume = resume.map(Path::to_path_buf);
+            let save = save.map(Path::to_path_buf);
             std::thread::spawn(move || {
                 let mut updater = PolicyUpdater::new(config, &model).unwrap();
+                if let Some(path) = resume {
+                    updater.load_state(path, &model).unwrap();
+                }
                 let (model, metrics) = updater.step_with(model, &shard, None, &collective).unwrap();
-                (params(&model), metrics)
+                let state = updater.gather_state(&model, &collective).unwrap();
+                let saved = match (state, save) {
+                    (Some(state), Some(path)) => {
+                        updater.write_state(state, path).unwrap();
+                        true
+                    }
+                    _ => false,
+                };
+                Worker {
+                    params: params(&model),
+                    metrics,
+                    state_numel: updater.optimizer_state_numel(),
+                    saved,
+                }
             })
         })
         .collect();
-    workers.into_iter().map(|w| w.join().unwrap()).collect()
+    handles.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
+fn workers(
+    model: &Qwen3<AD64>,
+    config: &OptimConfig,
+    resume: Option<&Path>,
+    shards: Vec<UpdateBatch>,
+) -> Vec<Worker> {
+    workers_saving(model, config, resume, None, shards)
 }
 
 #[test]
@@ -149,36 +205,140 @@ fn sharded_updates_equal_the_whole_batch_update() {
     let layouts: [&[&[usize]]; 3] = [&[&[0, 1], &[2]], &[&[0], &[1], &[2]], &[&[0], &[1, 2], &[]]];
     let mut worst = 0f64;
     for mode in LossAggMode::ALL {
-        let config = config(mode);
-        let mut updater = PolicyUpdater::new(config.clone(), &model).unwrap();
+        let mut updater = PolicyUpdater::new(config(mode), &model).unwrap();
         let (whole, whole_metrics) = updater.step(model.clone(), &batch, None).unwrap();
+        let whole_state = updater.optimizer_state_numel();
         let whole = params(&whole);
         let scale = whole.iter().fold(0f64, |m, v| m.max(v.abs()));
-        for layout in layouts {
+        for (stage, layout) in (0..=2).flat_map(|stage| layouts.map(|l| (stage, l))) {
+            let config = OptimConfig {
+                zero_stage: stage,
+                ..config(mode)
+            };
             let shards = layout.iter().map(|groups| shard(&batch, groups)).collect();
-            for (rank, (theta, metrics)) in
-                data_parallel(&model, &config, shards).iter().enumerate()
-            {
-                let diff = max_abs_diff(&whole, theta);
+            let workers = workers(&model, &config, None, shards);
+            for (rank, worker) in workers.iter().enumerate() {
+                let diff = max_abs_diff(&whole, &worker.params);
                 worst = worst.max(diff);
-                assert!(
-                    diff <= 1e-12 * scale,
-                    "{mode:?}, shards {layout:?}, worker {rank}: max |Δθ| = {diff:e}"
-                );
-                let (a, b) = (whole_metrics.to_map(), metrics.to_map());
+                let at = format!("{mode:?}, ZeRO-{stage}, shards {layout:?}, worker {rank}");
+                assert!(diff <= 1e-12 * scale, "{at}: max |Δθ| = {diff:e}");
+                let (a, b) = (whole_metrics.to_map(), worker.metrics.to_map());
                 for (key, x) in &a {
                     let y = b[key];
                     assert!(
                         (x - y).abs() <= 1e-5 * x.abs().max(1e-6),
-                        "{mode:?}, shards {layout:?}, worker {rank}: {key} {x} vs {y}"
+                        "{at}: {key} {x} vs {y}"
                     );
                 }
+                // Replicas stay bit-identical: every value comes from the worker that owns it.
+                assert!(worker.params == workers[0].params, "{at}: replicas differ");
+            }
+            let states: Vec<usize> = workers.iter().map(|w| w.state_numel).collect();
+            if stage == 0 {
+                assert!(states.iter().all(|&n| n == whole_state), "{states:?}");
+            } else {
+                // Each worker holds its range of both moments: all of them once, evenly.
+                let world = states.len();
+                assert_eq!(states.iter().sum::<usize>(), whole_state, "{states:?}");
+                let even = whole_state.div_ceil(2 * world) * 2;
+                assert!(states.iter().all(|&n| n <= even), "{states:?} vs {even}");
             }
         }
     }
     println!(
-        "1 vs 2/3 workers (an empty shard included), every loss_agg_mode: max |Δθ| = {worst:e}"
+        "1 vs 2/3 workers (an empty shard included), every loss_agg_mode, ZeRO 0/1/2: \
+         max |Δθ| = {worst:e}"
     );
+}
+
+#[test]
+fn sharded_state_saves_whole_and_resumes_at_another_world_size() {
+    let dir = std::env::temp_dir().join(format!("laconic-zero-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny_on::<AD64>(false);
+    let (batch, _) = common::batch(&model);
+    let base = config(LossAggMode::TokenMean);
+    let with_stage = |stage| OptimConfig {
+        zero_stage: stage,
+        ..base.clone()
+    };
+    // One process, two rollout batches, its state saved between them.
+    let mut updater = PolicyUpdater::new(base.clone(), &model).unwrap();
+    let (first, _) = updater.step(model.clone(), &batch, None).unwrap();
+    let whole_path = dir.join("whole.safetensors");
+    updater.save_state(&whole_path).unwrap();
+    let (second, _) = updater.step(first.clone(), &batch, None).unwrap();
+    let (first_params, second_params) = (params(&first), params(&second));
+    let scale = second_params.iter().fold(0f64, |m, v| m.max(v.abs()));
+
+    // ZeRO-2 over two workers: the gathered state is the one process's, and worker 0 alone writes it.
+    let sharded_path = dir.join("sharded.safetensors");
+    let two = vec![shard(&batch, &[0, 1]), shard(&batch, &[2])];
+    let saved = workers_saving(&model, &with_stage(2), None, Some(&sharded_path), two);
+    assert_eq!(
+        saved.iter().map(|w| w.saved).collect::<Vec<_>>(),
+        [true, false]
+    );
+    assert!(max_abs_diff(&saved[0].params, &first_params) <= 1e-12 * scale);
+    let (whole_state, sharded_state) = (read_state(&whole_path), read_state(&sharded_path));
+    assert_eq!(
+        whole_state.keys().collect::<Vec<_>>(),
+        sharded_state.keys().collect::<Vec<_>>()
+    );
+    for (name, values) in &whole_state {
+        let diff = max_abs_diff(values, &sharded_state[name]);
+        let size = values.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+        assert!(diff <= 1e-6 * size, "{name}: {diff:e} of {size:e}");
+    }
+
+    // Resumed from the sharded checkpoint by one worker (stage 0) and by three (ZeRO-1), against
+    // one process resumed from its own checkpoint (the same f32 rounding of the moments) and the
+    // uninterrupted run.
+    let resumed_by = |stage, path: &Path, shards: Vec<UpdateBatch>| {
+        workers(&first, &with_stage(stage), Some(path), shards)
+    };
+    let reference = resumed_by(0, &whole_path, vec![batch.clone()])
+        .remove(0)
+        .params;
+    assert!(max_abs_diff(&reference, &second_params) <= 1e-6 * scale);
+    let three = vec![
+        shard(&batch, &[0]),
+        shard(&batch, &[1]),
+        shard(&batch, &[2]),
+    ];
+    for (what, resumed) in [
+        (
+            "one worker",
+            resumed_by(0, &sharded_path, vec![batch.clone()]),
+        ),
+        ("three ZeRO-1 workers", resumed_by(1, &sharded_path, three)),
+    ] {
+        for worker in resumed {
+            let diff = max_abs_diff(&worker.params, &reference);
+            println!("resumed by {what}: max |Δθ| = {diff:e}");
+            assert!(
+                diff <= 1e-9 * scale,
+                "resumed by {what}: max |Δθ| = {diff:e}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The tensors of an optimizer-state file, in f64, by name.
+fn read_state(path: &Path) -> BTreeMap<String, Vec<f64>> {
+    let index = SafetensorsIndex::from_files(&[path.to_path_buf()]).unwrap();
+    index
+        .names()
+        .into_iter()
+        .map(|name| {
+            let values = index.read_f32(name).unwrap();
+            (
+                name.to_string(),
+                values.into_iter().map(f64::from).collect(),
+            )
+        })
+        .collect()
 }
 
 #[test]

@@ -344,9 +344,9 @@ impl<B: LogprobBackend> RlTrainer<B> {
                     None => run.append_metrics(&metrics)?,
                 }
                 observer.on_step(step, &metrics);
-                if saved {
-                    self.save(run)?;
-                }
+            }
+            if saved {
+                self.save(run)?;
             }
             // A run whose last step is done has nothing left to resume: it ends as usual.
             if self.step < last {
@@ -363,7 +363,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let Some(signal) = self.agreed_stop()? else {
             return Ok(());
         };
-        if self.is_writer() && !saved {
+        if !saved {
             self.save(run)?;
         }
         if self.collective.world_size() > 1 {
@@ -529,11 +529,17 @@ impl<B: LogprobBackend> RlTrainer<B> {
             &[tokens as u64, engine.preemptions as u64],
             &device,
         )?;
-        let kv_cache_peak = all_gather_u64(collective, &[engine.kv_cache_peak as u64], &device)?
-            .iter()
-            .map(|peak| peak[0])
-            .max()
-            .unwrap_or(0);
+        // Per-worker peaks: the largest worker's (what one machine must hold).
+        let peaks = all_gather_u64(
+            collective,
+            &[
+                engine.kv_cache_peak as u64,
+                self.updater.optimizer_state_bytes() as u64,
+            ],
+            &device,
+        )?;
+        let largest = |k: usize| peaks.iter().map(|p| p[k]).max().unwrap_or(0);
+        let (kv_cache_peak, optimizer_state_bytes) = (largest(0), largest(1));
         let (tokens, preemptions) = (totals[0], totals[1]);
         let mut metrics = Metrics::new();
         metrics.insert("step".into(), self.step as f64);
@@ -549,6 +555,10 @@ impl<B: LogprobBackend> RlTrainer<B> {
         metrics.insert("perf/tokens".into(), tokens as f64);
         metrics.insert("rollout/preemptions".into(), preemptions as f64);
         metrics.insert("rollout/kv_cache_peak_tokens".into(), kv_cache_peak as f64);
+        metrics.insert(
+            "memory/optimizer_state_bytes".into(),
+            optimizer_state_bytes as f64,
+        );
         Ok((metrics, scored.records))
     }
 
@@ -766,25 +776,36 @@ impl<B: LogprobBackend> RlTrainer<B> {
         )))
     }
 
-    /// Writes a checkpoint of the current state into `run`.
+    /// Writes a checkpoint of the current state into `run`. Every worker of a data-parallel run
+    /// calls this (a ZeRO run gathers the optimizer state from all of them); the writing worker
+    /// alone writes, and returns the checkpoint's folder.
     ///
     /// # Errors
-    /// When a file cannot be written.
-    pub fn save(&self, run: &RunDir) -> Result<std::path::PathBuf> {
+    /// When a file cannot be written; the collective's.
+    pub fn save(&self, run: &RunDir) -> Result<Option<std::path::PathBuf>> {
+        let policy = self.model();
+        let gathered = self
+            .updater
+            .gather_state(policy, self.collective.as_ref())?;
+        let Some(optimizer) = gathered.filter(|_| self.is_writer()) else {
+            return Ok(None);
+        };
         let state = TrainerState {
             step: self.step,
             sampler: self.task.sampler().cloned(),
         };
-        run.save_checkpoint(&state, self.config.train.keep_checkpoints, |dir| {
-            let policy = self.model().valid();
+        let dir = run.save_checkpoint(&state, self.config.train.keep_checkpoints, |dir| {
+            let policy = policy.valid();
             match policy.lora() {
                 Some(_) => policy.save_adapter(dir, &self.adapter_base(run)?)?,
                 None => save_pretrained(&policy, dir)?,
             }
             self.write_tokenizer(dir)?;
-            self.updater.save_state(dir.join(OPTIMIZER_STATE))?;
+            self.updater
+                .write_state(optimizer, dir.join(OPTIMIZER_STATE))?;
             Ok(())
-        })
+        })?;
+        Ok(Some(dir))
     }
 
     fn write_tokenizer(&self, dir: &std::path::Path) -> Result<()> {
