@@ -23,6 +23,10 @@
 # Writes parity_f32.json, parity_bf16.json, decode.json, update.json, ref_decode.jsonl, ref_update.jsonl,
 # summary.json and gpu-check.log (8 files: the device tool's limit) under $OUT (else scratch/gpu-check).
 #
+#   5. on a machine with 2 GPUs or more and `mpirun`: the demo config for 3 steps as one rank and as two
+#      ranks at ZeRO-1 (NCCL sums the gradients and gathers the parameters on the GPUs), compared metric
+#      by metric and on the last checkpoint's weights (the train example built with `--features
+#      cuda,mpi`, carried as GPU_TRAIN_BIN, default target/release/examples/train).
 # Environment: OUT, GPU_CHECK_BIN (default target/release/examples/gpu_check), PYTHON (default python3),
 # PEAK_GBPS (default from the GPU's name: H200 4800, H100 SXM 3350), GPU_CHECK_BUDGET_S, QUICK=1, SMOKE=1,
 # CUBECL_AUTOTUNE_LEVEL (cubecl's own knob; unset = balanced).
@@ -134,6 +138,48 @@ step ref-update 90 "$RESULTS/ref_update.jsonl" env PYTHONUNBUFFERED=1 "$PY" benc
   "${SHAPE[@]}" "${PY_DEVICE[@]}" --dtype bf16 --sequences "$SEQS" --prompt-len "$UPD_PROMPT" \
   --response-len "$UPD_RESPONSE" --micro-batch "$MICRO" --steps "$STEPS"
 
+# Multi-GPU: one rank against two (ZeRO-1, NCCL), when the machine has the GPUs, mpirun and the binary.
+TRAIN_BIN=${GPU_TRAIN_BIN:-target/release/examples/train}
+GPUS=$(nvidia-smi --list-gpus 2>/dev/null | wc -l)
+MULTI=scratch/gpu-check-multi
+rm -rf "$MULTI"
+if [ "$GPUS" -ge 2 ] && command -v mpirun >/dev/null && [ -x "$TRAIN_BIN" ]; then
+  mkdir -p "$MULTI"
+  DEMO=(--config configs/demo.toml --quiet --set train.steps=3 --set train.save_every=3 --set train.eval_every=0
+    --set optim.zero_stage=1)
+  step multi-gpu-1 120 "" "$TRAIN_BIN" "${DEMO[@]}" --set "train.out_dir=\"$MULTI/one\""
+  step multi-gpu-2 120 "" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    mpirun -np 2 --oversubscribe --bind-to none "$TRAIN_BIN" "${DEMO[@]}" --set "train.out_dir=\"$MULTI/two\""
+  "$PY" - "$MULTI" <<'EOF' 2>&1 | tee -a "$LOG"
+import glob, json, os, sys
+
+root = sys.argv[1]
+runs = [sorted(glob.glob(os.path.join(root, side, "*", "metrics.jsonl"))) for side in ("one", "two")]
+result = {"ok": False}
+if all(runs):
+    one, two = (os.path.dirname(r[-1]) for r in runs)
+    layout = ("timing/", "perf/", "memory/", "rollout/kv_cache_peak_tokens")
+    read = lambda run: [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if l.strip()]
+    worst = 0.0
+    for a, b in zip(read(one), read(two)):
+        for key, x in a.items():
+            if key.startswith(layout) or not isinstance(x, (int, float)) or key not in b:
+                continue
+            worst = max(worst, abs(x - b[key]) / max(abs(x), 1e-6))
+    from safetensors.torch import load_file
+    last = lambda run: sorted(glob.glob(os.path.join(run, "checkpoints", "step_*")))[-1]
+    wa, wb = (load_file(os.path.join(last(r), "model.safetensors")) for r in (one, two))
+    scale = max(t.abs().max().item() for t in wa.values())
+    diff = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa) / scale
+    result = {"ok": worst <= 1e-3 and diff <= 1e-3, "metrics_max_rel": worst, "weights_max_rel": diff}
+print("multi-GPU, 1 rank vs 2 ranks at ZeRO-1 (NCCL):", json.dumps(result))
+json.dump(result, open(os.path.join(root, "result.json"), "w"))
+EOF
+else
+  say "== multi-gpu: skipped ($GPUS GPU(s); needs 2, mpirun and $TRAIN_BIN built with --features cuda,mpi)"
+  STATUS+=("multi-gpu=skipped")
+fi
+
 say "== steps: ${STATUS[*]} (total $((SECONDS - START)) s)"
 
 # The combined table: ratios ours/reference and the goals of docs/performance.md.
@@ -220,6 +266,14 @@ if upd:
 else:
     row("update", "missing", "", "", "ours/ref <= 1.0", False)
     goals["update <= 1.0x PyTorch"] = False
+
+try:
+    multi = json.load(open("scratch/gpu-check-multi/result.json"))
+    row("2 GPUs vs 1 (ZeRO-1, NCCL) max rel diff", fmt(multi.get("weights_max_rel"), "{:.1e}"), "1 GPU",
+        fmt(multi.get("metrics_max_rel"), "metrics {:.1e}"), "<= 1e-3", multi["ok"])
+    goals["2 GPUs equal 1"] = multi["ok"]
+except (OSError, ValueError, KeyError):
+    pass
 
 ref_torch = (ref_dec[0] if ref_dec else ref_upd or {}).get("torch", "?")
 print(f"\nGPU check on {gpu or '?'} (peak {peak:.0f} GB/s): laconic ({(dec or upd or p32 or {}).get('backend', '?')}, "

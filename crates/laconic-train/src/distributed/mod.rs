@@ -6,16 +6,22 @@
 //!
 //! The engine needs the `mpi` feature (and an MPI library at build time); a build without it runs
 //! one process, and refuses a launcher that started several with what to install. Every collective
-//! has a time limit ([`ENV_TIMEOUT`]); a rank that stalls past it is named and the job ends.
+//! has a time limit ([`ENV_TIMEOUT`]); a rank that stalls past it is named and the job ends. With
+//! `cuda` as well, a trainer on burn's CUDA backend sums its tensors on the GPU through NCCL
+//! (`NcclCollective`, loaded at run time), its host messages still through MPI.
 
 #[cfg(feature = "mpi")]
 mod mpi;
 mod mpirun;
+#[cfg(all(feature = "mpi", feature = "cuda"))]
+mod nccl;
 mod rank;
 mod world;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::{stall_message, MpiCollective, MpiWorld, STALLED_EXIT};
+#[cfg(all(feature = "mpi", feature = "cuda"))]
+pub use self::nccl::NcclCollective;
 pub use laconic_rollout::shard_range;
 pub use mpirun::{launch_local, launcher_world_size, mpirun, MPI_INSTALL};
 pub use rank::join_run;

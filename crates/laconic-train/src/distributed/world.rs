@@ -98,12 +98,13 @@ impl World {
         }
     }
 
-    /// The collective this rank's trainer sums through (every rank calls this alike).
+    /// The collective this rank's trainer sums through (every rank calls this alike): with `cuda`,
+    /// NCCL for burn's CUDA backend.
     pub fn collective<B: Backend>(&self) -> Box<dyn Collective<B>> {
         match &self.engine {
             Engine::Single => Box::new(SingleWorker),
             #[cfg(feature = "mpi")]
-            Engine::Mpi(world) => Box::new(world.collective()),
+            Engine::Mpi(world) => rank_collective(world),
         }
     }
 
@@ -146,6 +147,21 @@ impl World {
             }
         }
     }
+}
+
+/// An MPI rank's collective: MPI's own.
+#[cfg(all(feature = "mpi", not(feature = "cuda")))]
+fn rank_collective<B: Backend>(world: &MpiWorld) -> Box<dyn Collective<B>> {
+    Box::new(world.collective())
+}
+
+/// An MPI rank's collective: NCCL over MPI's when `B` is burn's CUDA backend, else MPI's own.
+#[cfg(all(feature = "mpi", feature = "cuda"))]
+fn rank_collective<B: Backend>(world: &MpiWorld) -> Box<dyn Collective<B>> {
+    // `World::init` has checked the limit, so reading it again cannot fail.
+    let timeout = super::collective_timeout()
+        .unwrap_or(std::time::Duration::from_secs(super::DEFAULT_TIMEOUT_SECS));
+    super::nccl::for_backend(world.collective(), timeout)
 }
 
 /// Lets each of the `ranks` on this machine use its share of the cores, unless the user set
