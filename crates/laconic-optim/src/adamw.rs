@@ -26,6 +26,9 @@ use laconic_kernels::{adamw_step, AdamWCoefficients};
 use crate::error::{Error, Result};
 use crate::logprob::to_vec;
 
+/// Named host tensors in f32: `(name, shape, values)`, what the state is saved as.
+pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 /// AdamW hyper-parameters, PyTorch's defaults set explicitly (burn's differ: ε 1e-5, λ 1e-4).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWSettings {
@@ -116,7 +119,7 @@ impl<B: Backend> AdamW<B> {
     /// # Errors
     /// When the state is a ZeRO shard (part of a parameter's moments); gather it first
     /// ([`crate::zero`]).
-    pub fn to_tensors(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn to_tensors(&self) -> Result<NamedTensors> {
         let mut out = Vec::with_capacity(3 * self.moments.len());
         for (name, m) in &self.moments {
             if !m.is_whole() {

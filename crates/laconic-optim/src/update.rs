@@ -21,7 +21,7 @@ use laconic_model::Qwen3;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::adamw::{all_finite, AdamW};
+use crate::adamw::{all_finite, AdamW, NamedTensors};
 use crate::agg::AggCounts;
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::clip::clip_grad_norm;
@@ -39,7 +39,7 @@ use crate::zero::{gather_state, sharded_step, ShardedStep, ZeroStage};
 /// The optimizer state as named tensors (AdamW's moments and step counts by parameter name), whole
 /// parameters as one process holds them: what a checkpoint stores.
 #[derive(Debug, Clone)]
-pub struct OptimizerState(Vec<(String, Vec<usize>, Vec<f32>)>);
+pub struct OptimizerState(NamedTensors);
 
 /// Version tag of the optimizer state file.
 const STATE_FORMAT: f32 = 1.0;

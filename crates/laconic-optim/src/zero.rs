@@ -30,7 +30,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::adamw::{AdamW, Moments, ParamPath};
+use crate::adamw::{AdamW, Moments, NamedTensors, ParamPath};
 use crate::clip::{clip_scale, sum_of_squares, summed};
 use crate::collective::{all_reduce_bucketed, Collective, Entry};
 use crate::error::{Error, Result};
@@ -493,7 +493,7 @@ pub fn gather_state<AB: AutodiffBackend, M: AutodiffModule<AB>>(
     module: &M,
     collective: &dyn Collective<AB::InnerBackend>,
     (bucket_elems, root): (usize, usize),
-) -> Result<Option<Vec<(String, Vec<usize>, Vec<f32>)>>> {
+) -> Result<Option<NamedTensors>> {
     let keep = collective.rank() == root;
     let params = trainable::<AB, M>(module, &mut GradientsParams::new());
     let Some(device) = params.first().map(|p| p.value.device()) else {
