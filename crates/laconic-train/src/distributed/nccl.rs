@@ -206,14 +206,13 @@ impl Collective<Cuda> for NcclCollective {
         if n == 0 {
             return Ok(ops.result);
         }
-        let call = Call {
-            kind: Kind::AllReduce,
-            send: ops.input.as_ref().map(|b| b.at(0)),
-            recv: ops.output.as_ref().map(|b| b.at(0)),
-            count: n,
-            root: 0,
-        };
-        self.run(engine, what, &[call], ops)
+        let calls = Call::rootless(
+            Kind::AllReduce,
+            ops.input.as_ref().map(|b| b.at(0)),
+            ops.output.as_ref().map(|b| b.at(0)),
+            n,
+        );
+        self.run(engine, what, &calls, ops)
     }
 
     fn all_reduce_u64(&self, values: &[u64], device: &CudaDevice) -> Result<Vec<u64>> {
@@ -246,14 +245,7 @@ impl Collective<Cuda> for NcclCollective {
         };
         let send = ops.input.as_ref().map(|b| b.at(0));
         let calls: Vec<Call> = if equal(counts) {
-            let (kind, recv, count) = (Kind::AllGather, Some(output.at(0)), counts[0]);
-            vec![Call {
-                kind,
-                send,
-                recv,
-                count,
-                root: 0,
-            }]
+            Call::rootless(Kind::AllGather, send, Some(output.at(0)), counts[0])
         } else {
             // Each rank broadcasts its part into its place in every rank's output.
             parts(counts)
@@ -290,14 +282,7 @@ impl Collective<Cuda> for NcclCollective {
         };
         let recv = ops.output.as_ref().map(|b| b.at(0));
         let calls: Vec<Call> = if equal(counts) {
-            let (kind, send, count) = (Kind::ReduceScatter, Some(input.at(0)), counts[0]);
-            vec![Call {
-                kind,
-                send,
-                recv,
-                count,
-                root: 0,
-            }]
+            Call::rootless(Kind::ReduceScatter, Some(input.at(0)), recv, counts[0])
         } else {
             // The sum of each rank's part lands on that rank alone.
             parts(counts)

@@ -29,6 +29,24 @@ pub(super) struct Call {
     pub(super) root: usize,
 }
 
+impl Call {
+    /// One rootless operation (an all-reduce, gather or reduce-scatter) of `count` values.
+    pub(super) fn rootless(
+        kind: Kind,
+        send: Option<u64>,
+        recv: Option<u64>,
+        count: usize,
+    ) -> Vec<Self> {
+        vec![Self {
+            kind,
+            send,
+            recv,
+            count,
+            root: 0,
+        }]
+    }
+}
+
 /// Whether the NCCL library loads (a call into NCCL without it panics).
 pub(super) fn library_present() -> bool {
     // SAFETY: this only tries to open the library under its usual names.
