@@ -102,9 +102,12 @@ struct Args {
     /// Feed the bare question + suffix, no chat template.
     #[arg(long)]
     no_chat: bool,
-    /// Disable thinking (the template's empty think block).
+    /// Disable thinking (`enable_thinking = false`: Qwen3's empty think block).
     #[arg(long)]
     no_think: bool,
+    /// A chat template file (`.jinja` or a `tokenizer_config.json`) instead of the checkpoint's own.
+    #[arg(long)]
+    chat_template: Option<PathBuf>,
     /// Instruction appended to every question ("" for none).
     #[arg(long, default_value = PAPER_SUFFIX)]
     suffix: String,
@@ -279,6 +282,7 @@ fn setup_from_flags(args: &Args, model_dir: &Path) -> Result<Setup> {
         chat: !args.no_chat,
         thinking: !args.no_think,
         system: args.system.clone(),
+        template: args.chat_template.clone(),
         ..PromptConfig::default()
     };
     let limit = PromptLimit::for_model(

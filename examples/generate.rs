@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Backend};
-use laconic::model::{apply_chat_template, load_pretrained, Message, Tokenizer};
+use laconic::model::{load_pretrained, ChatTemplate, Message, Tokenizer};
 use laconic::rollout::{Engine, EngineConfig, Finish, Observer, SamplingParams};
 
 /// Generate a completion with a Qwen3/Qwen2 checkpoint.
@@ -32,10 +32,14 @@ struct Args {
     /// Tokenizer file when the checkpoint folder has none.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Wrap the prompt in the Qwen3 chat template (user turn + assistant header).
+    /// Wrap the prompt in the checkpoint's own chat template (user turn + assistant header).
     #[arg(long)]
     chat: bool,
-    /// With --chat: disable thinking (appends an empty think block).
+    /// With --chat: this template file (`.jinja` or a `tokenizer_config.json`) instead of the
+    /// checkpoint's.
+    #[arg(long)]
+    chat_template: Option<PathBuf>,
+    /// With --chat: `enable_thinking = false` (Qwen3's template then appends an empty think block).
     #[arg(long)]
     no_think: bool,
     /// Most tokens to generate.
@@ -106,7 +110,16 @@ fn run(args: Args) -> Result<()> {
                 "--prompt needs a tokenizer: the folder has no tokenizer.json; pass --tokenizer",
             )?;
             let text = if args.chat {
-                apply_chat_template(&[Message::user(text.as_str())], true, !args.no_think)
+                let template = match &args.chat_template {
+                    Some(path) => ChatTemplate::from_file(path)?,
+                    None => tokenizer.chat_template().cloned().with_context(|| {
+                        format!(
+                            "--chat: `{}` has no chat template; pass --chat-template FILE",
+                            args.model.display()
+                        )
+                    })?,
+                };
+                template.render(&[Message::user(text.as_str())], true, !args.no_think)?
             } else {
                 text.clone()
             };

@@ -14,7 +14,7 @@ pub mod backend;
 pub mod prelude {
     pub use crate::backend::{device, Autodiff, Backend};
     pub use crate::model::{
-        apply_chat_template, load_pretrained, AttentionLayout, KvCache, Message, Qwen3,
-        Qwen3Config, Tokenizer,
+        load_pretrained, AttentionLayout, ChatTemplate, KvCache, Message, Qwen3, Qwen3Config,
+        Tokenizer,
     };
 }

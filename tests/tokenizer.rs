@@ -1,9 +1,11 @@
-//! The shipped Qwen3 tokenizer and the Rust chat template against HF transformers' `apply_chat_template`
-//! (`tests/fixtures/chat/cases.json`, made by `tests/fixtures/make_chat.py`).
+//! The shipped Qwen3 tokenizer, and checkpoints' own chat templates rendered by laconic against HF
+//! transformers' `apply_chat_template`: Qwen3's with token ids (`tests/fixtures/chat/cases.json`, made by
+//! `tests/fixtures/make_chat.py`), and the templates of seven releases as text
+//! (`tests/fixtures/chat/templates/`, made by `tests/fixtures/make_templates.py`).
 
 use std::path::Path;
 
-use laconic::model::{apply_chat_template, Message, Tokenizer};
+use laconic::model::{ChatTemplate, Message, Tokenizer};
 use sha2::{Digest, Sha256};
 
 fn root() -> &'static Path {
@@ -29,6 +31,7 @@ fn shipped_tokenizer_is_qwen3s() {
 #[test]
 fn special_tokens_and_round_trip() {
     let tok = qwen3_tokenizer();
+    // The folder has Qwen3's template but no tokenizer_config.json: Qwen's two stop tokens.
     assert_eq!(tok.stop_ids(), vec![151645, 151643]);
     assert_eq!(tok.token_id("<think>"), Some(151667));
     assert_eq!(tok.token_id("</think>"), Some(151668));
@@ -39,20 +42,56 @@ fn special_tokens_and_round_trip() {
 #[test]
 fn chat_template_matches_transformers() {
     let tok = qwen3_tokenizer();
+    let template = tok
+        .chat_template()
+        .expect("assets/qwen3 ships Qwen3's template");
     let text = std::fs::read_to_string(root().join("tests/fixtures/chat/cases.json")).unwrap();
     let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
     assert!(cases.len() >= 9);
     for (i, case) in cases.iter().enumerate() {
         let messages: Vec<Message> = serde_json::from_value(case["messages"].clone()).unwrap();
-        let rendered = apply_chat_template(
-            &messages,
-            case["add_generation_prompt"].as_bool().unwrap(),
-            case["enable_thinking"].as_bool().unwrap(),
-        );
+        let rendered = template
+            .render(
+                &messages,
+                case["add_generation_prompt"].as_bool().unwrap(),
+                case["enable_thinking"].as_bool().unwrap(),
+            )
+            .unwrap();
         assert_eq!(rendered, case["rendered"].as_str().unwrap(), "case {i}");
         let ids: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
         assert_eq!(tok.encode(&rendered).unwrap(), ids, "case {i}");
     }
+}
+
+/// Seven templates (Qwen3, Qwen2.5, DeepSeek-R1-Distill in its January and February releases,
+/// Llama-3, Llama-3.1, SmolLM2), each with its `tokenizer_config.json`'s special tokens, render every
+/// case as transformers does; a conversation a template refuses (`raise_exception`) is an error here
+/// too. The fixtures pass `date_string = "26 Jul 2024"`, Llama-3.1's own default.
+#[test]
+fn checkpoint_templates_match_transformers() {
+    let dir = root().join("tests/fixtures/chat/templates");
+    let text = std::fs::read_to_string(dir.join("cases.json")).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let mut families = std::collections::BTreeSet::new();
+    for (i, case) in cases.iter().enumerate() {
+        let family = case["family"].as_str().unwrap();
+        families.insert(family.to_string());
+        let template = ChatTemplate::from_file(dir.join(format!("{family}.json"))).unwrap();
+        let messages: Vec<Message> = serde_json::from_value(case["messages"].clone()).unwrap();
+        let rendered = template.render(
+            &messages,
+            case["add_generation_prompt"].as_bool().unwrap(),
+            case["enable_thinking"].as_bool().unwrap_or(true),
+        );
+        match case["text"].as_str() {
+            Some(expected) => assert_eq!(rendered.unwrap(), expected, "case {i} ({family})"),
+            None => assert!(
+                rendered.is_err(),
+                "case {i} ({family}): transformers refused it"
+            ),
+        }
+    }
+    assert_eq!(families.len(), 7, "{families:?}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use common::rl::{
     assert_same_metrics, example_binary, resume_here, root, scratch, tiny_config, train_here,
 };
 use laconic::model::safetensors::SafetensorsIndex;
+use laconic::model::{ChatTemplate, Tokenizer};
 use laconic::train::{load_policy, RlTrainer, RunConfig, RunDir};
 
 type B = Autodiff<NdArray>;
@@ -201,10 +202,19 @@ fn every_shipped_config_loads_with_the_paper_settings() {
     let DataConfig::Jsonl(data) = &r1.data else {
         panic!("the R1 config trains on a JSONL dataset")
     };
-    assert!(data
-        .prompt
-        .text("1+1?")
-        .starts_with("<｜begin▁of▁sentence｜><｜User｜>1+1? "));
+    // With R1-Distill's own template (what its checkpoint folder ships).
+    let r1_template = ChatTemplate::from_file(
+        root().join("tests/fixtures/chat/templates/deepseek_r1_distill.json"),
+    )
+    .unwrap();
+    let tokenizer = Tokenizer::from_file(root().join("assets/qwen3/tokenizer.json"))
+        .unwrap()
+        .with_chat_template(r1_template);
+    let text = data.prompt.text("1+1?", &tokenizer).unwrap();
+    assert!(
+        text.starts_with("<｜begin▁of▁sentence｜><｜User｜>1+1? "),
+        "{text}"
+    );
 }
 
 /// Every `cargo run` command in README.md and the docs names an example that exists, and every

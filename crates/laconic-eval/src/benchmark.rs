@@ -111,18 +111,19 @@ impl Benchmark {
     /// Prompts built from dataset records.
     ///
     /// # Errors
-    /// When the tokenizer fails.
+    /// When the chat template is missing or refuses a prompt, or the tokenizer fails.
     pub fn from_records(
         name: impl Into<String>,
         records: &[Record],
         prompt: &PromptConfig,
         tokenizer: &Tokenizer,
     ) -> Result<Self> {
+        let prompter = prompt.prompter(tokenizer)?;
         let items = records
             .iter()
             .map(|r| {
                 Ok(EvalItem {
-                    prompt_ids: prompt.encode(&r.question, tokenizer)?,
+                    prompt_ids: prompter.encode(&r.question)?,
                     gold: r.answer.clone(),
                     question: r.question.clone(),
                 })

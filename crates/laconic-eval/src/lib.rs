@@ -95,7 +95,7 @@ pub use evaluate::{evaluate, evaluate_shard, score_benchmark, stop_ids, EvalShar
 /// The judge interface [`evaluate`] takes, and the math judge, re-exported from laconic-reward.
 pub use laconic_reward::{Judge, Judgement, MathJudge};
 pub use metrics::{pass_at_k, BudgetMetrics, LengthSplit};
-pub use prompt::{PromptConfig, PAPER_SUFFIX};
+pub use prompt::{PromptConfig, Prompter, PAPER_SUFFIX};
 pub use report::{
     read_samples, BenchmarkReport, EvalReport, RunInfo, EVAL_JSON, EVAL_MD, SAMPLES_JSONL,
 };

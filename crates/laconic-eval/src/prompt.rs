@@ -1,5 +1,8 @@
-//! Turning a question into prompt text and token ids: the paper's instruction suffix, a chat template
-//! (Qwen3's or DeepSeek-R1-Distill's), thinking on or off.
+//! Turning a question into prompt text and token ids: the paper's instruction suffix, the checkpoint's
+//! own chat template (or a template file the config names), thinking on or off.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
 
 use laconic_model::{ChatTemplate, Message, Tokenizer};
 use serde::{Deserialize, Serialize};
@@ -19,14 +22,17 @@ pub struct PromptConfig {
     pub suffix: String,
     /// Between the question and the suffix. Default a space (as DeepScaleR writes it).
     pub separator: String,
-    /// Wrap in the chat template. Default true (Qwen3 checkpoints are chat models).
+    /// Wrap in the chat template. Default true (the paper's checkpoints are chat models).
     pub chat: bool,
-    /// With `chat`: which template, `qwen3` (default) or `deepseek_r1` (the R1-Distill checkpoints).
-    pub template: ChatTemplate,
-    /// With `chat`: let the model think. `false` appends the template's empty `<think>\n\n</think>\n\n`
-    /// (Qwen3's `enable_thinking=False`). Default true.
+    /// With `chat`: the template, a `.jinja` file or a `tokenizer_config.json`. Default none: the
+    /// tokenizer's folder's own (`chat_template.jinja` or `tokenizer_config.json`'s
+    /// `chat_template`), which a folder without one makes an error naming it.
+    pub template: Option<PathBuf>,
+    /// With `chat`: `enable_thinking`, passed to the template. Qwen3's answers directly when it is
+    /// false (an empty `<think>\n\n</think>\n\n` after the assistant header). Default true.
     pub thinking: bool,
-    /// With `chat`: a system turn before the question. Default none.
+    /// With `chat`: a system turn before the question. Default none (the template's own default,
+    /// if it has one, such as Qwen2.5's "You are Qwen, created by Alibaba Cloud…").
     pub system: Option<String>,
 }
 
@@ -36,7 +42,7 @@ impl Default for PromptConfig {
             suffix: PAPER_SUFFIX.to_string(),
             separator: " ".to_string(),
             chat: true,
-            template: ChatTemplate::Qwen3,
+            template: None,
             thinking: true,
             system: None,
         }
@@ -62,38 +68,77 @@ impl PromptConfig {
         }
     }
 
+    /// This config with its template resolved against `tokenizer`: what builds many prompts.
+    ///
+    /// # Errors
+    /// With `chat`: a template file that cannot be read or parsed, or no template at all (the
+    /// tokenizer's folder has none and the config names none).
+    pub fn prompter<'a>(&'a self, tokenizer: &'a Tokenizer) -> Result<Prompter<'a>> {
+        let template = match (&self.template, self.chat) {
+            (_, false) => None,
+            (Some(path), true) => Some(Cow::Owned(ChatTemplate::from_file(path)?)),
+            (None, true) => Some(Cow::Borrowed(tokenizer.chat_template().ok_or_else(
+                || laconic_model::Error::NoChatTemplate {
+                    tokenizer: tokenizer.path().to_path_buf(),
+                },
+            )?)),
+        };
+        Ok(Prompter {
+            config: self,
+            template,
+            tokenizer,
+        })
+    }
+
+    /// The full prompt text of `question` ([`Prompter::text`]).
+    ///
+    /// # Errors
+    /// As [`PromptConfig::prompter`] and [`Prompter::text`].
+    pub fn text(&self, question: &str, tokenizer: &Tokenizer) -> Result<String> {
+        self.prompter(tokenizer)?.text(question)
+    }
+
+    /// The prompt's token ids ([`Prompter::encode`]).
+    ///
+    /// # Errors
+    /// As [`PromptConfig::prompter`] and [`Prompter::encode`].
+    pub fn encode(&self, question: &str, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+        self.prompter(tokenizer)?.encode(question)
+    }
+}
+
+/// A [`PromptConfig`] with its chat template in hand.
+#[derive(Debug, Clone)]
+pub struct Prompter<'a> {
+    config: &'a PromptConfig,
+    template: Option<Cow<'a, ChatTemplate>>,
+    tokenizer: &'a Tokenizer,
+}
+
+impl Prompter<'_> {
     /// The full prompt text fed to the model.
     ///
-    /// ```
-    /// use laconic_eval::PromptConfig;
-    /// let p = PromptConfig { thinking: false, ..PromptConfig::default() };
-    /// assert_eq!(
-    ///     p.text("What is 12 * 7?"),
-    ///     "<|im_start|>user\nWhat is 12 * 7? Let's think step by step and output the final answer \
-    ///      within \\boxed{}.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-    /// );
-    /// ```
-    pub fn text(&self, question: &str) -> String {
-        let user = self.user_text(question);
-        if !self.chat {
-            return user;
-        }
+    /// # Errors
+    /// When the template refuses the conversation.
+    pub fn text(&self, question: &str) -> Result<String> {
+        let user = self.config.user_text(question);
+        let Some(template) = &self.template else {
+            return Ok(user);
+        };
         let mut messages = Vec::with_capacity(2);
-        if let Some(system) = &self.system {
+        if let Some(system) = &self.config.system {
             messages.push(Message::system(system.as_str()));
         }
         messages.push(Message::user(user));
-        self.template
-            .render(&messages, true, self.thinking)
-            .expect("system and user turns render in every template")
+        Ok(template.render(&messages, true, self.config.thinking)?)
     }
 
     /// The prompt's token ids.
     ///
     /// # Errors
-    /// When the tokenizer fails.
-    pub fn encode(&self, question: &str, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
-        Ok(tokenizer.encode(&self.text(question))?)
+    /// As [`Prompter::text`], or when the tokenizer fails.
+    pub fn encode(&self, question: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(&self.text(question)?)?)
     }
 }
 
@@ -101,11 +146,18 @@ impl PromptConfig {
 mod tests {
     use super::*;
 
+    fn qwen3() -> Tokenizer {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/qwen3/tokenizer.json");
+        Tokenizer::from_file(path).unwrap()
+    }
+
     #[test]
     fn suffix_template_and_thinking() {
+        let tok = qwen3();
         let default = PromptConfig::default();
         assert_eq!(
-            default.text("1+1?"),
+            default.text("1+1?", &tok).unwrap(),
             format!("<|im_start|>user\n1+1? {PAPER_SUFFIX}<|im_end|>\n<|im_start|>assistant\n")
         );
         let plain = PromptConfig {
@@ -113,39 +165,63 @@ mod tests {
             separator: "\n".into(),
             ..PromptConfig::default()
         };
-        assert_eq!(plain.text("1+1?"), format!("1+1?\n{PAPER_SUFFIX}"));
-        assert_eq!(PromptConfig::raw().text("38172="), "38172=");
+        assert_eq!(
+            plain.text("1+1?", &tok).unwrap(),
+            format!("1+1?\n{PAPER_SUFFIX}")
+        );
+        assert_eq!(PromptConfig::raw().text("38172=", &tok).unwrap(), "38172=");
         let system = PromptConfig {
             system: Some("Be brief.".into()),
             suffix: String::new(),
             ..PromptConfig::default()
         };
         assert_eq!(
-            system.text("q"),
+            system.text("q", &tok).unwrap(),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
         );
     }
 
     #[test]
-    fn deepseek_r1_template() {
-        let r1 = PromptConfig {
-            template: ChatTemplate::DeepseekR1,
+    fn a_named_template_file_wins_and_a_missing_template_is_named() {
+        let tok = qwen3();
+        let dir = std::env::temp_dir().join(format!("laconic-prompt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("plain.jinja");
+        std::fs::write(
+            &file,
+            "{% for m in messages %}[{{ m.content }}]{% endfor %}",
+        )
+        .unwrap();
+        let named = PromptConfig {
+            template: Some(file),
+            suffix: String::new(),
             ..PromptConfig::default()
         };
-        assert_eq!(
-            r1.text("1+1?"),
-            format!("<｜begin▁of▁sentence｜><｜User｜>1+1? {PAPER_SUFFIX}<｜Assistant｜><think>\n")
+        assert_eq!(named.text("q", &tok).unwrap(), "[q]");
+        let parsed: PromptConfig =
+            serde_json::from_str(r#"{"template": "chat_template.jinja"}"#).unwrap();
+        assert_eq!(parsed.template, Some(PathBuf::from("chat_template.jinja")));
+        // A tokenizer without a folder (or a folder without a template): one error naming it.
+        let bare = Tokenizer::from_bytes(
+            &std::fs::read(tok.path()).unwrap(),
+            dir.join("tokenizer.json"),
+        )
+        .unwrap();
+        let err = PromptConfig::default()
+            .text("q", &bare)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tokenizer.json") && err.contains("prompt.template"),
+            "{err}"
         );
-        let parsed: PromptConfig = serde_json::from_str(r#"{"template": "deepseek_r1"}"#).unwrap();
-        assert_eq!(parsed, r1);
-        assert!(serde_json::from_str::<PromptConfig>(r#"{"template": "llama"}"#).is_err());
+        assert_eq!(PromptConfig::raw().text("q", &bare).unwrap(), "q");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn encodes_with_the_qwen3_tokenizer() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../assets/qwen3/tokenizer.json");
-        let tokenizer = Tokenizer::from_file(path).unwrap();
+        let tokenizer = qwen3();
         let p = PromptConfig {
             suffix: String::new(),
             thinking: false,

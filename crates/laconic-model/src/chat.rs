@@ -1,52 +1,32 @@
-//! Chat templates rendered in Rust: Qwen3's (hybrid thinking) and DeepSeek-R1-Distill's.
+//! Chat templates: a checkpoint's own Jinja `chat_template`, rendered as Hugging Face renders it.
 //!
-//! [`apply_chat_template`] mirrors the Jinja template shipped in Qwen3's `tokenizer_config.json` for
-//! conversations without tool definitions: an optional leading system turn, user/assistant/tool turns,
-//! earlier assistant turns stripped of their `<think>` block, and a generation prompt that, with thinking
-//! disabled, ends in an empty `<think>\n\n</think>\n\n`. Checked against `apply_chat_template` output
-//! in `tests/fixtures/chat/`.
+//! A checkpoint ships its template in `tokenizer_config.json` (`chat_template`: a string, or a list of
+//! named templates of which `default` is used) or, in newer folders, in `chat_template.jinja`, with the
+//! special tokens it refers to (`bos_token`, `eos_token`). [`ChatTemplate`] reads either and renders a
+//! conversation with [minijinja] the way transformers' `apply_chat_template` does: `trim_blocks` and
+//! `lstrip_blocks` on, Python's string and dict methods (`minijinja-contrib`'s `pycompat`), the
+//! variables `messages`, `add_generation_prompt`, `enable_thinking`, `tools` and `documents` (none),
+//! the special tokens the checkpoint sets (`bos_token`, `eos_token`; an unset one is undefined), and
+//! the functions `raise_exception(message)` and `strftime_now(format)`. Checked against transformers'
+//! renders of the Qwen3, Qwen2.5, DeepSeek-R1-Distill (both releases), Llama-3, Llama-3.1 and SmolLM2
+//! templates in `tests/fixtures/chat/templates/` (`tests/tokenizer.rs`). Not yet covered: tool
+//! definitions and tool calls (`tojson` here escapes `<`, `>`, `&` and `'`, where transformers'
+//! does not).
 //!
-//! [`apply_deepseek_r1_template`] renders the template of the R1-Distill checkpoints (Qwen2 architecture)
-//! for system/user/assistant turns; [`ChatTemplate`] picks one of the two by name in configs.
+//! The renderer is minijinja (kept by the author of Jinja2's Rust port and used by the Rust serving
+//! stacks for the same job) rather than laconic's own: a template is a program of its checkpoint's
+//! authors, and only a Jinja engine runs every one of them.
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Which chat template wraps a conversation (`template = "qwen3"` or `"deepseek_r1"` in configs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChatTemplate {
-    /// Qwen3's `<|im_start|>role\n…<|im_end|>` template ([`apply_chat_template`]).
-    #[default]
-    Qwen3,
-    /// DeepSeek-R1-Distill's `<｜User｜>…<｜Assistant｜>` template ([`apply_deepseek_r1_template`]).
-    DeepseekR1,
-}
-
-impl ChatTemplate {
-    /// Renders `messages` with this template.
-    ///
-    /// # Errors
-    /// When the template cannot express a turn (tool turns in the R1 template).
-    pub fn render(
-        self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-        enable_thinking: bool,
-    ) -> Result<String> {
-        match self {
-            Self::Qwen3 => Ok(apply_chat_template(
-                messages,
-                add_generation_prompt,
-                enable_thinking,
-            )),
-            Self::DeepseekR1 => {
-                apply_deepseek_r1_template(messages, add_generation_prompt, enable_thinking)
-            }
-        }
-    }
-}
+/// The file beside `tokenizer.json` that holds the template and its special tokens.
+pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+/// The file newer checkpoints keep the template in (it wins over `tokenizer_config.json`'s).
+pub const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
 
 /// Who speaks a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,17 +40,6 @@ pub enum Role {
     Assistant,
     /// A tool's response.
     Tool,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::Tool => "tool",
-        }
-    }
 }
 
 /// One turn of a conversation.
@@ -111,230 +80,408 @@ impl Message {
     }
 }
 
-/// Renders a conversation with Qwen3's template.
-///
-/// `add_generation_prompt` appends the assistant header; with `enable_thinking = false` it also appends
-/// an empty think block so the model answers directly.
-pub fn apply_chat_template(
-    messages: &[Message],
-    add_generation_prompt: bool,
-    enable_thinking: bool,
-) -> String {
-    let mut out = String::new();
-    let first_is_system = messages.first().is_some_and(|m| m.role == Role::System);
-    if let Some(first) = messages.first().filter(|_| first_is_system) {
-        out.push_str(&format!(
-            "<|im_start|>system\n{}<|im_end|>\n",
-            first.content
-        ));
-    }
-    let last_query = last_query_index(messages);
-    for (i, message) in messages.iter().enumerate() {
-        match message.role {
-            Role::System if i == 0 => {}
-            Role::User | Role::System => {
-                out.push_str(&format!(
-                    "<|im_start|>{}\n{}<|im_end|>\n",
-                    message.role.as_str(),
-                    message.content
-                ));
-            }
-            Role::Assistant => {
-                let (reasoning, content) = split_reasoning(message);
-                let is_last = i + 1 == messages.len();
-                if i > last_query && (is_last || !reasoning.is_empty()) {
-                    out.push_str(&format!(
-                        "<|im_start|>assistant\n<think>\n{}\n</think>\n\n{}",
-                        reasoning.trim_matches('\n'),
-                        content.trim_start_matches('\n')
-                    ));
-                } else {
-                    out.push_str(&format!("<|im_start|>assistant\n{content}"));
-                }
-                out.push_str("<|im_end|>\n");
-            }
-            Role::Tool => {
-                let previous_is_tool = i > 0 && messages[i - 1].role == Role::Tool;
-                if !previous_is_tool {
-                    out.push_str("<|im_start|>user");
-                }
-                out.push_str(&format!(
-                    "\n<tool_response>\n{}\n</tool_response>",
-                    message.content
-                ));
-                let next_is_tool = messages.get(i + 1).is_some_and(|m| m.role == Role::Tool);
-                if !next_is_tool {
-                    out.push_str("<|im_end|>\n");
-                }
-            }
-        }
-    }
-    if add_generation_prompt {
-        out.push_str("<|im_start|>assistant\n");
-        if !enable_thinking {
-            out.push_str("<think>\n\n</think>\n\n");
-        }
-    }
-    out
+/// A Jinja chat template and the special tokens it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTemplate {
+    source: String,
+    bos_token: Option<String>,
+    eos_token: Option<String>,
+    /// The file it came from, for errors.
+    origin: PathBuf,
 }
 
-/// The R1-Distill tokenizer's beginning-of-sentence token, which its template writes first.
-pub const DEEPSEEK_BOS: &str = "<｜begin▁of▁sentence｜>";
-/// The R1-Distill tokenizer's end-of-sentence token, which closes an assistant turn.
-pub const DEEPSEEK_EOS: &str = "<｜end▁of▁sentence｜>";
+/// The fields of `tokenizer_config.json` a template needs.
+#[derive(Debug, Default, Deserialize)]
+struct TokenizerConfig {
+    #[serde(default)]
+    chat_template: Option<TemplateField>,
+    #[serde(default)]
+    bos_token: Option<SpecialToken>,
+    #[serde(default)]
+    eos_token: Option<SpecialToken>,
+}
 
-/// Renders a conversation with the DeepSeek-R1-Distill template: `BOS`, the system text (every system
-/// turn's content, the last one winning, as the Jinja template keeps one `system_prompt`), then
-/// `<｜User｜>question` and `<｜Assistant｜>answer<｜end▁of▁sentence｜>` turns, where an assistant turn
-/// keeps only what follows its last `</think>`.
-///
-/// `add_generation_prompt` appends `<｜Assistant｜><think>\n` (the checkpoints' updated template opens
-/// the reasoning block). With `enable_thinking = false` it appends `<｜Assistant｜><think>\n\n</think>\n\n`
-/// instead: an empty, closed reasoning block — laconic's convention, R1-Distill has no official
-/// non-thinking mode.
-///
-/// # Errors
-/// On a tool turn: the plain-chat subset rendered here has no tool-output markers.
-pub fn apply_deepseek_r1_template(
-    messages: &[Message],
-    add_generation_prompt: bool,
-    enable_thinking: bool,
-) -> Result<String> {
-    let mut out = String::from(DEEPSEEK_BOS);
-    if let Some(system) = messages.iter().rev().find(|m| m.role == Role::System) {
-        out.push_str(&system.content);
-    }
-    for message in messages {
-        match message.role {
-            Role::System => {}
-            Role::User => {
-                out.push_str("<｜User｜>");
-                out.push_str(&message.content);
-            }
-            Role::Assistant => {
-                let content = &message.content;
-                let answer = content
-                    .rfind("</think>")
-                    .map_or(content.as_str(), |i| &content[i + "</think>".len()..]);
-                out.push_str("<｜Assistant｜>");
-                out.push_str(answer);
-                out.push_str(DEEPSEEK_EOS);
-            }
-            Role::Tool => {
-                return Err(Error::Input(
-                    "the DeepSeek-R1 chat template here renders system/user/assistant turns; \
-                     a tool turn cannot be expressed"
-                        .into(),
-                ))
-            }
+/// `chat_template`: one template, or named ones (`[{"name": "default", "template": …}, …]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TemplateField {
+    One(String),
+    Named(Vec<NamedTemplate>),
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedTemplate {
+    name: String,
+    template: String,
+}
+
+/// A special token: its string, or an `AddedToken` object (`{"content": …, …}`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SpecialToken {
+    Text(String),
+    Added { content: String },
+}
+
+impl SpecialToken {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(text) | Self::Added { content: text } => text,
         }
     }
-    if add_generation_prompt {
-        out.push_str(if enable_thinking {
-            "<｜Assistant｜><think>\n"
+}
+
+impl ChatTemplate {
+    /// A template from its Jinja `source`; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// When the source does not parse as a template.
+    pub fn new(
+        source: impl Into<String>,
+        bos_token: Option<String>,
+        eos_token: Option<String>,
+        origin: impl Into<PathBuf>,
+    ) -> Result<Self> {
+        let template = Self {
+            source: source.into(),
+            bos_token,
+            eos_token,
+            origin: origin.into(),
+        };
+        environment()
+            .template_from_str(&template.source)
+            .map_err(|e| template.error(e))?;
+        Ok(template)
+    }
+
+    /// The template of the checkpoint folder `dir`: `chat_template.jinja` when present, else
+    /// `tokenizer_config.json`'s `chat_template`; the special tokens from `tokenizer_config.json`.
+    /// `None` when the folder has neither.
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed, or a template that does not parse.
+    pub fn from_folder(dir: impl AsRef<Path>) -> Result<Option<Self>> {
+        let dir = dir.as_ref();
+        let config_path = dir.join(TOKENIZER_CONFIG);
+        let config = if config_path.is_file() {
+            read_tokenizer_config(&config_path)?
         } else {
-            "<｜Assistant｜><think>\n\n</think>\n\n"
-        });
+            TokenizerConfig::default()
+        };
+        let jinja = dir.join(CHAT_TEMPLATE_FILE);
+        let (source, origin) = if jinja.is_file() {
+            let source = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?;
+            (source, jinja)
+        } else {
+            match config.chat_template {
+                Some(field) => (pick_default(field, &config_path)?, config_path),
+                None => return Ok(None),
+            }
+        };
+        let token = |t: Option<SpecialToken>| t.map(SpecialToken::into_text);
+        Self::new(
+            source,
+            token(config.bos_token),
+            token(config.eos_token),
+            origin,
+        )
+        .map(Some)
+    }
+
+    /// A template file named by a config: a `.jinja` file (special tokens from a
+    /// `tokenizer_config.json` beside it, if any) or a `tokenizer_config.json`.
+    ///
+    /// # Errors
+    /// A missing or unreadable file, a `tokenizer_config.json` without `chat_template`, or a template
+    /// that does not parse.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if path.extension().is_some_and(|e| e == "json") {
+            let config = read_tokenizer_config(path)?;
+            let field = config.chat_template.ok_or_else(|| Error::Config {
+                path: path.to_path_buf(),
+                message: "has no `chat_template`".into(),
+            })?;
+            let token = |t: Option<SpecialToken>| t.map(SpecialToken::into_text);
+            return Self::new(
+                pick_default(field, path)?,
+                token(config.bos_token),
+                token(config.eos_token),
+                path,
+            );
+        }
+        let source = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let beside = path.with_file_name(TOKENIZER_CONFIG);
+        let config = if beside.is_file() {
+            read_tokenizer_config(&beside)?
+        } else {
+            TokenizerConfig::default()
+        };
+        let token = |t: Option<SpecialToken>| t.map(SpecialToken::into_text);
+        Self::new(
+            source,
+            token(config.bos_token),
+            token(config.eos_token),
+            path,
+        )
+    }
+
+    /// The template's end-of-sequence token (`eos_token`), which ends an assistant turn in most
+    /// templates.
+    pub fn eos_token(&self) -> Option<&str> {
+        self.eos_token.as_deref()
+    }
+
+    /// The file the template came from.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// Renders `messages`: `add_generation_prompt` appends the assistant's header; `enable_thinking`
+    /// is passed to the template (Qwen3's, for one, answers directly when it is false).
+    ///
+    /// # Errors
+    /// When the template fails or calls `raise_exception` (a conversation it refuses).
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        enable_thinking: bool,
+    ) -> Result<String> {
+        // What transformers passes: `tools` and `documents` as none (so they are defined), the special
+        // tokens the checkpoint sets (an unset one stays undefined), and the keyword arguments.
+        let mut context = std::collections::BTreeMap::from([
+            ("messages", minijinja::Value::from_serialize(messages)),
+            ("add_generation_prompt", add_generation_prompt.into()),
+            ("enable_thinking", enable_thinking.into()),
+            ("tools", ().into()),
+            ("documents", ().into()),
+        ]);
+        for (name, token) in [
+            ("bos_token", &self.bos_token),
+            ("eos_token", &self.eos_token),
+        ] {
+            if let Some(token) = token {
+                context.insert(name, token.as_str().into());
+            }
+        }
+        environment()
+            .render_str(&self.source, context)
+            .map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: minijinja::Error) -> Error {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            message.push_str(&format!(": {inner}"));
+            source = inner.source();
+        }
+        Error::ChatTemplate {
+            path: self.origin.clone(),
+            message,
+        }
+    }
+}
+
+/// A Jinja environment set up as transformers sets up its own for chat templates.
+fn environment<'a>() -> minijinja::Environment<'a> {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", strftime_now);
+    env
+}
+
+fn read_tokenizer_config(path: &Path) -> Result<TokenizerConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The template of a `chat_template` field: the one, or the one named `default`.
+fn pick_default(field: TemplateField, path: &Path) -> Result<String> {
+    match field {
+        TemplateField::One(source) => Ok(source),
+        TemplateField::Named(named) => named
+            .into_iter()
+            .find(|t| t.name == "default")
+            .map(|t| t.template)
+            .ok_or_else(|| Error::Config {
+                path: path.to_path_buf(),
+                message: "`chat_template` lists named templates but none named `default`".into(),
+            }),
+    }
+}
+
+/// `raise_exception(message)`: a template's way to refuse a conversation.
+fn raise_exception(message: String) -> std::result::Result<minijinja::Value, minijinja::Error> {
+    Err(minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        message,
+    ))
+}
+
+/// `strftime_now(format)`: today's date (UTC) in `format`, for the templates that print it (Llama
+/// 3.x's "Today Date"). Supports `%d`, `%-d`, `%b`, `%B`, `%m`, `%Y`, `%y` and `%%`.
+fn strftime_now(format: String) -> std::result::Result<String, minijinja::Error> {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let (year, month, day) = civil_date(days as i64);
+    format_date(&format, year, month, day)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+}
+
+/// `format` with the date filled in (the directives of [`strftime_now`]).
+fn format_date(
+    format: &str,
+    year: i64,
+    month: u32,
+    day: u32,
+) -> std::result::Result<String, String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let name = MONTHS[month as usize - 1];
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut directive = chars.next().ok_or("a format that ends in `%`")?;
+        let unpadded = directive == '-';
+        if unpadded {
+            directive = chars.next().ok_or("a format that ends in `%-`")?;
+        }
+        match (directive, unpadded) {
+            ('d', false) => out.push_str(&format!("{day:02}")),
+            ('d', true) => out.push_str(&day.to_string()),
+            ('m', false) => out.push_str(&format!("{month:02}")),
+            ('m', true) => out.push_str(&month.to_string()),
+            ('b', _) => out.push_str(&name[..3]),
+            ('B', _) => out.push_str(name),
+            ('Y', _) => out.push_str(&year.to_string()),
+            ('y', _) => out.push_str(&format!("{:02}", year.rem_euclid(100))),
+            ('%', _) => out.push('%'),
+            (other, _) => return Err(format!("strftime_now: unsupported directive `%{other}`")),
+        }
     }
     Ok(out)
 }
 
-/// Index of the last user turn that is not a wrapped tool response (the template's `last_query_index`).
-fn last_query_index(messages: &[Message]) -> usize {
-    messages
-        .iter()
-        .rposition(|m| {
-            m.role == Role::User
-                && !(m.content.starts_with("<tool_response>")
-                    && m.content.ends_with("</tool_response>"))
-        })
-        .unwrap_or(messages.len().saturating_sub(1))
-}
-
-/// Splits an assistant turn into (reasoning, answer) as the template does.
-fn split_reasoning(message: &Message) -> (String, String) {
-    if let Some(reasoning) = &message.reasoning_content {
-        return (reasoning.clone(), message.content.clone());
-    }
-    let content = &message.content;
-    match content.find("</think>") {
-        None => (String::new(), content.clone()),
-        Some(first_close) => {
-            let after_last_close =
-                &content[content.rfind("</think>").unwrap_or(first_close) + "</think>".len()..];
-            let before_first_close = content[..first_close].trim_end_matches('\n');
-            let reasoning = before_first_close
-                .rsplit("<think>")
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches('\n');
-            (
-                reasoning.to_string(),
-                after_last_close.trim_start_matches('\n').to_string(),
-            )
-        }
-    }
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn generation_prompt_with_and_without_thinking() {
-        let messages = [Message::user("What is 12 * 7?")];
-        assert_eq!(
-            apply_chat_template(&messages, true, true),
-            "<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n"
-        );
-        assert_eq!(
-            apply_chat_template(&messages, true, false),
-            "<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-        );
+    fn template(source: &str) -> ChatTemplate {
+        ChatTemplate::new(
+            source,
+            Some("<s>".into()),
+            Some("</s>".into()),
+            "test.jinja",
+        )
+        .unwrap()
     }
 
     #[test]
-    fn earlier_assistant_turns_lose_their_think_block() {
-        let messages = [
-            Message::system("Be brief."),
-            Message::user("1+1?"),
-            Message::assistant("<think>\nadd\n</think>\n\n2"),
-            Message::user("2+2?"),
-        ];
-        let text = apply_chat_template(&messages, true, true);
+    fn renders_with_transformers_whitespace_and_python_methods() {
+        // trim_blocks drops the newline after a block tag, lstrip_blocks the indentation before it;
+        // `.strip()` and `.startswith()` are Python's.
+        let t = template(
+            "{{ bos_token }}\n  {% for m in messages %}\n[{{ m.role }}] {{ m.content.strip() }}\n  {% endfor %}\n{% if add_generation_prompt and messages[0].content.startswith(' q') %}A:{% endif %}",
+        );
+        let text = t
+            .render(
+                &[Message::user(" q1 "), Message::assistant("a")],
+                true,
+                true,
+            )
+            .unwrap();
+        assert_eq!(text, "<s>\n[user] q1\n[assistant] a\nA:");
+    }
+
+    #[test]
+    fn a_refusal_names_the_template_file() {
+        let t = template("{% if messages[0].role == 'system' %}{{ raise_exception('no system turns') }}{% endif %}ok");
+        assert_eq!(t.render(&[Message::user("q")], true, true).unwrap(), "ok");
+        let err = t
+            .render(&[Message::system("s")], true, true)
+            .unwrap_err()
+            .to_string();
         assert!(
-            text.contains("<|im_start|>assistant\n2<|im_end|>"),
-            "{text}"
+            err.contains("test.jinja") && err.contains("no system turns"),
+            "{err}"
         );
-        assert!(!text.contains("add"), "{text}");
+        let broken = ChatTemplate::new("{% if %}", None, None, "broken.jinja").unwrap_err();
+        assert!(broken.to_string().contains("broken.jinja"), "{broken}");
     }
 
     #[test]
-    fn deepseek_r1_template() {
-        // Hand-rendered from the R1-Distill checkpoints' Jinja template.
-        let messages = [
-            Message::system("Be brief."),
-            Message::user("1+1?"),
-            Message::assistant("<think>\nadd\n</think>\n\n2"),
-            Message::user("2+2?"),
-        ];
+    fn dates_follow_the_gregorian_calendar() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(19_930), (2024, 7, 26));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(format_date("%d %b %Y", 2024, 7, 26).unwrap(), "26 Jul 2024");
         assert_eq!(
-            apply_deepseek_r1_template(&messages, true, true).unwrap(),
-            "<｜begin▁of▁sentence｜>Be brief.<｜User｜>1+1?<｜Assistant｜>\n\n2<｜end▁of▁sentence｜>\
-             <｜User｜>2+2?<｜Assistant｜><think>\n"
+            format_date("%-d %B %y, 100%%", 2024, 7, 6).unwrap(),
+            "6 July 24, 100%"
         );
-        assert_eq!(
-            ChatTemplate::DeepseekR1
-                .render(&[Message::user("q")], true, false)
-                .unwrap(),
-            "<｜begin▁of▁sentence｜><｜User｜>q<｜Assistant｜><think>\n\n</think>\n\n"
-        );
-        let tool = [Message::user("q"), Message::new(Role::Tool, "42")];
-        let err = apply_deepseek_r1_template(&tool, true, true).unwrap_err();
-        assert!(err.to_string().contains("tool turn"), "{err}");
-        assert_eq!(
-            ChatTemplate::Qwen3.render(&tool[..1], true, true).unwrap(),
-            apply_chat_template(&tool[..1], true, true)
-        );
+        assert!(format_date("%H", 2024, 7, 6).is_err());
+    }
+
+    #[test]
+    fn reads_a_folder_s_template_and_tokens() {
+        let dir = std::env::temp_dir().join(format!("laconic-chat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(ChatTemplate::from_folder(&dir).unwrap(), None);
+        std::fs::write(
+            dir.join(TOKENIZER_CONFIG),
+            r#"{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "{{ eos_token }}"}],
+                "eos_token": {"content": "<|end|>", "lstrip": false}, "bos_token": null}"#,
+        )
+        .unwrap();
+        let t = ChatTemplate::from_folder(&dir).unwrap().unwrap();
+        assert_eq!(t.render(&[], false, true).unwrap(), "<|end|>");
+        assert_eq!(t.eos_token(), Some("<|end|>"));
+        std::fs::write(dir.join(CHAT_TEMPLATE_FILE), "J{{ eos_token }}").unwrap();
+        let t = ChatTemplate::from_folder(&dir).unwrap().unwrap();
+        assert_eq!(t.render(&[], false, true).unwrap(), "J<|end|>");
+        assert_eq!(t.origin(), dir.join(CHAT_TEMPLATE_FILE));
+        std::fs::write(dir.join(TOKENIZER_CONFIG), "{}").unwrap();
+        let err = ChatTemplate::from_file(dir.join(TOKENIZER_CONFIG)).unwrap_err();
+        assert!(err.to_string().contains("chat_template"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

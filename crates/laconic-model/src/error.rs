@@ -107,6 +107,22 @@ pub enum Error {
         dir: PathBuf,
     },
     /// The tokenizer file could not be loaded or used.
+    /// A chat template that does not parse, or fails (or refuses) to render a conversation.
+    #[error("chat template `{path}`: {message}")]
+    ChatTemplate {
+        /// The file the template came from.
+        path: PathBuf,
+        /// What the template engine said.
+        message: String,
+    },
+    /// A chat prompt asked of a tokenizer whose folder has no chat template.
+    #[error(
+        "no chat template for the tokenizer `{tokenizer}`: its folder has no `chat_template.jinja` and          no `chat_template` in `tokenizer_config.json`; name a template file in `prompt.template`, or          set `prompt.chat = false`"
+    )]
+    NoChatTemplate {
+        /// The tokenizer file.
+        tokenizer: PathBuf,
+    },
     #[error("tokenizer `{path}`: {message}")]
     Tokenizer {
         /// The tokenizer file, or `<memory>`.

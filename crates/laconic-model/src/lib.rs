@@ -3,7 +3,7 @@
 //! The first crate of laconic's data flow (**model** → rollout → reward → optimizer → train/eval): a
 //! backend-generic [`Qwen3`] with a padded training forward and a KV-cached incremental forward,
 //! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
-//! Qwen3 and DeepSeek-R1-Distill chat templates.
+//! checkpoints' own chat templates (Jinja, rendered as transformers renders them).
 //!
 //! Training under `Autodiff<I, C>` records RMSNorm, SwiGLU, RoPE, the heads-layout swaps, projections
 //! and attention as fused autodiff nodes with closed-form backward passes (each in its op's own file;
@@ -61,10 +61,7 @@ mod tokenizer;
 
 pub use attention::Attention;
 pub use cache::{KvCache, LayerKv};
-pub use chat::{
-    apply_chat_template, apply_deepseek_r1_template, ChatTemplate, Message, Role, DEEPSEEK_BOS,
-    DEEPSEEK_EOS,
-};
+pub use chat::{ChatTemplate, Message, Role, CHAT_TEMPLATE_FILE, TOKENIZER_CONFIG};
 pub use config::{Arch, Qwen3Config, TokenIds};
 pub use error::{Error, Result};
 pub use flash::AttentionBlocks;
@@ -72,7 +69,8 @@ pub use layer::{ActivationCheckpointing, DecoderLayer, FeedForward};
 pub use layout::AttentionLayout;
 pub use linear::{project, Linear};
 pub use load::{
-    load_model, load_pretrained, load_weights, named_tensors, save_pretrained, Pretrained,
+    load_model, load_pretrained, load_weights, named_tensors, read_config, save_pretrained,
+    Pretrained, GENERATION_CONFIG,
 };
 pub use lora::{LoraAdapter, LoraConfig, LORA_TARGETS};
 pub use mask::{AttentionMask, ForwardMask, Tile};

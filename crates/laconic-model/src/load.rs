@@ -59,6 +59,36 @@ pub fn load_pretrained<B: Backend>(
     })
 }
 
+/// The file of generation defaults beside `config.json`, whose `eos_token_id` (one id or a list)
+/// ends a generation (transformers' `generate` takes it over `config.json`'s).
+pub const GENERATION_CONFIG: &str = "generation_config.json";
+
+/// `config.json` of the folder `dir`, its `eos_token_id` replaced by `generation_config.json`'s when
+/// that file names one.
+///
+/// # Errors
+/// A missing or malformed `config.json`, or a malformed `generation_config.json`.
+pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
+    let mut config = Qwen3Config::from_file(dir.join("config.json"))?;
+    let path = dir.join(GENERATION_CONFIG);
+    if path.is_file() {
+        #[derive(serde::Deserialize)]
+        struct Generation {
+            #[serde(default)]
+            eos_token_id: Option<crate::TokenIds>,
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let generation: Generation = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(eos) = generation.eos_token_id {
+            config.eos_token_id = Some(eos);
+        }
+    }
+    Ok(config)
+}
+
 /// Loads the model of an HF checkpoint folder (see [`load_pretrained`]).
 ///
 /// # Errors
@@ -71,7 +101,7 @@ pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Resu
     if crate::lora::is_adapter_dir(dir) {
         return crate::lora::load_adapted(dir, device);
     }
-    let config = Qwen3Config::from_file(dir.join("config.json"))?;
+    let config = read_config(dir)?;
     let index = SafetensorsIndex::from_dir(dir)?;
     check_checkpoint::<B>(&config, &index, dir, device)?;
     let model = Qwen3::init_lazy(&config, device)?;
@@ -366,6 +396,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("laconic-load-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn generation_config_names_the_stop_ids() {
+        let dir = scratch("generation");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"model_type": "qwen3", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+                "head_dim": 8, "eos_token_id": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(read_config(&dir).unwrap().eos_token_ids(), [7]);
+        std::fs::write(
+            dir.join(GENERATION_CONFIG),
+            r#"{"eos_token_id": [7, 9], "top_p": 0.8}"#,
+        )
+        .unwrap();
+        assert_eq!(read_config(&dir).unwrap().eos_token_ids(), [7, 9]);
+        std::fs::write(dir.join(GENERATION_CONFIG), r#"{"eos_token_id": "x"}"#).unwrap();
+        let err = read_config(&dir).unwrap_err().to_string();
+        assert!(err.contains(GENERATION_CONFIG), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A saved two-layer model whose `config.json` is then rewritten by `edit`.

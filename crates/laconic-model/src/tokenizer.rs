@@ -1,7 +1,9 @@
-//! `Tokenizer`: a thin wrapper over Hugging Face `tokenizers` with errors that name the file.
+//! `Tokenizer`: a thin wrapper over Hugging Face `tokenizers` with errors that name the file, and the
+//! chat template of its folder ([`crate::chat`]), as a Hugging Face tokenizer carries its own.
 
 use std::path::{Path, PathBuf};
 
+use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 
 /// Qwen's end-of-turn token.
@@ -9,22 +11,28 @@ pub const IM_END: &str = "<|im_end|>";
 /// Qwen's end-of-text token.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
-/// A `tokenizer.json` tokenizer. Qwen prepends no BOS, so encoding adds no special tokens.
+/// A `tokenizer.json` tokenizer and its folder's chat template. Encoding adds no special tokens: a
+/// template writes the ones its model expects (Llama's `<|begin_of_text|>`, for one).
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     path: PathBuf,
+    chat_template: Option<ChatTemplate>,
 }
 
 impl Tokenizer {
-    /// Loads a `tokenizer.json`.
+    /// Loads a `tokenizer.json`, with the chat template of its folder when it has one
+    /// (`chat_template.jinja`, or `tokenizer_config.json`'s `chat_template`).
     ///
     /// # Errors
-    /// When the file is missing or malformed.
+    /// When the file is missing or malformed, or the folder's template does not parse.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, path)
+        let mut tokenizer = Self::from_bytes(&bytes, path)?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        tokenizer.chat_template = ChatTemplate::from_folder(folder)?;
+        Ok(tokenizer)
     }
 
     /// Parses `tokenizer.json` bytes; `origin` names them in errors.
@@ -37,7 +45,11 @@ impl Tokenizer {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        Ok(Self { inner, path })
+        Ok(Self {
+            inner,
+            path,
+            chat_template: None,
+        })
     }
 
     /// Wraps an already-built `tokenizers::Tokenizer`.
@@ -45,7 +57,24 @@ impl Tokenizer {
         Self {
             inner,
             path: PathBuf::from("<memory>"),
+            chat_template: None,
         }
+    }
+
+    /// The tokenizer file (`<memory>` for one built in code).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chat template of the tokenizer's folder, if it has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
+    }
+
+    /// This tokenizer with `template` as its chat template.
+    pub fn with_chat_template(mut self, template: ChatTemplate) -> Self {
+        self.chat_template = Some(template);
+        self
     }
 
     /// The underlying `tokenizers` object.
@@ -75,8 +104,18 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// Ids that end a generation: `<|im_end|>` and `<|endoftext|>` when the vocabulary has them.
+    /// Ids that end a generation on the tokenizer's side: the chat template's `eos_token` (the end of
+    /// an assistant turn) when its folder names one, else Qwen's `<|im_end|>` and `<|endoftext|>`
+    /// when the vocabulary has them. The model's own (`config.json`, `generation_config.json`) are
+    /// added by the caller.
     pub fn stop_ids(&self) -> Vec<u32> {
+        if let Some(eos) = self
+            .chat_template
+            .as_ref()
+            .and_then(ChatTemplate::eos_token)
+        {
+            return self.token_id(eos).into_iter().collect();
+        }
         [IM_END, END_OF_TEXT]
             .iter()
             .filter_map(|t| self.token_id(t))

@@ -158,6 +158,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Evaluate every this many steps (0 = only before and after). Default 10.
     pub eval_every: u64,
+    /// Evaluate before the first step (verl's `val_before_train`); `false` skips it, which on a real
+    /// checkpoint saves a full evaluation's time. Default true.
+    pub val_before_train: bool,
     /// Checkpoint every this many steps (0 = only at the end). Default 10.
     pub save_every: u64,
     /// Checkpoints kept (oldest removed first; 0 = keep all). Default 2.
@@ -188,6 +191,7 @@ impl Default for TrainConfig {
             steps: 100,
             seed: 0,
             eval_every: 10,
+            val_before_train: true,
             save_every: 10,
             keep_checkpoints: 2,
             log_rollouts: 16,

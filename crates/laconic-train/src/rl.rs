@@ -314,8 +314,10 @@ impl<B: LogprobBackend> RlTrainer<B> {
         let last = last.min(t.steps);
         self.check_replicas()?;
         if self.step == 0 && !self.resumed {
-            if let Some(report) = self.evaluate(observer)? {
-                self.record_eval(run, 0, &report, Metrics::new(), observer)?;
+            if t.val_before_train {
+                if let Some(report) = self.evaluate(observer)? {
+                    self.record_eval(run, 0, &report, Metrics::new(), observer)?;
+                }
             }
             if last > 0 {
                 self.stop_if_requested(run, false)?;
