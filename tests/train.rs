@@ -396,7 +396,8 @@ fn eval_rejects_overlong_prompts_and_a_missing_comparison_first() {
                 "--samples",
                 "1",
             ])
-            .args(["--out", "out", "--quiet"])
+            // The demo model's folder has no chat template: bare prompts.
+            .args(["--out", "out", "--quiet", "--no-chat"])
             .args(extra)
             .output()
             .unwrap();

@@ -106,7 +106,6 @@ pub enum Error {
         /// The folder.
         dir: PathBuf,
     },
-    /// The tokenizer file could not be loaded or used.
     /// A chat template that does not parse, or fails (or refuses) to render a conversation.
     #[error("chat template `{path}`: {message}")]
     ChatTemplate {
@@ -117,12 +116,13 @@ pub enum Error {
     },
     /// A chat prompt asked of a tokenizer whose folder has no chat template.
     #[error(
-        "no chat template for the tokenizer `{tokenizer}`: its folder has no `chat_template.jinja` and          no `chat_template` in `tokenizer_config.json`; name a template file in `prompt.template`, or          set `prompt.chat = false`"
+        "no chat template for the tokenizer `{tokenizer}`: its folder has no `chat_template.jinja` and no `chat_template` in `tokenizer_config.json`; name a template file in `prompt.template`, or set `prompt.chat = false`"
     )]
     NoChatTemplate {
         /// The tokenizer file.
         tokenizer: PathBuf,
     },
+    /// The tokenizer file could not be loaded or used.
     #[error("tokenizer `{path}`: {message}")]
     Tokenizer {
         /// The tokenizer file, or `<memory>`.
