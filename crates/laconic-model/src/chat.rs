@@ -163,29 +163,18 @@ impl ChatTemplate {
     pub fn from_folder(dir: impl AsRef<Path>) -> Result<Option<Self>> {
         let dir = dir.as_ref();
         let config_path = dir.join(TOKENIZER_CONFIG);
-        let config = if config_path.is_file() {
-            read_tokenizer_config(&config_path)?
-        } else {
-            TokenizerConfig::default()
-        };
+        let mut config = read_tokenizer_config_if_any(&config_path)?;
         let jinja = dir.join(CHAT_TEMPLATE_FILE);
         let (source, origin) = if jinja.is_file() {
             let source = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?;
             (source, jinja)
         } else {
-            match config.chat_template {
+            match config.chat_template.take() {
                 Some(field) => (pick_default(field, &config_path)?, config_path),
                 None => return Ok(None),
             }
         };
-        let token = |t: Option<SpecialToken>| t.map(SpecialToken::into_text);
-        Self::new(
-            source,
-            token(config.bos_token),
-            token(config.eos_token),
-            origin,
-        )
-        .map(Some)
+        Self::with_tokens(source, config, &origin).map(Some)
     }
 
     /// A template file named by a config: a `.jinja` file (special tokens from a
@@ -197,32 +186,26 @@ impl ChatTemplate {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         if path.extension().is_some_and(|e| e == "json") {
-            let config = read_tokenizer_config(path)?;
-            let field = config.chat_template.ok_or_else(|| Error::Config {
+            let mut config = read_tokenizer_config(path)?;
+            let field = config.chat_template.take().ok_or_else(|| Error::Config {
                 path: path.to_path_buf(),
                 message: "has no `chat_template`".into(),
             })?;
-            let token = |t: Option<SpecialToken>| t.map(SpecialToken::into_text);
-            return Self::new(
-                pick_default(field, path)?,
-                token(config.bos_token),
-                token(config.eos_token),
-                path,
-            );
+            return Self::with_tokens(pick_default(field, path)?, config, path);
         }
         let source = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let beside = path.with_file_name(TOKENIZER_CONFIG);
-        let config = if beside.is_file() {
-            read_tokenizer_config(&beside)?
-        } else {
-            TokenizerConfig::default()
-        };
-        let token = |t: Option<SpecialToken>| t.map(SpecialToken::into_text);
+        let config = read_tokenizer_config_if_any(&path.with_file_name(TOKENIZER_CONFIG))?;
+        Self::with_tokens(source, config, path)
+    }
+
+    /// A template of `source` with the special tokens of `config`.
+    fn with_tokens(source: String, config: TokenizerConfig, origin: &Path) -> Result<Self> {
+        let text = |token: Option<SpecialToken>| token.map(SpecialToken::into_text);
         Self::new(
             source,
-            token(config.bos_token),
-            token(config.eos_token),
-            path,
+            text(config.bos_token),
+            text(config.eos_token),
+            origin,
         )
     }
 
@@ -293,6 +276,15 @@ fn environment<'a>() -> minijinja::Environment<'a> {
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
     env
+}
+
+/// `tokenizer_config.json` at `path`, or an empty one when there is no such file.
+fn read_tokenizer_config_if_any(path: &Path) -> Result<TokenizerConfig> {
+    if path.is_file() {
+        read_tokenizer_config(path)
+    } else {
+        Ok(TokenizerConfig::default())
+    }
 }
 
 fn read_tokenizer_config(path: &Path) -> Result<TokenizerConfig> {
