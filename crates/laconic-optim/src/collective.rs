@@ -517,46 +517,58 @@ pub fn all_reduce_bucketed<B: Backend>(
         .map(|e| u64::from(e.grad.is_some()))
         .collect();
     let present = all_reduce_u64(collective, &local, device)?;
-    let mut reduced: Vec<Option<Tensor<B, 1>>> = vec![None; entries.len()];
-    let mut bucket: Vec<(usize, Tensor<B, 1>)> = Vec::new();
-    let mut filled = 0usize;
-    let flush = |bucket: &mut Vec<(usize, Tensor<B, 1>)>,
-                 reduced: &mut Vec<Option<Tensor<B, 1>>>|
-     -> Result<()> {
-        if bucket.is_empty() {
-            return Ok(());
-        }
-        let sizes: Vec<usize> = bucket.iter().map(|(_, t)| t.dims()[0]).collect();
-        let (indices, parts): (Vec<usize>, Vec<_>) = std::mem::take(bucket).into_iter().unzip();
-        let flat = if parts.len() == 1 {
-            parts.into_iter().next().expect("one part")
-        } else {
-            Tensor::cat(parts, 0)
-        };
-        let summed = collective.all_reduce_sum(flat)?;
+    let held: Vec<usize> = (0..entries.len()).filter(|&i| present[i] > 0).collect();
+    let numels: Vec<usize> = entries.iter().map(|e| e.numel).collect();
+    let mut grads: Vec<Option<Tensor<B, 1>>> = entries.into_iter().map(|e| e.grad).collect();
+    let mut reduced: Vec<Option<Tensor<B, 1>>> = vec![None; grads.len()];
+    for bucket in buckets(&held, |i| numels[i], bucket_elems) {
+        let parts = bucket
+            .iter()
+            .map(|&i| {
+                grads[i]
+                    .take()
+                    .unwrap_or_else(|| Tensor::zeros([numels[i]], device))
+            })
+            .collect();
+        let summed = collective.all_reduce_sum(cat(parts, device))?;
         let mut start = 0;
-        for (index, size) in indices.into_iter().zip(sizes) {
-            reduced[index] = Some(summed.clone().narrow(0, start, size));
-            start += size;
-        }
-        Ok(())
-    };
-    for (index, entry) in entries.into_iter().enumerate() {
-        if present[index] == 0 {
-            continue;
-        }
-        let grad = entry
-            .grad
-            .unwrap_or_else(|| Tensor::zeros([entry.numel], device));
-        filled += entry.numel;
-        bucket.push((index, grad));
-        if filled >= bucket_elems {
-            flush(&mut bucket, &mut reduced)?;
-            filled = 0;
+        for &i in bucket {
+            reduced[i] = Some(summed.clone().narrow(0, start, numels[i]));
+            start += numels[i];
         }
     }
-    flush(&mut bucket, &mut reduced)?;
     Ok(reduced)
+}
+
+/// `indices` in runs (buckets) that close once their values reach `bucket_elems` (the last may be
+/// smaller; `bucket_elems` = 0: one index per bucket): every bucketed collective's grouping.
+pub(crate) fn buckets(
+    indices: &[usize],
+    numel: impl Fn(usize) -> usize,
+    bucket_elems: usize,
+) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut filled) = (0, 0);
+    for (k, &i) in indices.iter().enumerate() {
+        filled += numel(i);
+        if filled >= bucket_elems {
+            out.push(&indices[start..=k]);
+            (start, filled) = (k + 1, 0);
+        }
+    }
+    if start < indices.len() {
+        out.push(&indices[start..]);
+    }
+    out
+}
+
+/// The concatenation of `parts` (no copy for one; an empty vector for none).
+pub(crate) fn cat<B: Backend>(parts: Vec<Tensor<B, 1>>, device: &B::Device) -> Tensor<B, 1> {
+    match parts.len() {
+        0 => Tensor::zeros([0], device),
+        1 => parts.into_iter().next().expect("one part"),
+        _ => Tensor::cat(parts, 0),
+    }
 }
 
 struct TakeGradients<'a, B: AutodiffBackend> {

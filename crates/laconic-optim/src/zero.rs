@@ -32,7 +32,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::adamw::{AdamW, Moments, NamedTensors, ParamPath};
 use crate::clip::{clip_scale, sum_of_squares, summed};
-use crate::collective::{all_reduce_bucketed, Collective, Entry};
+use crate::collective::{all_reduce_bucketed, buckets, cat, Collective, Entry};
 use crate::error::{Error, Result};
 
 /// What each worker of a data-parallel run holds (`optim.zero_stage`).
@@ -228,26 +228,20 @@ pub(crate) fn sharded_step<AB: AutodiffBackend, M: AutodiffModule<AB>>(
     step: &ShardedStep<'_, AB::InnerBackend>,
 ) -> Result<(M, f64)> {
     let collective = step.collective;
-    let params = trainable::<AB, M>(&module, &mut grads);
+    let mut params = trainable::<AB, M>(&module, &mut grads);
     drop(grads);
     let Some(device) = params.first().map(|p| p.value.device()) else {
         return Ok((module, 0.0));
     };
     let layout = layout_of(&params, collective);
     keep_owned(optimizer, &params, &layout)?;
+    // The gradients move out of `params`: once reduced, only this worker's ranges stay alive.
+    let grads = params.iter_mut().map(|p| p.grad.take());
     let (present, mut shards, norm) = match step.stage {
-        ZeroStage::Replicated | ZeroStage::ShardedState => reduced_shards(
-            params.iter().map(|p| p.grad.clone()),
-            &layout,
-            step,
-            &device,
-        )?,
-        ZeroStage::ShardedGradients => scattered_shards(
-            params.iter().map(|p| p.grad.clone()),
-            &layout,
-            step,
-            &device,
-        )?,
+        ZeroStage::Replicated | ZeroStage::ShardedState => {
+            reduced_shards(grads, &layout, step, &device)?
+        }
+        ZeroStage::ShardedGradients => scattered_shards(grads, &layout, step, &device)?,
     };
     if !norm.is_finite() {
         return Err(Error::NonFinite {
@@ -365,36 +359,6 @@ fn scattered_shards<B: Backend>(
     let total = collective.all_reduce_sum(summed(squares))?;
     let norm = total.into_scalar().elem::<f64>().sqrt();
     Ok((present, shards, norm))
-}
-
-/// `indices` in runs whose values reach `bucket_elems` (the last may be smaller).
-fn buckets(
-    indices: &[usize],
-    numel: impl Fn(usize) -> usize,
-    bucket_elems: usize,
-) -> Vec<&[usize]> {
-    let mut out = Vec::new();
-    let (mut start, mut filled) = (0, 0);
-    for (k, &i) in indices.iter().enumerate() {
-        filled += numel(i);
-        if filled >= bucket_elems {
-            out.push(&indices[start..=k]);
-            (start, filled) = (k + 1, 0);
-        }
-    }
-    if start < indices.len() {
-        out.push(&indices[start..]);
-    }
-    out
-}
-
-/// The concatenation of `parts` (an empty vector when there are none).
-fn cat<B: Backend>(parts: Vec<Tensor<B, 1>>, device: &B::Device) -> Tensor<B, 1> {
-    match parts.len() {
-        0 => Tensor::zeros([0], device),
-        1 => parts.into_iter().next().expect("one part"),
-        _ => Tensor::cat(parts, 0),
-    }
 }
 
 /// `mine` (this worker's values of the parameters `bucket`, end to end) cut into one shard per

@@ -137,6 +137,11 @@ pub struct MpiCollective {
 }
 
 impl MpiCollective {
+    /// The most one collective waits for the other ranks (`LACONIC_DP_TIMEOUT`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     fn rank(&self) -> usize {
         self.comm.rank() as usize
     }

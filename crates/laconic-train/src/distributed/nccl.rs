@@ -26,7 +26,7 @@ mod ffi;
 
 use std::cell::OnceCell;
 use std::fmt::Display;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use burn::backend::cuda::CudaDevice;
 use burn::backend::Cuda;
@@ -44,15 +44,12 @@ use super::MpiCollective;
 const SPINS: u32 = 4096;
 
 /// `host`, or the NCCL collective over it when `B` is burn's CUDA backend: what an MPI rank's
-/// [`World::collective`](super::World::collective) gives. NCCL operations wait at most `timeout`.
-pub(super) fn for_backend<B: Backend>(
-    host: MpiCollective,
-    timeout: Duration,
-) -> Box<dyn Collective<B>> {
+/// [`World::collective`](super::World::collective) gives.
+pub(super) fn for_backend<B: Backend>(host: MpiCollective) -> Box<dyn Collective<B>> {
     if !same_type::<B, Cuda>() {
         return Box::new(host);
     }
-    let nccl: Box<dyn Collective<Cuda>> = Box::new(NcclCollective::new(host, timeout));
+    let nccl: Box<dyn Collective<Cuda>> = Box::new(NcclCollective::new(host));
     cast::<Box<dyn Collective<Cuda>>, Box<dyn Collective<B>>>(nccl)
 }
 
@@ -62,15 +59,15 @@ pub struct NcclCollective {
     host: MpiCollective,
     rank: usize,
     world: usize,
-    timeout: Duration,
     /// Set by the first float operation: NCCL on that tensor's GPU, or `None` (MPI on the host)
     /// when some rank has no NCCL library.
     engine: OnceCell<Option<Engine>>,
 }
 
 impl NcclCollective {
-    /// The collective of the rank `host` belongs to; NCCL operations wait at most `timeout`.
-    pub fn new(host: MpiCollective, timeout: Duration) -> Self {
+    /// The collective of the rank `host` belongs to; NCCL operations wait as long as `host`'s
+    /// (`LACONIC_DP_TIMEOUT`).
+    pub fn new(host: MpiCollective) -> Self {
         let (rank, world) = {
             let host: &dyn Collective<Cuda> = &host;
             (host.rank(), host.world_size())
@@ -79,7 +76,6 @@ impl NcclCollective {
             host,
             rank,
             world,
-            timeout,
             engine: OnceCell::new(),
         }
     }
@@ -165,10 +161,10 @@ impl NcclCollective {
         let start = Instant::now();
         let mut polls = 0u32;
         while !done.try_is_complete().map_err(|e| e.to_string())? {
-            if start.elapsed() > self.timeout {
+            if start.elapsed() > self.host.timeout() {
                 return Err(format!(
                     "did not complete within {} s (`{}` sets the limit)",
-                    self.timeout.as_secs(),
+                    self.host.timeout().as_secs(),
                     super::ENV_TIMEOUT
                 ));
             }

@@ -158,10 +158,7 @@ fn rank_collective<B: Backend>(world: &MpiWorld) -> Box<dyn Collective<B>> {
 /// An MPI rank's collective: NCCL over MPI's when `B` is burn's CUDA backend, else MPI's own.
 #[cfg(all(feature = "mpi", feature = "cuda"))]
 fn rank_collective<B: Backend>(world: &MpiWorld) -> Box<dyn Collective<B>> {
-    // `World::init` has checked the limit, so reading it again cannot fail.
-    let timeout = super::collective_timeout()
-        .unwrap_or(std::time::Duration::from_secs(super::DEFAULT_TIMEOUT_SECS));
-    super::nccl::for_backend(world.collective(), timeout)
+    super::nccl::for_backend(world.collective())
 }
 
 /// Lets each of the `ranks` on this machine use its share of the cores, unless the user set
