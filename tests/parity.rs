@@ -1,4 +1,5 @@
-//! Parity with Hugging Face transformers on tiny random checkpoints (`tests/fixtures/parity/`, made by
+//! Parity with Hugging Face transformers on tiny random Qwen3, Qwen2 and Llama checkpoints
+//! (`tests/fixtures/parity/`, made by
 //! `tests/fixtures/make_parity.py`): logits, padded batches, cached decoding, greedy ids, save/reload and
 //! load errors — on ndarray and on flex; logits and greedy ids of one long (3000-token) prompt on flex.
 
@@ -13,7 +14,16 @@ use common::{
 };
 use laconic::model::{load_model, save_pretrained, AttentionLayout, Error};
 
-const FIXTURES: [&str; 3] = ["qwen3_tied", "qwen3_untied", "qwen2_bias"];
+/// Qwen3 tied and untied (bf16, sharded), Qwen2 with biases (f16), Llama tied (SmolLM2-like), Llama-3
+/// with `llama3` rope scaling and attention/MLP biases (bf16), Qwen3 with YaRN.
+const FIXTURES: [&str; 6] = [
+    "qwen3_tied",
+    "qwen3_untied",
+    "qwen2_bias",
+    "llama_tied",
+    "llama3_scaled",
+    "qwen3_yarn",
+];
 
 /// One prompt of 3000 tokens (8 greedy tokens after it): positions far beyond the short fixtures'.
 const LONG: [&str; 1] = ["qwen3_long"];

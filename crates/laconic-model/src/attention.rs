@@ -1,4 +1,5 @@
-//! Grouped-query self-attention of Qwen3 (per-head q/k RMSNorm) and Qwen2 (q/k/v biases), and the
+//! Grouped-query self-attention of Qwen3 (per-head q/k RMSNorm), Qwen2 (q/k/v biases) and Llama
+//! (optional biases on every projection), and the
 //! change between the heads-first and positions-first layouts as one autodiff node (see
 //! [`crate::fused`]).
 

@@ -1,4 +1,5 @@
-//! `Qwen3Config`: a mirror of Hugging Face `config.json` for Qwen3 and Qwen2-architecture models.
+//! `Qwen3Config`: a mirror of Hugging Face `config.json` for the decoder families laconic runs: Qwen3
+//! (dense and MoE), Qwen2 (Qwen2.5, DeepSeek-R1-Distill-Qwen) and Llama (Llama-3.x, SmolLM2, TinyLlama).
 //!
 //! Field names are the JSON keys verbatim, so a checkpoint's `config.json` deserialises with no glue.
 //! Unknown keys are ignored (HF adds keys freely). [`Qwen3Config::validate`] runs once after loading
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::rope_scaling::RopeScaling;
 
 /// The architecture family named by `model_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,9 @@ pub enum Arch {
     Qwen2,
     /// `qwen3_moe`: Qwen3 attention with sparse mixture-of-experts MLPs.
     Qwen3Moe,
+    /// `llama` (Llama-2/3.x, SmolLM2, TinyLlama): no q/k norm, optional biases on every attention
+    /// projection (`attention_bias`) and on the MLP (`mlp_bias`).
+    Llama,
 }
 
 /// `eos_token_id` is an integer in some checkpoints and a list in others.
@@ -43,11 +48,11 @@ impl TokenIds {
 
 /// Model hyper-parameters, read from a Hugging Face `config.json`.
 ///
-/// Qwen3 dense (`model_type = "qwen3"`), Qwen2 (`"qwen2"`) and Qwen3-MoE (`"qwen3_moe"`) share this struct;
-/// keys a family does not use are absent or ignored.
+/// Qwen3 dense (`model_type = "qwen3"`), Qwen2 (`"qwen2"`), Qwen3-MoE (`"qwen3_moe"`) and Llama
+/// (`"llama"`) share this struct; keys a family does not use are absent or ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Qwen3Config {
-    /// `qwen3`, `qwen2` or `qwen3_moe`.
+    /// `qwen3`, `qwen2`, `qwen3_moe` or `llama`.
     pub model_type: String,
     /// Rows of the embedding matrix (padded; larger than the tokenizer's vocabulary).
     pub vocab_size: usize,
@@ -74,15 +79,20 @@ pub struct Qwen3Config {
     /// RoPE base θ.
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    /// RoPE scaling; only `null` is supported.
+    /// RoPE scaling: `null`, or `rope_type` (or `type`) `default`, `linear`, `llama3` or `yarn` with its
+    /// keys ([`RopeScaling`]); kept as written so a saved config equals the loaded one.
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
     /// Whether the LM head reuses the embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: bool,
-    /// Qwen3: biases on q/k/v/o projections. Qwen2 always has q/k/v biases and ignores this key.
+    /// Qwen3 and Llama: biases on q/k/v/o projections. Qwen2 always has q/k/v biases and ignores this
+    /// key.
     #[serde(default)]
     pub attention_bias: bool,
+    /// Llama: biases on the MLP's gate/up/down projections (absent elsewhere).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mlp_bias: bool,
     /// Activation of the MLP; only `silu` is supported.
     #[serde(default = "default_hidden_act")]
     pub hidden_act: String,
@@ -189,7 +199,7 @@ impl Qwen3Config {
     pub fn qkv_bias(&self) -> bool {
         match self.arch() {
             Arch::Qwen2 => true,
-            Arch::Qwen3 | Arch::Qwen3Moe => self.attention_bias,
+            Arch::Qwen3 | Arch::Qwen3Moe | Arch::Llama => self.attention_bias,
         }
     }
 
@@ -197,13 +207,28 @@ impl Qwen3Config {
     pub fn o_bias(&self) -> bool {
         match self.arch() {
             Arch::Qwen2 => false,
-            Arch::Qwen3 | Arch::Qwen3Moe => self.attention_bias,
+            Arch::Qwen3 | Arch::Qwen3Moe | Arch::Llama => self.attention_bias,
         }
     }
 
-    /// Whether attention applies a per-head RMSNorm to q and k (Qwen3 only).
+    /// Whether the dense MLP's projections carry biases (Llama's `mlp_bias`).
+    pub fn mlp_bias(&self) -> bool {
+        self.arch() == Arch::Llama && self.mlp_bias
+    }
+
+    /// Whether attention applies a per-head RMSNorm to q and k (Qwen3 and Qwen3-MoE).
     pub fn qk_norm(&self) -> bool {
-        self.arch() != Arch::Qwen2
+        matches!(self.arch(), Arch::Qwen3 | Arch::Qwen3Moe)
+    }
+
+    /// The parsed `rope_scaling`; `None` when absent, `null` or `default`.
+    ///
+    /// # Panics
+    /// On an entry [`Qwen3Config::validate`] refuses (a loaded config has passed it).
+    pub fn rope_scaling_kind(&self) -> Option<RopeScaling> {
+        let value = self.rope_scaling.as_ref()?;
+        RopeScaling::parse(value, self.max_position_embeddings)
+            .expect("rope_scaling is validated when the config is loaded")
     }
 
     /// End-of-sequence ids from the config (may be empty).
@@ -277,7 +302,7 @@ impl Qwen3Config {
         };
         let Some(arch) = arch_of(&self.model_type) else {
             return Err(fail(format!(
-                "unsupported `model_type` `{}` (supported: `qwen3`, `qwen2`, `qwen3_moe`)",
+                "unsupported `model_type` `{}` (supported: `qwen3`, `qwen2`, `qwen3_moe`, `llama`)",
                 self.model_type
             )));
         };
@@ -342,14 +367,8 @@ impl Qwen3Config {
                 self.hidden_act
             )));
         }
-        if self
-            .rope_scaling
-            .as_ref()
-            .is_some_and(|value| !value.is_null())
-        {
-            return Err(fail(
-                "`rope_scaling` is not supported (only `null`)".to_string(),
-            ));
+        if let Some(value) = &self.rope_scaling {
+            RopeScaling::parse(value, self.max_position_embeddings).map_err(fail)?;
         }
         if self.use_sliding_window {
             return Err(fail(
@@ -396,6 +415,7 @@ fn arch_of(model_type: &str) -> Option<Arch> {
         "qwen3" => Some(Arch::Qwen3),
         "qwen2" => Some(Arch::Qwen2),
         "qwen3_moe" => Some(Arch::Qwen3Moe),
+        "llama" => Some(Arch::Llama),
         _ => None,
     }
 }
@@ -441,12 +461,48 @@ mod tests {
         assert_eq!(c.eos_token_ids(), vec![151643, 151645]);
     }
 
+    /// SmolLM2-135M-Instruct's `config.json`, abridged, and Llama-3.2's rope scaling.
+    #[test]
+    fn reads_llama_configs() {
+        let text = r#"{"architectures": ["LlamaForCausalLM"], "attention_bias": false,
+            "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 576,
+            "intermediate_size": 1536, "max_position_embeddings": 8192, "mlp_bias": false,
+            "model_type": "llama", "num_attention_heads": 9, "num_hidden_layers": 30,
+            "num_key_value_heads": 3, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+            "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
+            "vocab_size": 49152}"#;
+        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        assert_eq!(c.arch(), Arch::Llama);
+        assert_eq!((c.head_dim(), c.num_kv_heads()), (64, 3));
+        assert!(!c.qk_norm() && !c.qkv_bias() && !c.o_bias() && !c.mlp_bias());
+        assert_eq!(c.rope_scaling_kind(), None);
+
+        let llama32 = text
+            .replace(r#""attention_bias": false"#, r#""attention_bias": true"#)
+            .replace(r#""mlp_bias": false"#, r#""mlp_bias": true"#)
+            .replace(
+                r#""rope_scaling": null"#,
+                r#""rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                    "original_max_position_embeddings": 8192, "rope_type": "llama3"}"#,
+            );
+        let c = Qwen3Config::from_json_str(&llama32, "config.json").unwrap();
+        assert!(c.qkv_bias() && c.o_bias() && c.mlp_bias());
+        assert!(matches!(
+            c.rope_scaling_kind(),
+            Some(RopeScaling::Llama3 { factor, .. }) if factor == 32.0
+        ));
+        // Saved as read: the scaling entry and `mlp_bias` survive a round trip.
+        let saved: Qwen3Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(saved, c);
+    }
+
     #[test]
     fn rejects_unsupported_and_inconsistent_configs() {
-        let bad_type = QWEN3_06B.replace(r#""model_type": "qwen3""#, r#""model_type": "llama""#);
+        let bad_type = QWEN3_06B.replace(r#""model_type": "qwen3""#, r#""model_type": "gemma3""#);
         let err = Qwen3Config::from_json_str(&bad_type, "m/config.json").unwrap_err();
         assert!(
-            err.to_string().contains("unsupported `model_type` `llama`"),
+            err.to_string()
+                .contains("unsupported `model_type` `gemma3`"),
             "{err}"
         );
         assert!(err.to_string().contains("m/config.json"), "{err}");
@@ -466,9 +522,14 @@ mod tests {
 
         let scaled = QWEN3_06B.replace(
             r#""rope_scaling": null"#,
-            r#""rope_scaling": {"type": "yarn"}"#,
+            r#""rope_scaling": {"type": "dynamic", "factor": 2.0}"#,
         );
-        assert!(Qwen3Config::from_json_str(&scaled, "config.json").is_err());
+        let err = Qwen3Config::from_json_str(&scaled, "m/config.json").unwrap_err();
+        assert!(
+            err.to_string().contains("m/config.json")
+                && err.to_string().contains("type `dynamic` is not supported"),
+            "{err}"
+        );
 
         let no_positions = QWEN3_06B.replace(
             r#""max_position_embeddings": 40960"#,

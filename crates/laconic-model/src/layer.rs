@@ -82,7 +82,13 @@ impl<B: Backend> DecoderLayer<B> {
         let mlp = if config.is_moe_layer(layer) {
             FeedForward::Sparse(SparseMoeBlock::init(config, std, device))
         } else {
-            FeedForward::Dense(Mlp::init(d, config.intermediate_size, std, device))
+            FeedForward::Dense(Mlp::init(
+                d,
+                config.intermediate_size,
+                config.mlp_bias(),
+                std,
+                device,
+            ))
         };
         Self {
             self_attn: Attention::init(config, std, device),

@@ -1,4 +1,5 @@
-//! Qwen3 (dense and mixture-of-experts) and Qwen2-architecture decoders in burn, loading Hugging Face checkpoint folders unchanged.
+//! Qwen3 (dense and mixture-of-experts), Qwen2 and Llama decoders in burn, loading Hugging Face
+//! checkpoint folders unchanged.
 //!
 //! The first crate of laconic's data flow (**model** → rollout → reward → optimizer → train/eval): a
 //! backend-generic [`Qwen3`] with a padded training forward and a KV-cached incremental forward,
@@ -53,6 +54,7 @@ mod model;
 mod moe;
 mod norm;
 mod rope;
+mod rope_scaling;
 pub mod safetensors;
 /// SplitMix64 seed mixing (laconic-seed, which laconic-reward shares without depending on burn).
 pub use laconic_seed as seed;
@@ -78,7 +80,7 @@ pub use mlp::Mlp;
 pub use model::{init_seeded, normal_tensor, Qwen3, Qwen3Model, INITIALIZER_RANGE};
 pub use moe::{RouterAux, Routing, SparseMoeBlock};
 pub use norm::RmsNorm;
-pub use rope::{Rope, RopeTables};
+pub use rope::{Rope, RopeScaling, RopeTables};
 pub use shape::DenseShape;
 pub use tokenizer::{Tokenizer, END_OF_TEXT, IM_END};
 

@@ -28,12 +28,19 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// A randomly initialised block of width `intermediate` (HF's init, no biases).
-    pub fn init(hidden: usize, intermediate: usize, std: f64, device: &B::Device) -> Self {
+    /// A randomly initialised block of width `intermediate` (HF's init: zero biases when `bias`, as
+    /// Llama's `mlp_bias`).
+    pub fn init(
+        hidden: usize,
+        intermediate: usize,
+        bias: bool,
+        std: f64,
+        device: &B::Device,
+    ) -> Self {
         Self {
-            gate_proj: Linear::init(hidden, intermediate, false, std, device),
-            up_proj: Linear::init(hidden, intermediate, false, std, device),
-            down_proj: Linear::init(intermediate, hidden, false, std, device),
+            gate_proj: Linear::init(hidden, intermediate, bias, std, device),
+            up_proj: Linear::init(hidden, intermediate, bias, std, device),
+            down_proj: Linear::init(intermediate, hidden, bias, std, device),
         }
     }
 

@@ -33,7 +33,7 @@ pub struct Qwen3Model<B: Backend> {
     pub norm: RmsNorm<B>,
 }
 
-/// A Qwen3 (dense or mixture-of-experts) / Qwen2 causal language model.
+/// A decoder-only causal language model: Qwen3 (dense or mixture-of-experts), Qwen2 or Llama.
 #[derive(Module, Debug)]
 pub struct Qwen3<B: Backend> {
     /// The decoder stack.
@@ -281,12 +281,7 @@ impl<B: Backend> Qwen3<B> {
 
         // 1. Shared per-call inputs: RoPE tables [B, T, 1, D] and the mask (column validity; dense only
         //    for a decode step).
-        let rope = Rope::new(config.head_dim(), config.rope_theta).tables(
-            layout.positions(),
-            b,
-            t,
-            &device,
-        );
+        let rope = Rope::for_config(config).tables(layout.positions(), b, t, &device);
         let kv_heads = config.num_kv_heads();
         let mask = ForwardMask::new(
             cache.extend_mask(layout.valid(), [b, t]),

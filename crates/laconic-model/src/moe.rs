@@ -134,7 +134,9 @@ impl<B: Backend> SparseMoeBlock<B> {
         );
         Self {
             gate: Linear::init(d, e, false, std, device),
-            experts: (0..e).map(|_| Mlp::init(d, width, std, device)).collect(),
+            experts: (0..e)
+                .map(|_| Mlp::init(d, width, false, std, device))
+                .collect(),
             top_k: config.num_experts_per_tok(),
             norm_topk_prob: config.norm_topk_prob(),
         }

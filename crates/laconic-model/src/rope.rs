@@ -13,12 +13,16 @@ use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 
+use crate::config::Qwen3Config;
 use crate::fused::{cast, float, on_autodiff, primitive, record, register, Ad};
+pub use crate::rope_scaling::RopeScaling;
 
-/// Inverse frequencies `θ^(−2i/D)` for `i < D/2`, in f64.
+/// Inverse frequencies `θ^(−2i/D)` for `i < D/2` (scaled by the checkpoint's `rope_scaling`, see
+/// [`RopeScaling`]), in f64, and the factor the cos/sin tables are multiplied by (YaRN's; 1 otherwise).
 #[derive(Debug, Clone)]
 pub struct Rope {
     inv_freq: Vec<f64>,
+    attention_factor: f64,
 }
 
 /// `cos` and `sin` of every (position, frequency) pair of a batch, shared by all heads.
@@ -38,7 +42,30 @@ impl Rope {
         let inv_freq = (0..head_dim / 2)
             .map(|i| 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64))
             .collect();
-        Self { inv_freq }
+        Self {
+            inv_freq,
+            attention_factor: 1.0,
+        }
+    }
+
+    /// The rotary embedding a config describes: its `head_dim`, `rope_theta` and `rope_scaling`.
+    ///
+    /// # Panics
+    /// On a `rope_scaling` the config's validation refuses (a loaded config has passed it).
+    pub fn for_config(config: &Qwen3Config) -> Self {
+        let (head_dim, theta) = (config.head_dim(), config.rope_theta);
+        let unscaled = Self::new(head_dim, theta);
+        match config.rope_scaling_kind() {
+            None => unscaled,
+            Some(scaling) => {
+                let (inv_freq, attention_factor) =
+                    scaling.apply(&unscaled.inv_freq, head_dim, theta);
+                Self {
+                    inv_freq,
+                    attention_factor,
+                }
+            }
+        }
     }
 
     /// Tables for `positions`, a row-major `[B, T]` grid of absolute positions.
@@ -60,7 +87,8 @@ impl Rope {
                 .iter()
                 .map(|freq| {
                     let (s, c) = (position as f64 * freq).sin_cos();
-                    (s as f32, c as f32)
+                    let scale = self.attention_factor;
+                    ((s * scale) as f32, (c * scale) as f32)
                 })
                 .unzip();
             cos_rows.extend_from_slice(&cos);

@@ -8,8 +8,8 @@
 //! nodes' closed-form backwards by hand, in the order the tape would. There is no nested autodiff
 //! graph: a `backward()` inside a backward step deadlocks burn 0.21's graph lock.
 //!
-//! Engaged on the autodiff backends [`super::on_autodiff`] lists, for dense layers in a call that starts
-//! from an empty cache; everywhere else the layer runs its plain forward (same values, more memory).
+//! Engaged on the autodiff backends [`super::on_autodiff`] lists, for dense layers without LoRA
+//! adapters or MLP biases in a call that starts from an empty cache; everywhere else the layer runs its plain forward (same values, more memory).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -183,6 +183,11 @@ fn layer_node<I: Backend, C: CheckpointStrategy>(
         &mlp.down_proj,
     ];
     if adapted.iter().any(|linear| linear.lora.is_some()) {
+        return None;
+    }
+    // MLP biases (Llama's `mlp_bias`, which released checkpoints leave off) run the generic layer too.
+    let mlp_projections = [&mlp.gate_proj, &mlp.up_proj, &mlp.down_proj];
+    if mlp_projections.iter().any(|linear| linear.bias.is_some()) {
         return None;
     }
     let [b, t, d] = x.dims();
@@ -578,6 +583,11 @@ mod tests {
     const QWEN2: &str = r#"{"model_type": "qwen2", "vocab_size": 32, "hidden_size": 16,
         "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "tie_word_embeddings": true}"#;
+    /// Llama with biases on all four attention projections and YaRN (cos/sin scaled by its factor).
+    const LLAMA: &str = r#"{"model_type": "llama", "vocab_size": 32, "hidden_size": 16,
+        "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "attention_bias": true, "tie_word_embeddings": false,
+        "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4}}"#;
 
     /// Every float parameter's gradient, flattened, in module order (`None` for the LM head, which the
     /// hidden states do not reach).
@@ -603,15 +613,23 @@ mod tests {
     /// nodes themselves are checked on wgpu by their own tests, to a tolerance).
     #[test]
     fn recomputed_layers_match_the_plain_forward() {
-        for config in [QWEN3, QWEN2] {
-            check::<burn::backend::NdArray, NoCheckpointing>(config);
+        for config in [QWEN3, QWEN2, LLAMA] {
+            check::<burn::backend::NdArray, NoCheckpointing>(config, true);
             #[cfg(feature = "flex")]
-            check::<burn::backend::Flex, NoCheckpointing>(config);
+            check::<burn::backend::Flex, NoCheckpointing>(config, true);
         }
-        check::<burn::backend::NdArray, BalancedCheckpointing>(QWEN3);
+        check::<burn::backend::NdArray, BalancedCheckpointing>(QWEN3, true);
     }
 
-    fn check<I: Backend, C: CheckpointStrategy>(config: &str) {
+    /// A layer with MLP biases (Llama's `mlp_bias`) runs the plain layer under `Layer` checkpointing,
+    /// with the same values and gradients.
+    #[test]
+    fn mlp_biases_run_the_plain_layer() {
+        let config = LLAMA.replace(r#""attention_bias": true"#, r#""mlp_bias": true"#);
+        check::<burn::backend::NdArray, NoCheckpointing>(&config, false);
+    }
+
+    fn check<I: Backend, C: CheckpointStrategy>(config: &str, recomputes: bool) {
         let config = Qwen3Config::from_json_str(config, "tiny").unwrap();
         let device = Default::default();
         let mut model = Qwen3::<Ad<I, C>>::init_seeded(&config, 21, &device).unwrap();
@@ -641,7 +659,11 @@ mod tests {
             model.visit(&mut visitor);
             (hidden.inner().into_data(), visitor.out)
         };
-        assert!(engages(&model, &layout), "the recomputing node is recorded");
+        assert_eq!(
+            engages(&model, &layout),
+            recomputes,
+            "whether the recomputing node is recorded"
+        );
         let (hidden_plain, grads_plain) = run(ActivationCheckpointing::None);
         let (hidden_recomputed, grads_recomputed) = run(ActivationCheckpointing::Layer);
         assert_eq!(
@@ -679,7 +701,7 @@ mod tests {
         let (b, t, device) = (layout.batch(), layout.seq(), Default::default());
         let (kv_heads, head_dim) = (config.num_kv_heads(), config.head_dim());
         let n_rep = config.num_attention_heads / kv_heads;
-        let rope = Rope::new(head_dim, config.rope_theta).tables(layout.positions(), b, t, &device);
+        let rope = Rope::for_config(config).tables(layout.positions(), b, t, &device);
         let mask = AttentionMask::new(layout.valid().to_vec(), b, 0, t);
         let mask = ForwardMask::<Ad<I, C>>::new(
             mask,
