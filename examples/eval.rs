@@ -1,4 +1,4 @@
-//! Evaluates a Qwen3/Qwen2 checkpoint at every token budget from one generation pass.
+//! Evaluates a Qwen3/Qwen2/Llama checkpoint at every token budget from one generation pass.
 //!
 //! ```text
 //! cargo run --release --example eval -- --model path/to/Qwen3-0.6B --data gsm8k,math500 \

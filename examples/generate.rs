@@ -1,11 +1,12 @@
-//! Generates text from any Hugging Face Qwen3/Qwen2 checkpoint folder with the KV-cached engine.
+//! Generates text from any Hugging Face Qwen3/Qwen2/Llama checkpoint folder with the KV-cached engine.
 //!
 //! ```text
 //! cargo run --release --example generate -- --model path/to/Qwen3-0.6B --chat --prompt "What is 12 * 7?"
 //! cargo run --release --example generate -- --model tests/fixtures/parity/qwen3_tied --prompt-ids 5,9,13 --json
 //! ```
 //! Streams the completion (or prints one JSON object with `--json`: `prompt_ids`, `completion_ids`, `text`,
-//! `finish_reason`, `tokens_per_s`). Stops at `<|im_end|>` / `<|endoftext|>` or the config's eos ids.
+//! `finish_reason`, `tokens_per_s`). Stops at the checkpoint's end tokens (`generation_config.json`,
+//! `config.json`, the chat template's eos).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use laconic::backend::{self, Backend};
 use laconic::model::{load_pretrained, ChatTemplate, Message, Tokenizer};
 use laconic::rollout::{Engine, EngineConfig, Finish, Observer, SamplingParams};
 
-/// Generate a completion with a Qwen3/Qwen2 checkpoint.
+/// Generate a completion with a Qwen3/Qwen2/Llama checkpoint.
 #[derive(Parser, Debug)]
 struct Args {
     /// Hugging Face checkpoint folder (config.json, model.safetensors or a sharded index).

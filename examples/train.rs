@@ -1,4 +1,4 @@
-//! RL training from a config: any Hugging Face Qwen3/Qwen2 checkpoint, any backend feature.
+//! RL training from a config: any Hugging Face Qwen3/Qwen2/Llama checkpoint, any backend feature.
 //!
 //! ```text
 //! cargo run --release --example train -- --config configs/qwen3-0.6b.toml --model path/to/Qwen3-0.6B
