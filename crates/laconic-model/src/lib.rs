@@ -70,7 +70,7 @@ pub use layout::AttentionLayout;
 pub use linear::{project, Linear};
 pub use load::{
     load_model, load_pretrained, load_weights, named_tensors, read_config, save_pretrained,
-    Pretrained, GENERATION_CONFIG,
+    save_pretrained_sharded, tensor_sources, Pretrained, GENERATION_CONFIG,
 };
 pub use lora::{LoraAdapter, LoraConfig, LORA_TARGETS};
 pub use mask::{AttentionMask, ForwardMask, Tile};

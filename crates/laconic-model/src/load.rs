@@ -20,7 +20,9 @@ use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
 use crate::layer::DecoderLayer;
 use crate::model::{Qwen3, INITIALIZER_RANGE};
-use crate::safetensors::{write_f32, SafetensorsIndex, TensorEntry};
+use crate::safetensors::{
+    write_sharded, SafetensorsIndex, TensorEntry, TensorSource, DEFAULT_MAX_SHARD_BYTES,
+};
 use crate::tokenizer::Tokenizer;
 
 /// A model loaded from an HF folder, with the folder's tokenizer when it has one.
@@ -186,13 +188,33 @@ pub fn load_weights<B: Backend>(
     }
 }
 
-/// Writes `model` as an HF checkpoint folder: `config.json` and `model.safetensors` (F32), loadable by
-/// this crate and by `transformers`. LoRA adapters are merged into the weights first (use
-/// [`Qwen3::save_adapter`] for the adapter alone).
+/// Writes `model` as an HF checkpoint folder: `config.json` and the weights in the dtype each
+/// parameter holds (F32, or BF16/F16 for a model cast to half precision), loadable by this crate and
+/// by `transformers`: one `model.safetensors` below 5 GB, else transformers' shards and index
+/// ([`save_pretrained_sharded`] with [`DEFAULT_MAX_SHARD_BYTES`]). LoRA adapters are merged into the
+/// weights first (use [`Qwen3::save_adapter`] for the adapter alone).
 ///
 /// # Errors
-/// When the folder or files cannot be written.
+/// As [`save_pretrained_sharded`].
 pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> Result<()> {
+    save_pretrained_sharded(model, dir, DEFAULT_MAX_SHARD_BYTES)
+}
+
+/// [`save_pretrained`] with shards of at most `max_shard_bytes` (a tensor larger than that gets a
+/// shard of its own): `model-00001-of-0000n.safetensors`, … and `model.safetensors.index.json`,
+/// or one `model.safetensors` when the weights fit in one shard
+/// ([`crate::safetensors::write_sharded`], which also removes the shards of an earlier laconic
+/// save in `dir` that the new one does not name). Parameters are copied to the host one at a time,
+/// as each is written.
+///
+/// # Errors
+/// When the folder or files cannot be written, or when a sharded save would sit beside a
+/// `model.safetensors` laconic did not write.
+pub fn save_pretrained_sharded<B: Backend>(
+    model: &Qwen3<B>,
+    dir: impl AsRef<Path>,
+    max_shard_bytes: u64,
+) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let config_path = dir.join("config.json");
@@ -202,10 +224,41 @@ pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> R
     })?;
     std::fs::write(&config_path, config).map_err(|e| Error::io(&config_path, e))?;
     let tensors = match model.lora() {
-        Some(_) => named_tensors(&model.merged()),
-        None => named_tensors(model),
+        Some(_) => tensor_sources(&model.merged()),
+        None => tensor_sources(model),
     };
-    write_f32(&dir.join("model.safetensors"), &tensors)
+    write_sharded(dir, tensors, max_shard_bytes)
+}
+
+/// Every float parameter of a module with its dotted path, as a [`TensorSource`] that copies it to
+/// the host (in its dtype) only when written.
+pub fn tensor_sources<B: Backend, M: Module<B>>(
+    module: &M,
+) -> Vec<(String, TensorSource<'static>)> {
+    struct Sources {
+        path: Vec<String>,
+        tensors: Vec<(String, TensorSource<'static>)>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Sources {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            enter(&mut self.path, name, container_type);
+        }
+
+        fn exit_module(&mut self, _name: &str, container_type: &str) {
+            exit(&mut self.path, container_type);
+        }
+
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let source = TensorSource::from_tensor(param.val());
+            self.tensors.push((self.path.join("."), source));
+        }
+    }
+    let mut sources = Sources {
+        path: Vec::new(),
+        tensors: Vec::new(),
+    };
+    module.visit(&mut sources);
+    sources.tensors
 }
 
 /// Every float parameter of a module with its dotted path, shape and values (f32).
