@@ -1,9 +1,9 @@
-//! Loading Hugging Face checkpoint folders into [`Qwen3`] and writing them back out.
+//! Loading Hugging Face checkpoint folders into [`Qwen3`] (writing them: [`crate::save_pretrained`]).
 //!
 //! The module tree's field names are HF's parameter names, so a parameter's path in the tree
 //! (`model.layers.0.self_attn.q_proj.weight`) is its key in the checkpoint. Loading walks the tree
 //! with a [`ModuleMapper`], replacing each lazily-initialised parameter with the checkpoint tensor
-//! (never sampling the random init); saving walks it with a [`ModuleVisitor`]. Enum variants (a layer's
+//! (never sampling the random init); saving walks it with a [`ModuleVisitor`] ([`crate::tensor_sources`]). Enum variants (a layer's
 //! `mlp` is `FeedForward::Dense` or `FeedForward::Sparse`) add no path segment, so both read HF's keys.
 //!
 //! Before the model is built, [`check_checkpoint`] compares the checkpoint's tensor list and shapes
@@ -20,9 +20,7 @@ use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
 use crate::layer::DecoderLayer;
 use crate::model::{Qwen3, INITIALIZER_RANGE};
-use crate::safetensors::{
-    write_sharded, SafetensorsIndex, TensorEntry, TensorSource, DEFAULT_MAX_SHARD_BYTES,
-};
+use crate::safetensors::{SafetensorsIndex, TensorEntry};
 use crate::tokenizer::Tokenizer;
 
 /// A model loaded from an HF folder, with the folder's tokenizer when it has one.
@@ -188,79 +186,6 @@ pub fn load_weights<B: Backend>(
     }
 }
 
-/// Writes `model` as an HF checkpoint folder: `config.json` and the weights in the dtype each
-/// parameter holds (F32, or BF16/F16 for a model cast to half precision), loadable by this crate and
-/// by `transformers`: one `model.safetensors` below 5 GB, else transformers' shards and index
-/// ([`save_pretrained_sharded`] with [`DEFAULT_MAX_SHARD_BYTES`]). LoRA adapters are merged into the
-/// weights first (use [`Qwen3::save_adapter`] for the adapter alone).
-///
-/// # Errors
-/// As [`save_pretrained_sharded`].
-pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> Result<()> {
-    save_pretrained_sharded(model, dir, DEFAULT_MAX_SHARD_BYTES)
-}
-
-/// [`save_pretrained`] with shards of at most `max_shard_bytes` (a tensor larger than that gets a
-/// shard of its own): `model-00001-of-0000n.safetensors`, … and `model.safetensors.index.json`,
-/// or one `model.safetensors` when the weights fit in one shard
-/// ([`crate::safetensors::write_sharded`], which also removes the shards of an earlier laconic
-/// save in `dir` that the new one does not name). Parameters are copied to the host one at a time,
-/// as each is written.
-///
-/// # Errors
-/// When the folder or files cannot be written, or when a sharded save would sit beside a
-/// `model.safetensors` laconic did not write.
-pub fn save_pretrained_sharded<B: Backend>(
-    model: &Qwen3<B>,
-    dir: impl AsRef<Path>,
-    max_shard_bytes: u64,
-) -> Result<()> {
-    let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let config_path = dir.join("config.json");
-    let config = serde_json::to_string_pretty(model.config()).map_err(|source| Error::Json {
-        path: config_path.clone(),
-        source,
-    })?;
-    std::fs::write(&config_path, config).map_err(|e| Error::io(&config_path, e))?;
-    let tensors = match model.lora() {
-        Some(_) => tensor_sources(&model.merged()),
-        None => tensor_sources(model),
-    };
-    write_sharded(dir, tensors, max_shard_bytes)
-}
-
-/// Every float parameter of a module with its dotted path, as a [`TensorSource`] that copies it to
-/// the host (in its dtype) only when written.
-pub fn tensor_sources<B: Backend, M: Module<B>>(
-    module: &M,
-) -> Vec<(String, TensorSource<'static>)> {
-    struct Sources {
-        path: Vec<String>,
-        tensors: Vec<(String, TensorSource<'static>)>,
-    }
-    impl<B: Backend> ModuleVisitor<B> for Sources {
-        fn enter_module(&mut self, name: &str, container_type: &str) {
-            enter(&mut self.path, name, container_type);
-        }
-
-        fn exit_module(&mut self, _name: &str, container_type: &str) {
-            exit(&mut self.path, container_type);
-        }
-
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let source = TensorSource::from_tensor(param.val());
-            self.tensors.push((self.path.join("."), source));
-        }
-    }
-    let mut sources = Sources {
-        path: Vec::new(),
-        tensors: Vec::new(),
-    };
-    module.visit(&mut sources);
-    sources.tensors
-}
-
 /// Every float parameter of a module with its dotted path, shape and values (f32).
 pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut collector = Collector {
@@ -274,14 +199,14 @@ pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<u
 /// Enters a child module: its field name or index joins the path, except an enum variant's name
 /// (burn's `Enum:` containers), so `mlp` is `mlp` whether the layer's feed-forward block is
 /// `FeedForward::Dense` or `FeedForward::Sparse`, as in HF's checkpoints.
-fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
+pub(crate) fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
     if !container_type.starts_with("Enum:") {
         path.push(name.to_string());
     }
 }
 
 /// Leaves a child module entered with [`enter`].
-fn exit(path: &mut Vec<String>, container_type: &str) {
+pub(crate) fn exit(path: &mut Vec<String>, container_type: &str) {
     if !container_type.starts_with("Enum:") {
         path.pop();
     }
@@ -442,6 +367,7 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::save_pretrained;
     use crate::TestBackend as B;
 
     /// A scratch folder for one test, empty.
