@@ -9,19 +9,19 @@
 //! that mini-batch changes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use laconic_model::safetensors::{write_f32, SafetensorsIndex};
+use laconic_model::safetensors::{write_tensors, SafetensorsIndex, TensorSource};
 use laconic_model::seed::GOLDEN_GAMMA;
 use laconic_model::Qwen3;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::adamw::{all_finite, AdamW, NamedTensors};
+use crate::adamw::{all_finite, counter, AdamW, NamedTensors};
 use crate::agg::AggCounts;
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::clip::clip_grad_norm;
@@ -41,10 +41,11 @@ use crate::zero::{gather_state, sharded_step, ShardedStep, ZeroStage};
 #[derive(Debug, Clone)]
 pub struct OptimizerState(NamedTensors);
 
-/// Version tag of the optimizer state file.
-const STATE_FORMAT: f32 = 1.0;
-/// Counters are stored as f32 tensors; they are exact below this.
-const EXACT_F32_COUNTER: u64 = 1 << 24;
+/// Version tag of the optimizer state file: 2 since counters are I64 tensors (1: f32 counters,
+/// exact below 2^24, still read).
+const STATE_FORMAT: u64 = 2;
+/// State formats [`PolicyUpdater::load_state`] reads.
+const READ_FORMATS: [u64; 2] = [1, 2];
 
 /// Metrics of one `step` (means over its optimizer updates), with verl's keys via [`UpdateMetrics::to_map`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -453,8 +454,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// ([`PolicyUpdater::write_state`]).
     ///
     /// # Errors
-    /// When the file cannot be written, a counter exceeds 2^24 (stored as f32), or the state is
-    /// a ZeRO shard.
+    /// When the file cannot be written, or the state is a ZeRO shard.
     pub fn save_state(&self, path: impl AsRef<Path>) -> Result<()> {
         let tensors = self.optimizer.to_tensors()?;
         self.write_state(OptimizerState(tensors), path)
@@ -490,22 +490,22 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// `path`, as [`PolicyUpdater::save_state`] does.
     ///
     /// # Errors
-    /// When the file cannot be written, or a counter exceeds 2^24 (stored as f32).
+    /// When the file cannot be written.
     pub fn write_state(&self, state: OptimizerState, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        if self.updates >= EXACT_F32_COUNTER || self.batches >= EXACT_F32_COUNTER {
-            return Err(state_error(
-                path,
-                "counters beyond 2^24 cannot be stored exactly",
-            ));
-        }
+        let counter = |n: u64| {
+            let n = i64::try_from(n).expect("a counter fits in an i64");
+            TensorData::new(vec![n], [1])
+        };
         let mut tensors = state.0;
-        tensors.push(("meta.format".into(), vec![1], vec![STATE_FORMAT]));
-        tensors.push(("meta.updates".into(), vec![1], vec![self.updates as f32]));
-        tensors.push(("meta.batches".into(), vec![1], vec![self.batches as f32]));
-        let tmp = temp_path(path);
-        write_f32(&tmp, &tensors).map_err(|e| state_error(path, &e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        tensors.push(("meta.format".into(), counter(STATE_FORMAT)));
+        tensors.push(("meta.updates".into(), counter(self.updates)));
+        tensors.push(("meta.batches".into(), counter(self.batches)));
+        let sources: Vec<_> = tensors
+            .into_iter()
+            .map(|(name, data)| (name, TensorSource::from_data(data)))
+            .collect();
+        write_tensors(path, &sources).map_err(|e| state_error(path, &e.to_string()))
     }
 
     /// Restores the state written by [`PolicyUpdater::save_state`]. Every parameter with saved moments
@@ -519,30 +519,31 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
             .map_err(|e| state_error(path, &e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for name in index.names() {
-            let entry = index.get(name).expect("a listed name has an entry");
-            let values = index
-                .read_f32(name)
+            let data = index
+                .read_data(name)
                 .map_err(|e| state_error(path, &e.to_string()))?;
-            tensors.insert(name.to_string(), (entry.shape.clone(), values));
+            tensors.insert(name.to_string(), data);
         }
         let meta = |key: &str| {
-            tensors
+            let data = tensors
                 .get(key)
-                .and_then(|(_, v)| v.first().copied())
-                .ok_or_else(|| state_error(path, &format!("missing `{key}`")))
+                .ok_or_else(|| state_error(path, &format!("missing `{key}`")))?;
+            counter(data).map_err(|e| state_error(path, &format!("`{key}`: {e}")))
         };
-        if meta("meta.format")? != STATE_FORMAT {
+        if !READ_FORMATS.contains(&meta("meta.format")?) {
             return Err(state_error(path, "unknown state format"));
         }
-        let (updates, batches) = (meta("meta.updates")? as u64, meta("meta.batches")? as u64);
-        let shapes: BTreeMap<String, Vec<usize>> = laconic_model::named_tensors(model)
+        let (updates, batches) = (meta("meta.updates")?, meta("meta.batches")?);
+        // The model's shapes, with no parameter copied to the host.
+        let shapes: BTreeMap<String, Vec<usize>> = laconic_model::tensor_sources(model)
             .into_iter()
-            .map(|(name, shape, _)| (name, shape))
+            .map(|(name, source)| (name, source.shape().to_vec()))
             .collect();
-        for (key, (shape, _)) in &tensors {
+        for (key, data) in &tensors {
+            let shape = data.shape.as_slice();
             if let Some(name) = key.strip_prefix("exp_avg.") {
                 match shapes.get(name) {
-                    Some(expected) if expected == shape => {}
+                    Some(expected) if expected.as_slice() == shape => {}
                     Some(expected) => {
                         return Err(state_error(
                             path,
@@ -589,15 +590,6 @@ fn token_batch(
         weights: config.loss_agg_mode.token_weights(&lengths, counts),
         lengths,
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 fn state_error(path: &Path, message: &str) -> Error {
@@ -655,14 +647,47 @@ mod tests {
         assert!(!map.contains_key("actor/kl_loss"));
     }
 
+    /// Issue "real checkpoints": counters were f32, so a run past 2^24 updates could not be saved.
+    /// They are I64 now and come back exact past 2^24; a state file of the older format (f32
+    /// counters, `meta.format` 1) still loads.
     #[test]
-    fn temporary_state_file_sits_next_to_the_target() {
-        let tmp = temp_path(Path::new("ckpt/step_3/optim.safetensors"));
-        assert_eq!(tmp.parent(), Some(Path::new("ckpt/step_3")));
-        assert!(tmp
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("optim.safetensors.tmp"));
+    fn counters_past_2_pow_24_round_trip_exactly_and_old_files_load() {
+        type AD = burn::backend::Autodiff<crate::TestBackend>;
+        let config = laconic_model::Qwen3Config::from_json_str(
+            r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 12,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+                "head_dim": 4}"#,
+            "<tiny>",
+        )
+        .unwrap();
+        let model = Qwen3::<AD>::init(&config, &Default::default()).unwrap();
+        let dir = std::env::temp_dir().join(format!("laconic-counters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("optim.safetensors");
+        let mut updater = PolicyUpdater::new(OptimConfig::default(), &model).unwrap();
+        (updater.updates, updater.batches) = ((1 << 24) + 1, (1 << 40) + 3);
+        updater.save_state(&path).unwrap();
+        let mut resumed = PolicyUpdater::new(OptimConfig::default(), &model).unwrap();
+        resumed.load_state(&path, &model).unwrap();
+        assert_eq!(
+            (resumed.updates, resumed.batches),
+            ((1 << 24) + 1, (1 << 40) + 3)
+        );
+
+        let old = [
+            ("meta.format", 1.0f32),
+            ("meta.updates", 6.0),
+            ("meta.batches", 2.0),
+        ]
+        .map(|(name, v)| {
+            (
+                name.to_string(),
+                TensorSource::from_data(TensorData::new(vec![v], [1])),
+            )
+        });
+        write_tensors(&path, &old).unwrap();
+        resumed.load_state(&path, &model).unwrap();
+        assert_eq!((resumed.updates, resumed.batches), (6, 2));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
