@@ -218,9 +218,13 @@ mod tests {
 
     #[test]
     fn shards_are_packed_in_order_up_to_the_limit() {
-        assert_eq!(plan_shards(&[4, 4, 1, 9, 2], 8), [0..2, 2..3, 3..4, 4..5]);
-        assert_eq!(plan_shards(&[4, 4], 100), [0..2]);
-        assert_eq!(plan_shards(&[], 8), [0..0]);
+        let spans = |sizes: &[u64], max| -> Vec<(usize, usize)> {
+            let plan = plan_shards(sizes, max);
+            plan.into_iter().map(|r| (r.start, r.end)).collect()
+        };
+        assert_eq!(spans(&[4, 4, 1, 9, 2], 8), [(0, 2), (2, 3), (3, 4), (4, 5)]);
+        assert_eq!(spans(&[4, 4], 100), [(0, 2)]);
+        assert_eq!(spans(&[], 8), [(0, 0)]);
         assert!(is_shard_name("model-00002-of-00003.safetensors"));
         assert!(!is_shard_name("model-2-of-3.safetensors"));
         assert!(!is_shard_name("model.safetensors"));
