@@ -89,9 +89,7 @@ pub enum Error {
         found: Vec<usize>,
     },
     /// A tensor is stored with a dtype this crate cannot convert.
-    #[error(
-        "tensor `{name}` in `{path}` has unsupported dtype `{dtype}` (expected F32, F16 or BF16)"
-    )]
+    #[error("tensor `{name}` in `{path}` has unsupported dtype `{dtype}` (expected {expected})")]
     UnsupportedDtype {
         /// The HF name of the tensor.
         name: String,
@@ -99,6 +97,8 @@ pub enum Error {
         path: PathBuf,
         /// The dtype found.
         dtype: String,
+        /// The dtypes the reader takes (`F32, F16 or BF16`).
+        expected: &'static str,
     },
     /// A folder holds neither `model.safetensors` nor `model.safetensors.index.json`.
     #[error("no `model.safetensors` or `model.safetensors.index.json` in `{dir}`")]

@@ -56,6 +56,7 @@ mod norm;
 mod rope;
 mod rope_scaling;
 pub mod safetensors;
+mod save;
 /// SplitMix64 seed mixing (laconic-seed, which laconic-reward shares without depending on burn).
 pub use laconic_seed as seed;
 mod shape;
@@ -71,8 +72,8 @@ pub use layer::{ActivationCheckpointing, DecoderLayer, FeedForward};
 pub use layout::AttentionLayout;
 pub use linear::{project, Linear};
 pub use load::{
-    load_model, load_pretrained, load_weights, named_tensors, read_config, save_pretrained,
-    Pretrained, GENERATION_CONFIG,
+    load_model, load_pretrained, load_weights, named_tensors, read_config, Pretrained,
+    GENERATION_CONFIG,
 };
 pub use lora::{LoraAdapter, LoraConfig, LORA_TARGETS};
 pub use mask::{AttentionMask, ForwardMask, Tile};
@@ -81,6 +82,7 @@ pub use model::{init_seeded, normal_tensor, Qwen3, Qwen3Model, INITIALIZER_RANGE
 pub use moe::{RouterAux, Routing, SparseMoeBlock};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeScaling, RopeTables};
+pub use save::{save_pretrained, save_pretrained_sharded, tensor_sources};
 pub use shape::DenseShape;
 pub use tokenizer::{Tokenizer, END_OF_TEXT, IM_END};
 

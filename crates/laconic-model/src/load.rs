@@ -1,9 +1,9 @@
-//! Loading Hugging Face checkpoint folders into [`Qwen3`] and writing them back out.
+//! Loading Hugging Face checkpoint folders into [`Qwen3`] (writing them: [`crate::save_pretrained`]).
 //!
 //! The module tree's field names are HF's parameter names, so a parameter's path in the tree
 //! (`model.layers.0.self_attn.q_proj.weight`) is its key in the checkpoint. Loading walks the tree
 //! with a [`ModuleMapper`], replacing each lazily-initialised parameter with the checkpoint tensor
-//! (never sampling the random init); saving walks it with a [`ModuleVisitor`]. Enum variants (a layer's
+//! (never sampling the random init); saving walks it with a [`ModuleVisitor`] ([`crate::tensor_sources`]). Enum variants (a layer's
 //! `mlp` is `FeedForward::Dense` or `FeedForward::Sparse`) add no path segment, so both read HF's keys.
 //!
 //! Before the model is built, [`check_checkpoint`] compares the checkpoint's tensor list and shapes
@@ -20,7 +20,7 @@ use crate::config::Qwen3Config;
 use crate::error::{Error, Result};
 use crate::layer::DecoderLayer;
 use crate::model::{Qwen3, INITIALIZER_RANGE};
-use crate::safetensors::{write_f32, SafetensorsIndex, TensorEntry};
+use crate::safetensors::{SafetensorsIndex, TensorEntry};
 use crate::tokenizer::Tokenizer;
 
 /// A model loaded from an HF folder, with the folder's tokenizer when it has one.
@@ -186,28 +186,6 @@ pub fn load_weights<B: Backend>(
     }
 }
 
-/// Writes `model` as an HF checkpoint folder: `config.json` and `model.safetensors` (F32), loadable by
-/// this crate and by `transformers`. LoRA adapters are merged into the weights first (use
-/// [`Qwen3::save_adapter`] for the adapter alone).
-///
-/// # Errors
-/// When the folder or files cannot be written.
-pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> Result<()> {
-    let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let config_path = dir.join("config.json");
-    let config = serde_json::to_string_pretty(model.config()).map_err(|source| Error::Json {
-        path: config_path.clone(),
-        source,
-    })?;
-    std::fs::write(&config_path, config).map_err(|e| Error::io(&config_path, e))?;
-    let tensors = match model.lora() {
-        Some(_) => named_tensors(&model.merged()),
-        None => named_tensors(model),
-    };
-    write_f32(&dir.join("model.safetensors"), &tensors)
-}
-
 /// Every float parameter of a module with its dotted path, shape and values (f32).
 pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut collector = Collector {
@@ -221,14 +199,14 @@ pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<u
 /// Enters a child module: its field name or index joins the path, except an enum variant's name
 /// (burn's `Enum:` containers), so `mlp` is `mlp` whether the layer's feed-forward block is
 /// `FeedForward::Dense` or `FeedForward::Sparse`, as in HF's checkpoints.
-fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
+pub(crate) fn enter(path: &mut Vec<String>, name: &str, container_type: &str) {
     if !container_type.starts_with("Enum:") {
         path.push(name.to_string());
     }
 }
 
 /// Leaves a child module entered with [`enter`].
-fn exit(path: &mut Vec<String>, container_type: &str) {
+pub(crate) fn exit(path: &mut Vec<String>, container_type: &str) {
     if !container_type.starts_with("Enum:") {
         path.pop();
     }
@@ -389,6 +367,7 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::save_pretrained;
     use crate::TestBackend as B;
 
     /// A scratch folder for one test, empty.

@@ -29,7 +29,7 @@ use crate::layer::FeedForward;
 use crate::linear::{project, Linear};
 use crate::load::{host_f32, read_checked};
 use crate::model::Qwen3;
-use crate::safetensors::{write_f32, SafetensorsIndex};
+use crate::safetensors::{write_tensors, SafetensorsIndex, TensorSource};
 use crate::seed::{splitmix64, GOLDEN_GAMMA};
 
 /// The projections an adapter may target, by their Hugging Face names.
@@ -291,6 +291,17 @@ impl<B: Backend> Qwen3<B> {
 
     /// The adapters' tensors under PEFT's keys (`base_model.model.<path>.lora_A.weight`), f32.
     pub fn adapter_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        self.adapter_params()
+            .into_iter()
+            .map(|(name, tensor)| {
+                let (shape, values) = host_f32(tensor);
+                (name, shape, values)
+            })
+            .collect()
+    }
+
+    /// The adapters' matrices under PEFT's keys, on the device.
+    fn adapter_params(&self) -> Vec<(String, Tensor<B, 2>)> {
         let mut model = self.clone();
         let mut out = Vec::new();
         for (path, linear) in projections_mut(&mut model) {
@@ -298,8 +309,7 @@ impl<B: Backend> Qwen3<B> {
                 continue;
             };
             for (which, param) in [("lora_A", &adapter.lora_a), ("lora_B", &adapter.lora_b)] {
-                let (shape, values) = host_f32(param.val());
-                out.push((format!("{PEFT_PREFIX}{path}.{which}.weight"), shape, values));
+                out.push((format!("{PEFT_PREFIX}{path}.{which}.weight"), param.val()));
             }
         }
         out
@@ -325,7 +335,12 @@ impl<B: Backend> Qwen3<B> {
                 }
             })?;
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
-        write_f32(&dir.join(ADAPTER_WEIGHTS), &self.adapter_tensors())
+        let tensors: Vec<_> = self
+            .adapter_params()
+            .into_iter()
+            .map(|(name, tensor)| (name, TensorSource::from_tensor(tensor)))
+            .collect();
+        write_tensors(&dir.join(ADAPTER_WEIGHTS), &tensors)
     }
 
     /// This model (without adapters) with the PEFT adapter of `dir` applied, base frozen.

@@ -1,20 +1,41 @@
-//! A small reader and writer for the safetensors format, sharded or not, converting F32/F16/BF16 to f32.
+//! Safetensors checkpoints, sharded or not, through HF's `safetensors` crate, dtype-true.
 //!
-//! The reader parses the JSON header and reads one tensor at a time with positioned reads, so
-//! loading a large checkpoint never holds more than one tensor's bytes beyond the model itself, and
-//! needs no memory mapping. Each header is checked as the reference implementation (the
-//! `safetensors` crate) checks it, without reading the data: every tensor's byte range matches its
-//! dtype and shape, and the ranges tile the data section exactly, in order (no overlap, no gap, no
-//! byte left over), so two tensors never share bytes.
+//! The reader parses each header with the crate's types (`TensorInfo`, `Dtype`, `Metadata`) and
+//! reads one tensor at a time with positioned reads, so loading a large checkpoint never holds more
+//! than one tensor's bytes beyond the model itself, and needs no memory mapping. A tensor comes back
+//! in its stored dtype ([`SafetensorsIndex::read_data`]) or converted to f32
+//! ([`SafetensorsIndex::read_f32`]). Each header is checked as the reference implementation checks
+//! it, without reading the data: every tensor's byte range matches its dtype and shape, and the
+//! ranges tile the data section exactly, in order (no overlap, no gap, no byte left over), so two
+//! tensors never share bytes.
+//!
+//! The writer ([`write_tensors`], [`write_sharded`]) serialises with the crate's
+//! `serialize_to_file`, each tensor in the dtype it holds, pulling one tensor's bytes at a time.
+
+mod shard;
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{DType, TensorData};
+use safetensors::tensor::{Metadata, TensorInfo};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+pub use safetensors::Dtype;
+pub use shard::{write_sharded, DEFAULT_MAX_SHARD_BYTES, INDEX_FILE, SINGLE_FILE};
+pub use write::{write_tensors, TensorSource};
+
+// Safetensors stores little-endian values and burn's `TensorData` native-endian ones: the bytes are
+// passed through unchanged, which is only right on a little-endian target.
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "laconic's safetensors reader and writer assume a little-endian target"
+);
 
 /// Largest header accepted (100 MB, as the reference implementation).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -25,7 +46,7 @@ pub struct TensorEntry {
     /// The file holding it.
     pub path: PathBuf,
     /// Stored dtype (`F32`, `F16`, `BF16`, …).
-    pub dtype: String,
+    pub dtype: Dtype,
     /// Shape.
     pub shape: Vec<usize>,
     /// Absolute byte range in the file.
@@ -42,13 +63,6 @@ pub struct SafetensorsIndex {
 }
 
 #[derive(Deserialize)]
-struct RawEntry {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: [u64; 2],
-}
-
-#[derive(Deserialize)]
 struct ShardIndex {
     weight_map: BTreeMap<String, String>,
 }
@@ -59,8 +73,8 @@ impl SafetensorsIndex {
     /// # Errors
     /// No weights file; unreadable or malformed files.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let single = dir.join("model.safetensors");
-        let sharded = dir.join("model.safetensors.index.json");
+        let single = dir.join(SINGLE_FILE);
+        let sharded = dir.join(INDEX_FILE);
         if single.is_file() {
             return Self::from_files(&[single]);
         }
@@ -69,24 +83,7 @@ impl SafetensorsIndex {
                 dir: dir.to_path_buf(),
             });
         }
-        let text = std::fs::read_to_string(&sharded).map_err(|e| Error::io(&sharded, e))?;
-        let index: ShardIndex = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: sharded.clone(),
-            source,
-        })?;
-        // A shard is a plain file name inside the folder: `../x` or `/x` would read outside it.
-        if let Some((name, file)) = index
-            .weight_map
-            .iter()
-            .find(|(_, file)| !is_plain_file_name(file))
-        {
-            return Err(Error::Safetensors {
-                path: sharded.clone(),
-                message: format!(
-                    "tensor `{name}` names shard `{file}`, which is not a plain file name in the checkpoint folder"
-                ),
-            });
-        }
+        let index = read_shard_index(&sharded)?;
         let mut shards: Vec<PathBuf> = index.weight_map.values().map(|f| dir.join(f)).collect();
         shards.sort();
         shards.dedup();
@@ -112,7 +109,7 @@ impl SafetensorsIndex {
     pub fn from_files(paths: &[PathBuf]) -> Result<Self> {
         let mut entries = HashMap::new();
         for path in paths {
-            for (name, entry) in read_header(path)? {
+            for (name, entry) in read_header(path)?.entries {
                 if let Some(previous) = entries.insert(name.clone(), entry) {
                     return Err(Error::Safetensors {
                         path: path.clone(),
@@ -139,11 +136,38 @@ impl SafetensorsIndex {
         names
     }
 
-    /// Reads tensor `name` as f32 values in row-major order.
+    /// Reads tensor `name` as f32 values in row-major order (F32, or F16/BF16 converted).
     ///
     /// # Errors
     /// Unknown name, unsupported dtype, read failure.
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let (entry, bytes) = self.read_bytes(name)?;
+        decode_f32(&bytes, entry, name)
+    }
+
+    /// Reads tensor `name` in its stored dtype: its bytes as they are in the file, with its shape
+    /// and burn's name for the dtype (`F32`, `F16`, `BF16`, `F64`, or a signed or unsigned
+    /// integer of 8 to 64 bits).
+    ///
+    /// # Errors
+    /// Unknown name, a dtype burn cannot hold (`BOOL`, 8-bit floats, …), read failure.
+    pub fn read_data(&self, name: &str) -> Result<TensorData> {
+        let (entry, bytes) = self.read_bytes(name)?;
+        let dtype = burn_dtype(entry.dtype).ok_or_else(|| Error::UnsupportedDtype {
+            name: name.to_string(),
+            path: entry.path.clone(),
+            dtype: entry.dtype.to_string(),
+            expected: "a float or integer dtype",
+        })?;
+        Ok(TensorData::from_bytes_vec(
+            bytes,
+            entry.shape.clone(),
+            dtype,
+        ))
+    }
+
+    /// The entry of tensor `name` and its bytes, read with one positioned read.
+    fn read_bytes(&self, name: &str) -> Result<(&TensorEntry, Vec<u8>)> {
         let entry = self.entries.get(name).ok_or_else(|| Error::Safetensors {
             path: PathBuf::from("<index>"),
             message: format!("no tensor `{name}`"),
@@ -154,21 +178,66 @@ impl SafetensorsIndex {
         let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
         file.read_exact(&mut bytes)
             .map_err(|e| Error::io(&entry.path, e))?;
-        decode_f32(&bytes, entry, name)
+        Ok((entry, bytes))
     }
 }
 
+/// The `weight_map` of the sharded index `path`, each shard a plain file name in its folder.
+///
+/// # Errors
+/// An unreadable or malformed file, or a shard outside the folder (naming the tensor and shard).
+fn read_shard_index(path: &Path) -> Result<ShardIndex> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let index: ShardIndex = serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // A shard is a plain file name inside the folder: `../x` or `/x` would read outside it.
+    if let Some((name, file)) = index
+        .weight_map
+        .iter()
+        .find(|(_, file)| !is_plain_file_name(file))
+    {
+        return Err(Error::Safetensors {
+            path: path.to_path_buf(),
+            message: format!(
+                "tensor `{name}` names shard `{file}`, which is not a plain file name in the checkpoint folder"
+            ),
+        });
+    }
+    Ok(index)
+}
+
+/// burn's dtype for a stored dtype, where burn has one with the same bytes.
+fn burn_dtype(dtype: Dtype) -> Option<DType> {
+    Some(match dtype {
+        Dtype::F64 => DType::F64,
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::I64 => DType::I64,
+        Dtype::I32 => DType::I32,
+        Dtype::I16 => DType::I16,
+        Dtype::I8 => DType::I8,
+        Dtype::U64 => DType::U64,
+        Dtype::U32 => DType::U32,
+        Dtype::U16 => DType::U16,
+        Dtype::U8 => DType::U8,
+        _ => return None,
+    })
+}
+
 fn decode_f32(bytes: &[u8], entry: &TensorEntry, name: &str) -> Result<Vec<f32>> {
-    let values = match entry.dtype.as_str() {
-        "F32" => bytes
+    let values = match entry.dtype {
+        Dtype::F32 => bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect(),
-        "BF16" => bytes
+        Dtype::BF16 => bytes
             .chunks_exact(2)
             .map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
             .collect(),
-        "F16" => bytes
+        Dtype::F16 => bytes
             .chunks_exact(2)
             .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
             .collect(),
@@ -177,23 +246,31 @@ fn decode_f32(bytes: &[u8], entry: &TensorEntry, name: &str) -> Result<Vec<f32>>
                 name: name.to_string(),
                 path: entry.path.clone(),
                 dtype: other.to_string(),
+                expected: "F32, F16 or BF16",
             })
         }
     };
     Ok(values)
 }
 
-fn dtype_size(dtype: &str) -> Option<u64> {
-    Some(match dtype {
-        "F64" | "I64" | "U64" => 8,
-        "F32" | "I32" | "U32" => 4,
-        "F16" | "BF16" | "I16" | "U16" => 2,
-        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
-        _ => return None,
-    })
+/// Bytes of a tensor of `shape` stored as `dtype`, or `None` on overflow or a partial last byte.
+fn byte_len(dtype: Dtype, shape: &[usize]) -> Option<u64> {
+    let bits = shape
+        .iter()
+        .try_fold(dtype.bitsize() as u64, |n, &d| n.checked_mul(d as u64))?;
+    (bits % 8 == 0).then_some(bits / 8)
 }
 
-fn read_header(path: &Path) -> Result<Vec<(String, TensorEntry)>> {
+/// A file's header: its tensors and its `__metadata__`.
+pub(crate) struct Header {
+    /// Each tensor with its absolute byte range.
+    pub(crate) entries: Vec<(String, TensorEntry)>,
+    /// The free-form string map under `__metadata__`, if any.
+    pub(crate) metadata: Option<HashMap<String, String>>,
+}
+
+/// Reads and checks the header of the safetensors file `path` (no tensor data is read).
+pub(crate) fn read_header(path: &Path) -> Result<Header> {
     let fail = |message: String| Error::Safetensors {
         path: path.to_path_buf(),
         message,
@@ -215,44 +292,58 @@ fn read_header(path: &Path) -> Result<Vec<(String, TensorEntry)>> {
     let raw: BTreeMap<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| fail(format!("malformed header: {e}")))?;
     let data_start = 8 + header_len;
-    let mut entries = Vec::with_capacity(raw.len());
+    let mut metadata = None;
+    let mut infos = Vec::with_capacity(raw.len());
     for (name, value) in raw {
         if name == "__metadata__" {
+            let map = serde_json::from_value(value)
+                .map_err(|e| fail(format!("malformed `__metadata__`: {e}")))?;
+            metadata = Some(map);
             continue;
         }
-        let entry: RawEntry = serde_json::from_value(value)
+        let info: TensorInfo = serde_json::from_value(value)
             .map_err(|e| fail(format!("malformed header entry for `{name}`: {e}")))?;
-        let [start, end] = entry.data_offsets;
-        let elements: u64 = entry.shape.iter().map(|&d| d as u64).product();
-        let expected = dtype_size(&entry.dtype).map(|size| size * elements);
-        if start > end || data_start + end > file_len || expected.is_some_and(|n| n != end - start)
+        let (start, end) = (info.data_offsets.0 as u64, info.data_offsets.1 as u64);
+        if start > end
+            || data_start + end > file_len
+            || byte_len(info.dtype, &info.shape) != Some(end - start)
         {
             return Err(fail(format!(
                 "tensor `{name}` has byte range {start}..{end} inconsistent with dtype `{}`, shape {:?} or the file size",
-                entry.dtype, entry.shape
+                info.dtype, info.shape
             )));
         }
-        entries.push((
-            name,
-            TensorEntry {
-                path: path.to_path_buf(),
-                dtype: entry.dtype,
-                shape: entry.shape,
-                start: data_start + start,
-                end: data_start + end,
-            },
-        ));
+        infos.push((name, info));
     }
-    check_layout(&header, file_len - data_start, &fail)?;
-    Ok(entries)
+    let entries = infos
+        .iter()
+        .map(|(name, info)| {
+            let entry = TensorEntry {
+                path: path.to_path_buf(),
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                start: data_start + info.data_offsets.0 as u64,
+                end: data_start + info.data_offsets.1 as u64,
+            };
+            (name.clone(), entry)
+        })
+        .collect();
+    check_layout(infos, file_len - data_start, &fail)?;
+    Ok(Header { entries, metadata })
 }
 
 /// Checks a header's byte ranges with the reference implementation's own validation
 /// (`safetensors::tensor::Metadata`): sorted by offset, the ranges must start at 0, each begin where
 /// the previous one ends and match its dtype and shape, and together cover the `data_len` bytes after
 /// the header exactly. `fail` makes the error that names the file.
-fn check_layout(header: &[u8], data_len: u64, fail: &dyn Fn(String) -> Error) -> Result<()> {
-    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| {
+fn check_layout(
+    mut tensors: Vec<(String, TensorInfo)>,
+    data_len: u64,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    // As the crate's own header parse does: in offset order, the name breaking ties.
+    tensors.sort_by(|(a, x), (b, y)| x.data_offsets.cmp(&y.data_offsets).then(a.cmp(b)));
+    let metadata = Metadata::new(None, tensors).map_err(|e| {
         fail(format!(
             "{e} (tensor byte ranges must tile the data section in order, without overlap or gap)"
         ))
@@ -263,52 +354,6 @@ fn check_layout(header: &[u8], data_len: u64, fail: &dyn Fn(String) -> Error) ->
             "the tensors' byte ranges cover {covered} bytes of a data section of {data_len} bytes"
         )));
     }
-    Ok(())
-}
-
-/// Writes f32 tensors `(name, shape, values)` to a safetensors file.
-///
-/// # Errors
-/// When the file cannot be written or a tensor's value count does not match its shape.
-pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
-    let fail = |message: String| Error::Write {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut header = serde_json::Map::new();
-    let mut offset = 0u64;
-    for (name, shape, values) in tensors {
-        if shape.iter().product::<usize>() != values.len() {
-            return Err(fail(format!(
-                "tensor `{name}` has {} values for shape {shape:?}",
-                values.len()
-            )));
-        }
-        let end = offset + 4 * values.len() as u64;
-        header.insert(
-            name.clone(),
-            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
-        );
-        offset = end;
-    }
-    let mut header = serde_json::to_vec(&header).map_err(|e| fail(e.to_string()))?;
-    // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
-    header.resize(header.len().div_ceil(8) * 8, b' ');
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut out = std::io::BufWriter::new(file);
-    let write_err = |e: std::io::Error| Error::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    out.write_all(&(header.len() as u64).to_le_bytes())
-        .map_err(write_err)?;
-    out.write_all(&header).map_err(write_err)?;
-    for (_, _, values) in tensors {
-        for v in values {
-            out.write_all(&v.to_le_bytes()).map_err(write_err)?;
-        }
-    }
-    out.flush().map_err(write_err)?;
     Ok(())
 }
 
@@ -324,6 +369,18 @@ fn is_plain_file_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// f32 tensors `(name, shape, values)` written with [`write_tensors`].
+    fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+        let sources: Vec<_> = tensors
+            .iter()
+            .map(|(name, shape, values)| {
+                let data = TensorData::new(values.clone(), shape.clone());
+                (name.clone(), TensorSource::from_data(data))
+            })
+            .collect();
+        write_tensors(path, &sources)
+    }
 
     /// A sharded index may only name files inside its folder: a shard outside it is an error naming
     /// the index, the tensor and the shard, and no file outside is opened.
@@ -460,7 +517,7 @@ mod tests {
     fn decodes_half_precision() {
         let entry = TensorEntry {
             path: "x".into(),
-            dtype: "BF16".into(),
+            dtype: Dtype::BF16,
             shape: vec![2],
             start: 0,
             end: 4,

@@ -19,15 +19,15 @@ use burn::module::{AutodiffModule, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ElementConversion;
+use burn::tensor::{DType, ElementConversion};
 
 use laconic_kernels::{adamw_step, AdamWCoefficients};
 
 use crate::error::{Error, Result};
-use crate::logprob::to_vec;
 
-/// Named host tensors in f32: `(name, shape, values)`, what the state is saved as.
-pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+/// Named host tensors in their dtypes (moments in the backend's float dtype, step counts as I64),
+/// what the state is saved as.
+pub type NamedTensors = Vec<(String, TensorData)>;
 
 /// AdamW hyper-parameters, PyTorch's defaults set explicitly (burn's differ: ε 1e-5, λ 1e-4).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,8 +113,8 @@ impl<B: Backend> AdamW<B> {
         module.map(&mut mapper)
     }
 
-    /// The state as named tensors: `exp_avg.<param>`, `exp_avg_sq.<param>` (the parameter's shape) and
-    /// `step.<param>` (`[1]`, exact below 2^24 updates).
+    /// The state as named host tensors: `exp_avg.<param>`, `exp_avg_sq.<param>` (the parameter's
+    /// shape, the moments' dtype) and `step.<param>` (`[1]`, I64: exact at any count).
     ///
     /// # Errors
     /// When the state is a ZeRO shard (part of a parameter's moments); gather it first
@@ -129,32 +129,29 @@ impl<B: Backend> AdamW<B> {
                     m.offset + m.len()
                 )));
             }
-            out.push((
-                format!("exp_avg.{name}"),
-                m.shape.clone(),
-                to_vec(m.exp_avg.clone()),
-            ));
+            out.push((format!("exp_avg.{name}"), host(m.exp_avg.clone(), &m.shape)));
             out.push((
                 format!("exp_avg_sq.{name}"),
-                m.shape.clone(),
-                to_vec(m.exp_avg_sq.clone()),
+                host(m.exp_avg_sq.clone(), &m.shape),
             ));
-            out.push((format!("step.{name}"), vec![1], vec![m.step as f32]));
+            out.push((format!("step.{name}"), step_data(m.step)));
         }
         Ok(out)
     }
 
-    /// Replaces the state with the named tensors written by [`AdamW::to_tensors`].
+    /// Replaces the state with the named tensors written by [`AdamW::to_tensors`] (or by earlier
+    /// versions, whose step counts are f32).
     ///
     /// # Errors
-    /// When a parameter lacks one of its three tensors or their shapes disagree.
+    /// When a parameter lacks one of its three tensors, their shapes disagree, or a step count is
+    /// not a non-negative whole number.
     pub fn load_tensors(
         &mut self,
-        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        tensors: &BTreeMap<String, TensorData>,
         device: &B::Device,
     ) -> Result<()> {
         let mut moments = BTreeMap::new();
-        for (key, (shape, values)) in tensors {
+        for (key, avg) in tensors {
             let Some(name) = key.strip_prefix("exp_avg.") else {
                 continue;
             };
@@ -165,25 +162,29 @@ impl<B: Backend> AdamW<B> {
                     ))
                 })
             };
-            let (sq_shape, sq) = get("exp_avg_sq")?;
-            let (_, step) = get("step")?;
-            if sq_shape != shape || step.len() != 1 {
+            let (sq, step) = (get("exp_avg_sq")?, get("step")?);
+            if sq.shape != avg.shape || step.num_elements() != 1 {
                 return Err(Error::Input(format!(
-                    "optimizer state for `{name}`: exp_avg {shape:?}, exp_avg_sq {sq_shape:?}, step {} values",
-                    step.len()
+                    "optimizer state for `{name}`: exp_avg {:?}, exp_avg_sq {:?}, step {} values",
+                    avg.shape.as_slice(),
+                    sq.shape.as_slice(),
+                    step.num_elements()
                 )));
             }
-            let flat = |v: &Vec<f32>| {
-                Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [v.len()]), device)
+            let step = counter(step).map_err(|e| Error::Input(format!("`step.{name}`: {e}")))?;
+            let flat = |data: &TensorData| {
+                let n = data.num_elements();
+                let data = TensorData::from_bytes(data.bytes.clone(), [n], data.dtype);
+                Tensor::<B, 1>::from_data(data, device)
             };
             moments.insert(
                 name.to_string(),
                 Moments {
-                    shape: shape.clone(),
+                    shape: avg.shape.to_vec(),
                     offset: 0,
-                    exp_avg: flat(values),
+                    exp_avg: flat(avg),
                     exp_avg_sq: flat(sq),
-                    step: step[0] as u64,
+                    step,
                 },
             );
         }
@@ -356,6 +357,42 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for Update<'_, AB> {
     }
 }
 
+/// A flat moment on the host with the parameter's `shape`, in the moment's dtype.
+pub(crate) fn host<B: Backend>(flat: Tensor<B, 1>, shape: &[usize]) -> TensorData {
+    let data = flat.into_data();
+    TensorData::from_bytes(data.bytes, shape.to_vec(), data.dtype)
+}
+
+/// A step count as saved: `[1]`, I64.
+pub(crate) fn step_data(step: u64) -> TensorData {
+    let step = i64::try_from(step).expect("a step count fits in an i64");
+    TensorData::new(vec![step], [1])
+}
+
+/// The count held by a one-value tensor: I64/U64/I32/U32 as they are, or an f32 (the counters
+/// of state files written before they were integers) that must be a whole number.
+///
+/// # Errors
+/// Another dtype, a negative or fractional value, or not exactly one value.
+pub(crate) fn counter(data: &TensorData) -> std::result::Result<u64, String> {
+    let wrong = || format!("expected one non-negative whole number, found {data:?}");
+    if data.num_elements() != 1 {
+        return Err(wrong());
+    }
+    let value = match data.dtype {
+        DType::I64 => u64::try_from(data.as_slice::<i64>().map_err(|_| wrong())?[0]).ok(),
+        DType::U64 => Some(data.as_slice::<u64>().map_err(|_| wrong())?[0]),
+        DType::I32 => u64::try_from(data.as_slice::<i32>().map_err(|_| wrong())?[0]).ok(),
+        DType::U32 => Some(u64::from(data.as_slice::<u32>().map_err(|_| wrong())?[0])),
+        DType::F32 => {
+            let v = data.as_slice::<f32>().map_err(|_| wrong())?[0];
+            (v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f32).then_some(v as u64)
+        }
+        _ => None,
+    };
+    value.ok_or_else(wrong)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,13 +445,8 @@ mod tests {
     fn state_round_trips_through_named_tensors() {
         let mut a = AdamW::new(AdamWSettings::default());
         let module = step(&mut a, one([1.0, -2.0]), [0.3, -4.0], 0.1);
-        let tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> = a
-            .to_tensors()
-            .unwrap()
-            .into_iter()
-            .map(|(name, shape, values)| (name, (shape, values)))
-            .collect();
-        assert_eq!(tensors["step.w"].1, [1.0]);
+        let tensors: BTreeMap<String, TensorData> = a.to_tensors().unwrap().into_iter().collect();
+        assert_eq!(tensors["step.w"], TensorData::new(vec![1i64], [1]));
         let mut b = AdamW::new(AdamWSettings::default());
         b.load_tensors(&tensors, &Default::default()).unwrap();
         let x = step(&mut a, module.clone(), [1.0, 1.0], 0.1);
@@ -427,5 +459,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("exp_avg_sq.w"), "{err}");
+    }
+
+    /// Step counts are I64: past 2^24 (where f32 stops counting exactly) they come back exact;
+    /// the f32 counts of older state files still load, and a fractional one is refused.
+    #[test]
+    fn step_counts_past_2_pow_24_round_trip_exactly() {
+        let mut a = AdamW::new(AdamWSettings::default());
+        step(&mut a, one([1.0, -2.0]), [0.3, -4.0], 0.1);
+        a.moments.get_mut("w").unwrap().step = (1 << 24) + 1;
+        let mut tensors: BTreeMap<String, TensorData> =
+            a.to_tensors().unwrap().into_iter().collect();
+        let mut b = AdamW::<TestBackend>::new(AdamWSettings::default());
+        b.load_tensors(&tensors, &Default::default()).unwrap();
+        assert_eq!(b.moments["w"].step, (1 << 24) + 1);
+        tensors.insert("step.w".into(), TensorData::new(vec![7.0f32], [1]));
+        b.load_tensors(&tensors, &Default::default()).unwrap();
+        assert_eq!(b.moments["w"].step, 7);
+        tensors.insert("step.w".into(), TensorData::new(vec![7.5f32], [1]));
+        let err = b
+            .load_tensors(&tensors, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("step.w"), "{err}");
     }
 }

@@ -66,13 +66,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
-    }
-
     pub(crate) fn config(key: &'static str, expected: &'static str, found: impl ToString) -> Self {
         Error::Config {
             key,

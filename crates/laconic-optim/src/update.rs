@@ -6,22 +6,20 @@
 //! back-propagated; the gradients are summed (burn's `GradientsAccumulator`), clipped to a global norm
 //! ([`crate::clip`]) and applied by AdamW ([`crate::adamw`]) at the scheduled learning rate. A
 //! non-finite loss or gradient norm stops the step with [`Error::NonFinite`] before any parameter of
-//! that mini-batch changes.
+//! that mini-batch changes. Saving and restoring the updater's state: [`state`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use laconic_model::safetensors::{write_f32, SafetensorsIndex};
 use laconic_model::seed::GOLDEN_GAMMA;
 use laconic_model::Qwen3;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::adamw::{all_finite, AdamW, NamedTensors};
+use crate::adamw::{all_finite, AdamW};
 use crate::agg::AggCounts;
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::clip::clip_grad_norm;
@@ -34,17 +32,10 @@ use crate::error::{Error, Result};
 use crate::head::{head_logprobs_grad, HeadOptions, LogprobBackend};
 use crate::logprob::{check_head, head_weight, response_hidden_with_aux, PackedSequences};
 use crate::objective::{objective, ObjectiveSums, TokenBatch};
-use crate::zero::{gather_state, sharded_step, ShardedStep, ZeroStage};
+use crate::zero::{sharded_step, ShardedStep, ZeroStage};
 
-/// The optimizer state as named tensors (AdamW's moments and step counts by parameter name), whole
-/// parameters as one process holds them: what a checkpoint stores.
-#[derive(Debug, Clone)]
-pub struct OptimizerState(NamedTensors);
-
-/// Version tag of the optimizer state file.
-const STATE_FORMAT: f32 = 1.0;
-/// Counters are stored as f32 tensors; they are exact below this.
-const EXACT_F32_COUNTER: u64 = 1 << 24;
+pub(crate) mod state;
+pub use state::OptimizerState;
 
 /// Metrics of one `step` (means over its optimizer updates), with verl's keys via [`UpdateMetrics::to_map`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -445,127 +436,6 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
         }
         Ok((accumulator.grads(), total))
     }
-
-    /// Writes the optimizer state (AdamW moments by parameter name, step counts, the schedule's and
-    /// the shuffle's positions) to `path` as safetensors, atomically: a temporary file in the same
-    /// folder, then a rename. One process; a data-parallel run gathers the state on every worker
-    /// first ([`PolicyUpdater::gather_state`]) and one worker writes it
-    /// ([`PolicyUpdater::write_state`]).
-    ///
-    /// # Errors
-    /// When the file cannot be written, a counter exceeds 2^24 (stored as f32), or the state is
-    /// a ZeRO shard.
-    pub fn save_state(&self, path: impl AsRef<Path>) -> Result<()> {
-        let tensors = self.optimizer.to_tensors()?;
-        self.write_state(OptimizerState(tensors), path)
-    }
-
-    /// The optimizer state as one process would hold it, on worker 0 (the others get `None`):
-    /// worker 0's own state, or under ZeRO the workers' shards gathered into whole parameters.
-    /// Every worker of a data-parallel run calls this with the same model.
-    ///
-    /// # Errors
-    /// The collective's.
-    pub fn gather_state(
-        &self,
-        model: &Qwen3<B>,
-        collective: &dyn Collective<B::InnerBackend>,
-    ) -> Result<Option<OptimizerState>> {
-        if !self.is_sharded(collective) {
-            if collective.rank() != 0 {
-                return Ok(None);
-            }
-            return self.optimizer.to_tensors().map(|t| Some(OptimizerState(t)));
-        }
-        let gathered = gather_state::<B, _>(
-            &self.optimizer,
-            model,
-            collective,
-            (self.config.allreduce_bucket_elems(), 0),
-        )?;
-        Ok(gathered.map(OptimizerState))
-    }
-
-    /// Writes `state` (from [`PolicyUpdater::gather_state`]) with this updater's counters to
-    /// `path`, as [`PolicyUpdater::save_state`] does.
-    ///
-    /// # Errors
-    /// When the file cannot be written, or a counter exceeds 2^24 (stored as f32).
-    pub fn write_state(&self, state: OptimizerState, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        if self.updates >= EXACT_F32_COUNTER || self.batches >= EXACT_F32_COUNTER {
-            return Err(state_error(
-                path,
-                "counters beyond 2^24 cannot be stored exactly",
-            ));
-        }
-        let mut tensors = state.0;
-        tensors.push(("meta.format".into(), vec![1], vec![STATE_FORMAT]));
-        tensors.push(("meta.updates".into(), vec![1], vec![self.updates as f32]));
-        tensors.push(("meta.batches".into(), vec![1], vec![self.batches as f32]));
-        let tmp = temp_path(path);
-        write_f32(&tmp, &tensors).map_err(|e| state_error(path, &e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    }
-
-    /// Restores the state written by [`PolicyUpdater::save_state`]. Every parameter with saved moments
-    /// must exist in `model` with the same shape.
-    ///
-    /// # Errors
-    /// When the file is unreadable, of another format, or does not match the model.
-    pub fn load_state(&mut self, path: impl AsRef<Path>, model: &Qwen3<B>) -> Result<()> {
-        let path = path.as_ref();
-        let index = SafetensorsIndex::from_files(&[path.to_path_buf()])
-            .map_err(|e| state_error(path, &e.to_string()))?;
-        let mut tensors = BTreeMap::new();
-        for name in index.names() {
-            let entry = index.get(name).expect("a listed name has an entry");
-            let values = index
-                .read_f32(name)
-                .map_err(|e| state_error(path, &e.to_string()))?;
-            tensors.insert(name.to_string(), (entry.shape.clone(), values));
-        }
-        let meta = |key: &str| {
-            tensors
-                .get(key)
-                .and_then(|(_, v)| v.first().copied())
-                .ok_or_else(|| state_error(path, &format!("missing `{key}`")))
-        };
-        if meta("meta.format")? != STATE_FORMAT {
-            return Err(state_error(path, "unknown state format"));
-        }
-        let (updates, batches) = (meta("meta.updates")? as u64, meta("meta.batches")? as u64);
-        let shapes: BTreeMap<String, Vec<usize>> = laconic_model::named_tensors(model)
-            .into_iter()
-            .map(|(name, shape, _)| (name, shape))
-            .collect();
-        for (key, (shape, _)) in &tensors {
-            if let Some(name) = key.strip_prefix("exp_avg.") {
-                match shapes.get(name) {
-                    Some(expected) if expected == shape => {}
-                    Some(expected) => {
-                        return Err(state_error(
-                            path,
-                            &format!("`{name}` has shape {shape:?}, the model's is {expected:?}"),
-                        ))
-                    }
-                    None => {
-                        return Err(state_error(
-                            path,
-                            &format!("the model has no parameter `{name}`"),
-                        ))
-                    }
-                }
-            }
-        }
-        let device = head_weight(model).device();
-        self.optimizer
-            .load_tensors(&tensors, &device)
-            .map_err(|e| state_error(path, &e.to_string()))?;
-        self.updates = updates;
-        self.batches = batches;
-        Ok(())
-    }
 }
 
 /// Host-side token data of one micro-batch, weights normalised by the mini-batch's counts.
@@ -588,22 +458,6 @@ fn token_batch(
         ref_logprobs: ref_logprobs.map(|r| r.iter().flat_map(|v| v.iter().copied()).collect()),
         weights: config.loss_agg_mode.token_weights(&lengths, counts),
         lengths,
-    }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-fn state_error(path: &Path, message: &str) -> Error {
-    Error::State {
-        path: path.to_path_buf(),
-        message: message.to_string(),
     }
 }
 
@@ -653,16 +507,5 @@ mod tests {
         assert_eq!(map["actor/lr"], 2e-6);
         assert_eq!(map["actor/num_updates"], 2.0);
         assert!(!map.contains_key("actor/kl_loss"));
-    }
-
-    #[test]
-    fn temporary_state_file_sits_next_to_the_target() {
-        let tmp = temp_path(Path::new("ckpt/step_3/optim.safetensors"));
-        assert_eq!(tmp.parent(), Some(Path::new("ckpt/step_3")));
-        assert!(tmp
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("optim.safetensors.tmp"));
     }
 }

@@ -30,7 +30,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::adamw::{AdamW, Moments, NamedTensors, ParamPath};
+use crate::adamw::{host, step_data, AdamW, Moments, NamedTensors, ParamPath};
 use crate::clip::{clip_scale, sum_of_squares, summed};
 use crate::collective::{all_reduce_bucketed, buckets, cat, Collective, Entry};
 use crate::error::{Error, Result};
@@ -509,19 +509,11 @@ pub fn gather_state<AB: AutodiffBackend, M: AutodiffModule<AB>>(
     let mut out = Vec::with_capacity(3 * present.len());
     for ((&i, avg), sq) in present.iter().zip(exp_avg).zip(exp_avg_sq) {
         let (name, shape) = (&params[i].name, &params[i].shape);
-        out.push((format!("exp_avg.{name}"), shape.clone(), to_f32(avg)?));
-        out.push((format!("exp_avg_sq.{name}"), shape.clone(), to_f32(sq)?));
-        out.push((format!("step.{name}"), vec![1], vec![steps[i] as f32]));
+        out.push((format!("exp_avg.{name}"), host(avg, shape)));
+        out.push((format!("exp_avg_sq.{name}"), host(sq, shape)));
+        out.push((format!("step.{name}"), step_data(steps[i])));
     }
     Ok(Some(out))
-}
-
-fn to_f32<B: Backend>(tensor: Tensor<B, 1>) -> Result<Vec<f32>> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .map_err(|e| Error::Collective(format!("reading gathered optimizer state: {e:?}")))
 }
 
 #[cfg(test)]

@@ -332,11 +332,9 @@ fn read_state(path: &Path) -> BTreeMap<String, Vec<f64>> {
         .names()
         .into_iter()
         .map(|name| {
-            let values = index.read_f32(name).unwrap();
-            (
-                name.to_string(),
-                values.into_iter().map(f64::from).collect(),
-            )
+            // Moments in their dtype, counters as I64: all exact in f64 here.
+            let values = index.read_data(name).unwrap().convert::<f64>();
+            (name.to_string(), values.into_vec::<f64>().unwrap())
         })
         .collect()
 }

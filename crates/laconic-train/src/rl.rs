@@ -9,6 +9,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use laconic_eval::{evaluate_shard, EvalReport, EvalShard, QuestionShard};
+use laconic_model::safetensors::{INDEX_FILE, SINGLE_FILE};
 use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
 use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
@@ -832,7 +833,10 @@ impl<B: LogprobBackend> RlTrainer<B> {
             return Ok(path.display().to_string());
         }
         let dir = run.path.join(BASE_MODEL);
-        if !dir.join("model.safetensors").is_file() {
+        let saved = [SINGLE_FILE, INDEX_FILE]
+            .iter()
+            .any(|f| dir.join(f).is_file());
+        if !saved {
             self.save_base(&dir)?;
         }
         Ok(format!("../../{BASE_MODEL}"))
