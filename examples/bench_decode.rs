@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use clap::Parser;
-use laconic::model::{AttentionLayout, DenseShape, Qwen3};
+use laconic::model::{AttentionLayout, CausalLm, DenseShape};
 
 /// Decode benchmark options.
 #[derive(Parser, Debug, Clone)]
@@ -57,7 +57,7 @@ struct Timing {
 }
 
 fn time_decode<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     batch: usize,
     args: &Args,
     device: &B::Device,
@@ -102,7 +102,7 @@ fn last_argmax<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2, Int> {
 fn run_backend<B: Backend>(name: &str, args: &Args) -> Result<Vec<(String, usize, f64, f64)>> {
     let device = Default::default();
     let config = DenseShape::QWEN3_0_6B.with_layers(args.layers).config()?;
-    let model = Qwen3::<B>::init(&config, &device)?;
+    let model = CausalLm::<B>::init(&config, &device)?;
     // Warm-up: materialise the lazily initialised weights and touch every kernel once.
     let warm = Args {
         new_tokens: 2,

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use clap::Parser;
 use laconic::backend::{device, Backend as B, NAME};
-use laconic::model::{Qwen3Config, SparseMoeBlock};
+use laconic::model::{DecoderConfig, SparseMoeBlock};
 
 /// MoE dispatch benchmark options.
 #[derive(Parser, Debug)]
@@ -48,7 +48,7 @@ struct Args {
 
 /// A sparse block of the given shape with HF's random init.
 fn block(args: &Args, experts: usize) -> Result<SparseMoeBlock<B>> {
-    let config = Qwen3Config::from_json_str(
+    let config = DecoderConfig::from_json_str(
         &format!(
             r#"{{"model_type": "qwen3_moe", "vocab_size": 16, "hidden_size": {}, "intermediate_size": 16,
                 "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4, "num_experts": {experts},

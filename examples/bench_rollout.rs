@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use laconic::backend::{self, Backend};
-use laconic::model::{DenseShape, LoraConfig, Qwen3};
+use laconic::model::{CausalLm, DenseShape, LoraConfig};
 use laconic::rollout::{Engine, EngineConfig, SamplingParams};
 use laconic_harness::synthetic_ids;
 
@@ -81,7 +81,7 @@ fn run(args: Args) -> Result<()> {
     );
     let config = DenseShape::QWEN3_0_6B.with_layers(args.layers).config()?;
     let device = backend::device()?;
-    let model = Qwen3::<Backend>::init(&config, &device)?;
+    let model = CausalLm::<Backend>::init(&config, &device)?;
     let prompts: Vec<Vec<u32>> = args
         .prompt_lens
         .iter()

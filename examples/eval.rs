@@ -26,7 +26,7 @@ use laconic::eval::{
     GoldFormat, MathJudge, OverlongPrompts, PromptConfig, PromptLimit, TruncatedScoring,
     PAPER_SUFFIX,
 };
-use laconic::model::{load_pretrained, Qwen3, Tokenizer};
+use laconic::model::{load_pretrained, CausalLm, Tokenizer};
 use laconic::reward::{ExtractMode, ExtractOptions, Judge};
 use laconic::rollout::{EngineConfig, Progress};
 use laconic::train::{load_policy, RunConfig, Task};
@@ -179,7 +179,7 @@ fn main() {
 /// One evaluation: the policy, its tokenizer, the benchmarks, the settings, the judge and the name
 /// the report gives the model.
 struct Setup {
-    model: Qwen3<Backend>,
+    model: CausalLm<Backend>,
     tokenizer: Tokenizer,
     benchmarks: Vec<Benchmark>,
     config: EvalConfig,

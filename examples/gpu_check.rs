@@ -43,7 +43,7 @@ use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use common::{device_with_dtype, observed_dtype, write_json, Dtype, MemoryProbe, Shape};
 use laconic::backend::{self, Autodiff};
-use laconic::model::{load_model, AttentionLayout, Qwen3};
+use laconic::model::{load_model, AttentionLayout, CausalLm};
 use laconic::optim::{OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 use laconic::rollout::{Engine, EngineConfig, Progress, SamplingParams};
 use laconic_harness::parity::{read_expected, rel_err, F32_TOLERANCE};
@@ -263,7 +263,7 @@ struct DecodeTiming {
 }
 
 fn time_generate(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     args: &DecodeArgs,
     batch: usize,
     new_tokens: usize,
@@ -313,7 +313,7 @@ fn decode(args: &DecodeArgs) -> Result<serde_json::Value> {
     ensure!(args.new_tokens >= 2, "`--new-tokens` must be at least 2");
     let device = device_with_dtype::<B>(args.dtype)?;
     let config = args.shape.config()?;
-    let model = Qwen3::<B>::init(&config, &device)?;
+    let model = CausalLm::<B>::init(&config, &device)?;
     let params = model.num_params();
     let bytes = args.dtype.bytes();
     // KV bytes read per decode step at context `ctx`: K and V of every layer.
@@ -379,7 +379,7 @@ fn decode(args: &DecodeArgs) -> Result<serde_json::Value> {
 
 /// Deterministic token ids, advantages (1, −0.5, −0.5, …) and on-policy old log-probs.
 fn update_batch(
-    model: &Qwen3<Autodiff>,
+    model: &CausalLm<Autodiff>,
     args: &UpdateArgs,
     optim: &OptimConfig,
 ) -> Result<UpdateBatch> {
@@ -412,7 +412,7 @@ fn update(args: &UpdateArgs) -> Result<serde_json::Value> {
         logprob_chunk_size: args.chunk,
         ..OptimConfig::default()
     };
-    let mut model = Qwen3::<Autodiff>::init(&config, &device)?;
+    let mut model = CausalLm::<Autodiff>::init(&config, &device)?;
     let batch = update_batch(&model, args, &optim)?;
     let mut updater = PolicyUpdater::new(optim, &model)?;
     let tokens = args.sequences * (args.prompt_len + args.response_len);

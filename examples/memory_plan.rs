@@ -11,7 +11,7 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use laconic::model::{ActivationCheckpointing, AttentionBlocks, DenseShape, Qwen3Config};
+use laconic::model::{ActivationCheckpointing, AttentionBlocks, DecoderConfig, DenseShape};
 use laconic::optim::memory::{parameter_count, update_memory, Precision, UpdateMemory};
 use laconic::optim::OptimConfig;
 
@@ -40,18 +40,18 @@ const QWEN3_30B_A3B: &str = r#"{"model_type": "qwen3_moe", "vocab_size": 151936,
     "tie_word_embeddings": false}"#;
 
 /// The paper's models, by name.
-fn paper_models() -> Result<Vec<(&'static str, Qwen3Config)>> {
+fn paper_models() -> Result<Vec<(&'static str, DecoderConfig)>> {
     let mut models = Vec::new();
     for (name, shape) in DenseShape::paper_models() {
         models.push((name, shape.config()?));
     }
     models.push((
         "Qwen3-8B",
-        Qwen3Config::from_json_str(QWEN3_8B, "Qwen3-8B")?,
+        DecoderConfig::from_json_str(QWEN3_8B, "Qwen3-8B")?,
     ));
     models.push((
         "Qwen3-30B-A3B",
-        Qwen3Config::from_json_str(QWEN3_30B_A3B, "Qwen3-30B-A3B")?,
+        DecoderConfig::from_json_str(QWEN3_30B_A3B, "Qwen3-30B-A3B")?,
     ));
     Ok(models)
 }
@@ -65,7 +65,7 @@ fn gb(bytes: u64) -> f64 {
 
 /// The update's memory for a model of `config` at `tokens` tokens per micro-batch, per rank.
 fn plan(
-    config: &Qwen3Config,
+    config: &DecoderConfig,
     tokens: usize,
     checkpointing: ActivationCheckpointing,
     precision: Precision,

@@ -14,7 +14,7 @@ pub mod backend;
 pub mod prelude {
     pub use crate::backend::{device, Autodiff, Backend};
     pub use crate::model::{
-        load_pretrained, AttentionLayout, ChatTemplate, KvCache, Message, Qwen3, Qwen3Config,
+        load_pretrained, AttentionLayout, CausalLm, ChatTemplate, DecoderConfig, KvCache, Message,
         Tokenizer,
     };
 }

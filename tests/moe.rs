@@ -17,8 +17,8 @@ use common::{
 use laconic::model::safetensors::SafetensorsIndex;
 use laconic::model::seed::Stream;
 use laconic::model::{
-    load_model, normal_tensor, save_pretrained, AttentionLayout, FeedForward, Qwen3, Qwen3Config,
-    SparseMoeBlock,
+    load_model, normal_tensor, save_pretrained, AttentionLayout, CausalLm, DecoderConfig,
+    FeedForward, SparseMoeBlock,
 };
 
 /// `norm_topk`: 8 experts, top-2, renormalised weights, layer 0 dense (`mlp_only_layers`), untied head.
@@ -121,7 +121,7 @@ fn padded_batches_equal_each_sequence_alone<B: Backend>() {
     }
 }
 
-fn sparse_layers(config: &Qwen3Config) -> usize {
+fn sparse_layers(config: &DecoderConfig) -> usize {
     (0..config.num_hidden_layers)
         .filter(|&l| config.is_moe_layer(l))
         .count()
@@ -250,7 +250,7 @@ fn saved_checkpoints_keep_hf_names_and_reload_identically() {
 }
 
 /// The first sparse block of a fixture model.
-fn first_sparse<B: Backend>(model: &Qwen3<B>) -> &SparseMoeBlock<B> {
+fn first_sparse<B: Backend>(model: &CausalLm<B>) -> &SparseMoeBlock<B> {
     model
         .model
         .layers
@@ -348,13 +348,13 @@ fn training_forward_backpropagates_the_load_balancing_loss_to_every_router() {
         }
     }
     // A dense model reports no router statistics.
-    let dense = Qwen3Config::from_json_str(
+    let dense = DecoderConfig::from_json_str(
         r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
             "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4}"#,
         "dense",
     )
     .unwrap();
-    let dense = Qwen3::<AD>::init(&dense, &device).unwrap();
+    let dense = CausalLm::<AD>::init(&dense, &device).unwrap();
     let (_, aux) = dense
         .forward_with_aux(
             tokens::<AD>(&[vec![1, 2]], 2, true, &device),

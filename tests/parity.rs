@@ -37,7 +37,7 @@ fn expected(name: &str) -> Expected {
 }
 
 /// The `[T, V]` logits of one prompt run alone.
-fn prompt_logits<B: Backend>(model: &laconic::model::Qwen3<B>, prompt: &[u32]) -> Vec<f32> {
+fn prompt_logits<B: Backend>(model: &laconic::model::CausalLm<B>, prompt: &[u32]) -> Vec<f32> {
     let device = model.model.norm.weight.device();
     let layout = AttentionLayout::left_padded(&[prompt.len()], prompt.len()).unwrap();
     let batch = tokens::<B>(&[prompt.to_vec()], prompt.len(), true, &device);
@@ -276,7 +276,7 @@ fn lora_fixture() -> PathBuf {
 /// `qwen3_tied` with adapters on all seven projections of both layers (rank 4, alpha 8: scale 2,
 /// `A` from PEFT's initialisation with seed 3) and every `B` set to small deterministic values, so the
 /// adapters move the logits.
-fn adapted_qwen3_tied() -> laconic::model::Qwen3<burn::backend::NdArray> {
+fn adapted_qwen3_tied() -> laconic::model::CausalLm<burn::backend::NdArray> {
     use burn::module::Param;
     use laconic::model::{FeedForward, LoraConfig};
     let device = Default::default();

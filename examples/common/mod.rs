@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use burn::prelude::Backend as BackendTrait;
 use burn::tensor::{Element, FloatDType, IntDType};
 use clap::ValueEnum;
-use laconic::model::{DenseShape, Qwen3Config};
+use laconic::model::{DecoderConfig, DenseShape};
 
 /// The shape flags of a dense Qwen3 model ([`DenseShape`]); every default is Qwen3-0.6B's.
 #[derive(clap::Args, Debug, Clone)]
@@ -68,7 +68,7 @@ impl Shape {
     ///
     /// # Errors
     /// When the shape is invalid (e.g. query heads not a multiple of key/value heads).
-    pub fn config(&self) -> Result<Qwen3Config> {
+    pub fn config(&self) -> Result<DecoderConfig> {
         Ok(self.dense().config()?)
     }
 

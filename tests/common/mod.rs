@@ -11,7 +11,7 @@ pub mod rl;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use laconic::model::{AttentionLayout, Qwen3};
+use laconic::model::{AttentionLayout, CausalLm};
 use laconic_harness::parity::{self, F32_TOLERANCE};
 pub use laconic_harness::parity::{rel_err, Expected};
 
@@ -75,7 +75,7 @@ pub fn row_logits(
 /// Greedy decoding with the KV cache: prefill once, then one token per step. Returns the ids and the
 /// last step's logits.
 pub fn greedy<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     prompt: &[u32],
     steps: usize,
     device: &B::Device,

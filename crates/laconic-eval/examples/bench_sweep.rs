@@ -27,7 +27,7 @@ use laconic_eval::{
     score_benchmark, Benchmark, BudgetMetrics, BuiltIn, DatasetSpec, EvalConfig, MathJudge,
     PromptConfig,
 };
-use laconic_model::{DenseShape, Qwen3, Tokenizer};
+use laconic_model::{CausalLm, DenseShape, Tokenizer};
 use laconic_rollout::{Engine, Finish, Rollout};
 
 /// One-pass sweep vs one run per budget.
@@ -84,7 +84,7 @@ fn run(args: Args) -> Result<()> {
         ..DenseShape::QWEN3_0_6B
     };
     let config = shape.config()?;
-    let model = Qwen3::<Flex>::init(&config, &Default::default())?;
+    let model = CausalLm::<Flex>::init(&config, &Default::default())?;
     let spec = DatasetSpec {
         limit: Some(args.questions),
         ..BuiltIn::Gsm8kTest.spec(repo().join("assets/data"))

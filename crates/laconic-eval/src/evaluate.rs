@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use laconic_model::{Qwen3, Tokenizer};
+use laconic_model::{CausalLm, Tokenizer};
 use laconic_reward::Judge;
 use laconic_rollout::{shard_range, Engine, Observer, Progress, Rollout, SamplingParams};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ use crate::sweep::{score_sample_records, QuestionRef, SampleRecord};
 /// # Errors
 /// An invalid config, an empty benchmark, a prompt the engine rejects, or a decoding failure.
 pub fn evaluate<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     tokenizer: &Tokenizer,
     benchmarks: &[Benchmark],
     config: &EvalConfig,
@@ -65,7 +65,7 @@ pub struct EvalShard {
 /// # Errors
 /// As [`evaluate`].
 pub fn evaluate_shard<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     tokenizer: &Tokenizer,
     benchmarks: &[Benchmark],
     config: &EvalConfig,
@@ -238,7 +238,7 @@ fn check_sample_counts(
 pub fn stop_ids<B: Backend>(
     config: &EvalConfig,
     tokenizer: &Tokenizer,
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
 ) -> Vec<u32> {
     if !config.stop_ids.is_empty() {
         return config.stop_ids.clone();

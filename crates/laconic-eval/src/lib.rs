@@ -25,16 +25,16 @@
 //! ```
 //! use burn::backend::NdArray;
 //! use laconic_eval::{evaluate, Benchmark, EvalConfig, EvalItem};
-//! use laconic_model::{Qwen3, Qwen3Config, Tokenizer};
+//! use laconic_model::{CausalLm, DecoderConfig, Tokenizer};
 //! use laconic_reward::{Judge, Judgement};
 //!
 //! // A tiny random model over a five-word vocabulary; word 0 ends a response.
-//! let config = Qwen3Config::from_json_str(
+//! let config = DecoderConfig::from_json_str(
 //!     r#"{"model_type": "qwen3", "vocab_size": 5, "hidden_size": 16, "intermediate_size": 32,
 //!         "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 8}"#,
 //!     "config.json",
 //! )?;
-//! let model = Qwen3::<NdArray>::init(&config, &Default::default())?;
+//! let model = CausalLm::<NdArray>::init(&config, &Default::default())?;
 //! let tokenizer = Tokenizer::from_bytes(
 //!     br#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
 //!          "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null, "decoder": null,

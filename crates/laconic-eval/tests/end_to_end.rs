@@ -10,7 +10,7 @@ use laconic_eval::{
     evaluate, read_samples, write_comparison, Benchmark, BuiltIn, DatasetSpec, EvalConfig,
     EvalReport, PromptConfig, SampleRecord, COMPARE_MD, EVAL_JSON, EVAL_MD, SAMPLES_JSONL,
 };
-use laconic_model::{Qwen3, Qwen3Config, Tokenizer};
+use laconic_model::{CausalLm, DecoderConfig, Tokenizer};
 use laconic_reward::{Judge, Judgement, MathJudge};
 use laconic_rollout::Finish;
 
@@ -115,7 +115,7 @@ fn recompute(samples: &[SampleRecord], bench: &str, at: usize) -> (f64, f64, f64
 #[test]
 fn every_file_is_written_and_the_numbers_agree() {
     let tokenizer = Tokenizer::from_file(repo().join("assets/qwen3/tokenizer.json")).unwrap();
-    let config = Qwen3Config::from_json_str(
+    let config = DecoderConfig::from_json_str(
         r#"{"model_type": "qwen3", "vocab_size": 151936, "hidden_size": 16, "intermediate_size": 32,
             "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
             "tie_word_embeddings": true}"#,
@@ -125,7 +125,7 @@ fn every_file_is_written_and_the_numbers_agree() {
     let device = burn::backend::ndarray::NdArrayDevice::default();
     // One test in this binary: seeding makes the random weights, and so every file, reproducible.
     <NdArray as Backend>::seed(&device, 11);
-    let model = Qwen3::<NdArray>::init(&config, &device).unwrap();
+    let model = CausalLm::<NdArray>::init(&config, &device).unwrap();
     let benchmarks = benchmarks(&tokenizer);
     assert_eq!(benchmarks[0].items[0].gold, "18");
     let mut report = evaluate(

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::cache::KvCache;
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::fused::{cast, float, on_autodiff, primitive, record, register, Ad};
 use crate::linear::Linear;
 use crate::mask::ForwardMask;
@@ -49,7 +49,7 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     /// Randomly initialised attention for `config` (HF's init: `N(0, 0.02²)` weights, zero biases).
-    pub fn init(config: &Qwen3Config, std: f64, device: &B::Device) -> Self {
+    pub fn init(config: &DecoderConfig, std: f64, device: &B::Device) -> Self {
         let (d, h, h_kv, hd) = (
             config.hidden_size,
             config.num_attention_heads,

@@ -1,8 +1,8 @@
-//! `Qwen3Config`: a mirror of Hugging Face `config.json` for the decoder families laconic runs: Qwen3
+//! `DecoderConfig`: a mirror of Hugging Face `config.json` for the decoder families laconic runs: Qwen3
 //! (dense and MoE), Qwen2 (Qwen2.5, DeepSeek-R1-Distill-Qwen) and Llama (Llama-3.x, SmolLM2, TinyLlama).
 //!
 //! Field names are the JSON keys verbatim, so a checkpoint's `config.json` deserialises with no glue.
-//! Unknown keys are ignored (HF adds keys freely). [`Qwen3Config::validate`] runs once after loading
+//! Unknown keys are ignored (HF adds keys freely). [`DecoderConfig::validate`] runs once after loading
 //! and rejects what the model cannot run, so inner code can assume a consistent config.
 
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ impl TokenIds {
 /// Qwen3 dense (`model_type = "qwen3"`), Qwen2 (`"qwen2"`), Qwen3-MoE (`"qwen3_moe"`) and Llama
 /// (`"llama"`) share this struct; keys a family does not use are absent or ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Qwen3Config {
+pub struct DecoderConfig {
     /// `qwen3`, `qwen2`, `qwen3_moe` or `llama`.
     pub model_type: String,
     /// Rows of the embedding matrix (padded; larger than the tokenizer's vocabulary).
@@ -114,7 +114,7 @@ pub struct Qwen3Config {
 
     // Mixture-of-experts keys (`qwen3_moe`). `None` = absent from the file; the accessors of the same
     // name apply HF `Qwen3MoeConfig`'s defaults, and absent keys stay absent when the config is saved.
-    /// Number of routed experts per MoE layer (HF default 128, see [`Qwen3Config::num_experts`]).
+    /// Number of routed experts per MoE layer (HF default 128, see [`DecoderConfig::num_experts`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_experts: Option<usize>,
     /// Experts chosen per token (HF default 8).
@@ -151,7 +151,7 @@ fn default_hidden_act() -> String {
     "silu".to_string()
 }
 
-impl Qwen3Config {
+impl DecoderConfig {
     /// Reads and validates a `config.json`.
     ///
     /// # Errors
@@ -165,7 +165,7 @@ impl Qwen3Config {
     /// Parses and validates `config.json` text; `origin` names the file in errors.
     ///
     /// # Errors
-    /// As [`Qwen3Config::from_file`].
+    /// As [`DecoderConfig::from_file`].
     pub fn from_json_str(text: &str, origin: impl AsRef<Path>) -> Result<Self> {
         let origin = origin.as_ref();
         let config: Self = serde_json::from_str(text).map_err(|source| Error::Json {
@@ -179,7 +179,7 @@ impl Qwen3Config {
     /// The architecture family.
     ///
     /// # Panics
-    /// On an unknown `model_type`; [`Qwen3Config::validate`] rejects those first.
+    /// On an unknown `model_type`; [`DecoderConfig::validate`] rejects those first.
     pub fn arch(&self) -> Arch {
         arch_of(&self.model_type).expect("model_type is validated when the config is loaded")
     }
@@ -224,7 +224,7 @@ impl Qwen3Config {
     /// The parsed `rope_scaling`; `None` when absent, `null` or `default`.
     ///
     /// # Panics
-    /// On an entry [`Qwen3Config::validate`] refuses (a loaded config has passed it).
+    /// On an entry [`DecoderConfig::validate`] refuses (a loaded config has passed it).
     pub fn rope_scaling_kind(&self) -> Option<RopeScaling> {
         let value = self.rope_scaling.as_ref()?;
         RopeScaling::parse(value, self.max_position_embeddings)
@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn reads_qwen3_config() {
-        let c = Qwen3Config::from_json_str(QWEN3_06B, "config.json").unwrap();
+        let c = DecoderConfig::from_json_str(QWEN3_06B, "config.json").unwrap();
         assert_eq!(c.arch(), Arch::Qwen3);
         // head_dim comes from the file, not hidden/heads (1024/16 = 64).
         assert_eq!(c.head_dim(), 128);
@@ -454,7 +454,7 @@ mod tests {
             "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12,
             "num_key_value_heads": 2, "rope_theta": 10000, "eos_token_id": [151643, 151645],
             "use_sliding_window": false, "sliding_window": 4096}"#;
-        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        let c = DecoderConfig::from_json_str(text, "config.json").unwrap();
         assert_eq!(c.arch(), Arch::Qwen2);
         assert_eq!(c.head_dim(), 128);
         assert!(c.qkv_bias() && !c.o_bias() && !c.qk_norm());
@@ -471,7 +471,7 @@ mod tests {
             "num_key_value_heads": 3, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
             "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
             "vocab_size": 49152}"#;
-        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        let c = DecoderConfig::from_json_str(text, "config.json").unwrap();
         assert_eq!(c.arch(), Arch::Llama);
         assert_eq!((c.head_dim(), c.num_kv_heads()), (64, 3));
         assert!(!c.qk_norm() && !c.qkv_bias() && !c.o_bias() && !c.mlp_bias());
@@ -485,21 +485,22 @@ mod tests {
                 r#""rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}"#,
             );
-        let c = Qwen3Config::from_json_str(&llama32, "config.json").unwrap();
+        let c = DecoderConfig::from_json_str(&llama32, "config.json").unwrap();
         assert!(c.qkv_bias() && c.o_bias() && c.mlp_bias());
         assert!(matches!(
             c.rope_scaling_kind(),
             Some(RopeScaling::Llama3 { factor, .. }) if factor == 32.0
         ));
         // Saved as read: the scaling entry and `mlp_bias` survive a round trip.
-        let saved: Qwen3Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        let saved: DecoderConfig =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(saved, c);
     }
 
     #[test]
     fn rejects_unsupported_and_inconsistent_configs() {
         let bad_type = QWEN3_06B.replace(r#""model_type": "qwen3""#, r#""model_type": "gemma3""#);
-        let err = Qwen3Config::from_json_str(&bad_type, "m/config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&bad_type, "m/config.json").unwrap_err();
         assert!(
             err.to_string()
                 .contains("unsupported `model_type` `gemma3`"),
@@ -509,7 +510,7 @@ mod tests {
 
         let bad_heads =
             QWEN3_06B.replace(r#""num_key_value_heads": 8"#, r#""num_key_value_heads": 5"#);
-        let err = Qwen3Config::from_json_str(&bad_heads, "config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&bad_heads, "config.json").unwrap_err();
         assert!(
             err.to_string()
                 .contains("multiple of `num_key_value_heads`"),
@@ -517,14 +518,14 @@ mod tests {
         );
 
         let missing = QWEN3_06B.replace(r#""hidden_size": 1024,"#, "");
-        let err = Qwen3Config::from_json_str(&missing, "config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&missing, "config.json").unwrap_err();
         assert!(format!("{err:#?}").contains("hidden_size"), "{err:#?}");
 
         let scaled = QWEN3_06B.replace(
             r#""rope_scaling": null"#,
             r#""rope_scaling": {"type": "dynamic", "factor": 2.0}"#,
         );
-        let err = Qwen3Config::from_json_str(&scaled, "m/config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&scaled, "m/config.json").unwrap_err();
         assert!(
             err.to_string().contains("m/config.json")
                 && err.to_string().contains("type `dynamic` is not supported"),
@@ -535,7 +536,7 @@ mod tests {
             r#""max_position_embeddings": 40960"#,
             r#""max_position_embeddings": 0"#,
         );
-        let err = Qwen3Config::from_json_str(&no_positions, "config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&no_positions, "config.json").unwrap_err();
         assert!(
             err.to_string()
                 .contains("`max_position_embeddings` must be positive"),
@@ -543,7 +544,7 @@ mod tests {
         );
         let eos_outside =
             QWEN3_06B.replace(r#""eos_token_id": 151645"#, r#""eos_token_id": 151936"#);
-        let err = Qwen3Config::from_json_str(&eos_outside, "config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&eos_outside, "config.json").unwrap_err();
         assert!(
             err.to_string().contains(
                 "`eos_token_id` 151936 is outside the vocabulary (`vocab_size` = 151936)"
@@ -557,7 +558,7 @@ mod tests {
         // Defaults of transformers 4.57 `Qwen3MoeConfig.__init__`.
         let text = r#"{"model_type": "qwen3_moe", "vocab_size": 64, "hidden_size": 16,
             "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "head_dim": 8}"#;
-        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        let c = DecoderConfig::from_json_str(text, "config.json").unwrap();
         assert_eq!(
             (
                 c.num_experts(),
@@ -579,13 +580,13 @@ mod tests {
             r#""head_dim": 8"#,
             r#""head_dim": 8, "decoder_sparse_step": 0"#,
         );
-        let err = Qwen3Config::from_json_str(&zero_step, "config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&zero_step, "config.json").unwrap_err();
         assert!(err.to_string().contains("decoder_sparse_step"), "{err}");
         let too_many = text.replace(
             r#""head_dim": 8"#,
             r#""head_dim": 8, "num_experts": 4, "num_experts_per_tok": 5"#,
         );
-        let err = Qwen3Config::from_json_str(&too_many, "config.json").unwrap_err();
+        let err = DecoderConfig::from_json_str(&too_many, "config.json").unwrap_err();
         assert!(err.to_string().contains("exceeds `num_experts`"), "{err}");
     }
 
@@ -595,7 +596,7 @@ mod tests {
             "intermediate_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "head_dim": 8,
             "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
             "decoder_sparse_step": 1, "mlp_only_layers": [0]}"#;
-        let c = Qwen3Config::from_json_str(text, "config.json").unwrap();
+        let c = DecoderConfig::from_json_str(text, "config.json").unwrap();
         assert_eq!(
             (0..4).map(|l| c.is_moe_layer(l)).collect::<Vec<_>>(),
             [false, true, true, true]

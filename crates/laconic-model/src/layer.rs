@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attention::Attention;
 use crate::cache::KvCache;
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::mask::ForwardMask;
 use crate::mlp::Mlp;
 use crate::moe::{RouterAux, SparseMoeBlock};
@@ -15,7 +15,7 @@ use crate::norm::RmsNorm;
 use crate::rope::RopeTables;
 
 /// The feed-forward block of a layer: a dense SwiGLU MLP, or a sparse MoE block on the sparse layers of
-/// a `qwen3_moe` model ([`Qwen3Config::is_moe_layer`]).
+/// a `qwen3_moe` model ([`DecoderConfig::is_moe_layer`]).
 ///
 /// The variant name is not part of a parameter's name: the loader and saver skip burn's `Enum:`
 /// containers, so both variants read HF's `mlp.*` keys (`mlp.gate_proj.weight`, `mlp.gate.weight`).
@@ -77,7 +77,7 @@ pub struct DecoderLayer<B: Backend> {
 
 impl<B: Backend> DecoderLayer<B> {
     /// A randomly initialised layer; `layer` is its index (it decides dense or sparse).
-    pub fn init(config: &Qwen3Config, layer: usize, std: f64, device: &B::Device) -> Self {
+    pub fn init(config: &DecoderConfig, layer: usize, std: f64, device: &B::Device) -> Self {
         let (d, eps) = (config.hidden_size, config.rms_norm_eps);
         let mlp = if config.is_moe_layer(layer) {
             FeedForward::Sparse(SparseMoeBlock::init(config, std, device))

@@ -2,7 +2,7 @@
 //! checkpoint folders unchanged.
 //!
 //! The first crate of laconic's data flow (**model** → rollout → reward → optimizer → train/eval): a
-//! backend-generic [`Qwen3`] with a padded training forward and a KV-cached incremental forward,
+//! backend-generic [`CausalLm`] with a padded training forward and a KV-cached incremental forward,
 //! HF `config.json` and safetensors loading (sharded, BF16/F16/F32), the `tokenizers` wrapper and the
 //! checkpoints' own chat templates (Jinja, rendered as transformers renders them).
 //!
@@ -17,16 +17,16 @@
 //! ```
 //! use burn::backend::NdArray;
 //! use burn::prelude::*;
-//! use laconic_model::{AttentionLayout, Qwen3, Qwen3Config};
+//! use laconic_model::{AttentionLayout, CausalLm, DecoderConfig};
 //!
-//! let config = Qwen3Config::from_json_str(
+//! let config = DecoderConfig::from_json_str(
 //!     r#"{"model_type": "qwen3", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32,
 //!         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
 //!         "tie_word_embeddings": true}"#,
 //!     "config.json",
 //! )?;
 //! let device = Default::default();
-//! let model = Qwen3::<NdArray>::init(&config, &device)?;
+//! let model = CausalLm::<NdArray>::init(&config, &device)?;
 //! // Two prompts of lengths 2 and 3, left-padded to 3 columns.
 //! let tokens = Tensor::<NdArray, 2, Int>::from_ints([[0, 5, 6], [7, 8, 9]], &device);
 //! let layout = AttentionLayout::left_padded(&[2, 3], 3)?;
@@ -65,7 +65,7 @@ mod tokenizer;
 pub use attention::Attention;
 pub use cache::{KvCache, LayerKv};
 pub use chat::{ChatTemplate, Message, Role, CHAT_TEMPLATE_FILE, TOKENIZER_CONFIG};
-pub use config::{Arch, Qwen3Config, TokenIds};
+pub use config::{Arch, DecoderConfig, TokenIds};
 pub use error::{Error, Result};
 pub use flash::AttentionBlocks;
 pub use layer::{ActivationCheckpointing, DecoderLayer, FeedForward};
@@ -78,7 +78,7 @@ pub use load::{
 pub use lora::{LoraAdapter, LoraConfig, LORA_TARGETS};
 pub use mask::{AttentionMask, ForwardMask, Tile};
 pub use mlp::Mlp;
-pub use model::{init_seeded, normal_tensor, Qwen3, Qwen3Model, INITIALIZER_RANGE};
+pub use model::{init_seeded, normal_tensor, CausalLm, Decoder, INITIALIZER_RANGE};
 pub use moe::{RouterAux, Routing, SparseMoeBlock};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeScaling, RopeTables};

@@ -1,4 +1,4 @@
-//! Loading Hugging Face checkpoint folders into [`Qwen3`] (writing them: [`crate::save_pretrained`]).
+//! Loading Hugging Face checkpoint folders into [`CausalLm`] (writing them: [`crate::save_pretrained`]).
 //!
 //! The module tree's field names are HF's parameter names, so a parameter's path in the tree
 //! (`model.layers.0.self_attn.q_proj.weight`) is its key in the checkpoint. Loading walks the tree
@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::error::{Error, Result};
 use crate::layer::DecoderLayer;
-use crate::model::{Qwen3, INITIALIZER_RANGE};
+use crate::model::{CausalLm, INITIALIZER_RANGE};
 use crate::safetensors::{SafetensorsIndex, TensorEntry};
 use crate::tokenizer::Tokenizer;
 
@@ -27,7 +27,7 @@ use crate::tokenizer::Tokenizer;
 #[derive(Debug)]
 pub struct Pretrained<B: Backend> {
     /// The model.
-    pub model: Qwen3<B>,
+    pub model: CausalLm<B>,
     /// `tokenizer.json` from the folder, if present.
     pub tokenizer: Option<Tokenizer>,
     /// The folder.
@@ -68,8 +68,8 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 ///
 /// # Errors
 /// A missing or malformed `config.json`, or a malformed `generation_config.json`.
-pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
-    let mut config = Qwen3Config::from_file(dir.join("config.json"))?;
+pub fn read_config(dir: &Path) -> Result<DecoderConfig> {
+    let mut config = DecoderConfig::from_file(dir.join("config.json"))?;
     let path = dir.join(GENERATION_CONFIG);
     if path.is_file() {
         #[derive(serde::Deserialize)]
@@ -96,7 +96,7 @@ pub fn read_config(dir: &Path) -> Result<Qwen3Config> {
 ///
 /// A PEFT adapter folder (`adapter_config.json`, [`crate::lora`]) loads the base model it names
 /// (`base_model_name_or_path`) with the adapter applied.
-pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<Qwen3<B>> {
+pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<CausalLm<B>> {
     let dir = dir.as_ref();
     if crate::lora::is_adapter_dir(dir) {
         return crate::lora::load_adapted(dir, device);
@@ -104,14 +104,14 @@ pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Resu
     let config = read_config(dir)?;
     let index = SafetensorsIndex::from_dir(dir)?;
     check_checkpoint::<B>(&config, &index, dir, device)?;
-    let model = Qwen3::init_lazy(&config, device)?;
+    let model = CausalLm::init_lazy(&config, device)?;
     load_weights(model, &index, dir)
 }
 
 /// Checks that `index` (the checkpoint in `dir`) holds every tensor of the model `config` describes,
 /// each with its shape, without reading tensor data or building the model: the parts outside the
 /// decoder layers are checked on a model with no layers, then each layer on its own, built with
-/// lazy (unallocated) parameters by the same code [`Qwen3::init_lazy`] runs. A mixture-of-experts
+/// lazy (unallocated) parameters by the same code [`CausalLm::init_lazy`] runs. A mixture-of-experts
 /// layer's router is checked before its experts are made, so `num_experts` is bounded by the file
 /// too. What loading then allocates is bounded by the checkpoint's size.
 ///
@@ -119,13 +119,13 @@ pub fn load_model<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Resu
 /// The first missing tensor ([`Error::MissingTensor`], naming the folder) or tensor of another shape
 /// ([`Error::ShapeMismatch`], naming the file), in the model's order.
 pub(crate) fn check_checkpoint<B: Backend>(
-    config: &Qwen3Config,
+    config: &DecoderConfig,
     index: &SafetensorsIndex,
     dir: &Path,
     device: &B::Device,
 ) -> Result<()> {
     check_module(
-        &Qwen3::<B>::init_lazy_layers(config, 0, device)?,
+        &CausalLm::<B>::init_lazy_layers(config, 0, device)?,
         "",
         index,
         dir,
@@ -169,10 +169,10 @@ fn check_module<B: Backend, M: Module<B>>(
 /// # Errors
 /// The first missing tensor, shape mismatch or unreadable tensor.
 pub fn load_weights<B: Backend>(
-    model: Qwen3<B>,
+    model: CausalLm<B>,
     index: &SafetensorsIndex,
     dir: &Path,
-) -> Result<Qwen3<B>> {
+) -> Result<CausalLm<B>> {
     let mut loader = Loader {
         index,
         dir,
@@ -408,8 +408,8 @@ mod tests {
         edit: impl FnOnce(&mut serde_json::Value),
     ) -> PathBuf {
         let dir = scratch(tag);
-        let config = Qwen3Config::from_json_str(config, "test").unwrap();
-        let model = Qwen3::<B>::init(&config, &Default::default()).unwrap();
+        let config = DecoderConfig::from_json_str(config, "test").unwrap();
+        let model = CausalLm::<B>::init(&config, &Default::default()).unwrap();
         save_pretrained(&model, &dir).unwrap();
         let path = dir.join("config.json");
         let mut json: serde_json::Value =

@@ -1,12 +1,12 @@
-//! LoRA adapters (Hu et al., arXiv 2106.09685) on a [`Qwen3`]'s projections, saved and loaded in
+//! LoRA adapters (Hu et al., arXiv 2106.09685) on a [`CausalLm`]'s projections, saved and loaded in
 //! PEFT's format.
 //!
 //! An adapted projection computes `y = x·Wᵀ + b + s · (x·Aᵀ)·Bᵀ` with `A` `[r, d_in]`, `B` `[d_out, r]`
 //! and `s = alpha / r`; `A` starts as PEFT's default (Kaiming-uniform, `U(±1/√d_in)`) and `B` at zero,
-//! so a fresh adapter leaves the model unchanged. [`Qwen3::with_lora`] freezes every base parameter
+//! so a fresh adapter leaves the model unchanged. [`CausalLm::with_lora`] freezes every base parameter
 //! (no gradient, hence no optimizer state) and attaches adapters to the target projections;
-//! [`Qwen3::merged`] folds them into the weights (`W + s·B·A`) for fast decoding or a full checkpoint;
-//! [`Qwen3::without_lora`] is the base model, sharing its tensors (the KL reference at no extra copy).
+//! [`CausalLm::merged`] folds them into the weights (`W + s·B·A`) for fast decoding or a full checkpoint;
+//! [`CausalLm::without_lora`] is the base model, sharing its tensors (the KL reference at no extra copy).
 //!
 //! On disk an adapter is PEFT's: `adapter_config.json` and `adapter_model.safetensors` with keys
 //! `base_model.model.<module path>.lora_A.weight` / `.lora_B.weight`, loadable by
@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::layer::FeedForward;
 use crate::linear::{project, Linear};
 use crate::load::{host_f32, read_checked};
-use crate::model::Qwen3;
+use crate::model::CausalLm;
 use crate::safetensors::{write_tensors, SafetensorsIndex, TensorSource};
 use crate::seed::{splitmix64, GOLDEN_GAMMA};
 
@@ -164,7 +164,7 @@ impl<B: Backend> LoraAdapter<B> {
 
 /// The adapted projections of a model: `(module path, projection)`, e.g.
 /// `model.layers.0.self_attn.q_proj`.
-fn projections_mut<B: Backend>(model: &mut Qwen3<B>) -> Vec<(String, &mut Linear<B>)> {
+fn projections_mut<B: Backend>(model: &mut CausalLm<B>) -> Vec<(String, &mut Linear<B>)> {
     let mut out = Vec::new();
     for (i, layer) in model.model.layers.iter_mut().enumerate() {
         let attn = &mut layer.self_attn;
@@ -213,7 +213,7 @@ fn path_seed(seed: u64, path: &str) -> u64 {
     })
 }
 
-impl<B: Backend> Qwen3<B> {
+impl<B: Backend> CausalLm<B> {
     /// This model with every base parameter frozen and a fresh adapter (PEFT's initialisation, `B =
     /// 0`: the outputs are unchanged) on each target projection of every layer. A mixture-of-experts
     /// layer's experts are not adapted (their projections are stacked, not [`Linear`]s).
@@ -353,7 +353,7 @@ impl<B: Backend> Qwen3<B> {
         self.apply_adapter(dir, &PeftConfig::read(dir)?)
     }
 
-    /// [`Qwen3::load_adapter`] with the folder's `adapter_config.json` already read. Each tensor's
+    /// [`CausalLm::load_adapter`] with the folder's `adapter_config.json` already read. Each tensor's
     /// shape is checked against the config (from the file's header) before its data is read, and
     /// nothing is sampled, so what loading allocates is bounded by the file's size whatever `r` says.
     fn apply_adapter(self, dir: &Path, peft: &PeftConfig) -> Result<Self> {
@@ -408,7 +408,7 @@ const MAX_ADAPTER_CHAIN: usize = 16;
 /// # Errors
 /// A missing or malformed `adapter_config.json`, no base named, a base that is an adapter folder
 /// ([`Error::AdapterCycle`], [`Error::StackedAdapter`]), or a base or adapter that does not load.
-pub(crate) fn load_adapted<B: Backend>(dir: &Path, device: &B::Device) -> Result<Qwen3<B>> {
+pub(crate) fn load_adapted<B: Backend>(dir: &Path, device: &B::Device) -> Result<CausalLm<B>> {
     let peft = PeftConfig::read(dir)?;
     let base = peft.base_dir(dir)?;
     if is_adapter_dir(&base) {

@@ -1,4 +1,5 @@
-//! `Qwen3`: the decoder stack and its LM head (`Qwen3ForCausalLM` in Hugging Face terms).
+//! `CausalLm`: the decoder stack and its LM head (`Qwen3ForCausalLM`, `Qwen2ForCausalLM`,
+//! `LlamaForCausalLM` in Hugging Face terms).
 //!
 //! Field names mirror HF's parameter names (`model.layers.0.self_attn.q_proj.weight`), so a checkpoint
 //! maps onto the module tree without a renaming table.
@@ -8,7 +9,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
 use crate::cache::KvCache;
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::error::{Error, Result};
 use crate::flash::AttentionBlocks;
 use crate::layer::{ActivationCheckpointing, DecoderLayer};
@@ -22,9 +23,9 @@ use crate::rope::Rope;
 /// Standard deviation of HF's weight initialisation (`initializer_range`).
 pub const INITIALIZER_RANGE: f64 = 0.02;
 
-/// The decoder stack without the LM head (`Qwen3Model`).
+/// The decoder stack without the LM head (HF's `Qwen3Model`, `LlamaModel`).
 #[derive(Module, Debug)]
-pub struct Qwen3Model<B: Backend> {
+pub struct Decoder<B: Backend> {
     /// Token embeddings `[V, d]`.
     pub embed_tokens: Embedding<B>,
     /// Decoder layers.
@@ -35,14 +36,14 @@ pub struct Qwen3Model<B: Backend> {
 
 /// A decoder-only causal language model: Qwen3 (dense or mixture-of-experts), Qwen2 or Llama.
 #[derive(Module, Debug)]
-pub struct Qwen3<B: Backend> {
+pub struct CausalLm<B: Backend> {
     /// The decoder stack.
-    pub model: Qwen3Model<B>,
+    pub model: Decoder<B>,
     /// The LM head `[V, d]`; `None` when tied to `model.embed_tokens` (logits use the embedding matrix
     /// itself, so gradients reach it from both ends).
     pub lm_head: Option<Linear<B>>,
     #[module(skip)]
-    config: Qwen3Config,
+    config: DecoderConfig,
     /// The adapters' configuration when LoRA adapters are attached ([`crate::lora`]).
     #[module(skip)]
     pub(crate) lora: Option<crate::lora::LoraConfig>,
@@ -51,24 +52,24 @@ pub struct Qwen3<B: Backend> {
     attention_blocks: AttentionBlocks,
 }
 
-impl<B: Backend> Qwen3<B> {
+impl<B: Backend> CausalLm<B> {
     /// A randomly initialised model (HF's scheme: `N(0, 0.02²)` weights, unit norms, zero biases), with
     /// every parameter sampled now (clones and `valid()` copies then share the same values).
     ///
     /// # Errors
     /// When the config is invalid.
-    pub fn init(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
+    pub fn init(config: &DecoderConfig, device: &B::Device) -> Result<Self> {
         Ok(Self::init_lazy(config, device)?.map(&mut Materialize))
     }
 
-    /// Like [`Qwen3::init`], but every random parameter is drawn from the SplitMix64 stream of `seed`
+    /// Like [`CausalLm::init`], but every random parameter is drawn from the SplitMix64 stream of `seed`
     /// ([`crate::seed::Stream`]) in the module's visiting order instead of the backend's global
     /// generator: the same weights on every backend, machine and thread interleaving. Tests and
     /// fixtures build their random models with it, so a failure reproduces from its seed.
     ///
     /// # Errors
     /// When the config is invalid.
-    pub fn init_seeded(config: &Qwen3Config, seed: u64, device: &B::Device) -> Result<Self> {
+    pub fn init_seeded(config: &DecoderConfig, seed: u64, device: &B::Device) -> Result<Self> {
         Ok(init_seeded(
             Self::init_lazy(config, device)?,
             seed,
@@ -76,17 +77,17 @@ impl<B: Backend> Qwen3<B> {
         ))
     }
 
-    /// Like [`Qwen3::init`] but with lazily initialised parameters, for loaders that overwrite every
+    /// Like [`CausalLm::init`] but with lazily initialised parameters, for loaders that overwrite every
     /// parameter without sampling. A lazy parameter that is cloned before it is read initialises each
     /// clone independently (burn 0.21), so don't use such a model before loading.
-    pub(crate) fn init_lazy(config: &Qwen3Config, device: &B::Device) -> Result<Self> {
+    pub(crate) fn init_lazy(config: &DecoderConfig, device: &B::Device) -> Result<Self> {
         Self::init_lazy_layers(config, config.num_hidden_layers, device)
     }
 
-    /// [`Qwen3::init_lazy`] with the first `layers` decoder layers only (none: the parts around them,
+    /// [`CausalLm::init_lazy`] with the first `layers` decoder layers only (none: the parts around them,
     /// which [`crate::load::check_checkpoint`] checks before it walks the layers one by one).
     pub(crate) fn init_lazy_layers(
-        config: &Qwen3Config,
+        config: &DecoderConfig,
         layers: usize,
         device: &B::Device,
     ) -> Result<Self> {
@@ -101,7 +102,7 @@ impl<B: Backend> Qwen3<B> {
         let lm_head = (!config.tie_word_embeddings)
             .then(|| Linear::init(config.hidden_size, config.vocab_size, false, std, device));
         Ok(Self {
-            model: Qwen3Model {
+            model: Decoder {
                 embed_tokens,
                 layers,
                 norm: RmsNorm::init(config.hidden_size, config.rms_norm_eps, device),
@@ -114,7 +115,7 @@ impl<B: Backend> Qwen3<B> {
     }
 
     /// The config the model was built from.
-    pub fn config(&self) -> &Qwen3Config {
+    pub fn config(&self) -> &DecoderConfig {
         &self.config
     }
 
@@ -175,7 +176,7 @@ impl<B: Backend> Qwen3<B> {
         Ok(self.logits(hidden))
     }
 
-    /// The decoder stack without the head: final-norm hidden states. Use with [`Qwen3::logits`] to
+    /// The decoder stack without the head: final-norm hidden states. Use with [`CausalLm::logits`] to
     /// compute logits in chunks (a `[B, T, V]` block for a long batch does not fit in memory).
     ///
     /// # Shapes
@@ -198,7 +199,7 @@ impl<B: Backend> Qwen3<B> {
     ///
     /// The training loss of HF's `Qwen3MoeForCausalLM` is
     /// `loss + router_aux_loss_coef · aux.load_balancing_loss()`, with the coefficient from
-    /// [`Qwen3Config::router_aux_loss_coef`].
+    /// [`DecoderConfig::router_aux_loss_coef`].
     ///
     /// # Shapes
     /// - `tokens`: `[B, T]` → logits `[B, T, V]`
@@ -215,7 +216,7 @@ impl<B: Backend> Qwen3<B> {
         Ok((self.logits(hidden), aux))
     }
 
-    /// [`Qwen3::forward_hidden`] plus the router statistics of a mixture-of-experts model, pooled over
+    /// [`CausalLm::forward_hidden`] plus the router statistics of a mixture-of-experts model, pooled over
     /// its sparse layers and the real (non-padding) tokens of this call (`None` for a dense model).
     ///
     /// # Shapes
@@ -233,7 +234,7 @@ impl<B: Backend> Qwen3<B> {
         self.run_stack(tokens, layout, cache, ActivationCheckpointing::None)
     }
 
-    /// [`Qwen3::forward_hidden_with_aux`] for training, from an empty cache that is dropped after the
+    /// [`CausalLm::forward_hidden_with_aux`] for training, from an empty cache that is dropped after the
     /// call; with [`ActivationCheckpointing::Layer`] each dense layer keeps only its input for the
     /// backward and is recomputed there (same values and gradients, less memory).
     ///
@@ -397,7 +398,7 @@ mod tests {
 
     #[test]
     fn seeded_models_repeat_and_keep_constant_parameters() {
-        let config = Qwen3Config::from_json_str(
+        let config = DecoderConfig::from_json_str(
             r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
                 "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4}"#,
             "tiny",
@@ -405,7 +406,7 @@ mod tests {
         .unwrap();
         let device = Default::default();
         let weights = |seed| {
-            let model = Qwen3::<TestBackend>::init_seeded(&config, seed, &device).unwrap();
+            let model = CausalLm::<TestBackend>::init_seeded(&config, seed, &device).unwrap();
             let norm = model.model.norm.weight.val().into_data();
             let embed = model.model.embed_tokens.weight.val().into_data();
             (norm, embed.to_vec::<f32>().unwrap())
@@ -420,14 +421,14 @@ mod tests {
 
     #[test]
     fn random_models_are_materialised_so_copies_agree() {
-        let config = Qwen3Config::from_json_str(
+        let config = DecoderConfig::from_json_str(
             r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
                 "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4, "tie_word_embeddings": true}"#,
             "tiny",
         )
         .unwrap();
         let device = Default::default();
-        let model = Qwen3::<TestBackend>::init(&config, &device).unwrap();
+        let model = CausalLm::<TestBackend>::init(&config, &device).unwrap();
         let copy = model.clone();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3]], &device);
         let layout = AttentionLayout::left_padded(&[3], 3).unwrap();

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::IndexingUpdateOp;
 
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::linear::Linear;
 use crate::mlp::Mlp;
 
@@ -126,7 +126,7 @@ impl Routing {
 
 impl<B: Backend> SparseMoeBlock<B> {
     /// A randomly initialised block for `config` (HF's init: `N(0, std²)` weights, no biases).
-    pub fn init(config: &Qwen3Config, std: f64, device: &B::Device) -> Self {
+    pub fn init(config: &DecoderConfig, std: f64, device: &B::Device) -> Self {
         let (d, e, width) = (
             config.hidden_size,
             config.num_experts(),
@@ -398,8 +398,8 @@ mod tests {
     use crate::TestBackend;
     use burn::backend::Autodiff;
 
-    fn config(norm_topk_prob: bool) -> Qwen3Config {
-        Qwen3Config::from_json_str(
+    fn config(norm_topk_prob: bool) -> DecoderConfig {
+        DecoderConfig::from_json_str(
             &format!(
                 r#"{{"model_type": "qwen3_moe", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
                     "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4, "num_experts": 6,

@@ -13,7 +13,7 @@ use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::fused::{cast, float, on_autodiff, primitive, record, register, Ad};
 pub use crate::rope_scaling::RopeScaling;
 
@@ -52,7 +52,7 @@ impl Rope {
     ///
     /// # Panics
     /// On a `rope_scaling` the config's validation refuses (a loaded config has passed it).
-    pub fn for_config(config: &Qwen3Config) -> Self {
+    pub fn for_config(config: &DecoderConfig) -> Self {
         let (head_dim, theta) = (config.head_dim(), config.rope_theta);
         let unscaled = Self::new(head_dim, theta);
         match config.rope_scaling_kind() {

@@ -1,4 +1,4 @@
-//! Writing a [`Qwen3`] as a Hugging Face checkpoint folder, in the dtype each parameter holds.
+//! Writing a [`CausalLm`] as a Hugging Face checkpoint folder, in the dtype each parameter holds.
 //!
 //! The weights are written by [`crate::safetensors::write_sharded`] in transformers' layout (one
 //! `model.safetensors`, or shards and `model.safetensors.index.json`), each parameter copied to the
@@ -11,18 +11,18 @@ use burn::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::load::{enter, exit};
-use crate::model::Qwen3;
+use crate::model::CausalLm;
 use crate::safetensors::{write_sharded, TensorSource, DEFAULT_MAX_SHARD_BYTES};
 
 /// Writes `model` as an HF checkpoint folder: `config.json` and the weights in the dtype each
 /// parameter holds (F32, or BF16/F16 for a model cast to half precision), loadable by this crate and
 /// by `transformers`: one `model.safetensors` below 5 GB, else transformers' shards and index
 /// ([`save_pretrained_sharded`] with [`DEFAULT_MAX_SHARD_BYTES`]). LoRA adapters are merged into the
-/// weights first (use [`Qwen3::save_adapter`] for the adapter alone).
+/// weights first (use [`CausalLm::save_adapter`] for the adapter alone).
 ///
 /// # Errors
 /// As [`save_pretrained_sharded`].
-pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> Result<()> {
+pub fn save_pretrained<B: Backend>(model: &CausalLm<B>, dir: impl AsRef<Path>) -> Result<()> {
     save_pretrained_sharded(model, dir, DEFAULT_MAX_SHARD_BYTES)
 }
 
@@ -37,7 +37,7 @@ pub fn save_pretrained<B: Backend>(model: &Qwen3<B>, dir: impl AsRef<Path>) -> R
 /// When the folder or files cannot be written, or when a sharded save would sit beside a
 /// `model.safetensors` laconic did not write.
 pub fn save_pretrained_sharded<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     dir: impl AsRef<Path>,
     max_shard_bytes: u64,
 ) -> Result<()> {
@@ -96,7 +96,7 @@ mod tests {
 
     use super::*;
     use crate::safetensors::{SafetensorsIndex, INDEX_FILE, SINGLE_FILE};
-    use crate::{load_model, named_tensors, Qwen3Config, TestBackend as B};
+    use crate::{load_model, named_tensors, DecoderConfig, TestBackend as B};
 
     const DENSE: &str = r#"{"model_type": "qwen3", "vocab_size": 64, "hidden_size": 32,
         "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -129,8 +129,8 @@ mod tests {
     #[test]
     fn a_bf16_model_saves_half_the_bytes_of_its_f32_save() {
         type F = burn::backend::Flex;
-        let config = Qwen3Config::from_json_str(DENSE, "test").unwrap();
-        let model = Qwen3::<F>::init(&config, &Default::default()).unwrap();
+        let config = DecoderConfig::from_json_str(DENSE, "test").unwrap();
+        let model = CausalLm::<F>::init(&config, &Default::default()).unwrap();
         let half = model.clone().map(&mut ToBf16);
         let (f32_dir, bf16_dir) = (scratch("f32"), scratch("bf16"));
         save_pretrained(&model, &f32_dir).unwrap();
@@ -157,8 +157,8 @@ mod tests {
     #[test]
     fn a_sharded_save_loads_back_equal() {
         let dir = scratch("sharded");
-        let config = Qwen3Config::from_json_str(DENSE, "test").unwrap();
-        let model = Qwen3::<B>::init(&config, &Default::default()).unwrap();
+        let config = DecoderConfig::from_json_str(DENSE, "test").unwrap();
+        let model = CausalLm::<B>::init(&config, &Default::default()).unwrap();
         save_pretrained_sharded(&model, &dir, 4096).unwrap();
         let index: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join(INDEX_FILE)).unwrap()).unwrap();

@@ -2,7 +2,7 @@
 //! built from random weights — benchmarks, memory plans, tests at a published model's size. The
 //! default is Qwen3-0.6B; [`DenseShape::paper_models`] lists the dense Qwen3 models the paper trains.
 
-use crate::config::Qwen3Config;
+use crate::config::DecoderConfig;
 use crate::error::Result;
 
 /// The shape of a dense Qwen3 model (tied embeddings, RoPE θ = 1e6, RMSNorm ε = 1e-6, as the published
@@ -70,7 +70,7 @@ impl DenseShape {
     ///
     /// # Errors
     /// When the shape is invalid (e.g. query heads not a multiple of key/value heads).
-    pub fn config(&self) -> Result<Qwen3Config> {
+    pub fn config(&self) -> Result<DecoderConfig> {
         let text = format!(
             r#"{{"model_type": "qwen3", "vocab_size": {}, "hidden_size": {}, "intermediate_size": {},
             "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "head_dim": {},
@@ -83,7 +83,7 @@ impl DenseShape {
             self.kv_heads,
             self.head_dim
         );
-        Qwen3Config::from_json_str(&text, "<dense shape>")
+        DecoderConfig::from_json_str(&text, "<dense shape>")
     }
 
     /// The length of every parameter of this shape, in the model's order (embeddings tied): what a
@@ -144,9 +144,11 @@ mod tests {
             head_dim: 8,
             ..shape.with_layers(2)
         };
-        let model =
-            crate::Qwen3::<crate::TestBackend>::init(&small.config().unwrap(), &Default::default())
-                .unwrap();
+        let model = crate::CausalLm::<crate::TestBackend>::init(
+            &small.config().unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(
             small.parameter_numels().iter().sum::<usize>(),
             burn::module::Module::num_params(&model)

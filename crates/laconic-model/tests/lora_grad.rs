@@ -10,15 +10,15 @@ use burn::module::{AutodiffModule, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{central_differences, f64_device, to_vec};
-use laconic_model::{AttentionLayout, LoraConfig, Qwen3, Qwen3Config};
+use laconic_model::{AttentionLayout, CausalLm, DecoderConfig, LoraConfig};
 
 mod common;
 
 type B64 = Flex;
 type AD64 = Autodiff<B64>;
 
-fn config() -> Qwen3Config {
-    Qwen3Config::from_json_str(
+fn config() -> DecoderConfig {
+    DecoderConfig::from_json_str(
         r#"{"model_type": "qwen3", "vocab_size": 12, "hidden_size": 8, "intermediate_size": 12,
             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 4,
             "tie_word_embeddings": true}"#,
@@ -38,7 +38,7 @@ enum Target {
 
 const TARGETS: [Target; 4] = [Target::QA, Target::QB, Target::DownA, Target::DownB];
 
-fn param_mut<B: Backend>(model: &mut Qwen3<B>, target: Target) -> &mut Param<Tensor<B, 2>> {
+fn param_mut<B: Backend>(model: &mut CausalLm<B>, target: Target) -> &mut Param<Tensor<B, 2>> {
     let layer = &mut model.model.layers[1];
     let attention = layer.self_attn.q_proj.lora.as_mut().unwrap();
     let mlp = match &mut layer.mlp {
@@ -53,14 +53,14 @@ fn param_mut<B: Backend>(model: &mut Qwen3<B>, target: Target) -> &mut Param<Ten
     }
 }
 
-fn objective<B: Backend>(model: &Qwen3<B>, r: Tensor<B, 3>) -> Tensor<B, 1> {
+fn objective<B: Backend>(model: &CausalLm<B>, r: Tensor<B, 3>) -> Tensor<B, 1> {
     let device = r.device();
     let tokens = Tensor::<B, 2, Int>::from_ints([[3, 1, 4, 1], [0, 5, 9, 2]], &device);
     let layout = AttentionLayout::left_padded(&[4, 3], 4).unwrap();
     (model.forward(tokens, &layout).unwrap() * r).sum()
 }
 
-fn numeric_grad(model: &Qwen3<B64>, target: Target, r: &Tensor<B64, 3>) -> Vec<f64> {
+fn numeric_grad(model: &CausalLm<B64>, target: Target, r: &Tensor<B64, 3>) -> Vec<f64> {
     let mut model = model.clone();
     let original = param_mut(&mut model, target).val();
     let shape = original.dims();
@@ -83,7 +83,7 @@ fn lora_gradients_match_finite_differences() {
         alpha: 6.0,
         ..LoraConfig::default()
     };
-    let mut model = Qwen3::<AD64>::init(&config(), &device)
+    let mut model = CausalLm::<AD64>::init(&config(), &device)
         .unwrap()
         .with_lora(&lora, 5)
         .unwrap();

@@ -12,7 +12,7 @@ use burn::module::{AutodiffModule, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{central_differences, f64_device, to_vec};
-use laconic_model::{Qwen3Config, SparseMoeBlock};
+use laconic_model::{DecoderConfig, SparseMoeBlock};
 
 mod common;
 
@@ -23,8 +23,8 @@ type AD64 = Autodiff<B64>;
 /// Weight of the load-balancing loss in the checked objective.
 const AUX_WEIGHT: f64 = 0.3;
 
-fn config(norm_topk_prob: bool) -> Qwen3Config {
-    Qwen3Config::from_json_str(
+fn config(norm_topk_prob: bool) -> DecoderConfig {
+    DecoderConfig::from_json_str(
         &format!(
             r#"{{"model_type": "qwen3_moe", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
                 "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4, "num_experts": 6,

@@ -34,8 +34,8 @@ use burn::module::AutodiffModule;
 use clap::Parser;
 use laconic_harness::{cpu_seconds, mean_std, peak_rss_bytes, synthetic_ids};
 use laconic_model::{
-    load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks,
-    DenseShape, LoraConfig, Qwen3, Qwen3Config,
+    load_model, named_tensors, save_pretrained, ActivationCheckpointing, AttentionBlocks, CausalLm,
+    DecoderConfig, DenseShape, LoraConfig,
 };
 use laconic_optim::{LogprobBackend, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 
@@ -127,7 +127,7 @@ fn checkpointing_name(checkpointing: ActivationCheckpointing) -> String {
 }
 
 /// The benchmark's model: 4 query heads on 2 key/value heads of 64, MLP 3× the hidden size.
-fn model_config(args: &Args) -> Result<Qwen3Config> {
+fn model_config(args: &Args) -> Result<DecoderConfig> {
     let shape = DenseShape {
         layers: args.layers,
         vocab: args.vocab,
@@ -158,7 +158,7 @@ fn attention_blocks(args: &Args) -> AttentionBlocks {
 
 /// Deterministic token ids and advantages (1, −0.5, −0.5, …); old log-probs are the model's own
 /// (on-policy).
-fn make_batch<B: LogprobBackend>(model: &Qwen3<B>, args: &Args) -> Result<UpdateBatch> {
+fn make_batch<B: LogprobBackend>(model: &CausalLm<B>, args: &Args) -> Result<UpdateBatch> {
     let ids = |seq: usize, len: usize, salt: usize| synthetic_ids(seq, len, args.vocab, salt);
     let sequences = (0..args.sequences)
         .map(|i| UpdateSequence {
@@ -190,7 +190,7 @@ struct Timing {
 /// Random weights (written to `dir/model`, so every backend and PyTorch start from the same ones) and
 /// the rollout batch (`dir/batch.json`).
 fn prepare(args: &Args, dir: &Path) -> Result<UpdateBatch> {
-    let model = Qwen3::<Autodiff<Flex>>::init(&model_config(args)?, &Default::default())?;
+    let model = CausalLm::<Autodiff<Flex>>::init(&model_config(args)?, &Default::default())?;
     named_tensors(&model); // materialise the lazily initialised weights
     save_pretrained(&model, dir.join("model"))?;
     let batch = make_batch(&model, args)?;
@@ -199,7 +199,7 @@ fn prepare(args: &Args, dir: &Path) -> Result<UpdateBatch> {
 }
 
 fn run_backend<B: LogprobBackend>(args: &Args, dir: &Path, batch: &UpdateBatch) -> Result<Timing> {
-    let mut model: Qwen3<B> = load_model(dir.join("model"), &Default::default())?;
+    let mut model: CausalLm<B> = load_model(dir.join("model"), &Default::default())?;
     if let Some(rank) = args.lora {
         let lora = LoraConfig {
             rank,

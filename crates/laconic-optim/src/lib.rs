@@ -17,16 +17,16 @@
 //!
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
-//! use laconic_model::{Qwen3, Qwen3Config};
+//! use laconic_model::{CausalLm, DecoderConfig};
 //! use laconic_optim::{OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence};
 //!
-//! let config = Qwen3Config::from_json_str(
+//! let config = DecoderConfig::from_json_str(
 //!     r#"{"model_type": "qwen3", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32,
 //!         "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
 //!         "tie_word_embeddings": true}"#,
 //!     "config.json",
 //! )?;
-//! let model = Qwen3::<Autodiff<NdArray>>::init(&config, &Default::default())?;
+//! let model = CausalLm::<Autodiff<NdArray>>::init(&config, &Default::default())?;
 //! let optim = OptimConfig { lr: 1e-3, ..OptimConfig::default() };
 //! // Two rollouts of one prompt: rewards → advantages.
 //! let advantages = optim.advantages(&[1.0, 0.0], &[0, 0], &[false, false])?;

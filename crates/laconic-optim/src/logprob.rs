@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 use laconic_kernels::logprob_entropy;
-use laconic_model::{ActivationCheckpointing, AttentionLayout, Qwen3, RouterAux};
+use laconic_model::{ActivationCheckpointing, AttentionLayout, CausalLm, RouterAux};
 
 use crate::batch::{UpdateBatch, UpdateSequence};
 use crate::error::{Error, Result};
@@ -137,7 +137,7 @@ impl PackedSequences {
 /// # Errors
 /// When the model rejects the layout.
 pub fn response_hidden<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     packed: &PackedSequences,
     device: &B::Device,
 ) -> Result<Tensor<B, 2>> {
@@ -151,7 +151,7 @@ pub fn response_hidden<B: Backend>(
 /// # Errors
 /// When the model rejects the layout.
 pub fn response_hidden_with_aux<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     packed: &PackedSequences,
     checkpointing: ActivationCheckpointing,
     device: &B::Device,
@@ -269,7 +269,7 @@ pub(crate) fn head_logprobs_keeping<B: Backend>(
 /// # Errors
 /// When a sequence has an empty prompt, the LM head has a bias, or the model rejects the input.
 pub fn compute_logprobs<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     sequences: &[(&[u32], &[u32])],
     options: &LogprobOptions,
 ) -> Result<Vec<SequenceLogprobs>> {
@@ -311,7 +311,7 @@ pub fn compute_logprobs<B: Backend>(
 }
 
 /// Rejects an LM head with a bias: the chunked head computes `h·Wᵀ` only (Qwen heads have none).
-pub(crate) fn check_head<B: Backend>(model: &Qwen3<B>) -> Result<()> {
+pub(crate) fn check_head<B: Backend>(model: &CausalLm<B>) -> Result<()> {
     if model
         .lm_head
         .as_ref()
@@ -325,9 +325,9 @@ pub(crate) fn check_head<B: Backend>(model: &Qwen3<B>) -> Result<()> {
 }
 
 /// The `[V, d]` matrix the logits are computed with (the embedding when tied), read from the model's
-/// own parameter: `Qwen3::lm_head_weight` clones the `Param`, and a clone of a lazily initialised
+/// own parameter: `CausalLm::lm_head_weight` clones the `Param`, and a clone of a lazily initialised
 /// parameter that was never read initialises independently (burn 0.21), i.e. differs from the model's.
-pub fn head_weight<B: Backend>(model: &Qwen3<B>) -> Tensor<B, 2> {
+pub fn head_weight<B: Backend>(model: &CausalLm<B>) -> Tensor<B, 2> {
     match &model.lm_head {
         Some(head) => head.weight.val(),
         None => model.model.embed_tokens.weight.val(),
@@ -350,7 +350,7 @@ impl UpdateBatch {
     /// # Errors
     /// As [`compute_logprobs`].
     pub fn on_policy<B: Backend>(
-        model: &Qwen3<B>,
+        model: &CausalLm<B>,
         mut sequences: Vec<UpdateSequence>,
         options: &LogprobOptions,
     ) -> Result<Self> {
@@ -371,10 +371,10 @@ mod tests {
     use super::*;
     use crate::TestBackend;
     use burn::tensor::activation::log_softmax;
-    use laconic_model::Qwen3Config;
+    use laconic_model::DecoderConfig;
 
-    pub(crate) fn tiny_model(tied: bool) -> Qwen3<TestBackend> {
-        let config = Qwen3Config::from_json_str(
+    pub(crate) fn tiny_model(tied: bool) -> CausalLm<TestBackend> {
+        let config = DecoderConfig::from_json_str(
             &format!(
                 r#"{{"model_type": "qwen3", "vocab_size": 48, "hidden_size": 16, "intermediate_size": 24,
                 "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
@@ -383,7 +383,7 @@ mod tests {
             "<tiny>",
         )
         .unwrap();
-        Qwen3::init_seeded(&config, 7, &Default::default()).unwrap()
+        CausalLm::init_seeded(&config, 7, &Default::default()).unwrap()
     }
 
     #[test]

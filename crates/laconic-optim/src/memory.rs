@@ -5,7 +5,7 @@
 //! table in `docs/performance.md` comes from it (`examples/memory_plan.rs`), and the same example
 //! checks it against the peak RSS the update benchmark measures.
 
-use laconic_model::{ActivationCheckpointing, AttentionBlocks, Qwen3Config};
+use laconic_model::{ActivationCheckpointing, AttentionBlocks, DecoderConfig};
 
 use crate::{OptimConfig, ZeroStage};
 
@@ -83,7 +83,7 @@ impl UpdateMemory {
 }
 
 /// The parameters of a model of `config`'s shape (a sparse layer: its experts and router).
-pub fn parameter_count(config: &Qwen3Config) -> u64 {
+pub fn parameter_count(config: &DecoderConfig) -> u64 {
     let (d, layers) = (config.hidden_size as u64, config.num_hidden_layers as u64);
     let (q, kv) = layer_widths(config);
     let embeddings = config.vocab_size as u64 * d;
@@ -107,7 +107,7 @@ pub fn parameter_count(config: &Qwen3Config) -> u64 {
 }
 
 /// Query and key/value projection widths, `H·D` and `H_kv·D`.
-fn layer_widths(config: &Qwen3Config) -> (u64, u64) {
+fn layer_widths(config: &DecoderConfig) -> (u64, u64) {
     let head_dim = config.head_dim() as u64;
     (
         config.num_attention_heads as u64 * head_dim,
@@ -116,7 +116,7 @@ fn layer_widths(config: &Qwen3Config) -> (u64, u64) {
 }
 
 /// The MLP width of `layer`: all experts of a sparse layer.
-fn mlp_width(config: &Qwen3Config, layer: usize) -> u64 {
+fn mlp_width(config: &DecoderConfig, layer: usize) -> u64 {
     if config.is_moe_layer(layer) {
         (config.num_experts() * config.moe_intermediate_size()) as u64
     } else {
@@ -125,7 +125,7 @@ fn mlp_width(config: &Qwen3Config, layer: usize) -> u64 {
 }
 
 /// The router's outputs per token of `layer` (none on a dense layer).
-fn router_width(config: &Qwen3Config, layer: usize) -> u64 {
+fn router_width(config: &DecoderConfig, layer: usize) -> u64 {
     if config.is_moe_layer(layer) {
         config.num_experts() as u64
     } else {
@@ -137,7 +137,7 @@ fn router_width(config: &Qwen3Config, layer: usize) -> u64 {
 /// input, q and k before their head norms and after rotation, v, the attention output and its merged
 /// copy, the residual and its norm, the MLP's gate, up and product, the norms' `1/rms` and the
 /// attention's log-sum-exp.
-fn layer_elements_per_token(config: &Qwen3Config) -> u64 {
+fn layer_elements_per_token(config: &DecoderConfig) -> u64 {
     let d = config.hidden_size as u64;
     let (q, kv) = layer_widths(config);
     let width = config.intermediate_size as u64;
@@ -149,7 +149,7 @@ fn layer_elements_per_token(config: &Qwen3Config) -> u64 {
 /// The memory of one update on micro-batches of `tokens` tokens (sequences × padded length) with
 /// `optim`'s knobs and `blocks` attention tiles, at `precision`.
 pub fn update_memory(
-    config: &Qwen3Config,
+    config: &DecoderConfig,
     tokens: usize,
     optim: &OptimConfig,
     blocks: AttentionBlocks,
@@ -199,8 +199,8 @@ pub fn update_memory(
 mod tests {
     use super::*;
 
-    fn config(text: &str) -> Qwen3Config {
-        Qwen3Config::from_json_str(text, "config.json").unwrap()
+    fn config(text: &str) -> DecoderConfig {
+        DecoderConfig::from_json_str(text, "config.json").unwrap()
     }
 
     /// Qwen3-0.6B has 596,049,920 parameters (0.6B with tied embeddings; `model.num_parameters()` in

@@ -15,7 +15,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use laconic_model::seed::GOLDEN_GAMMA;
-use laconic_model::Qwen3;
+use laconic_model::CausalLm;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -135,7 +135,7 @@ impl UpdateMetrics {
     }
 }
 
-/// Turns scored rollouts into parameter updates of a [`Qwen3`] policy on an autodiff backend.
+/// Turns scored rollouts into parameter updates of a [`CausalLm`] policy on an autodiff backend.
 #[derive(Debug)]
 pub struct PolicyUpdater<B: LogprobBackend> {
     config: OptimConfig,
@@ -162,7 +162,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     ///
     /// # Errors
     /// When the config is invalid or the model's LM head has a bias.
-    pub fn new(config: OptimConfig, model: &Qwen3<B>) -> Result<Self> {
+    pub fn new(config: OptimConfig, model: &CausalLm<B>) -> Result<Self> {
         config.validate()?;
         check_head(model)?;
         Ok(Self {
@@ -199,10 +199,10 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// checkpoint).
     pub fn step(
         &mut self,
-        model: Qwen3<B>,
+        model: CausalLm<B>,
         batch: &UpdateBatch,
         ref_logprobs: Option<&[Vec<f32>]>,
-    ) -> Result<(Qwen3<B>, UpdateMetrics)> {
+    ) -> Result<(CausalLm<B>, UpdateMetrics)> {
         self.step_with(model, batch, ref_logprobs, &SingleWorker)
     }
 
@@ -218,11 +218,11 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// As [`PolicyUpdater::step`], on every worker alike; the collective's failures.
     pub fn step_with(
         &mut self,
-        mut model: Qwen3<B>,
+        mut model: CausalLm<B>,
         batch: &UpdateBatch,
         ref_logprobs: Option<&[Vec<f32>]>,
         collective: &dyn Collective<B::InnerBackend>,
-    ) -> Result<(Qwen3<B>, UpdateMetrics)> {
+    ) -> Result<(CausalLm<B>, UpdateMetrics)> {
         batch.validate(ref_logprobs, model.config().vocab_size)?;
         if self.config.kl_loss_coef > 0.0 && ref_logprobs.is_none() {
             return Err(Error::Input(
@@ -296,12 +296,12 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// [`Error::NonFinite`] for a non-finite gradient norm; the collective's.
     fn apply(
         &mut self,
-        model: Qwen3<B>,
+        model: CausalLm<B>,
         mut grads: GradientsParams,
         lr: f64,
         collective: &dyn Collective<B::InnerBackend>,
         device: &B::Device,
-    ) -> Result<(Qwen3<B>, f64)> {
+    ) -> Result<(CausalLm<B>, f64)> {
         if self.is_sharded(collective) {
             let step = ShardedStep {
                 stage: self.config.zero(),
@@ -345,7 +345,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// When the model rejects the input or a partial loss is not finite.
     pub fn accumulate_gradients(
         &self,
-        model: &Qwen3<B>,
+        model: &CausalLm<B>,
         sequences: &[&UpdateSequence],
         ref_logprobs: Option<&[&[f32]]>,
         counts: &AggCounts,
@@ -375,7 +375,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// sequences over `counts.num_seqs`.
     fn accumulate(
         &self,
-        model: &Qwen3<B>,
+        model: &CausalLm<B>,
         sequences: &[&UpdateSequence],
         ref_logprobs: Option<&[&[f32]]>,
         counts: &AggCounts,
@@ -384,7 +384,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
         let settings = config.loss_settings();
         let weight = head_weight(model);
         let device = weight.device();
-        let mut accumulator = GradientsAccumulator::<Qwen3<B>>::new();
+        let mut accumulator = GradientsAccumulator::<CausalLm<B>>::new();
         let mut total = ObjectiveSums::default();
         let micro = config.ppo_micro_batch_size;
         let head_options = HeadOptions {
@@ -462,7 +462,7 @@ fn token_batch(
 }
 
 /// Whether every parameter of `model` is finite (on the inner backend: nothing is recorded).
-fn parameters_finite<B: AutodiffBackend>(model: &Qwen3<B>) -> bool {
+fn parameters_finite<B: AutodiffBackend>(model: &CausalLm<B>) -> bool {
     struct Collect<B: AutodiffBackend>(Vec<Tensor<B::InnerBackend, 1>>);
     impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {

@@ -19,7 +19,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use common::tiny_on;
 use laconic_model::safetensors::SafetensorsIndex;
-use laconic_model::Qwen3;
+use laconic_model::CausalLm;
 use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
     Collective, LossAggMode, OptimConfig, PolicyUpdater, UpdateBatch, UpdateMetrics,
@@ -83,7 +83,7 @@ fn collectives(world: usize) -> Vec<Threads> {
 }
 
 /// Every parameter, flattened in visiting order, in f64.
-fn params(model: &Qwen3<AD64>) -> Vec<f64> {
+fn params(model: &CausalLm<AD64>) -> Vec<f64> {
     struct Collect(Vec<f64>);
     impl ModuleVisitor<AD64> for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD64, D>>) {
@@ -128,7 +128,7 @@ fn config(mode: LossAggMode) -> OptimConfig {
 
 /// Each worker's parameters and metrics after one `step_with` on its shard.
 fn data_parallel(
-    model: &Qwen3<AD64>,
+    model: &CausalLm<AD64>,
     config: &OptimConfig,
     shards: Vec<UpdateBatch>,
 ) -> Vec<(Vec<f64>, UpdateMetrics)> {
@@ -150,7 +150,7 @@ struct Worker {
 /// One `step_with` per worker on its shard, each worker first loading the optimizer state `resume`
 /// (a file) when given, and afterwards gathering its state into `save` when given.
 fn workers_saving(
-    model: &Qwen3<AD64>,
+    model: &CausalLm<AD64>,
     config: &OptimConfig,
     resume: Option<&Path>,
     save: Option<&Path>,
@@ -190,7 +190,7 @@ fn workers_saving(
 }
 
 fn workers(
-    model: &Qwen3<AD64>,
+    model: &CausalLm<AD64>,
     config: &OptimConfig,
     resume: Option<&Path>,
     shards: Vec<UpdateBatch>,

@@ -7,14 +7,16 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::prelude::*;
 use common::{batch, max_abs_diff, micro_batch_spread, tiny_on};
-use laconic_model::{load_model, named_tensors, save_pretrained, ActivationCheckpointing, Qwen3};
+use laconic_model::{
+    load_model, named_tensors, save_pretrained, ActivationCheckpointing, CausalLm,
+};
 use laconic_optim::{
     compute_logprobs, Error, OptimConfig, PolicyUpdater, UpdateBatch, UpdateSequence,
 };
 
 type AD = Autodiff<NdArray>;
 
-fn tiny(tied: bool) -> Qwen3<AD> {
+fn tiny(tied: bool) -> CausalLm<AD> {
     tiny_on::<AD>(tied)
 }
 
@@ -30,7 +32,7 @@ fn f32_gradient_agrees_across_micro_batch_sizes_to_rounding() {
 }
 
 /// Sum of the response's log-probs under `model`.
-fn sequence_logprob(model: &Qwen3<AD>, prompt: &[u32], response: &[u32]) -> f32 {
+fn sequence_logprob(model: &CausalLm<AD>, prompt: &[u32], response: &[u32]) -> f32 {
     compute_logprobs(&model.valid(), &[(prompt, response)], &Default::default()).unwrap()[0]
         .logprobs
         .iter()
@@ -135,7 +137,7 @@ fn an_update_that_overflows_the_parameters_is_refused() {
     );
 }
 
-fn params(model: &Qwen3<AD>) -> Vec<f32> {
+fn params(model: &CausalLm<AD>) -> Vec<f32> {
     named_tensors(model)
         .into_iter()
         .flat_map(|(_, _, v)| v)
@@ -166,7 +168,7 @@ fn resumed_updates_equal_uninterrupted_ones() {
     let (straight, _) = updater.step(model, &batch, None).unwrap();
 
     // Resumed: a fresh process loads the model (new parameter ids) and the optimizer state.
-    let reloaded: Qwen3<AD> = load_model(dir.join("model"), &Default::default()).unwrap();
+    let reloaded: CausalLm<AD> = load_model(dir.join("model"), &Default::default()).unwrap();
     let mut resumed_updater = PolicyUpdater::new(config, &reloaded).unwrap();
     resumed_updater.load_state(&state, &reloaded).unwrap();
     assert_eq!(resumed_updater.updates(), 6);
@@ -309,8 +311,8 @@ fn global_clipping_of_model_gradients() {
 }
 
 /// A tiny Qwen3-MoE policy: 4 experts, top-2, the second layer dense.
-fn tiny_moe() -> Qwen3<AD> {
-    let config = laconic_model::Qwen3Config::from_json_str(
+fn tiny_moe() -> CausalLm<AD> {
+    let config = laconic_model::DecoderConfig::from_json_str(
         r#"{"model_type": "qwen3_moe", "vocab_size": 48, "hidden_size": 16, "intermediate_size": 32,
             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
             "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
@@ -318,7 +320,7 @@ fn tiny_moe() -> Qwen3<AD> {
         "config.json",
     )
     .unwrap();
-    Qwen3::init_seeded(&config, 7, &Default::default()).unwrap()
+    CausalLm::init_seeded(&config, 7, &Default::default()).unwrap()
 }
 
 #[test]

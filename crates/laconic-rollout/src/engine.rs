@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use burn::prelude::*;
 use laconic_model::seed::{splitmix64, GOLDEN_GAMMA};
-use laconic_model::{AttentionLayout, KvCache, Qwen3};
+use laconic_model::{AttentionLayout, CausalLm, KvCache};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ impl EngineConfig {
 /// Generates rollouts from a model.
 #[derive(Debug)]
 pub struct Engine<'a, B: Backend> {
-    model: &'a Qwen3<B>,
+    model: &'a CausalLm<B>,
     config: EngineConfig,
     budget: KvBudget,
     /// Samples admitted so far (numbers each admission).
@@ -176,7 +176,7 @@ impl<'a, B: Backend> Engine<'a, B> {
     ///
     /// # Errors
     /// When a batching knob is zero.
-    pub fn new(model: &'a Qwen3<B>, config: EngineConfig) -> Result<Self> {
+    pub fn new(model: &'a CausalLm<B>, config: EngineConfig) -> Result<Self> {
         config.validate()?;
         let device = model.model.embed_tokens.weight.device();
         let budget = KvBudget::new(config.kv_cache_tokens, model);

@@ -7,15 +7,15 @@
 //!
 //! ```
 //! use burn::backend::NdArray;
-//! use laconic_model::{Qwen3, Qwen3Config};
+//! use laconic_model::{CausalLm, DecoderConfig};
 //! use laconic_rollout::{Engine, EngineConfig, SamplingParams};
 //!
-//! let config = Qwen3Config::from_json_str(
+//! let config = DecoderConfig::from_json_str(
 //!     r#"{"model_type": "qwen3", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32,
 //!         "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 8}"#,
 //!     "config.json",
 //! )?;
-//! let model = Qwen3::<NdArray>::init(&config, &Default::default())?;
+//! let model = CausalLm::<NdArray>::init(&config, &Default::default())?;
 //! let engine = Engine::new(&model, EngineConfig::default())?;
 //! let params = SamplingParams { max_tokens: 5, stop_ids: vec![0], seed: 1, ..Default::default() };
 //! let rollouts = engine.generate(&[vec![1, 2, 3], vec![4]], 3, &params, &mut ())?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use laconic_eval::{evaluate, Benchmark, DatasetSpec, EvalConfig, PromptConfig};
-use laconic_model::{Qwen3, Tokenizer};
+use laconic_model::{CausalLm, Tokenizer};
 use laconic_reward::Judge;
 use laconic_rollout::Observer;
 
@@ -21,7 +21,7 @@ pub const EASY_THRESHOLD: f64 = 0.5;
 /// # Errors
 /// An unreadable dataset, a tokenizer or generation failure.
 pub fn pass_rates<B: Backend>(
-    model: &Qwen3<B>,
+    model: &CausalLm<B>,
     tokenizer: &Tokenizer,
     dataset: &DatasetSpec,
     prompt: &PromptConfig,

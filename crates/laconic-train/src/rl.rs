@@ -10,7 +10,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use laconic_eval::{evaluate_shard, EvalReport, EvalShard, QuestionShard};
 use laconic_model::safetensors::{INDEX_FILE, SINGLE_FILE};
-use laconic_model::{load_model, save_pretrained, Qwen3, Tokenizer};
+use laconic_model::{load_model, save_pretrained, CausalLm, Tokenizer};
 use laconic_optim::collective::{all_gather_bytes, all_gather_u64, all_reduce_u64};
 use laconic_optim::{
     compute_logprobs, logprob::head_weight, Collective, LogprobBackend, PolicyUpdater,
@@ -76,7 +76,7 @@ pub struct RolloutRecord {
 /// The RL trainer over an autodiff backend `B`.
 pub struct RlTrainer<B: LogprobBackend> {
     config: RunConfig,
-    model: Option<Qwen3<B>>,
+    model: Option<CausalLm<B>>,
     reference: KlReference<B::InnerBackend>,
     updater: PolicyUpdater<B>,
     tokenizer: Tokenizer,
@@ -96,7 +96,7 @@ pub struct RlTrainer<B: LogprobBackend> {
 pub fn load_policy<B: Backend>(
     config: &RunConfig,
     device: &B::Device,
-) -> Result<(Qwen3<B>, Tokenizer)> {
+) -> Result<(CausalLm<B>, Tokenizer)> {
     let m = &config.model;
     let (model, folder_tokenizer) = match (&m.path, &m.init_config) {
         (Some(dir), _) => {
@@ -108,7 +108,7 @@ pub fn load_policy<B: Backend>(
             (load_model::<B>(dir, device)?, tok)
         }
         (None, Some(path)) => {
-            let model_config = laconic_model::Qwen3Config::from_file(path)?;
+            let model_config = laconic_model::DecoderConfig::from_file(path)?;
             // A fresh model is a function of the run's seed. The backend's generator is global, so the
             // seed-then-sample pair is serialised against other threads doing the same.
             static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -116,7 +116,7 @@ pub fn load_policy<B: Backend>(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             B::seed(device, config.train.seed);
-            (Qwen3::init(&model_config, device)?, None)
+            (CausalLm::init(&model_config, device)?, None)
         }
         (None, None) => return Err(Error::NoModel),
     };
@@ -136,7 +136,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     ///
     /// # Errors
     /// An invalid config or task.
-    pub fn new(config: RunConfig, model: Qwen3<B>, tokenizer: Tokenizer) -> Result<Self> {
+    pub fn new(config: RunConfig, model: CausalLm<B>, tokenizer: Tokenizer) -> Result<Self> {
         let mut model = match &config.model.lora {
             Some(lora) if model.lora().is_none() => model.with_lora(lora, config.train.seed)?,
             _ => model,
@@ -264,7 +264,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     }
 
     /// The current policy.
-    pub fn model(&self) -> &Qwen3<B> {
+    pub fn model(&self) -> &CausalLm<B> {
         self.model
             .as_ref()
             .expect("the model is only taken during an update")
@@ -273,7 +273,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// The policy that rollouts and evaluations sample from: the current model without autodiff,
     /// LoRA adapters merged into its weights (decoding then runs the plain projections; see
     /// docs/performance.md for merged against unmerged decoding).
-    fn sampling_policy(&self) -> Qwen3<B::InnerBackend> {
+    fn sampling_policy(&self) -> CausalLm<B::InnerBackend> {
         self.model().valid().merged()
     }
 
@@ -570,7 +570,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// drawing together. Returns the draws and the engines' preemptions (summed) and KV-cache peak.
     fn draw(
         &mut self,
-        policy: &Qwen3<B::InnerBackend>,
+        policy: &CausalLm<B::InnerBackend>,
         observer: &mut dyn TrainObserver,
     ) -> Result<(Drawn, Progress)> {
         let r = self.config.rollout.clone();
@@ -618,7 +618,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// batch's random streams from `seed`.
     fn sample(
         &self,
-        policy: &Qwen3<B::InnerBackend>,
+        policy: &CausalLm<B::InnerBackend>,
         items: &[PromptItem],
         first_prompt: usize,
         seed: u64,
@@ -901,7 +901,7 @@ enum KlReference<B: Backend> {
     /// Neither `train.track_kl` nor a KL loss: no reference pass.
     Off,
     /// The initial policy, kept when every weight trains.
-    Initial(Box<Qwen3<B>>),
+    Initial(Box<CausalLm<B>>),
     /// The policy's frozen base without its LoRA adapters: the same tensors, no copy.
     Base,
 }
@@ -910,7 +910,7 @@ enum KlReference<B: Backend> {
 pub const BASE_MODEL: &str = "base_model";
 
 /// A hash of every parameter's bits (48 bits: it crosses the collective exactly).
-fn parameter_hash<B: Backend>(model: &Qwen3<B>) -> u64 {
+fn parameter_hash<B: Backend>(model: &CausalLm<B>) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for (name, _, values) in laconic_model::named_tensors(model) {
         for byte in name.bytes() {

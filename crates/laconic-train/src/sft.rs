@@ -6,7 +6,7 @@
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use laconic_model::Qwen3;
+use laconic_model::CausalLm;
 use laconic_optim::clip::clip_grad_norm;
 use laconic_optim::head::{head_logprobs_grad, HeadOptions};
 use laconic_optim::logprob::{head_weight, response_hidden, PackedSequences};
@@ -80,7 +80,11 @@ impl<B: LogprobBackend> SftTrainer<B> {
     /// # Errors
     /// Empty responses, a model that rejects the batch, or a non-finite loss or gradient (the model is
     /// not updated then).
-    pub fn step(&mut self, model: Qwen3<B>, batch: &[SftExample]) -> Result<(Qwen3<B>, SftStep)> {
+    pub fn step(
+        &mut self,
+        model: CausalLm<B>,
+        batch: &[SftExample],
+    ) -> Result<(CausalLm<B>, SftStep)> {
         let device = model.model.embed_tokens.weight.device();
         let pairs: Vec<(&[u32], &[u32])> = batch
             .iter()
@@ -129,7 +133,7 @@ impl<B: LogprobBackend> SftTrainer<B> {
 ///
 /// # Errors
 /// When the model rejects the batch.
-pub fn sft_loss<B: Backend>(model: &Qwen3<B>, batch: &[SftExample]) -> Result<f64> {
+pub fn sft_loss<B: Backend>(model: &CausalLm<B>, batch: &[SftExample]) -> Result<f64> {
     let device = model.model.embed_tokens.weight.device();
     let pairs: Vec<(&[u32], &[u32])> = batch
         .iter()

@@ -1,6 +1,6 @@
 //! The one-pass equivalence: a generation capped at 128 tokens, scored at 32, equals a run capped at 32.
 
-use laconic_model::Qwen3Config;
+use laconic_model::DecoderConfig;
 use laconic_reward::Judgement;
 use laconic_rollout::{EngineConfig, Finish, SamplingParams};
 
@@ -28,8 +28,8 @@ fn tokenizer() -> Tokenizer {
     Tokenizer::from_bytes(json.as_bytes(), "words.json").unwrap()
 }
 
-fn model() -> Qwen3<TestBackend> {
-    let config = Qwen3Config::from_json_str(
+fn model() -> CausalLm<TestBackend> {
+    let config = DecoderConfig::from_json_str(
         &format!(
             r#"{{"model_type": "qwen3", "vocab_size": {VOCAB}, "hidden_size": 16, "intermediate_size": 32,
                 "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8}}"#
@@ -37,7 +37,7 @@ fn model() -> Qwen3<TestBackend> {
         "config.json",
     )
     .unwrap();
-    Qwen3::init_seeded(&config, 7, &Default::default()).unwrap()
+    CausalLm::init_seeded(&config, 7, &Default::default()).unwrap()
 }
 
 /// Correct when the response says the gold word; the extracted answer is the response's last word.

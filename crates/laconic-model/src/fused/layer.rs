@@ -574,7 +574,9 @@ mod tests {
     use crate::mask::{AttentionMask, ForwardMask};
     use crate::rope::Rope;
     use crate::seed::Stream;
-    use crate::{ActivationCheckpointing, AttentionBlocks, AttentionLayout, Qwen3, Qwen3Config};
+    use crate::{
+        ActivationCheckpointing, AttentionBlocks, AttentionLayout, CausalLm, DecoderConfig,
+    };
 
     /// GQA (4 query heads on 2 key/value heads) with Qwen3's head norms, and Qwen2's q/k/v biases.
     const QWEN3: &str = r#"{"model_type": "qwen3", "vocab_size": 32, "hidden_size": 16,
@@ -630,9 +632,9 @@ mod tests {
     }
 
     fn check<I: Backend, C: CheckpointStrategy>(config: &str, recomputes: bool) {
-        let config = Qwen3Config::from_json_str(config, "tiny").unwrap();
+        let config = DecoderConfig::from_json_str(config, "tiny").unwrap();
         let device = Default::default();
-        let mut model = Qwen3::<Ad<I, C>>::init_seeded(&config, 21, &device).unwrap();
+        let mut model = CausalLm::<Ad<I, C>>::init_seeded(&config, 21, &device).unwrap();
         // Norm weights away from one, so their gradients and the head norms are exercised.
         model = model.map(&mut Perturb(Stream::new(22)));
         model
@@ -694,7 +696,7 @@ mod tests {
 
     /// Whether the first layer runs as the recomputing node on this backend.
     fn engages<I: Backend, C: CheckpointStrategy>(
-        model: &Qwen3<Ad<I, C>>,
+        model: &CausalLm<Ad<I, C>>,
         layout: &AttentionLayout,
     ) -> bool {
         let config = model.config();

@@ -7,12 +7,12 @@ use burn::module::{AutodiffModule, Param};
 use super::*;
 use crate::fused::tests::random;
 use crate::seed::Stream;
-use crate::{AttentionLayout, Qwen3Config, TestBackend};
+use crate::{AttentionLayout, DecoderConfig, TestBackend};
 
 type B = TestBackend;
 
-fn tiny() -> Qwen3Config {
-    Qwen3Config::from_json_str(
+fn tiny() -> DecoderConfig {
+    DecoderConfig::from_json_str(
         r#"{"model_type": "qwen3", "vocab_size": 24, "hidden_size": 16, "intermediate_size": 24,
             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
             "tie_word_embeddings": false}"#,
@@ -21,7 +21,7 @@ fn tiny() -> Qwen3Config {
     .unwrap()
 }
 
-fn logits<Bk: Backend>(model: &Qwen3<Bk>) -> Vec<f32> {
+fn logits<Bk: Backend>(model: &CausalLm<Bk>) -> Vec<f32> {
     let device = model.model.norm.weight.device();
     let tokens = Tensor::<Bk, 2, Int>::from_ints([[1, 5, 9, 2], [0, 3, 7, 11]], &device);
     let layout = AttentionLayout::left_padded(&[4, 3], 4).unwrap();
@@ -44,7 +44,7 @@ fn config(rank: usize, targets: &[&str]) -> LoraConfig {
 }
 
 /// Every adapter's `B` replaced by random values (a fixed stream), so the adapters change the outputs.
-fn perturb<Bk: Backend>(mut model: Qwen3<Bk>) -> Qwen3<Bk> {
+fn perturb<Bk: Backend>(mut model: CausalLm<Bk>) -> CausalLm<Bk> {
     let mut stream = Stream::new(40);
     for (_, linear) in projections_mut(&mut model) {
         if let Some(adapter) = linear.lora.as_mut() {
@@ -66,7 +66,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn a_fresh_adapter_gives_the_base_logits_exactly() {
     let device = Default::default();
-    let base = Qwen3::<B>::init_seeded(&tiny(), 41, &device).unwrap();
+    let base = CausalLm::<B>::init_seeded(&tiny(), 41, &device).unwrap();
     let adapted = base.clone().with_lora(&LoraConfig::default(), 3).unwrap();
     assert_eq!(logits(&adapted), logits(&base));
     // A is PEFT's Kaiming-uniform: within ±1/√d_in and not zero.
@@ -86,7 +86,7 @@ fn a_fresh_adapter_gives_the_base_logits_exactly() {
 #[test]
 fn merged_weights_give_the_adapted_logits_and_without_lora_the_base() {
     let device = Default::default();
-    let base = Qwen3::<B>::init_seeded(&tiny(), 42, &device).unwrap();
+    let base = CausalLm::<B>::init_seeded(&tiny(), 42, &device).unwrap();
     let adapted = perturb(
         base.clone()
             .with_lora(&config(4, &LORA_TARGETS), 1)
@@ -107,7 +107,7 @@ fn merged_weights_give_the_adapted_logits_and_without_lora_the_base() {
 fn only_the_adapters_get_gradients() {
     type AD = Autodiff<B>;
     let device = Default::default();
-    let model = Qwen3::<AD>::init_seeded(&tiny(), 43, &device)
+    let model = CausalLm::<AD>::init_seeded(&tiny(), 43, &device)
         .unwrap()
         .with_lora(&config(2, &["q_proj", "down_proj"]), 0)
         .unwrap();
@@ -171,7 +171,7 @@ fn scratch(tag: &str) -> std::path::PathBuf {
 fn adapters_round_trip_through_peft_folders() {
     let device = Default::default();
     let dir = scratch("round-trip");
-    let base = Qwen3::<B>::init_seeded(&tiny(), 44, &device).unwrap();
+    let base = CausalLm::<B>::init_seeded(&tiny(), 44, &device).unwrap();
     crate::save_pretrained(&base, dir.join("base")).unwrap();
     let adapted = perturb(
         base.clone()
@@ -228,7 +228,7 @@ fn adapters_round_trip_through_peft_folders() {
 fn bad_adapter_folders_are_named() {
     let device = Default::default();
     let dir = scratch("bad");
-    let base = Qwen3::<B>::init_seeded(&tiny(), 45, &device).unwrap();
+    let base = CausalLm::<B>::init_seeded(&tiny(), 45, &device).unwrap();
     let adapted = base
         .clone()
         .with_lora(&config(2, &["q_proj", "v_proj"]), 0)
@@ -275,7 +275,7 @@ fn bad_adapter_folders_are_named() {
 fn an_adapter_rank_unlike_its_tensors_is_refused_before_allocating() {
     let device = Default::default();
     let dir = scratch("rank");
-    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let base = CausalLm::<B>::init(&tiny(), &device).unwrap();
     let adapted = base.clone().with_lora(&config(4, &["q_proj"]), 0).unwrap();
     adapted.save_adapter(&dir, "base").unwrap();
     let config_path = dir.join(ADAPTER_CONFIG);
@@ -312,7 +312,7 @@ fn an_adapter_rank_unlike_its_tensors_is_refused_before_allocating() {
 fn adapters_based_on_adapters_are_refused_naming_the_folders() {
     let device = Default::default();
     let dir = scratch("cycle");
-    let base = Qwen3::<B>::init(&tiny(), &device).unwrap();
+    let base = CausalLm::<B>::init(&tiny(), &device).unwrap();
     crate::save_pretrained(&base, dir.join("base")).unwrap();
     let adapted = base.with_lora(&config(2, &["q_proj"]), 0).unwrap();
     let save = |name: &str, base: &str| adapted.save_adapter(dir.join(name), base).unwrap();

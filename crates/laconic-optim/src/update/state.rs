@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use laconic_model::safetensors::{write_tensors, SafetensorsIndex, TensorSource};
-use laconic_model::Qwen3;
+use laconic_model::CausalLm;
 
 use super::PolicyUpdater;
 use crate::adamw::{counter, NamedTensors};
@@ -49,7 +49,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     /// The collective's.
     pub fn gather_state(
         &self,
-        model: &Qwen3<B>,
+        model: &CausalLm<B>,
         collective: &dyn Collective<B::InnerBackend>,
     ) -> Result<Option<OptimizerState>> {
         if !self.is_sharded(collective) {
@@ -94,7 +94,7 @@ impl<B: LogprobBackend> PolicyUpdater<B> {
     ///
     /// # Errors
     /// When the file is unreadable, of another format, or does not match the model.
-    pub fn load_state(&mut self, path: impl AsRef<Path>, model: &Qwen3<B>) -> Result<()> {
+    pub fn load_state(&mut self, path: impl AsRef<Path>, model: &CausalLm<B>) -> Result<()> {
         let path = path.as_ref();
         let index = SafetensorsIndex::from_files(&[path.to_path_buf()])
             .map_err(|e| state_error(path, &e.to_string()))?;
@@ -168,14 +168,14 @@ mod tests {
     #[test]
     fn counters_past_2_pow_24_round_trip_exactly_and_old_files_load() {
         type AD = burn::backend::Autodiff<crate::TestBackend>;
-        let config = laconic_model::Qwen3Config::from_json_str(
+        let config = laconic_model::DecoderConfig::from_json_str(
             r#"{"model_type": "qwen3", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 12,
                 "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
                 "head_dim": 4}"#,
             "<tiny>",
         )
         .unwrap();
-        let model = Qwen3::<AD>::init(&config, &Default::default()).unwrap();
+        let model = CausalLm::<AD>::init(&config, &Default::default()).unwrap();
         let dir = std::env::temp_dir().join(format!("laconic-counters-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("optim.safetensors");

@@ -5,7 +5,7 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use laconic_model::{named_tensors, Qwen3, Qwen3Config};
+use laconic_model::{named_tensors, CausalLm, DecoderConfig};
 use laconic_optim::agg::AggCounts;
 use laconic_optim::{
     compute_logprobs, KlLossType, LogprobBackend, LossAggMode, OptimConfig, PolicyLoss,
@@ -13,8 +13,8 @@ use laconic_optim::{
 };
 
 /// A 2-layer Qwen3 (vocab 40, hidden 16, GQA 2/1 heads) with its parameters materialised.
-pub fn tiny_on<A: LogprobBackend>(tied: bool) -> Qwen3<A> {
-    let config = Qwen3Config::from_json_str(
+pub fn tiny_on<A: LogprobBackend>(tied: bool) -> CausalLm<A> {
+    let config = DecoderConfig::from_json_str(
         &format!(
             r#"{{"model_type": "qwen3", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24,
             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
@@ -23,7 +23,7 @@ pub fn tiny_on<A: LogprobBackend>(tied: bool) -> Qwen3<A> {
         "<tiny>",
     )
     .unwrap();
-    let model = Qwen3::init_seeded(&config, 7, &Default::default()).unwrap();
+    let model = CausalLm::init_seeded(&config, 7, &Default::default()).unwrap();
     // Materialise the lazily initialised parameters so that clones share their values.
     named_tensors(&model);
     model
@@ -34,7 +34,7 @@ type Spec = (&'static [u32], &'static [u32], f32, bool, usize);
 
 /// A batch of 8 rollouts in 3 groups (one masked), lengths 1..6, old log-probs off-policy by a
 /// deterministic perturbation so the ratios are not 1.
-pub fn batch<A: LogprobBackend>(model: &Qwen3<A>) -> (UpdateBatch, Vec<Vec<f32>>) {
+pub fn batch<A: LogprobBackend>(model: &CausalLm<A>) -> (UpdateBatch, Vec<Vec<f32>>) {
     // (prompt, response, advantage, masked, group)
     let specs: [Spec; 8] = [
         (&[1, 2, 3], &[4, 5, 6, 7], 1.2, false, 0),
@@ -80,7 +80,7 @@ pub fn batch<A: LogprobBackend>(model: &Qwen3<A>) -> (UpdateBatch, Vec<Vec<f32>>
 }
 
 /// Every parameter's gradient, flattened in visiting order, as f64.
-pub fn flat_grads<A: LogprobBackend>(model: &Qwen3<A>, grads: &GradientsParams) -> Vec<f64> {
+pub fn flat_grads<A: LogprobBackend>(model: &CausalLm<A>, grads: &GradientsParams) -> Vec<f64> {
     struct Collect<'a, A> {
         grads: &'a GradientsParams,
         out: Vec<f64>,

@@ -2,7 +2,7 @@
 //! the engine may hold, and its default, derived from the memory the machine reports.
 
 use burn::prelude::*;
-use laconic_model::Qwen3;
+use laconic_model::CausalLm;
 
 use crate::error::{Error, Result};
 
@@ -23,7 +23,7 @@ pub(crate) struct KvBudget {
 impl KvBudget {
     /// `configured` slots, or the default for `model`: [`DEFAULT_MEMORY_FRACTION`] of the memory the
     /// OS reports available, over the bytes of one slot.
-    pub fn new<B: Backend>(configured: Option<usize>, model: &Qwen3<B>) -> Self {
+    pub fn new<B: Backend>(configured: Option<usize>, model: &CausalLm<B>) -> Self {
         let slots = configured.unwrap_or_else(|| {
             let available = available_memory_bytes().unwrap_or(FALLBACK_AVAILABLE_BYTES);
             let budget = (available as f64 * DEFAULT_MEMORY_FRACTION) as u64;
@@ -58,7 +58,7 @@ impl KvBudget {
 }
 
 /// Bytes of one KV-cache slot of `model`: keys and values of every layer, in the backend's float type.
-pub fn slot_bytes<B: Backend>(model: &Qwen3<B>) -> u64 {
+pub fn slot_bytes<B: Backend>(model: &CausalLm<B>) -> u64 {
     let config = model.config();
     let element = std::mem::size_of::<B::FloatElem>() as u64;
     2 * config.num_hidden_layers as u64

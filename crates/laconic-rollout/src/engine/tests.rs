@@ -4,10 +4,10 @@
 use super::*;
 use crate::TestBackend;
 use burn::tensor::activation::log_softmax;
-use laconic_model::Qwen3Config;
+use laconic_model::DecoderConfig;
 
-fn tiny_model(vocab: usize) -> Qwen3<TestBackend> {
-    let config = Qwen3Config::from_json_str(
+fn tiny_model(vocab: usize) -> CausalLm<TestBackend> {
+    let config = DecoderConfig::from_json_str(
         &format!(
             r#"{{"model_type": "qwen3", "vocab_size": {vocab}, "hidden_size": 32, "intermediate_size": 48,
             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
@@ -17,7 +17,7 @@ fn tiny_model(vocab: usize) -> Qwen3<TestBackend> {
     )
     .unwrap();
     // HF's 0.02 init makes near-uniform logits; a spread-out embedding gives a peaked distribution.
-    let model = Qwen3::<TestBackend>::init_seeded(&config, 7, &Default::default()).unwrap();
+    let model = CausalLm::<TestBackend>::init_seeded(&config, 7, &Default::default()).unwrap();
     let mut model = model;
     model.model.embed_tokens.weight = model.model.embed_tokens.weight.map(|w| w * 6.0);
     model
