@@ -184,8 +184,24 @@ fn every_shipped_config_loads_with_the_paper_settings() {
             "qwen3-1.7b",
             "qwen3-4b-instruct",
             "qwen3-4b-thinking",
-            "r1-distill-qwen-1.5b"
+            "r1-distill-qwen-1.5b",
+            "smollm2-135m-gsm8k"
         ]
+    );
+
+    // The real-checkpoint CPU recipe: LoRA on all seven projections, L_T below L_R.
+    let smol = RunConfig::load(&root().join("configs/smollm2-135m-gsm8k.toml"), &[]).unwrap();
+    let lora = smol
+        .model
+        .lora
+        .as_ref()
+        .expect("the SmolLM2 recipe trains LoRA adapters");
+    assert_eq!((lora.rank, lora.target_modules.len()), (16, 7));
+    assert!(
+        matches!(&smol.reward.shaper, laconic::reward::RewardConfig::Truncation(t)
+            if t.l_t < smol.rollout.sampling.max_tokens),
+        "{:?}",
+        smol.reward
     );
 
     // The ablation backbone: L_R = 16k, L_T = 4k, N = 8, ~800 steps, R1-Distill's own chat template.
