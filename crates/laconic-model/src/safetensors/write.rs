@@ -173,10 +173,7 @@ pub fn write_tensors(path: &Path, tensors: &[(String, TensorSource<'_>)]) -> Res
         })?;
         views.push((name.as_str(), Pending { dtype, source }));
     }
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        (PRODUCER_KEY.to_string(), PRODUCER.to_string()),
-    ]);
+    let metadata = file_metadata();
     let tmp = temp_path(path);
     let written = safetensors::serialize_to_file(views, Some(metadata), &tmp)
         .map_err(|e| fail(e.to_string()))
@@ -185,6 +182,27 @@ pub fn write_tensors(path: &Path, tensors: &[(String, TensorSource<'_>)]) -> Res
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// `{"format": "pt", "producer": "laconic"}` in that order, so the same tensors always make the same
+/// bytes. The `safetensors` crate takes the metadata as a `HashMap` with a random hasher and writes it
+/// in iteration order; each new map draws new hasher keys, so of a few maps one lists `format` first
+/// (each does with probability ½; after 64 draws the order is left as it falls, still a valid file).
+fn file_metadata() -> HashMap<String, String> {
+    let make = || {
+        HashMap::from([
+            ("format".to_string(), "pt".to_string()),
+            (PRODUCER_KEY.to_string(), PRODUCER.to_string()),
+        ])
+    };
+    let mut metadata = make();
+    for _ in 0..64 {
+        if metadata.keys().next().map(String::as_str) == Some("format") {
+            break;
+        }
+        metadata = make();
+    }
+    metadata
 }
 
 /// A temporary name beside `path` for writing it: `.<name>.tmp<pid>` in the same folder (so the
@@ -278,6 +296,32 @@ mod tests {
         let err = index.read_f32("n").unwrap_err().to_string();
         assert!(err.contains("`I64`") && err.contains("tensor `n`"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The same tensors make the same bytes: the metadata is written `format` first, whatever the
+    /// hasher of the map the `safetensors` crate takes.
+    #[test]
+    fn the_same_tensors_make_the_same_bytes() {
+        let dir = std::env::temp_dir().join(format!("laconic-same-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tensors = [(
+            "w".to_string(),
+            TensorSource::from_data(TensorData::new(vec![1f32, 2.0, 3.0], [3])),
+        )];
+        let files: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                let path = dir.join(format!("{i}.safetensors"));
+                write_tensors(&path, &tensors).unwrap();
+                std::fs::read(path).unwrap()
+            })
+            .collect();
+        assert!(files.iter().all(|bytes| *bytes == files[0]));
+        let header = String::from_utf8_lossy(&files[0][8..]).into_owned();
+        assert!(
+            header.starts_with(r#"{"__metadata__":{"format":"pt","producer":"laconic"}"#),
+            "{header}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
