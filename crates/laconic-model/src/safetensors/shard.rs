@@ -47,6 +47,16 @@ fn written_by_laconic(path: &Path) -> bool {
     })
 }
 
+/// Whether the index file `path` says laconic wrote it (`metadata.producer`, which [`write_index`]
+/// adds beside transformers' `total_size`).
+fn index_written_by_laconic(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .is_ok_and(|index| index["metadata"][PRODUCER_KEY] == PRODUCER)
+}
+
 /// Splits tensors of the given byte sizes into consecutive shards of at most `max_bytes` (a tensor
 /// larger than that alone in its shard): the index ranges of the shards.
 fn plan_shards(sizes: &[u64], max_bytes: u64) -> Vec<std::ops::Range<usize>> {
@@ -80,8 +90,8 @@ fn earlier_shards(dir: &Path) -> Option<BTreeSet<String>> {
 ///
 /// Files of an earlier laconic save in `dir` that would confuse a reader are then removed: its
 /// shards that the new save does not name, its `model.safetensors` when the new save is sharded,
-/// its index when the new save is one file. Only files whose header carries laconic's producer mark
-/// are removed.
+/// its index when the new save is one file. Only files that carry laconic's producer mark (in a
+/// shard's header, in the index's `metadata`) are removed.
 ///
 /// # Errors
 /// A failed write; a sharded save into a folder holding a `model.safetensors` laconic did not
@@ -138,8 +148,9 @@ pub fn write_sharded(
                 remove(&path)?;
             }
         }
-        // Beside a new single file, the earlier index goes once no file it names is left.
+        // Beside a new single file, laconic's earlier index goes once no file it names is left.
         if !sharded
+            && index_written_by_laconic(&dir.join(INDEX_FILE))
             && files
                 .iter()
                 .all(|f| f == SINGLE_FILE || !dir.join(f).exists())
@@ -150,10 +161,10 @@ pub fn write_sharded(
     Ok(())
 }
 
-/// Writes transformers' index file, atomically.
+/// Writes transformers' index file, atomically, with laconic's producer mark in its `metadata`.
 fn write_index(path: &Path, total_size: u64, weight_map: &BTreeMap<String, String>) -> Result<()> {
     let index = serde_json::json!({
-        "metadata": { "total_size": total_size },
+        "metadata": { "total_size": total_size, PRODUCER_KEY: PRODUCER },
         "weight_map": weight_map,
     });
     let text = serde_json::to_string_pretty(&index).map_err(|source| Error::Json {
@@ -329,6 +340,15 @@ mod tests {
             .to_string();
         assert!(err.contains("not written by laconic"), "{err}");
         assert_eq!(files(&dir2), [SINGLE_FILE], "nothing written");
+
+        // Another program's index (no producer mark) naming no file that exists stays beside a new
+        // single file.
+        let dir3 = scratch("foreign-index");
+        let foreign_index = r#"{"metadata": {"total_size": 4}, "weight_map": {"t0": "model-00001-of-00002.safetensors"}}"#;
+        std::fs::write(dir3.join(INDEX_FILE), foreign_index).unwrap();
+        write_sharded(&dir3, tensors(1), 1000).unwrap();
+        assert_eq!(files(&dir3), [SINGLE_FILE, INDEX_FILE]);
+        std::fs::remove_dir_all(&dir3).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&dir2).unwrap();
     }
