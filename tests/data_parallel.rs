@@ -376,6 +376,7 @@ fn the_train_example_runs_two_ranks() {
         "eval/step_2/samples.jsonl",
         "checkpoints/step_2/model.safetensors",
         "report/summary.md",
+        "report/report.html",
     ] {
         assert!(run_dir.path.join(path).exists(), "missing {path}");
     }

@@ -82,6 +82,15 @@ fn a_tiny_experiment_runs_reports_and_resumes() {
     assert!(stdout.contains("4 distinct runs (4 to train"), "{stdout}");
 
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    // The same report as one page for a browser: tables and every figure inlined.
+    let page = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(page.contains("<table>") && page.contains("Rule: eval_length"));
+    assert_eq!(
+        page.matches("<span class=\"figure\"><svg").count(),
+        report.matches("![").count(),
+        "every figure inlined"
+    );
+    assert!(!page.contains("<img") && !page.contains("not inlined"));
     for expected in [
         "## Summary",
         "| `tiny` | F0: a tiny check of the lab |",

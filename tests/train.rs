@@ -59,6 +59,29 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
         .map(|m| m["step"])
         .collect();
     assert_eq!(steps, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+    // The run's page: summary, curves and the last evaluation's budget sweep and figures inlined.
+    laconic::train::report::write_report(&run_a, None).unwrap();
+    let page = std::fs::read_to_string(dir_a.join("report/report.html")).unwrap();
+    let eval_svgs = std::fs::read_dir(dir_a.join("eval/step_4"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count();
+    assert!(eval_svgs >= 1, "the evaluation drew figures");
+    assert!(
+        page.contains("<h2>Curves</h2>") && page.contains("<table>"),
+        "{page}"
+    );
+    assert!(
+        page.matches("<span class=\"figure\"><svg").count() >= 4 + eval_svgs,
+        "{page}"
+    );
+    assert!(!page.contains("not inlined"), "{page}");
     let step1 = &run_a.read_metrics().unwrap()[1];
     for key in [
         "reward/mean",

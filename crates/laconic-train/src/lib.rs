@@ -9,6 +9,7 @@ pub mod curate;
 pub mod data;
 pub mod distributed;
 mod error;
+pub mod html;
 pub mod lab;
 pub mod layers;
 pub mod progress;

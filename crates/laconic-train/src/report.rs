@@ -1,12 +1,15 @@
-//! Run reports: SVG curves of the training metrics (drawn by laconic-eval's plotting module) and a
-//! `summary.md`.
+//! Run reports: SVG curves of the training metrics (drawn by laconic-eval's plotting module), a
+//! `summary.md` for terminals and a self-contained `report.html` for browsers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use laconic_eval::plot::{line_chart, Series};
 use laconic_eval::EvalReport;
 
+use std::fmt::Write as _;
+
 use crate::error::{Error, Result};
+use crate::html::{write_page, Section};
 use crate::run::{Metrics, RunDir};
 
 /// Curves drawn into `report/`: (file stem, title, metric keys on one chart).
@@ -298,14 +301,18 @@ pub fn finish_report(run: &RunDir) -> Result<(Option<RunSummary>, Vec<PathBuf>)>
     Ok((summary, files))
 }
 
-/// Writes `report/summary.md` (the run summary when there is one) and the curves; returns the files.
+/// Writes `report/summary.md` (the run summary when there is one, and the curves), the curves, and
+/// `report/report.html`: the summary, the curves and the last evaluation (`eval/step_N/eval.md`,
+/// its budget sweep and length histograms by correctness) on one self-contained page
+/// ([`crate::html`]). Returns the files.
 ///
 /// # Errors
 /// When a file cannot be written.
 pub fn write_report(run: &RunDir, summary: Option<&RunSummary>) -> Result<Vec<PathBuf>> {
     let metrics = run.read_metrics()?;
     let mut written = write_curves(run, &metrics)?;
-    let path = run.path.join("report").join("summary.md");
+    let dir = run.path.join("report");
+    let path = dir.join("summary.md");
     let mut text = format!("# Run `{}`\n\n", run.path.display());
     match summary {
         Some(summary) => text.push_str(&summary.markdown()),
@@ -313,19 +320,67 @@ pub fn write_report(run: &RunDir, summary: Option<&RunSummary>) -> Result<Vec<Pa
             text.push_str("No evaluation was configured; see `metrics.jsonl` and the curves.\n")
         }
     }
-    text.push_str("\nCurves: ");
-    text.push_str(
-        &written
-            .iter()
-            .filter_map(|p| p.file_name())
-            .map(|n| format!("[{0}]({0})", n.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    text.push('\n');
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    text.push_str("\n## Curves\n\n");
+    for name in written.iter().filter_map(|p| p.file_name()) {
+        let _ = writeln!(text, "![{0}]({0})", name.to_string_lossy());
+    }
+    std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
     written.push(path);
+
+    let mut sections = vec![Section {
+        markdown: &text,
+        base: &dir,
+    }];
+    let last_eval = last_evaluation(run);
+    let eval_markdown = last_eval
+        .as_ref()
+        .and_then(|eval| evaluation_markdown(eval));
+    if let (Some(eval), Some(markdown)) = (&last_eval, &eval_markdown) {
+        sections.push(Section {
+            markdown,
+            base: eval,
+        });
+    }
+    let title = format!("laconic run {}", run.path.display());
+    written.push(write_page(&dir.join("report.html"), &title, &sections)?);
     Ok(written)
+}
+
+/// An evaluation folder's `eval.md` followed by its figures (the budget sweep, the length
+/// histograms by correctness), `None` without an `eval.md`.
+fn evaluation_markdown(eval: &Path) -> Option<String> {
+    let mut markdown = std::fs::read_to_string(eval.join("eval.md")).ok()?;
+    let mut figures: Vec<String> = std::fs::read_dir(eval)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".svg"))
+        .collect();
+    figures.sort();
+    if !figures.is_empty() {
+        markdown.push_str("\n## Figures\n\n");
+        for name in figures {
+            let _ = writeln!(markdown, "![{name}]({name})");
+        }
+    }
+    Some(markdown)
+}
+
+/// The run's last evaluation folder (`eval/step_N` with the largest `N`), if any.
+fn last_evaluation(run: &RunDir) -> Option<PathBuf> {
+    std::fs::read_dir(run.path.join("eval"))
+        .ok()?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let step: u64 = path
+                .file_name()?
+                .to_str()?
+                .strip_prefix("step_")?
+                .parse()
+                .ok()?;
+            Some((step, path))
+        })
+        .max_by_key(|(step, _)| *step)
+        .map(|(_, path)| path)
 }
 
 #[cfg(test)]

@@ -117,7 +117,8 @@ struct CheckJson<'a> {
     rule: &'a str,
 }
 
-/// Writes `report.md`, `summary.json` and the figures into `dir`; returns `report.md`'s path.
+/// Writes `report.md`, the same as a self-contained `report.html` (figures inlined, see
+/// [`crate::html`]), `summary.json` and the figures into `dir`; returns `report.md`'s path.
 ///
 /// # Errors
 /// A file that cannot be written or a figure that cannot be drawn.
@@ -131,6 +132,14 @@ pub fn write(dir: &Path, lab: &LabRun, results: &[ExperimentResult<'_>]) -> Resu
     }
     let path = dir.join("report.md");
     write_atomic(&path, md.as_bytes())?;
+    let html = crate::html::page(
+        &format!("laconic lab: {}", lab.command),
+        &[crate::html::Section {
+            markdown: &md,
+            base: dir,
+        }],
+    );
+    write_atomic(&dir.join("report.html"), html.as_bytes())?;
     let summary: Vec<SummaryJson<'_>> = results
         .iter()
         .map(|r| SummaryJson {
