@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::rl::{example_binary, scratch, tiny_config_toml};
+use common::rl::{check_pages_in_a_browser, example_binary, scratch, tiny_config_toml};
 use laconic::train::lab::{experiment, Lab, LabOptions};
 
 fn lab(args: &[&str]) -> Output {
@@ -113,6 +113,7 @@ fn a_tiny_experiment_runs_reports_and_resumes() {
         let svg = std::fs::read_to_string(out_dir.join("figures").join(figure)).unwrap();
         assert!(svg.starts_with("<svg"), "{figure}");
     }
+    check_pages_in_a_browser(&[&out_dir.join("report.html")]);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
     let checks = summary[0]["checks"].as_array().unwrap();

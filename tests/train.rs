@@ -82,6 +82,7 @@ fn run_folder_and_resume_match_an_uninterrupted_run() {
         "{page}"
     );
     assert!(!page.contains("not inlined"), "{page}");
+    common::rl::check_pages_in_a_browser(&[&dir_a.join("report/report.html")]);
     let step1 = &run_a.read_metrics().unwrap()[1];
     for key in [
         "reward/mean",

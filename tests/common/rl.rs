@@ -173,3 +173,24 @@ pub fn checkpoint_rel_diff(a: &Path, b: &Path) -> f32 {
     }
     diff / scale
 }
+
+/// With `LACONIC_BROWSER_CHECK=1` (CI sets it after installing Debian's chromium), opens the pages
+/// in headless Chromium (`scripts/check-report-page.sh`): each loads with no console message and
+/// every figure has a non-empty box.
+pub fn check_pages_in_a_browser(pages: &[&Path]) {
+    if std::env::var_os("LACONIC_BROWSER_CHECK").is_none() {
+        return;
+    }
+    let out = std::process::Command::new(root().join("scripts/check-report-page.sh"))
+        .args(pages)
+        .output()
+        .expect("scripts/check-report-page.sh runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "the browser check failed:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    eprintln!("{}", text(&out.stdout));
+}
