@@ -20,10 +20,25 @@ pub fn train_here<B: LogprobBackend>(dir: &Path, config: &RunConfig, last: u64) 
     run
 }
 
+/// Opens the run folder `dir`, waiting up to 10 s for its lock: an MPI rank that wrote it can still
+/// hold the lock for a moment after `mpirun` has returned (seen about once in three local runs of
+/// the data-parallel tests).
+fn open_when_released(dir: &Path) -> (RunDir, RunConfig) {
+    for _ in 0..100 {
+        match RunDir::open(dir) {
+            Err(laconic::train::Error::RunInUse { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+    RunDir::open(dir).unwrap()
+}
+
 /// Continues `dir` from its last checkpoint in this process to the end; returns the run and the step
 /// it resumed at.
 pub fn resume_here<B: LogprobBackend>(dir: &Path) -> (RunDir, u64) {
-    let (run, config) = RunDir::open(dir).unwrap();
+    let (run, config) = open_when_released(dir);
     let mut trainer = RlTrainer::<B>::resume(&run, config, &Default::default()).unwrap();
     let resumed_at = trainer.step_count();
     trainer.train(&run, &mut ()).unwrap();
