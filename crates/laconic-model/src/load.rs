@@ -188,12 +188,17 @@ pub fn load_weights<B: Backend>(
 
 /// Every float parameter of a module with its dotted path, shape and values (f32).
 pub fn named_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut collector = Collector {
-        path: Vec::new(),
-        tensors: Vec::new(),
-    };
-    module.visit(&mut collector);
-    collector.tensors
+    crate::save::tensor_sources(module)
+        .into_iter()
+        .map(|(name, source)| {
+            let values = source
+                .data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("a float tensor converted to f32 yields f32 values");
+            (name, source.shape().to_vec(), values)
+        })
+        .collect()
 }
 
 /// Enters a child module: its field name or index joins the path, except an enum variant's name
@@ -341,26 +346,6 @@ impl<B: Backend> ModuleVisitor<B> for ShapeChecker<'_> {
         {
             self.error = Some(error);
         }
-    }
-}
-
-struct Collector {
-    path: Vec<String>,
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
-
-impl<B: Backend> ModuleVisitor<B> for Collector {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        enter(&mut self.path, name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, container_type: &str) {
-        exit(&mut self.path, container_type);
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let (shape, values) = host_f32(param.val());
-        self.tensors.push((self.path.join("."), shape, values));
     }
 }
 

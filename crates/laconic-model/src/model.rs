@@ -50,6 +50,9 @@ pub struct CausalLm<B: Backend> {
     /// Tile sizes of the blocked attention (a run setting, not part of the checkpoint).
     #[module(skip)]
     attention_blocks: AttentionBlocks,
+    /// The rotary frequencies of `config` (its `rope_scaling` applied), computed once.
+    #[module(skip)]
+    rope: Rope,
 }
 
 impl<B: Backend> CausalLm<B> {
@@ -111,6 +114,7 @@ impl<B: Backend> CausalLm<B> {
             config: config.clone(),
             lora: None,
             attention_blocks: AttentionBlocks::default(),
+            rope: Rope::for_config(config),
         })
     }
 
@@ -282,7 +286,7 @@ impl<B: Backend> CausalLm<B> {
 
         // 1. Shared per-call inputs: RoPE tables [B, T, 1, D] and the mask (column validity; dense only
         //    for a decode step).
-        let rope = Rope::for_config(config).tables(layout.positions(), b, t, &device);
+        let rope = self.rope.tables(layout.positions(), b, t, &device);
         let kv_heads = config.num_kv_heads();
         let mask = ForwardMask::new(
             cache.extend_mask(layout.valid(), [b, t]),

@@ -85,6 +85,25 @@ impl<'a> TensorSource<'a> {
         &self.shape
     }
 
+    /// Its data in its dtype (a lazy source reads it now).
+    ///
+    /// # Panics
+    /// When a lazy source gives data of another shape than it declared.
+    pub fn data(&self) -> TensorData {
+        match &self.bytes {
+            Bytes::Data(data) => data.clone(),
+            Bytes::Pull(pull) => {
+                let data = pull().convert_dtype(self.dtype);
+                assert_eq!(
+                    data.shape.as_slice(),
+                    self.shape.as_slice(),
+                    "a tensor source gave data of another shape than it declared"
+                );
+                data
+            }
+        }
+    }
+
     /// The bytes it takes in the file: `elements × dtype size`.
     pub fn byte_len(&self) -> u64 {
         self.shape.iter().map(|&d| d as u64).product::<u64>() * self.dtype.size() as u64
@@ -109,14 +128,8 @@ impl View for Pending<'_, '_> {
     fn data(&self) -> Cow<'_, [u8]> {
         match &self.source.bytes {
             Bytes::Data(data) => Cow::Borrowed(data.as_bytes()),
-            Bytes::Pull(pull) => {
-                let data = pull().convert_dtype(self.source.dtype);
-                assert_eq!(
-                    data.shape.as_slice(),
-                    self.source.shape.as_slice(),
-                    "a tensor source gave data of another shape than it declared"
-                );
-                let bytes = data.into_bytes();
+            Bytes::Pull(_) => {
+                let bytes = self.source.data().into_bytes();
                 Cow::Owned(bytes.try_into_vec::<u8>().unwrap_or_else(|b| b.to_vec()))
             }
         }
