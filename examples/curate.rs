@@ -5,8 +5,13 @@
 //! cargo run --release --example curate -- --model path/to/Qwen3-0.6B --data data.jsonl --samples 8 \
 //!     --max-tokens 8192 --out data-split
 //! ```
-//! Writes `easy.jsonl` and `hard.jsonl` (each record unchanged plus `pass_rate`) into `--out`.
+//! Writes `easy.jsonl` and `hard.jsonl` (each record unchanged plus `pass_rate`) into `--out`, and the
+//! evaluation they were counted from into `--out/eval` (`eval.md`: the lengths of correct and incorrect
+//! answers, the natural length an `L_T` goes below). `--limit N`
+//! curates the first N records only (a real model on 2 CPU cores samples ~100 tokens a second, so a whole
+//! training set is hours). Progress goes to stderr: a bar on a terminal, a line every 5 % otherwise.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -29,6 +34,9 @@ struct Args {
     /// JSONL dataset.
     #[arg(long)]
     data: PathBuf,
+    /// Curate only the first N records.
+    #[arg(long)]
+    limit: Option<usize>,
     /// Field holding the question (default: the first of problem, question, prompt).
     #[arg(long)]
     question_field: Option<String>,
@@ -78,6 +86,7 @@ fn run(args: Args) -> Result<()> {
         (None, None) => anyhow::bail!("the model folder has no tokenizer.json; pass --tokenizer"),
     };
     let mut dataset = DatasetSpec::from_path(&args.data);
+    dataset.limit = args.limit;
     let defaults = Fields::default();
     dataset.fields = Fields {
         question: args.question_field.map_or(defaults.question, |f| vec![f]),
@@ -97,11 +106,25 @@ fn run(args: Args) -> Result<()> {
         ..EvalConfig::default()
     };
     let bar = indicatif::ProgressBar::new(0);
+    let on_terminal = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut reported = 0;
     let mut progress = |p: &laconic::rollout::Progress| {
         bar.set_length(p.total as u64);
         bar.set_position(p.finished as u64);
+        let twentieths = p.finished * 20 / p.total.max(1);
+        if !on_terminal && twentieths > reported {
+            reported = twentieths;
+            eprintln!(
+                "curate: {}/{} samples, {} tokens in {:.0} s",
+                p.finished,
+                p.total,
+                p.tokens,
+                started.elapsed().as_secs_f64()
+            );
+        }
     };
-    let rates = pass_rates(
+    let curated = pass_rates(
         &pretrained.model,
         &tokenizer,
         &dataset,
@@ -111,7 +134,9 @@ fn run(args: Args) -> Result<()> {
         &mut progress,
     )?;
     bar.finish_and_clear();
-    let (easy, hard) = write_split(&args.data, &rates, args.threshold, &args.out)?;
+    let rates = &curated.rates;
+    let (easy, hard) = write_split(&args.data, args.limit, rates, args.threshold, &args.out)?;
+    curated.report.write(args.out.join("eval"))?;
     let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
     println!(
         "{} prompts, mean pass rate {:.3}: {easy} easy (> {}), {hard} hard → {}",

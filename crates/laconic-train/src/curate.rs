@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use laconic_eval::{evaluate, Benchmark, DatasetSpec, EvalConfig, PromptConfig};
+use laconic_eval::{evaluate, Benchmark, DatasetSpec, EvalConfig, EvalReport, PromptConfig};
 use laconic_model::{CausalLm, Tokenizer};
 use laconic_reward::Judge;
 use laconic_rollout::Observer;
@@ -15,8 +15,18 @@ use crate::run::write_atomic;
 /// The paper's threshold: Easy prompts have a pass rate above one half.
 pub const EASY_THRESHOLD: f64 = 0.5;
 
+/// What curating a dataset measured: each record's pass rate, and the evaluation it was counted from
+/// (its length quantiles by correctness are the model's natural lengths, which an `L_T` is set below).
+#[derive(Debug, Clone)]
+pub struct PassRates {
+    /// Per record of the dataset, in record order: the fraction of samples judged correct.
+    pub rates: Vec<f64>,
+    /// The evaluation of every sample at the largest budget.
+    pub report: EvalReport,
+}
+
 /// Pass rates per record of `dataset`: the fraction of `config.samples` samples judged correct within the
-/// largest budget of `config`, in record order.
+/// largest budget of `config`, in record order, with the evaluation they come from.
 ///
 /// # Errors
 /// An unreadable dataset, a tokenizer or generation failure.
@@ -28,7 +38,7 @@ pub fn pass_rates<B: Backend>(
     config: &EvalConfig,
     judge: &dyn Judge,
     observer: &mut dyn Observer,
-) -> Result<Vec<f64>> {
+) -> Result<PassRates> {
     let records = dataset.load()?;
     let bench = Benchmark::from_records(&dataset.name, &records, prompt, tokenizer)?;
     let mut config = config.clone();
@@ -40,20 +50,23 @@ pub fn pass_rates<B: Backend>(
             correct[sample.question_idx] += 1;
         }
     }
-    Ok(correct
+    let rates = correct
         .into_iter()
         .map(|c| c as f64 / config.samples as f64)
-        .collect())
+        .collect();
+    Ok(PassRates { rates, report })
 }
 
-/// Writes `easy.jsonl` (pass rate > `threshold`) and `hard.jsonl` (the rest) into `out_dir`: each input
-/// record unchanged plus a `pass_rate` field. Returns the two counts.
+/// Writes `easy.jsonl` (pass rate > `threshold`) and `hard.jsonl` (the rest) into `out_dir`: each of the
+/// first `limit` input records (all of them for `None`, as [`DatasetSpec::limit`]) unchanged plus a
+/// `pass_rate` field. Returns the two counts.
 ///
 /// # Errors
 /// When the dataset cannot be read, a line is not a JSON object (naming it), the rates do not match the
 /// records, or the output cannot be written.
 pub fn write_split(
     dataset: &Path,
+    limit: Option<usize>,
     rates: &[f64],
     threshold: f64,
     out_dir: &Path,
@@ -63,6 +76,7 @@ pub fn write_split(
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
+        .take(limit.unwrap_or(usize::MAX))
         .collect();
     if lines.len() != rates.len() {
         return Err(Error::RatesMismatch {
@@ -111,15 +125,20 @@ mod tests {
             "{\"q\": \"a\", \"x\": 1}\n\n{\"q\": \"b\"}\n{\"q\": \"c\"}\n",
         )
         .unwrap();
-        let (easy, hard) = write_split(&data, &[0.75, 0.5, 0.0], EASY_THRESHOLD, &dir).unwrap();
+        let (easy, hard) =
+            write_split(&data, None, &[0.75, 0.5, 0.0], EASY_THRESHOLD, &dir).unwrap();
         assert_eq!((easy, hard), (1, 2));
         let easy = std::fs::read_to_string(dir.join("easy.jsonl")).unwrap();
         assert_eq!(easy, "{\"pass_rate\":0.75,\"q\":\"a\",\"x\":1}\n");
         let hard = std::fs::read_to_string(dir.join("hard.jsonl")).unwrap();
         assert!(hard.contains("\"b\"") && hard.contains("\"pass_rate\":0.5"));
-        assert!(write_split(&data, &[0.1], EASY_THRESHOLD, &dir).is_err());
+        assert!(write_split(&data, None, &[0.1], EASY_THRESHOLD, &dir).is_err());
+        let (easy, hard) = write_split(&data, Some(2), &[0.1, 0.9], EASY_THRESHOLD, &dir).unwrap();
+        assert_eq!((easy, hard), (1, 1), "only the first two records are split");
+        let easy = std::fs::read_to_string(dir.join("easy.jsonl")).unwrap();
+        assert_eq!(easy, "{\"pass_rate\":0.9,\"q\":\"b\"}\n");
         std::fs::write(&data, "{\"q\": 1}\nnot json\n").unwrap();
-        let err = write_split(&data, &[0.1, 0.2], EASY_THRESHOLD, &dir)
+        let err = write_split(&data, None, &[0.1, 0.2], EASY_THRESHOLD, &dir)
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");
