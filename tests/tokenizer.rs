@@ -101,3 +101,36 @@ fn malformed_tokenizer_file_is_named() {
         .to_string();
     assert!(err.contains("broken/tokenizer.json"), "{err}");
 }
+
+/// A checkpoint folder carries its run's chat template: `Tokenizer::save` writes `tokenizer.json` and
+/// the template with its special tokens as `tokenizer_config.json`, and the folder loads back rendering
+/// every family's template as before (a LoRA checkpoint of a real model once lost it, so `eval` of the
+/// checkpoint refused to render chat prompts).
+#[test]
+fn saved_tokenizer_keeps_its_chat_template() {
+    let fixtures = root().join("tests/fixtures/chat/templates");
+    let dir = std::env::temp_dir().join(format!("laconic-tokenizer-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let messages = [Message::system("Be brief."), Message::user("1+1?")];
+    for family in ["qwen2_5", "llama3_1", "smollm2", "deepseek_r1_distill"] {
+        let template = ChatTemplate::from_file(fixtures.join(format!("{family}.json"))).unwrap();
+        let tok = qwen3_tokenizer().with_chat_template(template.clone());
+        tok.save(&dir).unwrap();
+        let loaded = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+        let reloaded = loaded
+            .chat_template()
+            .expect("the folder carries the template");
+        assert_eq!(
+            reloaded.render(&messages, true, true).unwrap(),
+            template.render(&messages, true, true).unwrap(),
+            "{family}"
+        );
+        assert_eq!(reloaded.eos_token(), template.eos_token(), "{family}");
+        assert_eq!(loaded.stop_ids(), tok.stop_ids(), "{family}");
+        assert_eq!(
+            loaded.encode("12 × 7").unwrap(),
+            tok.encode("12 × 7").unwrap()
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -204,6 +204,7 @@ fn every_shipped_config_loads_with_the_paper_settings() {
         [
             "demo",
             "demo-sft",
+            "qwen2.5-coder-0.5b-gsm8k",
             "qwen3-0.6b",
             "qwen3-1.7b",
             "qwen3-4b-instruct",
@@ -213,19 +214,32 @@ fn every_shipped_config_loads_with_the_paper_settings() {
         ]
     );
 
-    // The real-checkpoint CPU recipe: LoRA on all seven projections, L_T below L_R.
-    let smol = RunConfig::load(&root().join("configs/smollm2-135m-gsm8k.toml"), &[]).unwrap();
-    let lora = smol
-        .model
-        .lora
-        .as_ref()
-        .expect("the SmolLM2 recipe trains LoRA adapters");
-    assert_eq!((lora.rank, lora.target_modules.len()), (16, 7));
+    // The real-checkpoint CPU recipes: LoRA on all seven projections, L_T below L_R; the Qwen2.5 one
+    // trains on the Easy split `curate` writes and skips no evaluation before training.
+    for name in ["smollm2-135m-gsm8k", "qwen2.5-coder-0.5b-gsm8k"] {
+        let real = RunConfig::load(&root().join(format!("configs/{name}.toml")), &[]).unwrap();
+        let lora = real
+            .model
+            .lora
+            .as_ref()
+            .unwrap_or_else(|| panic!("the {name} recipe trains LoRA adapters"));
+        assert_eq!((lora.rank, lora.target_modules.len()), (16, 7), "{name}");
+        assert!(
+            matches!(&real.reward.shaper, laconic::reward::RewardConfig::Truncation(t)
+                if t.l_t < real.rollout.sampling.max_tokens),
+            "{name}: {:?}",
+            real.reward
+        );
+        assert!(real.train.val_before_train, "{name}");
+    }
+    let qwen = RunConfig::load(&root().join("configs/qwen2.5-coder-0.5b-gsm8k.toml"), &[]).unwrap();
+    let DataConfig::Jsonl(data) = &qwen.data else {
+        panic!("the Qwen2.5 recipe reads a JSONL split")
+    };
     assert!(
-        matches!(&smol.reward.shaper, laconic::reward::RewardConfig::Truncation(t)
-            if t.l_t < smol.rollout.sampling.max_tokens),
+        data.dataset.path.ends_with("easy.jsonl"),
         "{:?}",
-        smol.reward
+        data.dataset.path
     );
 
     // The ablation backbone: L_R = 16k, L_T = 4k, N = 8, ~800 steps, R1-Distill's own chat template.

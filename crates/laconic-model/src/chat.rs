@@ -209,6 +209,29 @@ impl ChatTemplate {
         )
     }
 
+    /// Writes the template into `dir` as a `tokenizer_config.json` holding `chat_template` and the
+    /// special tokens it was read with: what [`ChatTemplate::from_folder`] and transformers'
+    /// `AutoTokenizer` read back. A checkpoint folder carries it beside its `tokenizer.json`.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write_tokenizer_config(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
+        let mut config = serde_json::Map::new();
+        config.insert("chat_template".into(), self.source.clone().into());
+        for (key, token) in [
+            ("bos_token", &self.bos_token),
+            ("eos_token", &self.eos_token),
+        ] {
+            if let Some(token) = token {
+                config.insert(key.into(), token.clone().into());
+            }
+        }
+        let path = dir.as_ref().join(TOKENIZER_CONFIG);
+        let text = serde_json::to_string_pretty(&config).expect("a JSON object serialises");
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+
     /// The template's end-of-sequence token (`eos_token`), which ends an assistant turn in most
     /// templates.
     pub fn eos_token(&self) -> Option<&str> {

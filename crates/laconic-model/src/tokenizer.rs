@@ -77,6 +77,26 @@ impl Tokenizer {
         self
     }
 
+    /// Writes `tokenizer.json` into `dir`, and the chat template as `tokenizer_config.json` when the
+    /// tokenizer has one ([`ChatTemplate::write_tokenizer_config`]): a checkpoint folder that
+    /// [`Tokenizer::from_file`] loads with the same template.
+    ///
+    /// # Errors
+    /// When the tokenizer does not serialise or a file cannot be written.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let path = dir.join("tokenizer.json");
+        let text = self.inner.to_string(false).map_err(|e| Error::Tokenizer {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        if let Some(template) = &self.chat_template {
+            template.write_tokenizer_config(dir)?;
+        }
+        Ok(())
+    }
+
     /// The underlying `tokenizers` object.
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner

@@ -811,17 +811,13 @@ impl<B: LogprobBackend> RlTrainer<B> {
         Ok(Some(dir))
     }
 
+    /// `tokenizer.json` and the chat template (`tokenizer_config.json`), so that `eval`, `generate`
+    /// and `--merge` render a checkpoint's prompts as the run did.
     fn write_tokenizer(&self, dir: &std::path::Path) -> Result<()> {
-        let tokenizer =
-            self.tokenizer
-                .inner()
-                .to_string(false)
-                .map_err(|e| Error::TokenizerSave {
-                    path: dir.to_path_buf(),
-                    message: e.to_string(),
-                })?;
-        let path = dir.join("tokenizer.json");
-        std::fs::write(&path, tokenizer).map_err(|e| Error::io(&path, e))
+        self.tokenizer.save(dir).map_err(|e| Error::TokenizerSave {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// The base model an adapter checkpoint of `run` names: the `[model] path` folder, or for a

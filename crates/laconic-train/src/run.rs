@@ -523,7 +523,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes the policy of `checkpoint` (a full checkpoint, or a LoRA adapter folder with its base) as a
 /// full Hugging Face checkpoint in `out`, adapters folded into the weights, with the checkpoint's
-/// tokenizer: what `train --merge` writes.
+/// tokenizer, chat template and generation config: what `train --merge` writes.
 ///
 /// # Errors
 /// A checkpoint that does not load, or a file that cannot be written.
@@ -534,10 +534,17 @@ pub fn export_merged<B: burn::prelude::Backend>(
 ) -> Result<()> {
     let model = laconic_model::load_model::<B>(checkpoint, device)?;
     laconic_model::save_pretrained(&model, out)?;
-    let tokenizer = checkpoint.join("tokenizer.json");
-    if tokenizer.is_file() {
-        let target = out.join("tokenizer.json");
-        std::fs::copy(&tokenizer, &target).map_err(|e| Error::io(&target, e))?;
+    for file in [
+        "tokenizer.json",
+        laconic_model::TOKENIZER_CONFIG,
+        laconic_model::CHAT_TEMPLATE_FILE,
+        "generation_config.json",
+    ] {
+        let source = checkpoint.join(file);
+        if source.is_file() {
+            let target = out.join(file);
+            std::fs::copy(&source, &target).map_err(|e| Error::io(&target, e))?;
+        }
     }
     Ok(())
 }
