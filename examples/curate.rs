@@ -135,7 +135,7 @@ fn run(args: Args) -> Result<()> {
     )?;
     bar.finish_and_clear();
     let rates = &curated.rates;
-    let (easy, hard) = write_split(&args.data, args.limit, rates, args.threshold, &args.out)?;
+    let (easy, hard) = write_split(&dataset, rates, args.threshold, &args.out)?;
     curated.report.write(args.out.join("eval"))?;
     let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
     println!(

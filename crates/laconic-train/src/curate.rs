@@ -57,20 +57,20 @@ pub fn pass_rates<B: Backend>(
     Ok(PassRates { rates, report })
 }
 
-/// Writes `easy.jsonl` (pass rate > `threshold`) and `hard.jsonl` (the rest) into `out_dir`: each of the
-/// first `limit` input records (all of them for `None`, as [`DatasetSpec::limit`]) unchanged plus a
-/// `pass_rate` field. Returns the two counts.
+/// Writes `easy.jsonl` (pass rate > `threshold`) and `hard.jsonl` (the rest) into `out_dir`: each record
+/// of `dataset` that [`pass_rates`] read (its file's first [`DatasetSpec::limit`] records) unchanged plus
+/// a `pass_rate` field. Returns the two counts.
 ///
 /// # Errors
 /// When the dataset cannot be read, a line is not a JSON object (naming it), the rates do not match the
 /// records, or the output cannot be written.
 pub fn write_split(
-    dataset: &Path,
-    limit: Option<usize>,
+    dataset: &DatasetSpec,
     rates: &[f64],
     threshold: f64,
     out_dir: &Path,
 ) -> Result<(usize, usize)> {
+    let (dataset, limit) = (dataset.path.as_path(), dataset.limit);
     let text = std::fs::read_to_string(dataset).map_err(|e| Error::io(dataset, e))?;
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -125,20 +125,22 @@ mod tests {
             "{\"q\": \"a\", \"x\": 1}\n\n{\"q\": \"b\"}\n{\"q\": \"c\"}\n",
         )
         .unwrap();
-        let (easy, hard) =
-            write_split(&data, None, &[0.75, 0.5, 0.0], EASY_THRESHOLD, &dir).unwrap();
+        let mut spec = DatasetSpec::from_path(&data);
+        let (easy, hard) = write_split(&spec, &[0.75, 0.5, 0.0], EASY_THRESHOLD, &dir).unwrap();
         assert_eq!((easy, hard), (1, 2));
         let easy = std::fs::read_to_string(dir.join("easy.jsonl")).unwrap();
         assert_eq!(easy, "{\"pass_rate\":0.75,\"q\":\"a\",\"x\":1}\n");
         let hard = std::fs::read_to_string(dir.join("hard.jsonl")).unwrap();
         assert!(hard.contains("\"b\"") && hard.contains("\"pass_rate\":0.5"));
-        assert!(write_split(&data, None, &[0.1], EASY_THRESHOLD, &dir).is_err());
-        let (easy, hard) = write_split(&data, Some(2), &[0.1, 0.9], EASY_THRESHOLD, &dir).unwrap();
+        assert!(write_split(&spec, &[0.1], EASY_THRESHOLD, &dir).is_err());
+        spec.limit = Some(2);
+        let (easy, hard) = write_split(&spec, &[0.1, 0.9], EASY_THRESHOLD, &dir).unwrap();
         assert_eq!((easy, hard), (1, 1), "only the first two records are split");
         let easy = std::fs::read_to_string(dir.join("easy.jsonl")).unwrap();
         assert_eq!(easy, "{\"pass_rate\":0.9,\"q\":\"b\"}\n");
         std::fs::write(&data, "{\"q\": 1}\nnot json\n").unwrap();
-        let err = write_split(&data, None, &[0.1, 0.2], EASY_THRESHOLD, &dir)
+        spec.limit = None;
+        let err = write_split(&spec, &[0.1, 0.2], EASY_THRESHOLD, &dir)
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");

@@ -97,14 +97,6 @@ pub enum Error {
     /// Neither the model folder nor the config gives a tokenizer.
     #[error("no tokenizer: the model folder has no tokenizer.json; set `model.tokenizer`")]
     NoTokenizer,
-    /// The tokenizer could not be written into a checkpoint.
-    #[error("failed to serialise the tokenizer into `{path}`: {message}")]
-    TokenizerSave {
-        /// The checkpoint folder.
-        path: PathBuf,
-        /// The tokenizers library's message.
-        message: String,
-    },
     /// A value could not be encoded as JSON for the workers' exchange.
     #[error("failed to encode {what} for the other workers")]
     Encode {

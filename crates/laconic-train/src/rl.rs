@@ -814,10 +814,7 @@ impl<B: LogprobBackend> RlTrainer<B> {
     /// `tokenizer.json` and the chat template (`tokenizer_config.json`), so that `eval`, `generate`
     /// and `--merge` render a checkpoint's prompts as the run did.
     fn write_tokenizer(&self, dir: &std::path::Path) -> Result<()> {
-        self.tokenizer.save(dir).map_err(|e| Error::TokenizerSave {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        })
+        Ok(self.tokenizer.save(dir)?)
     }
 
     /// The base model an adapter checkpoint of `run` names: the `[model] path` folder, or for a

@@ -523,7 +523,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes the policy of `checkpoint` (a full checkpoint, or a LoRA adapter folder with its base) as a
 /// full Hugging Face checkpoint in `out`, adapters folded into the weights, with the checkpoint's
-/// tokenizer, chat template and generation config: what `train --merge` writes.
+/// tokenizer and chat template ([`laconic_model::Tokenizer::save`], as checkpoints are written): what
+/// `train --merge` writes.
 ///
 /// # Errors
 /// A checkpoint that does not load, or a file that cannot be written.
@@ -534,17 +535,9 @@ pub fn export_merged<B: burn::prelude::Backend>(
 ) -> Result<()> {
     let model = laconic_model::load_model::<B>(checkpoint, device)?;
     laconic_model::save_pretrained(&model, out)?;
-    for file in [
-        "tokenizer.json",
-        laconic_model::TOKENIZER_CONFIG,
-        laconic_model::CHAT_TEMPLATE_FILE,
-        "generation_config.json",
-    ] {
-        let source = checkpoint.join(file);
-        if source.is_file() {
-            let target = out.join(file);
-            std::fs::copy(&source, &target).map_err(|e| Error::io(&target, e))?;
-        }
+    let tokenizer = checkpoint.join("tokenizer.json");
+    if tokenizer.is_file() {
+        laconic_model::Tokenizer::from_file(&tokenizer)?.save(out)?;
     }
     Ok(())
 }
